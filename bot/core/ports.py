@@ -1,0 +1,145 @@
+"""Ports: the Protocols the pipeline depends on, implemented outside ``bot/core``.
+
+``bot/wiring.py`` picks the implementations; tests pass fakes with the same shape instead
+of patching import paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from bot.core.types import AccessScope, Generation, GenerationRequest, Principal, SourceChunk
+
+if TYPE_CHECKING:
+    from bot.config import Department
+
+ProgressFn = Callable[[int, int, str], None]
+"""Indexing progress: (files done, files total, current file)."""
+
+DeltaFn = Callable[[str], None]
+"""Receives text deltas while a generator streams."""
+
+
+class Directory(Protocol):
+    """Identity: e-mail → groups. Adapters resolve platform ids to e-mail first."""
+
+    def principal(self, email: str) -> Principal | None:
+        """The person for this e-mail, or None when the address is not valid."""
+        ...
+
+
+class Retriever(Protocol):
+    """Access-filtered retrieval over one department's index."""
+
+    def retrieve(self, query: str, scope: AccessScope, *, top_k: int = 8) -> list[SourceChunk]:
+        """Chunks visible to ``scope`` only, best first.
+
+        ``SourceChunk.score`` is a calibrated relevance in 0..1 that is comparable across
+        queries and departments (the pipeline uses it for confidence and routing).
+        Implementations must filter inside the query, not only afterwards.
+        """
+        ...
+
+    def index_version(self, department: str) -> str | None:
+        """Opaque version of the department's current index; None when there is none."""
+        ...
+
+
+@dataclass(frozen=True)
+class FailedFile:
+    path: str
+    reason: str  # short, human: "not a valid PDF", "empty file", "not UTF-8 text"
+
+
+@dataclass(frozen=True)
+class IndexReport:
+    """What one refresh changed; rendered by the CLI, Slack and Teams alike."""
+
+    department: str
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    failed: tuple[FailedFile, ...] = ()
+    chunks: int = 0
+    seconds: float = 0.0
+    version: str = ""
+
+    @property
+    def total_files(self) -> int:
+        return self.added + self.changed + self.unchanged + len(self.failed)
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    department: str
+    version: str | None
+    documents: int = 0
+    chunks: int = 0
+    built_at: datetime | None = None
+    stale: bool = True  # files changed since the last build (or never built)
+    failed: tuple[FailedFile, ...] = field(default_factory=tuple)
+
+
+class Indexer(Protocol):
+    """Builds and refreshes department indexes (incremental, crash-safe)."""
+
+    def refresh(self, department: Department, *, progress: ProgressFn | None = None) -> IndexReport:
+        ...
+
+    def status(self, department: Department) -> IndexStatus:
+        ...
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """Turns numbered sources into an answer that cites them as [n]."""
+
+    name: str
+
+    def generate(self, request: GenerationRequest, *, on_delta: DeltaFn | None = None) -> Generation:
+        """Answer from ``request.sources`` only. Streamers call ``on_delta`` per chunk."""
+        ...
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One row per request, allowed or denied. Document ids, never document text."""
+
+    request_id: str
+    time: datetime
+    user: str
+    platform: str
+    decision: str  # "allowed" | "denied"
+    rule: str
+    status: str
+    department: str | None = None
+    template: str | None = None
+    question: str = ""  # the asker's own words (erasable; encryptable later)
+    doc_ids: Sequence[str] = ()
+    generator: str = ""
+    model: str = ""
+    route: str = ""
+    route_reason: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+    confidence: float = 0.0
+    retrieve_ms: float = 0.0
+    generate_ms: float = 0.0
+    latency_ms: float = 0.0
+    cache_hit: bool = False
+    channel: str | None = None
+    error: str = ""  # error class name only, never exception text
+
+
+class AuditLog(Protocol):
+    def record(self, entry: AuditEntry) -> None:
+        ...
+
+    def record_feedback(self, request_id: str, user: str, value: str, reason: str = "") -> None:
+        """Store 👍/👎 ("up"/"down") for an answer, keyed by its request id."""
+        ...
