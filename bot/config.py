@@ -31,9 +31,7 @@ def normalize_entry(entry: str) -> str:
 def check_entries(entries: list[str]) -> list[str]:
     bad = [e for e in entries if not ENTRY_RE.match(e.strip())]
     if bad:
-        raise ValueError(
-            f"{bad[0]!r} is not an access entry; use an e-mail, '*@domain', 'group:NAME' or '*'"
-        )
+        raise ValueError(f"{bad[0]!r} is not an access entry; use an e-mail, '*@domain', 'group:NAME' or '*'")
     return [normalize_entry(e) for e in entries]
 
 
@@ -105,9 +103,7 @@ class Department(_Strict):
         try:
             return Classification.parse(str(v))
         except KeyError:
-            raise ValueError(
-                f"{v!r} is not one of public, internal, confidential, restricted"
-            ) from None
+            raise ValueError(f"{v!r} is not one of public, internal, confidential, restricted") from None
 
     @field_validator("admins", "ask")
     @classmethod
@@ -290,7 +286,9 @@ def load_company(root: Path) -> Company:
             raise ConfigError("must be a mapping of field: value", file=path, line=1)
         if "name" in data or "source_file" in data:
             key = "name" if "name" in data else "source_file"
-            raise ConfigError("is taken from the file name; remove it", file=path, line=lines.get((key,)), field=key)
+            raise ConfigError(
+                "is taken from the file name; remove it", file=path, line=lines.get((key,)), field=key
+            )
         try:
             dept = Department.model_validate({**data, "name": name, "source_file": path})
         except ValidationError as exc:

@@ -105,7 +105,9 @@ class AccessPolicy:
     def scope(self, principal: Principal, dept: Department) -> AccessScope:
         return AccessScope(department=dept.name, keys=principal.keys)
 
-    def channel_keys(self, dept: Department, channel: str | None, audience: tuple[str, ...] | None) -> frozenset[str]:
+    def channel_keys(
+        self, dept: Department, channel: str | None, audience: tuple[str, ...] | None
+    ) -> frozenset[str]:
         """Access keys that *everyone* in a channel is guaranteed to hold.
 
         A channel's readers are described by an audience list (from the adapter or the

@@ -11,7 +11,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from bot.core.types import AccessScope, Generation, GenerationRequest, Principal, SourceChunk
+from bot.core.types import (
+    AccessScope,
+    Answer,
+    Classification,
+    Generation,
+    GenerationRequest,
+    Principal,
+    SourceChunk,
+)
 
 if TYPE_CHECKING:
     from bot.config import Department
@@ -87,11 +95,9 @@ class IndexStatus:
 class Indexer(Protocol):
     """Builds and refreshes department indexes (incremental, crash-safe)."""
 
-    def refresh(self, department: Department, *, progress: ProgressFn | None = None) -> IndexReport:
-        ...
+    def refresh(self, department: Department, *, progress: ProgressFn | None = None) -> IndexReport: ...
 
-    def status(self, department: Department) -> IndexStatus:
-        ...
+    def status(self, department: Department) -> IndexStatus: ...
 
 
 @runtime_checkable
@@ -137,9 +143,28 @@ class AuditEntry:
 
 
 class AuditLog(Protocol):
-    def record(self, entry: AuditEntry) -> None:
-        ...
+    def record(self, entry: AuditEntry) -> None: ...
 
     def record_feedback(self, request_id: str, user: str, value: str, reason: str = "") -> None:
         """Store 👍/👎 ("up"/"down") for an answer, keyed by its request id."""
         ...
+
+
+class SensitivityClassifier(Protocol):
+    """Labels a request's own text (PII, secrets, department keywords).
+
+    The pipeline takes the highest of this, the department's classification and the
+    retrieved documents' labels; an exception here counts as RESTRICTED (fail closed).
+    """
+
+    def classify(self, text: str, department: Department) -> tuple[Classification, tuple[str, ...]]:
+        """(label, reasons) — reasons are detector names like "payment-card", never matched text."""
+        ...
+
+
+class AnswerCache(Protocol):
+    """Answers keyed by ``bot.core.cachekey``; implementations own TTL and eviction."""
+
+    def get(self, key: str) -> Answer | None: ...
+
+    def put(self, key: str, answer: Answer) -> None: ...

@@ -29,7 +29,7 @@ class Classification(enum.IntEnum):
         return self.name.lower()
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """What kind of answer this is; adapters render each differently."""
 
     ANSWERED = "answered"
@@ -173,6 +173,9 @@ class GenerationRequest:
     task: str = "question"  # "question" | "template:<name>"
     tier: str | None = None  # "small" | "large" | None (router decides)
     classification: Classification = Classification.INTERNAL
+    user: str = ""  # asker's e-mail, for budgets and usage rows
+    route: str | None = None  # department pin: "auto" | "cloud" | "private"
+    label_reasons: tuple[str, ...] = ()  # why the classification is what it is
 
 
 @dataclass(frozen=True)

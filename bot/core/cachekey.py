@@ -1,0 +1,48 @@
+"""The answer-cache key: what must match for a cached answer to be reusable.
+
+The asker's access keys are part of the key, so two people whose access differs never
+share an entry; the index version is part of it, so a refresh invalidates by itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from collections.abc import Iterable
+
+
+def normalize_question(text: str) -> str:
+    """Case, accents, punctuation and spacing do not make a different question."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = re.sub(r"[^\w\s]", " ", text)
+    return " ".join(text.split())
+
+
+def access_fingerprint(keys: Iterable[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:32]
+
+
+def cache_key(
+    *,
+    question: str,
+    department: str,
+    access_keys: Iterable[str],
+    index_version: str,
+    template: str = "",
+    in_channel: bool = False,
+    history: tuple[str, ...] = (),
+) -> str:
+    payload = json.dumps(
+        [
+            normalize_question(question),
+            department,
+            access_fingerprint(access_keys),
+            index_version,
+            template,
+            in_channel,
+            [normalize_question(h) for h in history],
+        ]
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()

@@ -1,0 +1,100 @@
+"""Validate ``[n]`` markers against the sources and compute confidence.
+
+Generators (extractive or LLM) number sources 1..k in the order given. Whatever they
+write, only markers that point at a real source survive; citations are renumbered in
+order of first use so the reader sees [1], [2], … and every number under the answer was
+actually cited. An answer with no valid citation is low-confidence by definition.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.core.types import Citation, SourceChunk
+
+MARKER_RE = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+SENTENCE_RE = re.compile(r"[^.!?\n]+[.!?]?")
+SNIPPET_CHARS = 240
+
+
+@dataclass(frozen=True)
+class CitedText:
+    text: str
+    citations: tuple[Citation, ...]
+    coverage: float  # share of sentences carrying at least one valid citation
+    dangling: int  # markers removed because no such source exists
+
+
+def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
+    """A one-line excerpt for hover cards and source lists."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat[:limit].rsplit(" ", 1)[0]
+    return cut + "…"
+
+
+def validate(text: str, sources: Sequence[SourceChunk]) -> CitedText:
+    """Drop dangling markers, renumber the rest by first use, build Citation objects."""
+    order: dict[int, int] = {}  # source index (1-based) → new number
+    dangling = 0
+
+    def renumber(match: re.Match[str]) -> str:
+        nonlocal dangling
+        kept: list[int] = []
+        for raw in match.group(1).split(","):
+            n = int(raw)
+            if 1 <= n <= len(sources):
+                if n not in order:
+                    order[n] = len(order) + 1
+                if order[n] not in kept:
+                    kept.append(order[n])
+            else:
+                dangling += 1
+        return "".join(f"[{k}]" for k in kept)
+
+    cleaned = MARKER_RE.sub(renumber, text)
+    cleaned = re.sub(r"[ \t]+([.,;:!?])", r"\1", cleaned)
+    cleaned = re.sub(r"[ \t]{2,}", " ", cleaned).strip()
+    citations = tuple(
+        Citation(
+            n=new,
+            title=sources[old - 1].title,
+            path=sources[old - 1].path,
+            department=sources[old - 1].department,
+            score=sources[old - 1].score,
+            snippet=snippet(sources[old - 1].text),
+            anchor=sources[old - 1].anchor,
+            modified=sources[old - 1].modified,
+            doc_id=sources[old - 1].doc_id,
+            chunk_id=sources[old - 1].chunk_id,
+        )
+        for old, new in sorted(order.items(), key=lambda kv: kv[1])
+    )
+    sentences = [s for s in SENTENCE_RE.findall(cleaned) if len(s.strip()) > 3]
+    covered = 0
+    for s in sentences:
+        if MARKER_RE.search(s):
+            covered += 1
+    # A marker often trails the period: "… per year. [1]" — count the sentence before it.
+    trailing = len(re.findall(r"[.!?]\s*\[\d+\]", cleaned))
+    coverage = min(1.0, (covered + trailing) / len(sentences)) if sentences else 0.0
+    return CitedText(text=cleaned, citations=citations, coverage=coverage, dangling=dangling)
+
+
+def confidence(sources: Sequence[SourceChunk], cited: CitedText) -> float:
+    """0..1 from retrieval strength and how much of the answer is cited.
+
+    Retrieval scores are calibrated by the retriever; the best cited source matters most,
+    and an answer with no valid citation is capped low whatever the retriever said.
+    """
+    if not sources:
+        return 0.0
+    top = max(s.score for s in sources)
+    if not cited.citations:
+        return round(min(0.3, top * 0.5), 3)
+    cited_best = max(c.score for c in cited.citations)
+    base = 0.6 * cited_best + 0.4 * top
+    return round(max(0.0, min(1.0, base * (0.75 + 0.25 * cited.coverage))), 3)

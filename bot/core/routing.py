@@ -1,0 +1,91 @@
+"""Pick the department a question goes to.
+
+Order of precedence: an explicit department, the department owning a template, a channel
+mapping, then the best match among the departments the asker may ask. "Best match" uses
+the retriever's calibrated scores with the asker's own scope, so a department the person
+cannot see never influences the choice, and its documents never leave retrieval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.config import Company, Department
+from bot.core.ports import Retriever
+from bot.core.types import AccessScope, Message, SourceChunk
+from bot.errors import UsageError
+
+CLOSE_MARGIN = 0.05  # two departments within this score are "close": the answer names both
+
+
+@dataclass(frozen=True)
+class Route:
+    department: Department
+    how: str  # explicit | template | channel | auto | only
+    alternative: Department | None = None  # a close runner-up (auto only)
+    probe: tuple[SourceChunk, ...] = ()  # chunks already retrieved while choosing
+
+
+def template_owner(company: Company, template: str, department: str | None) -> Department:
+    """The department whose template this is; ambiguous names need --department."""
+    if department is not None:
+        dept = company.department(department)
+        if template not in dept.templates:
+            raise UsageError(f"{dept.title} has no template {template!r}.")
+        return dept
+    owners = [d for d in company if template in d.templates]
+    if not owners:
+        raise UsageError(f"No department has a template {template!r}.")
+    if len(owners) > 1:
+        names = ", ".join(d.name for d in owners)
+        raise UsageError(f"Template {template!r} exists in {names}; choose one with --department.")
+    return owners[0]
+
+
+def channel_department(company: Company, platform: str, channel: str | None) -> Department | None:
+    if channel is None:
+        return None
+    for dept in company:
+        chans = (
+            dept.channels.slack if platform == "slack" else dept.channels.teams if platform == "teams" else []
+        )
+        if channel in chans:
+            return dept
+    return None
+
+
+def explicit_route(company: Company, message: Message) -> Route | None:
+    """A route that needs no retrieval, or None when the choice is automatic."""
+    if message.template:
+        return Route(template_owner(company, message.template, message.department), "template")
+    if message.department:
+        return Route(company.department(message.department), "explicit")
+    dept = channel_department(company, message.platform, message.channel)
+    if dept is not None:
+        return Route(dept, "channel")
+    return None
+
+
+def best_department(
+    query: str,
+    candidates: Sequence[Department],
+    scopes: dict[str, AccessScope],
+    retriever: Retriever,
+    *,
+    top_k: int,
+) -> Route:
+    """Retrieve in every askable department and keep the strongest top score."""
+    if len(candidates) == 1:
+        dept = candidates[0]
+        return Route(dept, "only", probe=tuple(retriever.retrieve(query, scopes[dept.name], top_k=top_k)))
+    ranked: list[tuple[float, Department, list[SourceChunk]]] = []
+    for dept in candidates:
+        chunks = retriever.retrieve(query, scopes[dept.name], top_k=top_k)
+        top = max((c.score for c in chunks), default=0.0)
+        ranked.append((top, dept, chunks))
+    ranked.sort(key=lambda r: r[0], reverse=True)
+    best_score, best, chunks = ranked[0]
+    runner = ranked[1]
+    alternative = runner[1] if best_score - runner[0] <= CLOSE_MARGIN and runner[0] > 0 else None
+    return Route(best, "auto", alternative=alternative, probe=tuple(chunks))
