@@ -1,0 +1,55 @@
+"""Shared fixtures: a tiny company on disk and an Assistant wired with fakes.
+
+Sockets beyond loopback are blocked for every test by pytest-socket (see pyproject).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import Company
+from bot.core.pipeline import Assistant
+from bot.llm.extractive import ExtractiveGenerator
+from tests.fakes import (
+    FakeIndexer,
+    FakeRetriever,
+    MemoryAudit,
+    RecordingGenerator,
+    chunks_from_folder,
+    make_company,
+)
+
+
+@pytest.fixture
+def company(tmp_path: Path) -> Company:
+    return make_company(tmp_path)
+
+
+@pytest.fixture
+def retriever(company: Company) -> FakeRetriever:
+    return FakeRetriever([c for d in company for c in chunks_from_folder(d)])
+
+
+@pytest.fixture
+def audit() -> MemoryAudit:
+    return MemoryAudit()
+
+
+@pytest.fixture
+def generator() -> RecordingGenerator:
+    return RecordingGenerator(ExtractiveGenerator())
+
+
+@pytest.fixture
+def assistant(
+    company: Company, retriever: FakeRetriever, audit: MemoryAudit, generator: RecordingGenerator
+) -> Assistant:
+    return Assistant(
+        company=company,
+        retriever=retriever,
+        indexer=FakeIndexer(),
+        generator=generator,
+        audit=audit,
+    )
