@@ -1,0 +1,285 @@
+"""``deptbot`` commands: parse, call the library, print. Nothing else lives here.
+
+Exit codes: 0 answered (including "I don't know"), 2 usage or configuration error,
+3 access denied, 1 anything unexpected (with a request id, never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from bot.core.types import Message, Status, Turn
+from bot.errors import AccessDenied, ConfigError, DeptbotError, UsageError
+from bot.settings import Settings
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DENIED = 0, 1, 2, 3
+CHAT_HISTORY_TURNS = 6
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text + "\n")
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[int, int, str], None]]:
+    """A rich progress bar on stderr (quiet when stderr is not a terminal)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("files"))
+    with Progress(*columns, TimeElapsedColumn(), console=console, transient=False) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int, current: str) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+# ── commands ─────────────────────────────────────────────────────────────────────────
+
+
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.config import load_company
+
+    company = load_company(settings.departments_dir)
+    _out(f"{len(company.departments)} departments, {len(company.groups)} groups — configuration OK")
+    for dept in company:
+        files = sum(1 for p in dept.knowledge.rglob("*") if p.is_file() and not p.name.startswith((".", "_")))
+        _out(
+            f"  {dept.name:<12} {dept.title:<24} {dept.classification.label:<12} "
+            f"{files:>4} files  {len(dept.templates)} templates  route {dept.route}"
+        )
+    for line in _provider_lines(settings):
+        _out(line)
+    return EXIT_OK
+
+
+def _provider_lines(settings: Settings) -> list[str]:
+    try:
+        from bot.llm.factory import provider_status
+    except ImportError:
+        return ["providers: extractive (offline) only"]
+    lines = ["providers:"]
+    for name, configured, detail in provider_status(settings):
+        lines.append(f"  {name:<12} {'configured' if configured else 'not configured':<15} {detail}")
+    return lines
+
+
+def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.adapters.console import report_table
+    from bot.wiring import build
+
+    wired = build(settings)
+    names = args.departments or list(wired.company.departments)
+    reports = []
+    for name in names:
+        dept = wired.company.department(name)
+        with _progress(f"Indexing {dept.title}") as progress:
+            reports.append(wired.knowledge.refresh(dept, progress=progress))
+    _out(report_table(reports))
+    return EXIT_OK
+
+
+def _ask_once(args: argparse.Namespace, settings: Settings, message: Message) -> int:
+    from bot.adapters.console import render_json, render_text
+    from bot.wiring import build
+
+    wired = build(settings)
+    with _progress("Indexing") as progress:
+        wired.assistant.index_progress = progress
+        answer = wired.assistant.ask(message)
+    _out(render_json(answer) if args.json else render_text(answer))
+    if answer.status == Status.DENIED:
+        return EXIT_DENIED
+    return EXIT_ERROR if answer.status == Status.ERROR else EXIT_OK
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    question = " ".join(args.question)
+    return _ask_once(
+        args, settings, Message(user_id=args.user, email=args.user, text=question, department=args.department)
+    )
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    message = Message(
+        user_id=args.user,
+        email=args.user,
+        text=args.input,
+        department=args.department,
+        template=args.template,
+    )
+    return _ask_once(args, settings, message)
+
+
+def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.adapters.console import render_text
+    from bot.wiring import build
+
+    wired = build(settings)
+    names = ", ".join(d.name for d in wired.assistant.departments_for(args.user)) or "none"
+    _out(f"deptbot chat as {args.user} — departments you can ask: {names}")
+    _out("Type a question; '/dept NAME' to pin a department, '/dept' to unpin, '/quit' to leave.")
+    history: list[Turn] = []
+    department: str | None = args.department
+    while True:
+        try:
+            line = input("you> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            _out()
+            return EXIT_OK
+        if not line:
+            continue
+        if line in ("/quit", "/exit"):
+            return EXIT_OK
+        if line.startswith("/dept"):
+            department = line[5:].strip() or None
+            _out(f"department: {department or 'automatic'}")
+            continue
+        message = Message(
+            user_id=args.user,
+            email=args.user,
+            text=line,
+            department=department,
+            history=tuple(history[-CHAT_HISTORY_TURNS:]),
+        )
+        try:
+            with _progress("Indexing") as progress:
+                wired.assistant.index_progress = progress
+                answer = wired.assistant.ask(message)
+        except DeptbotError as exc:
+            _out(exc.user_message)
+            continue
+        _out(render_text(answer))
+        _out()
+        history += [Turn("user", line), Turn("assistant", answer.text)]
+
+
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.knowledge.evaluate import evaluate_beir
+
+    embedder = args.embedder or str(settings.retrieval.get("embedder", "wordllama"))
+    result = evaluate_beir(Path(args.beir_dir), embedder=embedder, mode=args.mode)
+    if args.json:
+        _out(json.dumps(result.as_dict(), indent=2))
+    else:
+        _out(result.table())
+    return EXIT_OK
+
+
+def cmd_audit_tail(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.store.audit import SqliteAuditLog
+
+    log = SqliteAuditLog(path=settings.state_dir / "audit.db")
+    rows = log.tail(args.n, user=args.user, department=args.department)
+    if args.json:
+        _out(json.dumps(rows, indent=2))
+        return EXIT_OK
+    _out(
+        f"{'time':<20} {'request':<13} {'user':<22} {'dept':<12} {'decision':<8} {'status':<12} {'ms':>7}  docs"
+    )
+    for r in rows:
+        _out(
+            f"{r['time'][:19]:<20} {r['request_id']:<13} {r['user'][:22]:<22} {(r['department'] or '-'):<12} "
+            f"{r['decision']:<8} {r['status']:<12} {r['latency_ms']:>7.0f}  {', '.join(r['doc_ids'])}"
+        )
+    return EXIT_OK
+
+
+# ── parser ───────────────────────────────────────────────────────────────────────────
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="deptbot", description="Department-aware assistant with cited answers.")
+    p.add_argument(
+        "--departments", help="departments folder (env DEPTBOT_DEPARTMENTS, default ./departments)"
+    )
+    p.add_argument(
+        "--state", help="state folder for indexes and databases (env DEPTBOT_STATE, default ./.deptbot)"
+    )
+    p.add_argument("--settings", help="settings file overriding bot/settings.toml (env DEPTBOT_SETTINGS)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log diagnostics to stderr")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("check", help="validate department configs, folders and providers")
+    c.set_defaults(func=cmd_check)
+
+    c = sub.add_parser("index", help="build or refresh department indexes incrementally")
+    c.add_argument("departments", nargs="*", metavar="DEPT")
+    c.set_defaults(func=cmd_index)
+
+    c = sub.add_parser("ask", help="ask one question")
+    c.add_argument("question", nargs="+")
+    c.add_argument("--user", required=True, help="asker's e-mail")
+    c.add_argument("--department", help="ask this department instead of routing automatically")
+    c.add_argument("--json", action="store_true", help="print the Answer as one JSON object")
+    c.set_defaults(func=cmd_ask)
+
+    c = sub.add_parser("run", help="run a department template")
+    c.add_argument("template")
+    c.add_argument("input")
+    c.add_argument("--user", required=True)
+    c.add_argument("--department", help="needed only when two departments share a template name")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("chat", help="interactive terminal session with history")
+    c.add_argument("--user", required=True)
+    c.add_argument("--department")
+    c.set_defaults(func=cmd_chat)
+
+    c = sub.add_parser("eval", help="retrieval quality on a BEIR-format folder")
+    c.add_argument("beir_dir", metavar="BEIR_DIR")
+    c.add_argument("--json", action="store_true")
+    c.add_argument("--mode", choices=["hybrid", "bm25", "dense"], default="hybrid")
+    c.add_argument("--embedder", help="override the settings' embedder (wordllama | minilm)")
+    c.set_defaults(func=cmd_eval)
+
+    c = sub.add_parser("audit", help="read the audit log")
+    audit_sub = c.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    t = audit_sub.add_parser("tail", help="the latest audit rows")
+    t.add_argument("-n", type=int, default=20)
+    t.add_argument("--user")
+    t.add_argument("--department")
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(func=cmd_audit_tail)
+
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
+    try:
+        settings = Settings.load(departments=args.departments, state=args.state, settings_file=args.settings)
+        result: int = args.func(args, settings)
+        return result
+    except ConfigError as exc:
+        _err(f"configuration error: {exc.user_message}")
+        return EXIT_USAGE
+    except UsageError as exc:
+        _err(exc.user_message)
+        return EXIT_USAGE
+    except AccessDenied as exc:
+        _err(exc.user_message)
+        return EXIT_DENIED
+    except DeptbotError as exc:
+        _err(exc.user_message)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
