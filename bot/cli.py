@@ -190,7 +190,8 @@ def cmd_audit_tail(args: argparse.Namespace, settings: Settings) -> int:
         _out(json.dumps(rows, indent=2))
         return EXIT_OK
     _out(
-        f"{'time':<20} {'request':<13} {'user':<22} {'dept':<12} {'decision':<8} {'status':<12} {'ms':>7}  docs"
+        f"{'time':<20} {'request':<13} {'user':<22} {'dept':<12} "
+        f"{'decision':<8} {'status':<12} {'ms':>7}  docs"
     )
     for r in rows:
         _out(
