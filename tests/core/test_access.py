@@ -1,0 +1,51 @@
+"""Access entries, decisions and the channel audience rule."""
+
+from __future__ import annotations
+
+from bot.core.access import AccessPolicy, GroupDirectory, matches
+from bot.core.types import AccessScope, Principal
+
+
+def test_entry_kinds_match() -> None:
+    p = Principal("Alice@Example.com", frozenset({"hr-team"}))
+    assert matches(p, ["*"]) == "*"
+    assert matches(p, ["*@example.com"]) == "*@example.com"
+    assert matches(p, ["alice@example.com"]) == "alice@example.com"
+    assert matches(p, ["group:hr-team"]) == "group:hr-team"
+    assert matches(p, ["*@other.com", "group:finance-team", "bob@example.com"]) is None
+
+
+def test_directory_resolves_groups_and_rejects_invalid_email(company) -> None:  # type: ignore[no-untyped-def]
+    d = GroupDirectory(groups=company.groups)
+    p = d.principal("hank@example.com")
+    assert p is not None and p.groups == frozenset({"hr-team", "hr-admins"})
+    assert d.principal("not an email") is None
+    assert d.principal("@example.com") is None
+
+
+def test_decisions_name_the_missing_entry(company) -> None:  # type: ignore[no-untyped-def]
+    policy = AccessPolicy(company=company)
+    grace = Principal("grace@example.com")
+    eng = company.department("eng")
+    denied = policy.may_ask(grace, eng)
+    assert not denied.allowed and "group:engineering" in denied.reason
+    assert policy.may_run(
+        Principal("alice@example.com", frozenset({"hr-team"})), company.department("hr"), "offer-letter"
+    ).allowed
+    assert not policy.may_run(grace, company.department("hr"), "offer-letter").allowed
+    assert [d.name for d in policy.askable(grace)] == ["finance", "hr"]
+
+
+def test_scope_requires_every_audience_level() -> None:
+    scope = AccessScope("finance", frozenset({"*", "carol@example.com", "group:finance-admins"}))
+    assert scope.admits(())
+    assert scope.admits((("group:finance-admins",),))
+    assert not scope.admits((("group:finance-admins",), ("group:board",)))
+
+
+def test_channel_keys_default_to_department_ask(company) -> None:  # type: ignore[no-untyped-def]
+    policy = AccessPolicy(company=company)
+    fin = company.department("finance")
+    keys = policy.channel_keys(fin, "C0FIN", None)
+    assert AccessScope("finance", keys).admits((("*@example.com",),))
+    assert not AccessScope("finance", keys).admits((("group:finance-admins",),))

@@ -1,0 +1,28 @@
+"""[n] markers are validated against the sources; uncited answers are low-confidence."""
+
+from __future__ import annotations
+
+from bot.core.citations import confidence, validate
+from bot.core.types import SourceChunk
+
+
+def _src(i: int, score: float = 0.8) -> SourceChunk:
+    return SourceChunk(f"c{i}", f"d/{i}", "hr", f"Doc {i}", f"knowledge/hr/{i}.md", f"text {i}", score)
+
+
+def test_dangling_markers_removed_and_renumbered_by_first_use() -> None:
+    sources = [_src(1), _src(2), _src(3)]
+    cited = validate("Second fact [3]. First fact [1][9]. Again [3, 1].", sources)
+    assert cited.text == "Second fact [1]. First fact [2]. Again [1][2]."
+    assert [(c.n, c.title) for c in cited.citations] == [(1, "Doc 3"), (2, "Doc 1")]
+    assert cited.dangling == 1
+    assert cited.coverage == 1.0
+
+
+def test_no_valid_citation_caps_confidence() -> None:
+    sources = [_src(1, 0.95)]
+    cited = validate("An answer that cites nothing [7].", sources)
+    assert cited.citations == ()
+    assert confidence(sources, cited) <= 0.3
+    good = validate("An answer [1].", sources)
+    assert confidence(sources, good) > 0.8

@@ -1,0 +1,208 @@
+"""The one flow, end to end through the real Assistant with fake ports."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict
+
+import pytest
+
+from bot.core.pipeline import Assistant
+from bot.core.types import Classification, Message, Status
+from bot.errors import AccessDenied, ProviderUnavailable, UsageError
+from tests.fakes import CANARIES, FakeIndexer, FakeRetriever, MemoryAudit, RecordingGenerator
+
+
+def ask(assistant: Assistant, user: str, text: str, **kw: object) -> object:
+    return assistant.ask(Message(user_id=user, email=user, text=text, **kw))  # type: ignore[arg-type]
+
+
+def test_answer_cites_the_time_off_policy(assistant: Assistant, audit: MemoryAudit) -> None:
+    a = assistant.ask(Message(user_id="alice@example.com", text="How many vacation days do I get?"))
+    assert a.status is Status.ANSWERED and a.department == "hr"
+    assert "25 days" in a.text and "[1]" in a.text
+    assert a.citations[0].title == "Time off policy" and a.citations[0].anchor == "Annual vacation"
+    assert 0 < a.confidence <= 1 and a.generator == "extractive"
+    assert a.timings.total_ms >= a.timings.retrieve_ms >= 0
+    row = audit.entries[-1]
+    assert (row.request_id, row.decision, row.status) == (a.request_id, "allowed", "answered")
+    assert row.doc_ids == ("hr/time-off.md",)
+
+
+def test_denied_request_is_recorded_and_makes_no_retrieval_or_generation(
+    assistant: Assistant, retriever: FakeRetriever, generator: RecordingGenerator, audit: MemoryAudit
+) -> None:
+    a = ask(assistant, "grace@example.com", "How do deploys work?", department="eng")
+    assert a.status is Status.DENIED  # type: ignore[attr-defined]
+    assert "group:engineering" in a.text and "bob@example.com" in a.text  # type: ignore[attr-defined]
+    assert retriever.calls == [] and generator.requests == []
+    assert audit.entries[-1].decision == "denied" and audit.entries[-1].rule == "ask:no-match"
+
+
+def test_unknown_user_is_denied_and_recorded(
+    assistant: Assistant, retriever: FakeRetriever, audit: MemoryAudit
+) -> None:
+    a = assistant.ask(Message(user_id="U123", text="vacation days?"))
+    assert a.status is Status.DENIED and retriever.calls == []
+    assert audit.entries[-1].rule == "unknown-user"
+
+
+def test_template_is_role_checked(assistant: Assistant, generator: RecordingGenerator) -> None:
+    denied = ask(assistant, "grace@example.com", "Jane Doe, engineer", template="offer-letter")
+    assert denied.status is Status.DENIED and generator.requests == []  # type: ignore[attr-defined]
+    ok = ask(assistant, "alice@example.com", "Jane Doe, vacation days", template="offer-letter")
+    assert ok.department == "hr"  # type: ignore[attr-defined]
+    assert generator.requests[-1].task == "template:offer-letter"  # type: ignore[attr-defined]
+    assert "Draft an offer letter for: Jane Doe" in generator.requests[-1].question  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("   ", "Please type a question."), ("x" * 4001, "under 4,000")],
+)
+def test_empty_or_too_long_question(assistant: Assistant, text: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        ask(assistant, "alice@example.com", text)
+
+
+def test_unknown_department_lists_valid_ones(assistant: Assistant) -> None:
+    with pytest.raises(UsageError, match="Valid departments: eng, finance, hr"):
+        ask(assistant, "alice@example.com", "hi", department="legal")
+
+
+def test_dont_know_names_admins(assistant: Assistant, generator: RecordingGenerator) -> None:
+    a = ask(assistant, "alice@example.com", "What is the cafeteria menu on Tuesday?", department="hr")
+    assert a.status is Status.DONT_KNOW  # type: ignore[attr-defined]
+    assert "couldn't find this in the Human Resources knowledge" in a.text  # type: ignore[attr-defined]
+    assert "hank@example.com" in a.text and generator.requests == []  # type: ignore[attr-defined]
+
+
+def test_channel_mapping_routes(assistant: Assistant) -> None:
+    a = assistant.ask(
+        Message(user_id="dave@example.com", text="meal expenses per day", platform="slack", channel="C0FIN")
+    )
+    assert a.department == "finance" and a.status is Status.ANSWERED
+
+
+def test_restricted_answer_is_not_channel_safe(assistant: Assistant) -> None:
+    q = "payroll salary band L3"
+    in_dm = ask(assistant, "carol@example.com", q, department="finance")
+    in_channel = ask(
+        assistant, "carol@example.com", q, department="finance", in_channel=True, channel="C0FIN"
+    )
+    assert in_dm.channel_safe and CANARIES["payroll"] in in_dm.citations[0].snippet  # type: ignore[attr-defined]
+    assert not in_channel.channel_safe  # type: ignore[attr-defined]
+    public = ask(assistant, "carol@example.com", "meal expenses", department="finance", in_channel=True)
+    assert public.channel_safe  # type: ignore[attr-defined]
+
+
+def test_effective_label_includes_document_labels(
+    assistant: Assistant, generator: RecordingGenerator
+) -> None:
+    ask(assistant, "carol@example.com", "payroll salary band L3", department="finance")
+    assert generator.requests[-1].classification is Classification.RESTRICTED  # type: ignore[attr-defined]
+
+
+def test_classifier_error_counts_as_restricted(company, retriever, audit) -> None:  # type: ignore[no-untyped-def]
+    class Broken:
+        def classify(self, text, department):  # type: ignore[no-untyped-def]
+            raise RuntimeError("boom")
+
+    gen = RecordingGenerator(__import__("bot.llm.extractive", fromlist=["x"]).ExtractiveGenerator())
+    a = Assistant(
+        company=company,
+        retriever=retriever,
+        indexer=FakeIndexer(),
+        generator=gen,
+        audit=audit,
+        classifier=Broken(),
+    )
+    ask(a, "alice@example.com", "vacation days", department="hr")
+    assert gen.requests[-1].classification is Classification.RESTRICTED  # type: ignore[attr-defined]
+
+
+def test_provider_failure_gives_sources_only_without_exception_text(company, retriever, audit) -> None:  # type: ignore[no-untyped-def]
+    class Down:
+        name = "down"
+
+        def generate(self, request, *, on_delta=None):  # type: ignore[no-untyped-def]
+            raise ProviderUnavailable("The private model is unavailable, so here are the sources only.")
+
+    a = Assistant(company=company, retriever=retriever, indexer=FakeIndexer(), generator=Down(), audit=audit)
+    ans = ask(a, "alice@example.com", "vacation days", department="hr")
+    assert ans.status is Status.SOURCES_ONLY and ans.citations  # type: ignore[attr-defined]
+    assert "private model is unavailable" in ans.text  # type: ignore[attr-defined]
+    assert audit.entries[-1].error == "ProviderUnavailable"
+
+
+def test_unexpected_failure_is_friendly(company, retriever, audit) -> None:  # type: ignore[no-untyped-def]
+    class Buggy:
+        name = "buggy"
+
+        def generate(self, request, *, on_delta=None):  # type: ignore[no-untyped-def]
+            raise KeyError("secret internal detail")
+
+    a = Assistant(company=company, retriever=retriever, indexer=FakeIndexer(), generator=Buggy(), audit=audit)
+    ans = ask(a, "alice@example.com", "vacation days", department="hr")
+    assert ans.status is Status.ERROR and "secret internal detail" not in ans.text  # type: ignore[attr-defined]
+    assert ans.request_id in ans.text and audit.entries[-1].error == "KeyError"  # type: ignore[attr-defined]
+
+
+def test_refresh_is_admin_only_and_recorded(assistant: Assistant, audit: MemoryAudit) -> None:
+    with pytest.raises(AccessDenied, match="Only Human Resources admins"):
+        assistant.refresh("hr", user="alice@example.com")
+    assert audit.entries[-1].decision == "denied"
+    report = assistant.refresh("hr", user="hank@example.com")
+    assert report.department == "hr"
+
+
+def test_feedback_is_stored(assistant: Assistant, audit: MemoryAudit) -> None:
+    assistant.feedback("abc123", user="alice@example.com", value="down", reason="outdated")
+    assert audit.feedback == [("abc123", "alice@example.com", "down", "outdated")]
+    with pytest.raises(UsageError):
+        assistant.feedback("abc123", user="alice@example.com", value="meh")
+
+
+USERS = [
+    "alice@example.com",
+    "hank@example.com",
+    "carol@example.com",
+    "dave@example.com",
+    "bob@example.com",
+    "grace@example.com",
+]
+QUESTIONS = [
+    "vacation days carried over",
+    "investigations handled",
+    "meal expenses receipts",
+    "payroll salary band L3 runs",
+    "production deploys rollbacks",
+    "reference code case",
+]
+VISIBLE = {  # who may see each canary (from the fake company's configs)
+    "hr": set(USERS),
+    "hr-private": {"hank@example.com"},
+    "finance": set(USERS),
+    "payroll": {"carol@example.com"},
+    "eng": {"bob@example.com"},
+}
+
+
+@pytest.mark.parametrize("user", USERS)
+def test_canary_matrix(
+    assistant: Assistant, generator: RecordingGenerator, audit: MemoryAudit, user: str
+) -> None:
+    """Canaries a user may not see never reach the answer, citations, generator or audit."""
+    outputs: list[str] = []
+    for question, dept in itertools.product(QUESTIONS, [None, "hr", "finance", "eng"]):
+        a = ask(assistant, user, question, department=dept)
+        outputs.append(repr(asdict(a)))  # type: ignore[call-overload]
+    outputs += [repr(r) for r in generator.requests] + [repr(e) for e in audit.entries]
+    blob = "\n".join(outputs)
+    for name, canary in CANARIES.items():
+        if user in VISIBLE[name]:
+            continue
+        assert canary not in blob, f"{name} canary leaked to {user}"
+    # The matrix is meaningful only if allowed canaries do show up somewhere.
+    allowed = [c for n, c in CANARIES.items() if user in VISIBLE[n]]
+    assert any(c in blob for c in allowed)
