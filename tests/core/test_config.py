@@ -84,7 +84,10 @@ def test_duplicate_department_names(tmp_path: Path) -> None:
 
 
 def test_template_needs_input_placeholder(tmp_path: Path) -> None:
-    text = "title: HR\nknowledge: ../knowledge/hr\ntemplates:\n  t1:\n    description: d\n    prompt: no placeholder\n"
+    text = (
+        "title: HR\nknowledge: ../knowledge/hr\n"
+        "templates:\n  t1:\n    description: d\n    prompt: no placeholder\n"
+    )
     root = _break(tmp_path, "hr.yaml", text)
     with pytest.raises(ConfigError) as err:
         load_company(root)
