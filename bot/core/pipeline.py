@@ -442,6 +442,8 @@ class Assistant:
         label: Classification,
     ) -> Answer:
         text = f"I couldn't find this in the {dept.title} knowledge."
+        if len(route.searched) > 1:
+            text = f"I couldn't find this in the knowledge you can ask ({', '.join(route.searched)})."
         titles = list(dict.fromkeys(c.title for c in chunks[:3]))
         if titles:
             text += " The closest documents are " + _join(titles) + "."

@@ -25,6 +25,7 @@ class Route:
     how: str  # explicit | template | channel | auto | only
     alternative: Department | None = None  # a close runner-up (auto only)
     probe: tuple[SourceChunk, ...] = ()  # chunks already retrieved while choosing
+    searched: tuple[str, ...] = ()  # titles of every department compared (auto only)
 
 
 def template_owner(company: Company, template: str, department: str | None) -> Department:
@@ -88,4 +89,5 @@ def best_department(
     best_score, best, chunks = ranked[0]
     runner = ranked[1]
     alternative = runner[1] if best_score - runner[0] <= CLOSE_MARGIN and runner[0] > 0 else None
-    return Route(best, "auto", alternative=alternative, probe=tuple(chunks))
+    searched = tuple(d.title for _, d, _ in ranked)
+    return Route(best, "auto", alternative=alternative, probe=tuple(chunks), searched=searched)

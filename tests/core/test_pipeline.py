@@ -206,3 +206,12 @@ def test_canary_matrix(
     # The matrix is meaningful only if allowed canaries do show up somewhere.
     allowed = [c for n, c in CANARIES.items() if user in VISIBLE[n]]
     assert any(c in blob for c in allowed)
+
+
+def test_auto_routing_picks_best_department_and_says_when_nothing_matches(assistant: Assistant) -> None:
+    a = ask(assistant, "dave@example.com", "meal expenses receipts")
+    assert a.department == "finance" and a.status is Status.ANSWERED  # type: ignore[attr-defined]
+    none = ask(assistant, "dave@example.com", "What is the cafeteria menu on Tuesday?")
+    assert none.status is Status.DONT_KNOW  # type: ignore[attr-defined]
+    assert "knowledge you can ask (" in none.text  # type: ignore[attr-defined]
+    assert "Engineering" not in none.text  # dave cannot ask engineering  # type: ignore[attr-defined]
