@@ -286,6 +286,7 @@ class Assistant:
             user=principal.email,
             route=dept.route,
             label_reasons=reasons,
+            request_id=ctx.request_id,
         )
         failure, error_name = "", ""
         generation: Generation | None

@@ -176,6 +176,7 @@ class GenerationRequest:
     user: str = ""  # asker's e-mail, for budgets and usage rows
     route: str | None = None  # department pin: "auto" | "cloud" | "private"
     label_reasons: tuple[str, ...] = ()  # why the classification is what it is
+    request_id: str = ""  # the pipeline's request id, so usage rows join audit rows
 
 
 @dataclass(frozen=True)
