@@ -105,21 +105,42 @@ class AccessPolicy:
     def scope(self, principal: Principal, dept: Department) -> AccessScope:
         return AccessScope(department=dept.name, keys=principal.keys)
 
-    def channel_keys(
+    def channel_audience(
         self, dept: Department, channel: str | None, audience: tuple[str, ...] | None
-    ) -> frozenset[str]:
-        """Access keys that *everyone* in a channel is guaranteed to hold.
+    ) -> tuple[str, ...]:
+        """Who reads a channel: the adapter's list, else the department's
+        ``channels.audience`` entry, else the department's ``ask`` list."""
+        if audience is not None:
+            return audience
+        if channel is not None and channel in dept.channels.audience:
+            return tuple(dept.channels.audience[channel])
+        return tuple(dept.ask)
 
-        A channel's readers are described by an audience list (from the adapter or the
-        department's ``channels.audience``; default: the department's ``ask`` list). The
-        only keys all of them share are the entries of that list that are broad enough
-        to cover each reader: we keep the list itself plus "*". A document is safe for
-        the channel when each of its audiences contains one of these entries or "*".
+    def channel_admits(self, readers: tuple[str, ...], audiences: tuple[tuple[str, ...], ...]) -> bool:
+        """True when *every* possible reader of the channel may see the document.
+
+        Each reader entry must be covered by each audience level: "*" covers all; an
+        e-mail or "*@domain" is covered by the same entry or its domain; a group is covered
+        by itself or when every member is covered. Anything unknown is not covered, so the
+        answer goes to the asker privately (fail closed).
         """
-        entries = audience
-        if entries is None and channel is not None:
-            configured = dept.channels.audience.get(channel)
-            entries = tuple(configured) if configured is not None else None
-        if entries is None:
-            entries = tuple(dept.ask)
-        return frozenset({"*", *entries})
+        return all(all(self._covers(level, entry) for entry in readers) for level in audiences)
+
+    def _covers(self, level: tuple[str, ...], entry: str) -> bool:
+        if "*" in level or entry in level:
+            return True
+        if entry == "*":
+            return False
+        if entry.startswith("group:"):
+            members = self._members(entry[6:])
+            return bool(members) and all(self._member_in(level, m) for m in members)
+        if "@" in entry and not entry.startswith("*@"):
+            return self._member_in(level, entry)
+        return False  # "*@domain" is covered only by itself, its domain entry, or "*"
+
+    def _member_in(self, level: tuple[str, ...], email: str) -> bool:
+        groups = frozenset(g for g, members in self._company.groups.items() if email in members)
+        return bool(Principal(email, groups).keys & set(level))
+
+    def _members(self, group: str) -> frozenset[str]:
+        return self._company.groups.get(group, frozenset())

@@ -379,11 +379,10 @@ class Assistant:
     ) -> bool:
         if not message.in_channel:
             return True
-        keys = self.policy.channel_keys(dept, message.channel, message.channel_audience)
-        channel_scope = AccessScope(department=dept.name, keys=keys)
+        readers = self.policy.channel_audience(dept, message.channel, message.channel_audience)
         by_id = {c.chunk_id: c for c in chunks}
         used = [by_id[c.chunk_id] for c in cited if c.chunk_id in by_id]
-        return all(channel_scope.admits(c.audiences) for c in used)
+        return all(self.policy.channel_admits(readers, c.audiences) for c in used)
 
     def _cache_key(self, query: str, dept: Department, scope: AccessScope, message: Message) -> str | None:
         version = self._retriever.index_version(dept.name)

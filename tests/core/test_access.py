@@ -43,9 +43,21 @@ def test_scope_requires_every_audience_level() -> None:
     assert not scope.admits((("group:finance-admins",), ("group:board",)))
 
 
-def test_channel_keys_default_to_department_ask(company) -> None:  # type: ignore[no-untyped-def]
+def test_channel_audience_defaults_to_department_ask(company) -> None:  # type: ignore[no-untyped-def]
     policy = AccessPolicy(company=company)
     fin = company.department("finance")
-    keys = policy.channel_keys(fin, "C0FIN", None)
-    assert AccessScope("finance", keys).admits((("*@example.com",),))
-    assert not AccessScope("finance", keys).admits((("group:finance-admins",),))
+    readers = policy.channel_audience(fin, "C0FIN", None)
+    assert readers == ("*@example.com",)
+    assert policy.channel_admits(readers, ((),)[1:])  # no narrowing: safe
+    assert policy.channel_admits(readers, (("*@example.com",),))
+    assert not policy.channel_admits(readers, (("group:finance-admins",),))
+
+
+def test_channel_with_two_groups_needs_both_covered(company) -> None:  # type: ignore[no-untyped-def]
+    policy = AccessPolicy(company=company)
+    readers = ("group:finance-admins", "group:hr-admins")
+    assert not policy.channel_admits(readers, (("group:finance-admins",),))
+    assert policy.channel_admits(readers, (("group:finance-admins", "group:hr-admins"),))
+    # every member of both groups is on example.com, so a domain audience covers them
+    assert policy.channel_admits(readers, (("*@example.com",),))
+    assert not policy.channel_admits(("*",), (("*@example.com",),))
