@@ -1,0 +1,116 @@
+"""Small in-memory state that chat adapters keep between turns.
+
+Three bounded maps, each safe to share between asyncio tasks and worker threads:
+
+- ``History``: the last few turns per conversation, so follow-ups carry context;
+- ``ReplyIndex``: the platform id of a posted answer → its request id (feedback arrives
+  with the message id, the audit log wants the request id), plus optional payload;
+- ``References``: opaque conversation references (JSON-able dicts) per person, for
+  proactive 1:1 messages.
+
+Memory is deliberate: losing these on restart only costs context and late feedback, and
+nothing here is a secret. Bounds keep a busy server from growing without limit.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Hashable
+from typing import Any, Generic, TypeVar
+
+from bot.core.types import Turn
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class BoundedMap(Generic[K, V]):
+    """A thread-safe LRU map that forgets the least recently used key past ``limit``."""
+
+    def __init__(self, *, limit: int) -> None:
+        self._data: OrderedDict[K, V] = OrderedDict()
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self._limit:
+                self._data.popitem(last=False)
+
+    def pop(self, key: K) -> V | None:
+        with self._lock:
+            return self._data.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class History:
+    """Last ``turns`` turns per conversation key, for at most ``conversations`` keys."""
+
+    def __init__(self, *, turns: int = 6, conversations: int = 5000) -> None:
+        self._turns = turns
+        self._map: BoundedMap[Hashable, deque[Turn]] = BoundedMap(limit=conversations)
+
+    def get(self, key: Hashable) -> tuple[Turn, ...]:
+        found = self._map.get(key)
+        return tuple(found) if found else ()
+
+    def add(self, key: Hashable, question: str, answer: str) -> None:
+        found = self._map.get(key)
+        turns = found if found is not None else deque(maxlen=self._turns)
+        turns.append(Turn(role="user", text=question))
+        turns.append(Turn(role="assistant", text=answer))
+        self._map.put(key, turns)
+
+
+class ReplyIndex:
+    """Posted message id → request id (and an optional payload, e.g. the card sent)."""
+
+    def __init__(self, *, limit: int = 10000) -> None:
+        self._map: BoundedMap[str, tuple[str, Any]] = BoundedMap(limit=limit)
+
+    def remember(self, message_id: str, request_id: str, payload: Any = None) -> None:
+        if message_id:
+            self._map.put(message_id, (request_id, payload))
+
+    def request_id(self, message_id: str | None) -> str | None:
+        found = self._map.get(message_id) if message_id else None
+        return found[0] if found else None
+
+    def payload(self, message_id: str | None) -> Any:
+        found = self._map.get(message_id) if message_id else None
+        return found[1] if found else None
+
+
+class References:
+    """Conversation references (plain dicts) keyed by who they reach."""
+
+    def __init__(self, *, limit: int = 20000) -> None:
+        self._map: BoundedMap[Hashable, dict[str, Any]] = BoundedMap(limit=limit)
+
+    def put(self, key: Hashable, reference: dict[str, Any]) -> None:
+        self._map.put(key, dict(reference))
+
+    def get(self, key: Hashable) -> dict[str, Any] | None:
+        found = self._map.get(key)
+        return dict(found) if found is not None else None
+
+
+class ConversationStore:
+    """The three maps together, as one object an adapter holds."""
+
+    def __init__(self, *, history_turns: int = 6) -> None:
+        self.history = History(turns=history_turns)
+        self.replies = ReplyIndex()
+        self.references = References()

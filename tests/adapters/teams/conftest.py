@@ -1,0 +1,307 @@
+"""Teams fixtures: a fake Bot Connector on 127.0.0.1, activity builders, a harness.
+
+The fake connector records what the bot posts (``POST /v3/conversations/{id}/activities
+[/{replyToId}]``, ``PUT …/activities/{id}``, ``POST /v3/conversations``) and answers member
+look-ups (``GET /v3/conversations/{id}/members/{userId}``). Activities sent to the bot name
+it as their ``serviceUrl``, exactly as Teams names its regional Bot Connector.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+from bot.adapters.teams.bot import ENDPOINT_KEY, mount
+from bot.core.pipeline import Assistant
+from bot.settings import Settings
+
+TENANT = "5f0d9d35-7a3e-4c5b-9b1f-2b8a7f0e6c11"
+APP_ID = "8c5d2df2-4650-4d73-be4c-d17e28b26e5d"
+BOT = {"id": "28:" + APP_ID, "name": "deptbot"}
+TEAM_CHANNEL = "19:general@thread.tacv2"
+
+PEOPLE = {
+    "alice": "alice@example.com",  # hr-team
+    "carol": "carol@example.com",  # finance admin: may see payroll
+    "hank": "hank@example.com",  # hr admin
+    "mallory": "mallory@elsewhere.test",  # not in the directory
+}
+
+
+def member(name: str) -> dict[str, Any]:
+    return {
+        "id": f"29:{name}",
+        "name": name.title(),
+        "aadObjectId": f"aad-{name}",
+        "email": PEOPLE[name],
+        "userPrincipalName": PEOPLE[name],
+        "tenantId": TENANT,
+    }
+
+
+_ids = itertools.count(1)
+
+
+def activity(
+    text: str,
+    *,
+    user: str = "alice",
+    kind: str = "personal",
+    service_url: str,
+    mention: bool | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A Teams message activity as the Bot Connector posts it."""
+    n = next(_ids)
+    sender = {"id": f"29:{user}", "name": user.title(), "aadObjectId": f"aad-{user}"}
+    conv: dict[str, Any] = {"id": f"a:personal-{user}", "conversationType": "personal", "tenantId": TENANT}
+    data: dict[str, Any] = {"tenant": {"id": TENANT}}
+    if kind == "channel":
+        conv = {
+            "id": f"{TEAM_CHANNEL};messageid={1000 + n}",
+            "conversationType": "channel",
+            "isGroup": True,
+            "tenantId": TENANT,
+        }
+        data.update(channel={"id": TEAM_CHANNEL}, team={"id": "19:team@thread.tacv2"})
+    elif kind == "groupChat":
+        conv = {
+            "id": "19:groupchat@thread.v2",
+            "conversationType": "groupChat",
+            "isGroup": True,
+            "tenantId": TENANT,
+        }
+    mention = kind != "personal" if mention is None else mention
+    entities = []
+    if mention:
+        text = f"<at>deptbot</at> {text}"
+        entities.append({"type": "mention", "text": "<at>deptbot</at>", "mentioned": dict(BOT)})
+    body = {
+        "type": "message",
+        "id": str(1000 + n),
+        "channelId": "msteams",
+        "serviceUrl": service_url,
+        "from": sender,
+        "recipient": dict(BOT),
+        "conversation": conv,
+        "channelData": data,
+        "text": text,
+        "textFormat": "plain",
+        "entities": entities,
+        "locale": "en-US",
+    }
+    body.update(extra)
+    return body
+
+
+@dataclass
+class Posted:
+    method: str
+    path: str
+    conversation: str
+    reply_to: str | None
+    body: dict[str, Any]
+    auth: str | None
+    id: str = ""  # the id the connector gave the posted message
+
+
+@dataclass
+class FakeConnector:
+    """The Bot Connector's REST API, as much of it as the bot uses."""
+
+    posted: list[Posted] = field(default_factory=list)
+    members: dict[str, dict[str, Any]] = field(default_factory=dict)
+    created: list[dict[str, Any]] = field(default_factory=list)
+    fail_create: bool = False
+    lookups: list[str] = field(default_factory=list)
+    url: str = ""
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v3/conversations", self._create)
+        app.router.add_post("/v3/conversations/{cid}/activities", self._post)
+        app.router.add_post("/v3/conversations/{cid}/activities/{rid}", self._post)
+        app.router.add_put("/v3/conversations/{cid}/activities/{rid}", self._post)
+        app.router.add_get("/v3/conversations/{cid}/members/{uid}", self._member)
+        return app
+
+    async def _post(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        rid = request.match_info.get("rid")
+        new_id = rid if request.method == "PUT" and rid else f"bot-msg-{next(_ids)}"
+        self.posted.append(
+            Posted(
+                request.method,
+                request.path,
+                request.match_info["cid"],
+                rid if request.method == "POST" else None,
+                body,
+                request.headers.get("Authorization"),
+                new_id,
+            )
+        )
+        return web.json_response({"id": new_id})
+
+    async def _member(self, request: web.Request) -> web.Response:
+        self.lookups.append(request.match_info["uid"])
+        found = self.members.get(request.match_info["uid"])
+        if found is None:
+            return web.json_response({"error": {"code": "NotFound"}}, status=404)
+        return web.json_response(found)
+
+    async def _create(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if self.fail_create:
+            return web.json_response({"error": {"code": "BotNotInConversationRoster"}}, status=403)
+        self.created.append(body)
+        return web.json_response({"id": f"a:private-{body['members'][0]['id']}"})
+
+    # ── what tests read ─────────────────────────────────────────────────────────────
+
+    def messages(self, conversation: str | None = None) -> list[Posted]:
+        return [
+            p
+            for p in self.posted
+            if p.body.get("type") == "message" and (conversation is None or p.conversation == conversation)
+        ]
+
+    def types(self) -> list[str]:
+        return [p.body.get("type", "") for p in self.posted]
+
+
+@dataclass
+class Harness:
+    """The bot's server and the fake connector, both on 127.0.0.1, in one event loop."""
+
+    client: TestClient
+    connector: FakeConnector
+    app: web.Application
+
+    @property
+    def service_url(self) -> str:
+        return self.connector.url
+
+    def activity(self, text: str, **kw: Any) -> dict[str, Any]:
+        return activity(text, service_url=self.service_url, **kw)
+
+    async def post(self, body: Any, *, headers: dict[str, str] | None = None) -> tuple[int, str]:
+        data = body if isinstance(body, str | bytes) else json.dumps(body)
+        hdrs = {"Content-Type": "application/json", **(headers or {})}
+        resp = await self.client.post("/api/messages", data=data, headers=hdrs)
+        return resp.status, await resp.text()
+
+    async def settle(self) -> None:
+        """Wait until every answer in flight has been posted."""
+        await self.app[ENDPOINT_KEY].drain(timeout=10)
+
+    async def ask(self, body: dict[str, Any], **kw: Any) -> list[Posted]:
+        before = len(self.connector.posted)
+        status, text = await self.post(body, **kw)
+        assert status == 202, (status, text)
+        await self.settle()
+        return self.connector.posted[before:]
+
+
+Scenario = Callable[[Harness], Awaitable[None]]
+
+
+def make_settings(tmp_path: Path, env: dict[str, str] | None = None) -> Settings:
+    return Settings(departments_dir=tmp_path / "departments", state_dir=tmp_path / ".deptbot", env=env or {})
+
+
+async def _run(scenario: Scenario, assistant: Assistant, settings: Settings, auth: Any = None) -> None:
+    connector = FakeConnector(members={f"29:{n}": member(n) for n in PEOPLE})
+    connector_server = TestServer(connector.app(), host="127.0.0.1")
+    await connector_server.start_server()
+    connector.url = str(connector_server.make_url("/")).rstrip("/") + "/"
+    app = web.Application()
+    mount(app, assistant=assistant, settings=settings, auth=auth)
+    client = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    try:
+        await scenario(Harness(client=client, connector=connector, app=app))
+    finally:
+        await client.close()
+        await connector_server.close()
+
+
+@pytest.fixture
+def teams(assistant: Assistant, tmp_path: Path) -> Callable[..., None]:
+    """Run ``async def scenario(h: Harness)`` against the bot in anonymous (Emulator) mode."""
+
+    def run(scenario: Scenario, *, env: dict[str, str] | None = None, auth: Any = None) -> None:
+        asyncio.run(_run(scenario, assistant, make_settings(tmp_path, env), auth))
+
+    return run
+
+
+# ── a loopback OpenID metadata + JWKS stub, for authenticated tests ──────────────────────
+
+
+@dataclass
+class TokenIssuer:
+    """Signs tokens like the Bot Framework does, with a key published by a loopback stub."""
+
+    key: rsa.RSAPrivateKey
+    kid: str
+    metadata_url: str
+
+    def token(self, *, key: rsa.RSAPrivateKey | None = None, kid: str | None = None, **claims: Any) -> str:
+        now = int(time.time())
+        payload = {"iss": "https://api.botframework.com", "aud": APP_ID, "nbf": now - 10, "exp": now + 600}
+        payload.update(claims)
+        payload = {k: v for k, v in payload.items() if v is not None}
+        return jwt.encode(payload, key or self.key, algorithm="RS256", headers={"kid": kid or self.kid})
+
+
+@pytest.fixture(scope="session")
+def openid_stub() -> Any:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
+    jwk.update(kid="test-key-1", use="sig", endorsements=["msteams"])
+    state: dict[str, Any] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.endswith("/openidconfiguration"):
+                body = {"issuer": "https://api.botframework.com", "jwks_uri": state["base"] + "/keys"}
+            elif self.path == "/keys":
+                body = {"keys": [jwk]}
+            else:
+                self.send_error(404)
+                return
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    # botframework-connector fetches keys with blocking ``requests`` inside the event loop,
+    # so the stub must live on its own thread.
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state["base"] = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield TokenIssuer(
+        key=key, kid="test-key-1", metadata_url=state["base"] + "/v1/.well-known/openidconfiguration"
+    )
+    server.shutdown()
