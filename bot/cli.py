@@ -201,6 +201,21 @@ def cmd_audit_tail(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_usage(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import date
+
+    from bot.llm.factory import open_usage_store
+    from bot.store.usage import format_usage_table, usage_report
+
+    try:
+        since = date.fromisoformat(args.since) if args.since else None
+    except ValueError:
+        raise UsageError(f"--since must be a date like 2026-11-01, not {args.since!r}.") from None
+    rows = usage_report(open_usage_store(settings), user=args.user, department=args.department, since=since)
+    _out(json.dumps(rows, indent=2, default=str) if args.json else format_usage_table(rows))
+    return EXIT_OK
+
+
 # ── parser ───────────────────────────────────────────────────────────────────────────
 
 
@@ -249,6 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--mode", choices=["hybrid", "bm25", "dense"], default="hybrid")
     c.add_argument("--embedder", help="override the settings' embedder (wordllama | minilm)")
     c.set_defaults(func=cmd_eval)
+
+    c = sub.add_parser("usage", help="tokens and cost per user and department")
+    c.add_argument("--user")
+    c.add_argument("--department")
+    c.add_argument("--since", help="first day to include, YYYY-MM-DD")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_usage)
 
     c = sub.add_parser("audit", help="read the audit log")
     audit_sub = c.add_subparsers(dest="audit_command", required=True, metavar="ACTION")

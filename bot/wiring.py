@@ -10,11 +10,12 @@ from dataclasses import dataclass
 
 from bot.config import Company, load_company
 from bot.core.pipeline import Assistant
-from bot.core.ports import Generator
+from bot.core.sensitivity import PatternClassifier
 from bot.knowledge.base import KnowledgeBase
-from bot.llm.extractive import ExtractiveGenerator
+from bot.llm.factory import build_cache, build_generator, open_usage_store
 from bot.settings import Settings
 from bot.store.audit import SqliteAuditLog
+from bot.store.usage import UsageStore
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Wired:
     company: Company
     knowledge: KnowledgeBase
     audit: SqliteAuditLog
+    usage: UsageStore
     settings: Settings
 
 
@@ -37,23 +39,24 @@ def build_knowledge(settings: Settings) -> KnowledgeBase:
     )
 
 
-def build_generator(settings: Settings) -> Generator:
-    return ExtractiveGenerator()
-
-
 def build(settings: Settings, *, company: Company | None = None) -> Wired:
     company = company or load_company(settings.departments_dir)
     knowledge = build_knowledge(settings)
     audit = SqliteAuditLog(path=settings.state_dir / "audit.db")
+    usage = open_usage_store(settings)
     assistant = Assistant(
         company=company,
         retriever=knowledge,
         indexer=knowledge,
-        generator=build_generator(settings),
+        generator=build_generator(settings, usage_store=usage),
         audit=audit,
+        classifier=PatternClassifier(),
+        cache=build_cache(settings),
         top_k=int(settings.retrieval.get("top_k", 6)),
     )
-    return Wired(assistant=assistant, company=company, knowledge=knowledge, audit=audit, settings=settings)
+    return Wired(
+        assistant=assistant, company=company, knowledge=knowledge, audit=audit, usage=usage, settings=settings
+    )
 
 
 def build_assistant(settings: Settings) -> Assistant:

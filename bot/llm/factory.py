@@ -1,0 +1,143 @@
+"""Build the LLM side from ``Settings``: providers from the environment snapshot, the
+router over them, the usage store and the answer cache. Called by ``bot/wiring.py``.
+
+A provider is configured when its key (cloud) or URL (private) is in ``Settings.env``;
+nothing here reads ``os.environ``, and keys are never echoed (``provider_status`` shows
+the endpoint host only).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+from bot.core.ports import AnswerCache, Generator
+from bot.llm.config import cache_config, llm_config
+from bot.llm.provider import ChatProvider
+from bot.llm.router import Router
+from bot.settings import Settings
+from bot.store.cache import MemoryAnswerCache, SqliteAnswerCache
+from bot.store.usage import UsageStore
+
+MAX_RETRY_WAIT = 10.0  # seconds: cap on a server's retry-after within one call
+
+
+def _host(url: str | None, default: str) -> str:
+    return urlparse(url).netloc or url if url else default
+
+
+def build_providers(settings: Settings) -> list[ChatProvider]:
+    """Every configured provider (cloud ones in ``cloud_order``, then private)."""
+    from bot.llm.anthropic import AnthropicProvider
+    from bot.llm.openai import OpenAIProvider
+
+    cfg = llm_config(settings)
+    env = settings.env
+    retries, timeout, wait = cfg.max_retries, cfg.timeout_seconds, MAX_RETRY_WAIT
+    out: list[ChatProvider] = []
+    for name in cfg.cloud_order:
+        if name == "anthropic" and env.get("ANTHROPIC_API_KEY"):
+            out.append(
+                AnthropicProvider(
+                    api_key=env["ANTHROPIC_API_KEY"],
+                    base_url=env.get("ANTHROPIC_BASE_URL") or None,
+                    max_retries=retries,
+                    timeout=timeout,
+                    max_retry_wait=wait,
+                )
+            )
+        if name == "openai" and env.get("OPENAI_API_KEY"):
+            out.append(
+                OpenAIProvider(
+                    api_key=env["OPENAI_API_KEY"],
+                    base_url=env.get("OPENAI_BASE_URL") or None,
+                    max_retries=retries,
+                    timeout=timeout,
+                    max_retry_wait=wait,
+                )
+            )
+    if env.get("DEPTBOT_PRIVATE_LLM_URL"):
+        out.append(
+            OpenAIProvider(
+                name="private",
+                trust="private",
+                api_key=env.get("DEPTBOT_PRIVATE_LLM_KEY") or "not-needed",
+                base_url=env["DEPTBOT_PRIVATE_LLM_URL"],
+                max_retries=retries,
+                timeout=timeout,
+                max_retry_wait=wait,
+            )
+        )
+    return out
+
+
+def open_usage_store(settings: Settings) -> UsageStore:
+    return UsageStore(path=settings.state_dir / "usage.db")
+
+
+def build_generator(
+    settings: Settings, *, usage_store: UsageStore | None, fallback: Generator | None = None
+) -> Generator:
+    """The router over the configured providers; extractive when none is configured."""
+    from bot.llm.config import budget_limits
+
+    if fallback is None:
+        from bot.llm.extractive import ExtractiveGenerator
+
+        fallback = ExtractiveGenerator()
+    return Router(
+        config=llm_config(settings),
+        providers=build_providers(settings),
+        fallback=fallback,
+        usage=usage_store,
+        limits=budget_limits(settings),
+    )
+
+
+def build_cache(settings: Settings) -> AnswerCache | None:
+    """The answer cache from ``[cache]``; None when disabled."""
+    cfg = cache_config(settings)
+    if not cfg.enabled:
+        return None
+    if cfg.backend == "memory":
+        return MemoryAnswerCache(ttl_seconds=cfg.ttl_seconds, max_entries=cfg.max_entries)
+    return SqliteAnswerCache(
+        path=settings.state_dir / "cache.db", ttl_seconds=cfg.ttl_seconds, max_entries=cfg.max_entries
+    )
+
+
+def provider_status(settings: Settings) -> list[tuple[str, bool, str]]:
+    """(provider, configured, detail) for ``deptbot check``; never shows a key."""
+    cfg = llm_config(settings)
+    env = settings.env
+
+    def models(p: str) -> str:
+        return f"small={cfg.model(p, 'small') or '-'}, large={cfg.model(p, 'large') or '-'}"
+
+    out: list[tuple[str, bool, str]] = []
+    if env.get("ANTHROPIC_API_KEY"):
+        host = _host(env.get("ANTHROPIC_BASE_URL"), "api.anthropic.com")
+        out.append(("anthropic", True, f"{host}; {models('anthropic')}"))
+    else:
+        out.append(("anthropic", False, "set ANTHROPIC_API_KEY to enable"))
+    if env.get("OPENAI_API_KEY"):
+        out.append(
+            ("openai", True, f"{_host(env.get('OPENAI_BASE_URL'), 'api.openai.com')}; {models('openai')}")
+        )
+    else:
+        out.append(("openai", False, "set OPENAI_API_KEY to enable"))
+    if env.get("DEPTBOT_PRIVATE_LLM_URL"):
+        key = "with key" if env.get("DEPTBOT_PRIVATE_LLM_KEY") else "no key"
+        out.append(
+            ("private", True, f"{_host(env['DEPTBOT_PRIVATE_LLM_URL'], '')} ({key}); {models('private')}")
+        )
+    else:
+        out.append(("private", False, "set DEPTBOT_PRIVATE_LLM_URL to enable (confidential data needs it)"))
+    any_llm = any(ok for _, ok, _ in out)
+    out.append(
+        (
+            "extractive",
+            True,
+            "offline fallback" if any_llm else "offline default (no LLM provider configured)",
+        )
+    )
+    return out

@@ -1,0 +1,360 @@
+"""The ``Generator`` the assistant uses: picks a trust tier, a model tier and a provider.
+
+Routing fails closed:
+
+===========================  ===================================================
+request                      goes to
+===========================  ===================================================
+no provider configured       the offline extractive generator (nothing leaves)
+confidential / restricted,   the private endpoint only; not configured or
+or department ``private``    failing → sources only with a sentence why
+public / internal, ``auto``  cloud (``cloud_order``), falling back cloud → cloud,
+or ``cloud``                 then the extractive generator as last resort
+public / internal, no cloud  the private endpoint, then extractive
+===========================  ===================================================
+
+Model tier: the template's or department's ``tier`` when set; otherwise ``large`` for
+templates, long questions (> ``large_question_chars``) or sources from at least
+``large_source_docs`` documents, and ``small`` for the rest. On failure the router tries
+the other providers of the same trust tier, then the other model tier (a provider that is
+down is not retried within the request).
+
+Before each provider call the estimated tokens/cost are reserved against the daily
+budgets; over budget raises ``BudgetExceeded`` without calling anyone. Every attempt is
+recorded in the usage store, including refusals and skips (open circuit, deadline).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from bot.core.ports import DeltaFn, Generator
+from bot.core.types import Classification, Generation, GenerationRequest, Usage
+from bot.errors import BudgetExceeded, ProviderError, ProviderUnavailable
+from bot.llm.config import TIERS, LLMConfig
+from bot.llm.prompts import Prompt, build_prompt
+from bot.llm.provider import ChatProvider, CircuitBreaker, Unavailable, failure_kind
+from bot.store.usage import Attempt, BudgetLimits, UsageStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Plan:
+    route: str  # cloud | private | local | none
+    reason: str
+    tier: str
+    tier_reason: str
+    notice: str = ""  # for route "none": why only sources are shown
+
+
+def choose_tier(request: GenerationRequest, config: LLMConfig) -> tuple[str, str]:
+    """(tier, why) — see the module docstring for the heuristic."""
+    if request.tier in TIERS:
+        return str(request.tier), "set by the template or department"
+    if request.task.startswith("template:"):
+        return "large", "template task"
+    if len(request.question) > config.large_question_chars:
+        return "large", "long question"
+    docs = len({s.doc_id for s in request.sources})
+    if docs >= config.large_source_docs:
+        return "large", f"sources from {docs} documents"
+    return "small", "short question, few sources"
+
+
+class Router:
+    """A ``Generator`` (``name="router"``) over the configured providers."""
+
+    name = "router"
+
+    def __init__(
+        self,
+        *,
+        config: LLMConfig,
+        providers: Sequence[ChatProvider],
+        fallback: Generator,
+        usage: UsageStore | None = None,
+        limits: BudgetLimits | None = None,
+        breaker: CircuitBreaker | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        by_name = {p.name: p for p in providers if p.trust == "cloud"}
+        self.cloud = [by_name[n] for n in config.cloud_order if n in by_name]
+        self.cloud += [p for n, p in by_name.items() if n not in config.cloud_order]
+        self.private = next((p for p in providers if p.trust == "private"), None)
+        self._fallback = fallback
+        self._usage = usage
+        self._limits = limits or BudgetLimits()
+        self.breaker = breaker or CircuitBreaker(
+            failures=config.breaker_failures, cooldown=config.breaker_cooldown_seconds, clock=monotonic
+        )
+        self._clock = clock
+        self._mono = monotonic
+
+    # ── deciding ─────────────────────────────────────────────────────────────────────
+
+    def plan(self, request: GenerationRequest) -> Plan:
+        tier, tier_reason = choose_tier(request, self.config)
+        label = request.classification
+        why = label.label + (f" ({', '.join(request.label_reasons)})" if request.label_reasons else "")
+        pin = request.route or "auto"
+        if not self.cloud and self.private is None:
+            return Plan("local", "no LLM provider configured: offline extractive answer", tier, tier_reason)
+        if label >= Classification.CONFIDENTIAL or pin == "private":
+            because = (
+                f"{why} data" if label >= Classification.CONFIDENTIAL else "department pinned to private"
+            )
+            if self.private is None:
+                subject = (
+                    f"{label.label} information"
+                    if label >= Classification.CONFIDENTIAL
+                    else "this department"
+                )
+                return Plan(
+                    "none",
+                    f"{because} → private model only; none configured",
+                    tier,
+                    tier_reason,
+                    notice=f"Answers about {subject} may only come from the private model, "
+                    "and none is configured.",
+                )
+            return Plan("private", f"{because} → private model only", tier, tier_reason)
+        if self.cloud:
+            pinned = "; department pinned to cloud" if pin == "cloud" else ""
+            return Plan("cloud", f"{why} data → cloud{pinned}", tier, tier_reason)
+        if pin == "cloud":
+            return Plan(
+                "local", f"{why} data; pinned to cloud but none configured → extractive", tier, tier_reason
+            )
+        return Plan("private", f"{why} data; no cloud provider configured → private model", tier, tier_reason)
+
+    def _candidates(self, plan: Plan) -> list[tuple[ChatProvider, str]]:
+        providers = self.cloud if plan.route == "cloud" else [self.private] if self.private else []
+        other = "large" if plan.tier == "small" else "small"
+        out: list[tuple[ChatProvider, str]] = []
+        for tier in (plan.tier, other):
+            for p in providers:
+                model = self.config.model(p.name, tier)
+                if model and (p, model) not in out:
+                    out.append((p, model))
+        return out
+
+    # ── generating ───────────────────────────────────────────────────────────────────
+
+    def generate(self, request: GenerationRequest, *, on_delta: DeltaFn | None = None) -> Generation:
+        request_id = request.request_id or secrets.token_hex(6)
+        plan = self.plan(request)
+        if plan.route == "local":
+            return self._extractive(request, plan, request_id, on_delta, notice="")
+        if plan.route == "none":
+            self._record(request, request_id, plan, "none", "", "sources-only")
+            return self._sources_only(plan, plan.notice, plan.reason)
+        prompt = build_prompt(
+            request, history_tokens=self.config.history_tokens, source_tokens=self.config.source_tokens
+        )
+        deadline = self._mono() + self.config.deadline_seconds
+        total = Usage()
+        failures: list[str] = []
+        down: set[str] = set()
+        for provider, model in self._candidates(plan):
+            if provider.name in down:
+                continue
+            if not self.breaker.allow(provider.name):
+                self._record(request, request_id, plan, provider.name, model, "circuit-open")
+                failures.append(f"{provider.name} circuit open")
+                down.add(provider.name)
+                continue
+            remaining = deadline - self._mono()
+            if remaining <= 0.05:
+                self._record(request, request_id, plan, provider.name, model, "deadline")
+                failures.append("deadline reached")
+                break
+            gen = self._attempt(request, request_id, plan, prompt, provider, model, remaining, on_delta)
+            if isinstance(gen, Generation):
+                usage = Usage(
+                    total.input_tokens + gen.usage.input_tokens,
+                    total.output_tokens + gen.usage.output_tokens,
+                    round(total.cost + gen.usage.cost, 6),
+                )
+                fell = f"; after {', '.join(failures)}" if failures else ""
+                return replace(gen, usage=usage, route_reason=gen.route_reason + fell)
+            error, spent = gen
+            total = Usage(total.input_tokens, total.output_tokens, round(total.cost + spent, 6))
+            failures.append(f"{provider.name}/{model} {failure_kind(error)}")
+            if isinstance(error, ProviderUnavailable):
+                down.add(provider.name)
+        reason = f"{plan.reason}; failed: {', '.join(failures) or 'no model configured'}"
+        if plan.route == "cloud" or (
+            plan.route == "private"
+            and request.route != "private"
+            and request.classification <= Classification.INTERNAL
+        ):
+            return self._extractive(
+                request,
+                replace(plan, reason=reason + " → extractive"),
+                request_id,
+                on_delta,
+                notice="The AI model is unavailable right now, so this answer quotes the sources directly.",
+            )
+        self._record(request, request_id, plan, "none", "", "sources-only")
+        return self._sources_only(
+            plan,
+            "The private model, the only one allowed for this information, is unavailable right now.",
+            reason,
+        )
+
+    def _attempt(
+        self,
+        request: GenerationRequest,
+        request_id: str,
+        plan: Plan,
+        prompt: Prompt,
+        provider: ChatProvider,
+        model: str,
+        remaining: float,
+        on_delta: DeltaFn | None,
+    ) -> Generation | tuple[ProviderError, float]:
+        """One provider call with its reservation; a Generation or (error, cost spent)."""
+        cfg = self.config
+        price = cfg.price(model)
+        est_in = math.ceil(prompt.input_tokens * cfg.estimate_margin)
+        reservation = None
+        if self._usage is not None:
+            try:
+                reservation = self._usage.reserve(
+                    request_id=request_id,
+                    user=request.user,
+                    department=request.department,
+                    tokens=est_in + cfg.max_tokens,
+                    cost=price.cost(est_in, cfg.max_tokens),
+                    limits=self._limits,
+                    now=self._clock(),
+                )
+            except BudgetExceeded:
+                self._record(request, request_id, plan, provider.name, model, "budget")
+                raise
+        deadline = self._mono() + remaining
+
+        def guarded(delta: str) -> None:
+            if self._mono() > deadline:
+                raise Unavailable("deadline", "The AI model took too long to answer.")
+            assert on_delta is not None
+            on_delta(delta)
+
+        started = self._mono()
+        try:
+            done = provider.complete(
+                prompt,
+                model=model,
+                max_tokens=cfg.max_tokens,
+                timeout=min(cfg.timeout_seconds, remaining),
+                on_delta=guarded if on_delta is not None else None,
+            )
+        except Exception as exc:  # ProviderError from the provider, or a bug: never shown raw
+            error = exc if isinstance(exc, ProviderError) else ProviderError("The AI model failed.")
+            if not isinstance(exc, ProviderError):
+                log.exception("provider %s raised an unexpected error", provider.name)
+            if reservation is not None and self._usage is not None:
+                self._usage.settle(reservation, tokens=0, cost=0.0)
+            self.breaker.failure(provider.name)
+            latency = (self._mono() - started) * 1000
+            self._record(
+                request, request_id, plan, provider.name, model, failure_kind(error), latency=latency
+            )
+            return error, 0.0
+        latency = (self._mono() - started) * 1000
+        cost = price.cost(done.input_tokens, done.output_tokens)
+        if reservation is not None and self._usage is not None:
+            self._usage.settle(reservation, tokens=done.input_tokens + done.output_tokens, cost=cost)
+        self.breaker.success(provider.name)
+        self._record(
+            request,
+            request_id,
+            plan,
+            provider.name,
+            done.model,
+            "ok",
+            usage=Usage(done.input_tokens, done.output_tokens, cost),
+            latency=latency,
+            reported=done.usage_reported,
+        )
+        return Generation(
+            text=done.text,
+            model=done.model,
+            generator=provider.name,
+            usage=Usage(done.input_tokens, done.output_tokens, cost),
+            route=plan.route,
+            route_reason=f"{plan.reason}; {plan.tier} tier ({plan.tier_reason})",
+        )
+
+    def _extractive(
+        self, request: GenerationRequest, plan: Plan, request_id: str, on_delta: DeltaFn | None, notice: str
+    ) -> Generation:
+        started = self._mono()
+        gen = self._fallback.generate(request, on_delta=on_delta)
+        self._record(
+            request, request_id, plan, gen.generator, gen.model, "ok", latency=(self._mono() - started) * 1000
+        )
+        if not gen.text.strip():
+            return self._sources_only(
+                plan,
+                (notice + " " if notice else "")
+                + "No passage in the sources matched the question closely enough to quote.",
+                plan.reason,
+            )
+        return replace(gen, route="local", route_reason=plan.reason, notice=notice or gen.notice)
+
+    @staticmethod
+    def _sources_only(plan: Plan, notice: str, reason: str) -> Generation:
+        return Generation(
+            text="",
+            model="",
+            generator="none",
+            route="none",
+            route_reason=reason,
+            sources_only=True,
+            notice=notice,
+        )
+
+    def _record(
+        self,
+        request: GenerationRequest,
+        request_id: str,
+        plan: Plan,
+        provider: str,
+        model: str,
+        outcome: str,
+        *,
+        usage: Usage | None = None,
+        latency: float = 0.0,
+        reported: bool = True,
+    ) -> None:
+        if self._usage is None:
+            return
+        route = "local" if provider == "extractive" else plan.route if provider != "none" else "none"
+        self._usage.record(
+            Attempt(
+                request_id=request_id,
+                time=self._clock(),
+                user=request.user,
+                department=request.department,
+                provider=provider,
+                model=model,
+                tier=plan.tier,
+                route=route,
+                outcome=outcome,
+                input_tokens=usage.input_tokens if usage else 0,
+                output_tokens=usage.output_tokens if usage else 0,
+                cost=usage.cost if usage else 0.0,
+                latency_ms=round(latency, 2),
+                usage_reported=reported,
+            )
+        )
