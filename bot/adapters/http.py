@@ -1,0 +1,155 @@
+"""One aiohttp server for every platform: ``/slack/events``, ``/healthz``, and mounts (Teams).
+
+``build_app`` assembles it (tests start it on 127.0.0.1); ``serve`` runs it until
+interrupted. Slack is mounted when ``SLACK_BOT_TOKEN`` and ``SLACK_SIGNING_SECRET`` are set
+(a half-set pair is a start-up ConfigError naming the missing variable); with
+``socket_mode=True`` Slack connects out over a WebSocket instead (``SLACK_APP_TOKEN``) and
+the HTTP server keeps ``/healthz`` and any mounts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_sdk.errors import SlackApiError
+
+from bot.adapters.slack.app import SlackAdapter, SlackConfig
+from bot.core.pipeline import Assistant
+from bot.errors import ConfigError
+from bot.settings import Settings
+from bot.store.dedup import DedupStore
+
+log = logging.getLogger(__name__)
+
+Mount = Callable[[web.Application], None]
+ASSISTANT = web.AppKey("deptbot.assistant", Assistant)
+SLACK = web.AppKey("deptbot.slack", SlackAdapter)
+SLACK_MODE = web.AppKey("deptbot.slack_mode", str)
+_SOCKET = web.AppKey("deptbot.slack_socket", AsyncSocketModeHandler)
+MAX_BODY = 1024 * 1024  # Slack payloads are far smaller; larger bodies get 413
+
+
+def build_app(
+    *,
+    assistant: Assistant,
+    settings: Settings,
+    mounts: Sequence[Mount] = (),
+    socket_mode: bool = False,
+    state: DedupStore | None = None,
+) -> web.Application:
+    """The web application; raises ConfigError for inconsistent Slack settings.
+
+    ``state`` defaults to ``DedupStore`` in ``settings.state_dir`` (event de-duplication and
+    answered threads, persisted across restarts).
+    """
+    app = web.Application(client_max_size=MAX_BODY)
+    app[ASSISTANT] = assistant
+    app.router.add_get("/healthz", healthz)
+    config = SlackConfig.from_env(settings.env, socket_mode=socket_mode)
+    app[SLACK_MODE] = "off" if config is None else "socket" if socket_mode else "http"
+    if config is not None:
+        store = state or DedupStore.in_state_dir(settings.state_dir)
+        adapter = SlackAdapter(assistant=assistant, config=config, state=store, socket_mode=socket_mode)
+        app[SLACK] = adapter
+        if not socket_mode:
+            app.router.add_post("/slack/events", adapter.handle)
+        app.on_startup.append(_slack_startup)
+        app.on_cleanup.append(_slack_cleanup)
+        if state is None:
+            app.on_cleanup.append(lambda _app: _close_store(store))
+    for mount in mounts:
+        mount(app)
+    return app
+
+
+async def _close_store(store: DedupStore) -> None:
+    store.close()
+
+
+async def _slack_startup(app: web.Application) -> None:
+    adapter = app[SLACK]
+    await adapter.start()
+    if app[SLACK_MODE] == "socket":
+        try:  # preflight: the SDK's connect loop retries bad tokens forever; fail at start-up instead
+            await adapter.client.apps_connections_open(app_token=adapter.config.app_token)
+        except SlackApiError as exc:  # e.g. invalid_auth, not_allowed_token_type
+            error = exc.response.get("error", "error")
+            await adapter.close()
+            raise ConfigError(
+                f"was refused by Slack ({error})", file="environment", field="SLACK_APP_TOKEN"
+            ) from None
+        handler = AsyncSocketModeHandler(adapter.app, adapter.config.app_token, web_client=adapter.client)
+        await handler.connect_async()
+        app[_SOCKET] = handler
+        log.info("Slack connected over Socket Mode")
+
+
+async def _slack_cleanup(app: web.Application) -> None:
+    handler = app.get(_SOCKET)
+    if handler is not None:
+        await handler.close_async()
+    await app[SLACK].close()
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness plus what is loaded: departments and their index versions."""
+    assistant = request.app[ASSISTANT]
+    body: dict[str, Any] = {
+        "status": "ok",
+        "departments": sorted(assistant.company.departments),
+        "slack": request.app[SLACK_MODE],
+    }
+    try:
+        statuses = await asyncio.to_thread(assistant.status)
+    except Exception:
+        log.exception("health check: index status failed")
+        body["status"] = "degraded"
+        return web.json_response(body, status=503)
+    body["indexes"] = {
+        s.department: {
+            "version": s.version,
+            "documents": s.documents,
+            "chunks": s.chunks,
+            "built_at": s.built_at.isoformat() if s.built_at else None,
+            "stale": s.stale,
+            "failed": len(s.failed),
+        }
+        for s in statuses
+    }
+    return web.json_response(body)
+
+
+def serve(
+    settings: Settings,
+    assistant: Assistant,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 3978,
+    mounts: Sequence[Mount] = (),
+    socket_mode: bool = False,
+) -> None:
+    """Run the server until interrupted (``deptbot serve``). ConfigError before binding."""
+    app = build_app(assistant=assistant, settings=settings, mounts=mounts, socket_mode=socket_mode)
+    slack = app[SLACK_MODE]
+    print(f"deptbot listening on http://{host}:{port} (/healthz; Slack: {slack})", flush=True)
+    web.run_app(app, host=host, port=port, print=None, access_log=None, shutdown_timeout=10)
+
+
+def serve_socket_mode(
+    settings: Settings,
+    assistant: Assistant,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 3978,
+    mounts: Sequence[Mount] = (),
+) -> None:
+    """``deptbot serve --slack-socket-mode``: Slack over a WebSocket (no public URL needed)."""
+    serve(settings, assistant, host=host, port=port, mounts=mounts, socket_mode=True)
+
+
+run = serve  # the name in the original contract

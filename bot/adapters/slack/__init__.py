@@ -1,0 +1,1 @@
+"""Slack adapter: ``translate`` (events → Message), ``blocks`` (Answer → Block Kit), ``app`` (bolt wiring)."""

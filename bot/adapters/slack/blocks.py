@@ -1,0 +1,260 @@
+"""``Answer`` → Block Kit. Pure functions: every string from a model or a document is escaped.
+
+Escaping ``&``, ``<`` and ``>`` is what makes ``<!channel>``, ``<@U…>`` and ``<https://x|y>``
+inert in Slack: they become visible text, never a notification or a disguised link.
+Markdown is converted to mrkdwn after escaping (its syntax uses none of those three
+characters), and Slack's limits are respected: 3,000 characters per section text,
+10 context elements, 50 blocks per message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from bot.adapters import render
+from bot.core.types import Answer, Citation, Status
+
+Block = dict[str, Any]
+
+MAX_BLOCKS = 50
+MAX_SECTION = 3000
+MAX_CONTEXT = 2000  # per context element (Slack allows more; stay well clear)
+FALLBACK_CHARS = 3000
+
+ACTION_UP = "feedback_up"
+ACTION_DOWN = "feedback_down"
+ACTION_SHARE = "share_answer"
+FEEDBACK_VIEW = "feedback_reason"
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters, escaped (the only escaping Slack needs)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_BOLD = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*|__(?=\S)(.+?)(?<=\S)__")
+_ITALIC = re.compile(r"(?<![*\w])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![*\w])")
+_LINK = re.compile(r"\[([^\]\n]+)\]\(([^)\s]+)\)")
+_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*$")
+_BULLET = re.compile(r"^(\s*)[-*+]\s+")
+_FENCE = re.compile(r"^```")
+
+
+def mrkdwn(markdown: str) -> str:
+    """Markdown from a model or document → safe mrkdwn (escaped first, then converted).
+
+    Links keep their URL visible ("label (url)"): document text must not hide a link
+    behind friendly words.
+    """
+    out: list[str] = []
+    in_code = False
+    for line in escape(markdown).split("\n"):
+        if _FENCE.match(line.strip()):
+            in_code = not in_code
+            out.append("```")
+            continue
+        if in_code:
+            out.append(line)
+            continue
+        if line.startswith("&gt; "):
+            line = ">" + line[4:]  # blockquote is harmless; keep it
+        heading = _HEADING.match(line)
+        if heading:
+            out.append(f"*{heading.group(1).strip('*')}*")
+            continue
+        line = _BULLET.sub(lambda m: m.group(1) + "• ", line)
+        line = _LINK.sub(
+            lambda m: m.group(1) if m.group(1) == m.group(2) else f"{m.group(1)} ({m.group(2)})", line
+        )
+        line = _ITALIC.sub(lambda m: f"_{m.group(1)}_", line)
+        line = _BOLD.sub(lambda m: f"*{m.group(1) or m.group(2)}*", line)
+        out.append(line)
+    if in_code:
+        out.append("```")
+    return "\n".join(out)
+
+
+def split_text(text: str, limit: int = MAX_SECTION) -> list[str]:
+    """Split at paragraph, line, then word boundaries so each piece fits ``limit``."""
+    pieces: list[str] = []
+    rest = text.strip()
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = max(window.rfind("\n\n"), -1)
+        if cut < limit // 3:
+            cut = window.rfind("\n")
+        if cut < limit // 3:
+            cut = window.rfind(" ")
+        if cut < limit // 3:
+            cut = limit
+            amp = window.rfind("&", limit - 6)
+            if amp != -1 and ";" not in window[amp:]:
+                cut = amp  # never cut an escape like "&amp;" in half
+        pieces.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        pieces.append(rest)
+    return pieces or [""]
+
+
+def section(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:MAX_SECTION]}}
+
+
+def context(*texts: str) -> Block:
+    return {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": t[:MAX_CONTEXT]} for t in texts[:10] if t],
+    }
+
+
+def source_line(c: Citation, answer: Answer) -> str:
+    parts = [escape(p) for p in render.source_parts(c, render.department_label(answer, c))]
+    if c.path.startswith(("https://", "http://")) and "|" not in c.path:
+        parts[0] = f"<{escape(c.path)}|{parts[0]}>"
+    return f"[{c.n}] " + " · ".join(parts)
+
+
+def sources_block(answer: Answer) -> Block | None:
+    if not answer.citations:
+        return None
+    lines = [source_line(c, answer) for c in answer.citations]
+    chunks: list[str] = ["*Sources*"]
+    for line in lines:
+        if len(chunks[-1]) + 1 + len(line) > MAX_CONTEXT:
+            chunks.append(line[:MAX_CONTEXT])
+        else:
+            chunks[-1] += "\n" + line
+    return context(*chunks)
+
+
+def footer(answer: Answer) -> str:
+    parts = [escape(answer.department_title or answer.department or "deptbot")]
+    if answer.status in (Status.ANSWERED, Status.SOURCES_ONLY):
+        n = len(answer.citations)
+        parts.append(f"{n} source{'s' if n != 1 else ''}")
+        parts.append(f"confidence {answer.confidence:.2f}")
+    if answer.generator:
+        parts.append(escape(answer.model or answer.generator))
+    parts.append(f"request {escape(answer.request_id)}")
+    return " · ".join(parts)
+
+
+def feedback_actions(request_id: str, *, share: bool = False) -> Block:
+    elements: list[Block] = [
+        _button("👍", ACTION_UP, request_id, "Helpful"),
+        _button("👎", ACTION_DOWN, request_id, "Not helpful"),
+    ]
+    if share:
+        elements.append(_button("Share in channel", ACTION_SHARE, request_id))
+    return {"type": "actions", "block_id": f"feedback:{request_id}", "elements": elements}
+
+
+def _button(text: str, action_id: str, value: str, label: str | None = None) -> Block:
+    button: Block = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text, "emoji": True},
+        "action_id": action_id,
+        "value": value,
+    }
+    if label:
+        button["accessibility_label"] = label
+    return button
+
+
+def answer_blocks(answer: Answer, *, note: str = "", share: bool = False) -> list[Block]:
+    """The whole reply: answer sections, notes, sources, footer, feedback (≤ 50 blocks)."""
+    if answer.status in (Status.DENIED, Status.ERROR):
+        icon = ":no_entry:" if answer.status == Status.DENIED else ":warning:"
+        return [
+            section(f"{icon} {mrkdwn(answer.text)}"[:MAX_SECTION]),
+            context(f"request {answer.request_id}"),
+        ]
+    head: list[Block] = []
+    if note:
+        head.append(context(f":lock: {escape(note)}"))
+    tail: list[Block] = []
+    if answer.low_confidence and answer.status == Status.ANSWERED:
+        tail.append(context(":grey_question: Low confidence — check the sources before relying on this."))
+    if answer.notice and answer.notice not in answer.text:
+        tail.append(context(escape(answer.notice)))
+    sources = sources_block(answer)
+    if sources:
+        tail.append(sources)
+    tail.append(context(footer(answer)))
+    tail.append(feedback_actions(answer.request_id, share=share))
+    room = MAX_BLOCKS - len(head) - len(tail)
+    body = [section(t) for t in split_text(mrkdwn(answer.text))]
+    if len(body) > room:
+        cut = context("… the answer was too long for one Slack message; see the sources.")
+        body = [*body[: room - 1], cut]
+    return head + body + tail
+
+
+def fallback_text(answer: Answer, *, note: str = "") -> str:
+    """Notification/accessibility text: escaped, short."""
+    text = (note + "\n" if note else "") + answer.text
+    return escape(text)[:FALLBACK_CHARS]
+
+
+def line_blocks(text: str, *, icon: str = "", rid: str = "") -> list[Block]:
+    """A one-line reply (help, errors, progress); ``text`` is already safe mrkdwn."""
+    blocks = [section(f"{icon} {text}".strip())]
+    if rid:
+        blocks.append(context(f"request {rid}"))
+    return blocks
+
+
+def feedback_modal(request_id: str) -> Block:
+    return {
+        "type": "modal",
+        "callback_id": FEEDBACK_VIEW,
+        "private_metadata": request_id,
+        "title": {"type": "plain_text", "text": "Feedback"},
+        "submit": {"type": "plain_text", "text": "Send"},
+        "close": {"type": "plain_text", "text": "Skip"},
+        "blocks": [
+            section("Thanks — what was wrong with the answer? (optional)"),
+            {
+                "type": "input",
+                "block_id": "reason",
+                "optional": True,
+                "label": {"type": "plain_text", "text": "Reason"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "text",
+                    "multiline": True,
+                    "max_length": 1000,
+                },
+            },
+        ],
+    }
+
+
+def home_view(
+    *,
+    departments: Sequence[tuple[str, str, str]],
+    templates: Sequence[tuple[str, str, str]],
+    status_lines: Sequence[str] = (),
+    usage: str = "",
+) -> Block:
+    """App Home: (name, title, description) departments; (dept, template, description)."""
+    blocks: list[Block] = [
+        {"type": "header", "text": {"type": "plain_text", "text": "deptbot"}},
+        section("Ask in a DM, mention me in a channel, or use `/ask`, `/task` and `/kb`."),
+        {"type": "divider"},
+        section("*Departments you can ask*"),
+    ]
+    dept_lines = [f"• *{escape(t)}* (`{escape(n)}`) — {escape(d)}" for n, t, d in departments]
+    blocks += [section(p) for p in split_text("\n".join(dept_lines) or "None yet — ask an admin.")][:10]
+    blocks.append(section("*Templates you can run*"))
+    tpl_lines = [f"• `/task {escape(d)} {escape(t)} …` — {escape(desc)}" for d, t, desc in templates]
+    blocks += [section(p) for p in split_text("\n".join(tpl_lines) or "None.")][:10]
+    if usage:
+        blocks += [section("*Your usage today*"), context(escape(usage))]
+    if status_lines:
+        blocks.append(section("*Knowledge status* (departments you administer)"))
+        blocks += [section(p) for p in split_text("\n".join(escape(s) for s in status_lines))][:10]
+    return {"type": "home", "blocks": blocks[:100]}

@@ -1,0 +1,210 @@
+"""Slash commands: ``/ask``, ``/task``, ``/kb`` — acknowledged at once, answered via ``response_url``.
+
+Replies are ephemeral; an answer that everyone in the channel may read gets a
+"Share in channel" button. ``/kb refresh`` is for that department's admins; the core
+checks and records the decision, this module only words it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.adapters import render
+from bot.adapters.slack import blocks as bk
+from bot.adapters.slack import translate
+from bot.adapters.slack.people import SlackPeople
+from bot.adapters.slack.shared import SharedAnswers
+from bot.core.pipeline import Assistant
+from bot.core.types import Message, Status
+from bot.errors import DeptbotError
+
+log = logging.getLogger(__name__)
+
+Respond = Callable[..., Awaitable[Any]]
+PROGRESS_EVERY = 10.0  # seconds between progress messages (response_url allows 5 posts)
+
+
+class SlashCommands:
+    def __init__(self, *, assistant: Assistant, people: SlackPeople, shared: SharedAnswers) -> None:
+        self._assistant = assistant
+        self._people = people
+        self._shared = shared
+
+    @property
+    def _names(self) -> list[str]:
+        return [d.name for d in self._assistant.company]
+
+    async def ack(self, ack: Callable[..., Awaitable[Any]], command: dict[str, Any]) -> None:
+        """Within 3 s, before any work: a refresh says it started, everything else acks empty."""
+        cmd = translate.parse_command(command.get("command", ""), command.get("text", ""), self._names)
+        if (
+            cmd.action == "refresh"
+            and cmd.department
+            and cmd.department in self._assistant.company.departments
+        ):
+            title = self._assistant.company.department(cmd.department).title
+            await ack(text=f"Refreshing {bk.escape(title)} knowledge…", response_type="ephemeral")
+        else:
+            await ack()
+
+    async def on_command(
+        self,
+        ack: Callable[..., Awaitable[Any]],
+        command: dict[str, Any],
+        respond: Respond,
+        client: AsyncWebClient,
+    ) -> None:
+        """Ack first (bolt answers Slack the moment ``ack`` is called), then do the work.
+
+        Bolt runs listeners as background tasks (``process_before_response=False``), so the
+        HTTP response does not wait for the answer. Lazy listeners would deep-copy the
+        request, pooled client session included, which that session does not allow.
+        """
+        await self.ack(ack, command)
+        await self.run(command, respond, client)
+
+    async def run(self, command: dict[str, Any], respond: Respond, client: AsyncWebClient) -> None:
+        """The work after the ack; every failure becomes one friendly line."""
+        try:
+            await self._run(command, respond, client)
+        except DeptbotError as exc:
+            await _say(respond, bk.escape(exc.user_message), icon=":warning:")
+        except Exception:
+            rid = render.new_request_id()
+            log.exception("slash command failed (request %s)", rid)
+            await _say(respond, bk.escape(render.sorry(rid)), icon=":warning:")
+
+    async def _run(self, command: dict[str, Any], respond: Respond, client: AsyncWebClient) -> None:
+        cmd = translate.parse_command(command.get("command", ""), command.get("text", ""), self._names)
+        email = await self._people.email(str(command.get("user_id", "")), client)
+        if cmd.action == "help":
+            names = [d.name for d in self._assistant.departments_for(email)] if email else []
+            await _say(respond, "\n".join(render.help_lines(names)))
+        elif cmd.action in ("ask", "task"):
+            await self._ask(cmd, command, email, respond)
+        elif cmd.action == "status":
+            await self._status(cmd, email, respond)
+        elif cmd.action == "refresh":
+            await self._refresh(cmd, email, respond)
+        else:
+            await _say(respond, "I don't know that command. Try `/ask help`.")
+
+    async def _ask(
+        self, cmd: translate.Command, payload: dict[str, Any], email: str | None, respond: Respond
+    ) -> None:
+        if cmd.action == "task":
+            problem = self._template_problem(cmd, email)
+            if problem:
+                await _say(respond, problem)
+                return
+        channel = str(payload.get("channel_id") or "") or None
+        in_channel = not translate.command_is_dm(payload)
+        message = Message(
+            user_id=str(payload.get("user_id", "")),
+            text=cmd.text,
+            platform="slack",
+            email=email,
+            channel=channel,
+            department=cmd.department,
+            template=cmd.template,
+            in_channel=in_channel,  # so the answer knows whether it may be shared there
+            channel_audience=translate.channel_audience(self._assistant.company, channel)
+            if channel and in_channel
+            else None,
+        )
+        answer = await asyncio.to_thread(self._assistant.ask, message)
+        shareable = in_channel and answer.ok and answer.channel_safe and answer.status != Status.DENIED
+        blocks = bk.answer_blocks(answer, share=shareable)
+        if shareable:
+            self._shared.put(answer.request_id, bk.answer_blocks(answer), bk.fallback_text(answer))
+        await respond(
+            text=bk.fallback_text(answer),
+            blocks=blocks,
+            response_type="ephemeral",
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+
+    def _template_problem(self, cmd: translate.Command, email: str | None) -> str:
+        """Unknown or ambiguous template → the list this person may run (no core call needed)."""
+        mine = self._assistant.templates_for(email) if email else []
+        listing = (
+            "\n".join(
+                f"• `/task {bk.escape(d.name)} {bk.escape(t)} …` — {bk.escape(d.templates[t].description)}"
+                for d, t in mine
+            )
+            or "You can't run any templates yet."
+        )
+        if not cmd.template:
+            return "*Templates you can run*\n" + listing
+        owners = [
+            d.name
+            for d in self._assistant.company
+            if cmd.template in d.templates and (cmd.department in (None, d.name))
+        ]
+        if not owners:
+            return f"There is no template `{bk.escape(cmd.template)}`. *Templates you can run*\n" + listing
+        if len(owners) > 1:
+            names = ", ".join(owners)
+            tpl = bk.escape(cmd.template)
+            return f"`{tpl}` exists in {names}; use `/task DEPT {tpl} …`."
+        if not cmd.text.strip():
+            return f"Give the template an input: `/task {bk.escape(cmd.template)} …`."
+        return ""
+
+    async def _status(self, cmd: translate.Command, email: str | None, respond: Respond) -> None:
+        a = self._assistant
+        visible = {d.name for d in a.departments_for(email)} if email else set()
+        visible |= {d.name for d in a.company if email and a.is_admin(email, d.name)}
+        if cmd.department:
+            a.company.department(cmd.department)  # unknown name → UsageError listing valid ones
+            if cmd.department not in visible:
+                await _say(respond, "You can't see that department's knowledge status.", icon=":no_entry:")
+                return
+            names = [cmd.department]
+        else:
+            names = sorted(visible)
+        if not names:
+            await _say(respond, "There is no knowledge you can see yet.")
+            return
+        statuses = [s for n in names for s in await asyncio.to_thread(a.status, n)]
+        lines = [render.status_line(s, a.company.department(s.department).title) for s in statuses]
+        await _say(respond, "*Knowledge status*\n" + "\n".join("• " + bk.escape(line) for line in lines))
+
+    async def _refresh(self, cmd: translate.Command, email: str | None, respond: Respond) -> None:
+        if not cmd.department:
+            await _say(respond, "Which department? `/kb refresh DEPT` — one of: " + ", ".join(self._names))
+            return
+        title = self._assistant.company.department(cmd.department).title
+        loop = asyncio.get_running_loop()
+        last = [time.monotonic()]
+
+        def progress(done: int, total: int, current: str) -> None:  # called on the worker thread
+            now = time.monotonic()
+            if now - last[0] >= PROGRESS_EVERY and done < total:
+                last[0] = now
+                line = bk.escape(render.progress_line(title, done, total))
+                asyncio.run_coroutine_threadsafe(_say(respond, line), loop)
+
+        try:
+            report = await asyncio.to_thread(
+                self._assistant.refresh, cmd.department, user=email or "", progress=progress
+            )
+        except DeptbotError as exc:  # AccessDenied (recorded by the core) or a knowledge error
+            icon = ":no_entry:" if type(exc).__name__ == "AccessDenied" else ":warning:"
+            await _say(respond, bk.escape(exc.user_message), icon=icon)
+            return
+        await _say(respond, bk.escape(render.report_line(report, title)), icon=":white_check_mark:")
+
+
+async def _say(respond: Respond, text: str, *, icon: str = "") -> None:
+    """An ephemeral one-liner via response_url; ``text`` is already safe mrkdwn."""
+    await respond(
+        text=text, blocks=bk.line_blocks(text, icon=icon), response_type="ephemeral", unfurl_links=False
+    )

@@ -1,0 +1,188 @@
+"""Mentions, DMs and thread follow-ups: the asynchronous work after Slack was acknowledged.
+
+Slack calls in, bolt acknowledges at once, and these coroutines do the rest: 👀 while
+working, identity via ``users.info``, bounded thread history, the synchronous core on a
+worker thread, then one reply in the thread, in the channel only when it is channel-safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.adapters import render
+from bot.adapters.slack import blocks as bk
+from bot.adapters.slack import translate
+from bot.adapters.slack.people import SlackPeople
+from bot.core.pipeline import Assistant
+from bot.core.types import Answer, Status, Turn
+from bot.errors import DeptbotError
+
+log = logging.getLogger(__name__)
+
+THINKING = "is looking through the documents…"
+_STATUS_UNSUPPORTED = {"missing_scope", "not_allowed_token_type", "unknown_method", "method_deprecated"}
+
+
+class ChatState(Protocol):
+    """Persisted adapter state (``bot.store.dedup.DedupStore``)."""
+
+    def claim(self, key: str) -> bool: ...
+
+    def mark_thread(self, channel: str, thread: str) -> None: ...
+
+    def has_thread(self, channel: str, thread: str) -> bool: ...
+
+
+class Conversations:
+    """``max_active`` bounds answers in progress: under a burst, acknowledgements stay fast
+    (the event loop is not crowded) while answers wait their turn in order of arrival."""
+
+    def __init__(
+        self, *, assistant: Assistant, state: ChatState, people: SlackPeople, max_active: int = 8
+    ) -> None:
+        self._assistant = assistant
+        self._state = state
+        self._people = people
+        self._status_supported = True
+        self._max_active = max_active
+        self._slots: asyncio.Semaphore | None = None  # created on the serving loop
+
+    # ── listeners (bolt injects arguments by name) ───────────────────────────────────
+
+    async def on_mention(self, event: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
+        inc = translate.incoming(event, bot_user_id=context.bot_user_id)
+        if inc is not None and not inc.is_dm:
+            await self.answer(inc, client, context.bot_user_id)
+
+    async def on_message(self, event: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
+        inc = translate.incoming(event, bot_user_id=context.bot_user_id)
+        if inc is None:
+            return
+        known = inc.in_thread and self._state.has_thread(inc.channel, inc.thread)
+        if translate.should_answer_message(inc, thread_known=known):
+            await self.answer(inc, client, context.bot_user_id)
+
+    # ── the flow ────────────────────────────────────────────────────────────────────
+
+    async def answer(self, inc: translate.Incoming, client: AsyncWebClient, bot_user_id: str | None) -> None:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self._max_active)
+        async with self._slots:
+            await self._answer(inc, client, bot_user_id)
+
+    async def _answer(self, inc: translate.Incoming, client: AsyncWebClient, bot_user_id: str | None) -> None:
+        if not inc.text:
+            names = [d.name for d in self._assistant.company]
+            text = "Hi! Ask me a question in words, for example: _How many vacation days do I get?_\n"
+            text += "\n".join(render.help_lines(names))
+            await self._post(client, inc, bk.line_blocks(text), "Ask me a question in words.")
+            return
+        await self._working(client, inc, on=True)
+        try:
+            answer = await self._ask(inc, client, bot_user_id)
+            if answer is not None:
+                await self._deliver(client, inc, answer)
+        except Exception:
+            rid = render.new_request_id()
+            log.exception("slack event failed (request %s)", rid)
+            await self._post_quietly(client, inc, render.sorry(rid))
+        finally:
+            await self._working(client, inc, on=False)
+
+    async def _ask(
+        self, inc: translate.Incoming, client: AsyncWebClient, bot_user_id: str | None
+    ) -> Answer | None:
+        person = await self._people.lookup(inc.user, client)
+        turns = await self._history(client, inc, bot_user_id) if inc.in_thread else ()
+        message = translate.to_message(inc, email=person.email, company=self._assistant.company, turns=turns)
+        try:
+            return await asyncio.to_thread(self._assistant.ask, message)
+        except DeptbotError as exc:  # the person's mistake (too long, unknown name): safe text
+            await self._post(
+                client, inc, bk.line_blocks(bk.escape(exc.user_message)), bk.escape(exc.user_message)
+            )
+            return None
+
+    async def _deliver(self, client: AsyncWebClient, inc: translate.Incoming, answer: Answer) -> None:
+        """Channel-safe rule: in a channel, anything not everyone there may read goes to the asker only."""
+        private = inc.in_channel and (answer.status == Status.DENIED or not answer.channel_safe)
+        note = render.channel_restricted_note(answer) if private and answer.status != Status.DENIED else ""
+        blocks = bk.answer_blocks(answer, note=note)
+        text = bk.fallback_text(answer, note=note)
+        if private:
+            await client.chat_postEphemeral(
+                channel=inc.channel, user=inc.user, thread_ts=inc.thread, blocks=blocks, text=text
+            )
+            return
+        await self._post(client, inc, blocks, text)
+        self._state.mark_thread(inc.channel, inc.thread)
+
+    async def _post(
+        self, client: AsyncWebClient, inc: translate.Incoming, blocks: list[bk.Block], text: str
+    ) -> None:
+        await client.chat_postMessage(
+            channel=inc.channel,
+            thread_ts=inc.thread,
+            blocks=blocks,
+            text=text,
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+
+    async def _post_quietly(self, client: AsyncWebClient, inc: translate.Incoming, line: str) -> None:
+        try:
+            blocks = bk.line_blocks(bk.escape(line), icon=":warning:")
+            if inc.in_channel:  # a failure is the asker's business, not the channel's
+                await client.chat_postEphemeral(
+                    channel=inc.channel, user=inc.user, thread_ts=inc.thread, blocks=blocks, text=line
+                )
+            else:
+                await self._post(client, inc, blocks, line)
+        except Exception:
+            log.exception("could not tell the user about a failure")
+
+    async def _history(
+        self, client: AsyncWebClient, inc: translate.Incoming, bot_user_id: str | None
+    ) -> tuple[Turn, ...]:
+        try:
+            resp = await client.conversations_replies(
+                channel=inc.channel, ts=inc.thread, limit=translate.HISTORY_TURNS * 3
+            )
+        except SlackApiError as exc:
+            log.info("conversations.replies failed: %s", exc.response.get("error"))
+            return ()
+        messages = resp.get("messages") or []
+        return translate.history(messages, bot_user_id=bot_user_id, before_ts=inc.ts)
+
+    async def _working(self, client: AsyncWebClient, inc: translate.Incoming, *, on: bool) -> None:
+        """👀 on the question (and the assistant status in DMs); failures never matter."""
+        try:
+            if on:
+                await client.reactions_add(channel=inc.channel, timestamp=inc.ts, name="eyes")
+            else:
+                await client.reactions_remove(channel=inc.channel, timestamp=inc.ts, name="eyes")
+        except Exception as exc:
+            log.debug("reaction %s failed: %s", "add" if on else "remove", _error(exc))
+        if not (inc.is_dm and self._status_supported):
+            return
+        try:
+            await client.assistant_threads_setStatus(
+                channel_id=inc.channel, thread_ts=inc.thread, status=THINKING if on else ""
+            )
+        except Exception as exc:
+            if _error(exc) in _STATUS_UNSUPPORTED:
+                self._status_supported = False
+            log.debug("assistant.threads.setStatus failed: %s", _error(exc))
+
+
+def _error(exc: BaseException) -> str:
+    if isinstance(exc, SlackApiError):
+        response: Mapping[str, Any] = exc.response
+        return str(response.get("error", ""))
+    return type(exc).__name__

@@ -1,0 +1,126 @@
+"""Button clicks, the 👎 reason modal, "Share in channel", and the App Home tab."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.adapters import render
+from bot.adapters.slack import blocks as bk
+from bot.adapters.slack.people import SlackPeople
+from bot.adapters.slack.shared import SharedAnswers
+from bot.core.pipeline import Assistant
+
+log = logging.getLogger(__name__)
+
+Ack = Callable[..., Awaitable[Any]]
+Respond = Callable[..., Awaitable[Any]]
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
+
+
+class Interactions:
+    def __init__(self, *, assistant: Assistant, people: SlackPeople, shared: SharedAnswers) -> None:
+        self._assistant = assistant
+        self._people = people
+        self._shared = shared
+
+    async def _who(self, body: dict[str, Any], client: AsyncWebClient) -> str:
+        user_id = str((body.get("user") or {}).get("id", ""))
+        email = await self._people.email(user_id, client) if user_id else None
+        return email or f"slack:{user_id}"
+
+    async def on_feedback(
+        self, ack: Ack, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient, respond: Respond
+    ) -> None:
+        """👍 stores "up"; 👎 stores "down" at once and opens a modal for an optional reason."""
+        await ack()
+        request_id = str(action.get("value", ""))[:64]
+        value = "up" if action.get("action_id") == bk.ACTION_UP else "down"
+        try:
+            user = await self._who(body, client)
+            await asyncio.to_thread(self._assistant.feedback, request_id, user=user, value=value)
+            if value == "down" and body.get("trigger_id"):
+                await client.views_open(trigger_id=body["trigger_id"], view=bk.feedback_modal(request_id))
+            else:
+                await respond(
+                    text="Thanks for the feedback.", response_type="ephemeral", replace_original=False
+                )
+        except Exception:
+            rid = render.new_request_id()
+            log.exception("feedback failed (request %s)", rid)
+            await respond(
+                text=bk.escape(render.sorry(rid)), response_type="ephemeral", replace_original=False
+            )
+
+    async def on_feedback_reason(
+        self, ack: Ack, body: dict[str, Any], view: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        await ack()
+        request_id = str(view.get("private_metadata", ""))[:64]
+        values = (view.get("state") or {}).get("values") or {}
+        reason = str(((values.get("reason") or {}).get("text") or {}).get("value") or "")
+        try:
+            user = await self._who(body, client)
+            await asyncio.to_thread(
+                self._assistant.feedback, request_id, user=user, value="down", reason=reason
+            )
+        except Exception:
+            log.exception("storing the feedback reason failed")
+
+    async def on_share(
+        self, ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond
+    ) -> None:
+        """Re-post the asker's (channel-safe) answer for everyone in the channel."""
+        await ack()
+        item = self._shared.pop(str(action.get("value", "")))
+        if item is None:
+            await respond(
+                text="That answer has expired; please ask again.",
+                response_type="ephemeral",
+                replace_original=False,
+            )
+            return
+        blocks, text = item
+        user_id = str((body.get("user") or {}).get("id", ""))
+        by = [bk.context(f"Shared by <@{user_id}>")] if _USER_ID.match(user_id) else []
+        await respond(
+            text=text,
+            blocks=by + blocks,
+            response_type="in_channel",
+            replace_original=False,
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+
+    async def on_home(self, event: dict[str, Any], client: AsyncWebClient) -> None:
+        if event.get("tab", "home") != "home" or not event.get("user"):
+            return
+        a = self._assistant
+        user_id = str(event["user"])
+        email = await self._people.email(user_id, client)
+        depts = a.departments_for(email) if email else []
+        templates = a.templates_for(email) if email else []
+        admin_of = [d.name for d in a.company if email and a.is_admin(email, d.name)]
+        status_lines: list[str] = []
+        for name in admin_of:
+            for s in await asyncio.to_thread(a.status, name):
+                status_lines.append(render.status_line(s, a.company.department(s.department).title))
+        usage = ""
+        usage_today = getattr(a, "usage_today", None)
+        if email and callable(usage_today):
+            try:
+                usage = render.usage_line(await asyncio.to_thread(usage_today, email))
+            except Exception:
+                log.exception("usage_today failed")
+        view = bk.home_view(
+            departments=[(d.name, d.title, d.description) for d in depts],
+            templates=[(d.name, t, d.templates[t].description) for d, t in templates],
+            status_lines=status_lines,
+            usage=usage,
+        )
+        await client.views_publish(user_id=user_id, view=view)

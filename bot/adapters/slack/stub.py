@@ -1,0 +1,208 @@
+"""A stand-in Slack Web API on 127.0.0.1, for tests, the bench and trying deptbot offline.
+
+Like httpx's mock transport, it lets the real SDK talk to something fake: point
+``SLACK_API_URL`` at ``stub.api_url`` and every call is recorded (method + arguments).
+It answers the methods deptbot uses and accepts ``response_url`` posts at
+``/response/<name>``. ``GET /_stub/calls`` returns the record as JSON and ``GET /_stub/summary``
+counts per method (for out-of-process use, e.g. the bench).
+``signed_headers`` builds the headers Slack would send with a request body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import itertools
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+BOT_USER_ID = "UBOT"
+BOT_ID = "BBOT"
+
+
+def signed_headers(secret: str, body: str | bytes, *, timestamp: int | None = None) -> dict[str, str]:
+    """X-Slack-Signature/X-Slack-Request-Timestamp for ``body`` (v0 scheme)."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    raw = body.encode() if isinstance(body, str) else body
+    digest = hmac.new(secret.encode(), b"v0:" + ts.encode() + b":" + raw, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+
+
+@dataclass
+class Call:
+    method: str  # "chat.postMessage", or "response_url" for response_url posts
+    args: dict[str, Any]
+    path: str = ""
+    at: float = field(default_factory=time.monotonic)
+
+
+class SlackStub:
+    """``users`` maps Slack user ids to e-mails (None: a profile without e-mail)."""
+
+    def __init__(
+        self,
+        *,
+        users: Mapping[str, str | None] | None = None,
+        bot_user_id: str = BOT_USER_ID,
+        errors: Mapping[str, str] | None = None,
+        rate_limit_once: set[str] | None = None,
+    ) -> None:
+        self.users = dict(users or {})
+        self.bot_user_id = bot_user_id
+        self.errors = dict(errors or {})  # method → Slack error code to answer with
+        self.rate_limit_once = set(rate_limit_once or ())  # methods answered 429 once
+        self.calls: list[Call] = []
+        self.threads: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._ts = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+        self._changed = asyncio.Event()
+        self.port = 0
+
+    # ── lifecycle ────────────────────────────────────────────────────────────────────
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> SlackStub:
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._api)
+        app.router.add_post("/response/{name}", self._response_url)
+        app.router.add_get("/_stub/calls", self._dump)
+        app.router.add_get("/_stub/summary", self._summary)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    def response_url(self, name: str = "r") -> str:
+        return f"http://127.0.0.1:{self.port}/response/{name}"
+
+    # ── inspection ───────────────────────────────────────────────────────────────────
+
+    def to(self, method: str) -> list[dict[str, Any]]:
+        return [c.args for c in self.calls if c.method == method]
+
+    async def wait_for(
+        self,
+        method: str,
+        count: int = 1,
+        *,
+        where: Callable[[dict[str, Any]], bool] = lambda _args: True,
+        timeout: float = 10.0,
+    ) -> list[dict[str, Any]]:
+        """Wait until ``count`` matching calls were recorded; returns them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [a for a in self.to(method) if where(a)]
+            if len(found) >= count:
+                return found
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                seen = sorted({c.method for c in self.calls})
+                raise AssertionError(
+                    f"expected {count} {method} call(s), got {len(found)}; calls seen: {seen}"
+                )
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.2))
+
+    # ── handlers ─────────────────────────────────────────────────────────────────────
+
+    async def _args(self, request: web.Request) -> dict[str, Any]:
+        args: dict[str, Any] = dict(request.query)
+        raw = await request.read()
+        if raw:
+            if (request.content_type or "").endswith("json"):
+                args.update(json.loads(raw))
+            else:
+                args.update(parse_qsl(raw.decode(), keep_blank_values=True))
+        for key in ("blocks", "view"):
+            if isinstance(args.get(key), str):
+                args[key] = json.loads(args[key])
+        return args
+
+    def _record(self, method: str, args: dict[str, Any], path: str) -> None:
+        self.calls.append(Call(method, args, path))
+        self._changed.set()
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        args = await self._args(request)
+        if method in self.rate_limit_once:
+            self.rate_limit_once.discard(method)
+            self._record(method + ":429", args, request.path)
+            return web.json_response(
+                {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "0"}
+            )
+        self._record(method, args, request.path)
+        if method in self.errors:
+            return web.json_response({"ok": False, "error": self.errors[method]})
+        return web.json_response(self._answer(method, args))
+
+    def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        ok: dict[str, Any] = {"ok": True}
+        if method == "auth.test":
+            return {**ok, "user_id": self.bot_user_id, "bot_id": BOT_ID, "team_id": "T1", "user": "deptbot"}
+        if method == "users.info":
+            uid = str(args.get("user", ""))
+            if uid not in self.users:
+                return {"ok": False, "error": "user_not_found"}
+            profile = {"email": self.users[uid]} if self.users[uid] else {}
+            return {**ok, "user": {"id": uid, "is_bot": False, "profile": profile}}
+        if method in ("chat.postMessage", "chat.update"):
+            ts = str(args.get("ts") or f"{1700000000 + next(self._ts)}.000100")
+            channel = str(args.get("channel", ""))
+            msg = {"ts": ts, "text": args.get("text", ""), "user": self.bot_user_id, "bot_id": BOT_ID}
+            if method == "chat.postMessage" and args.get("thread_ts"):
+                self.threads.setdefault((channel, str(args["thread_ts"])), []).append(msg)
+            return {**ok, "channel": channel, "ts": ts, "message": msg}
+        if method == "chat.postEphemeral":
+            return {**ok, "message_ts": f"{1700000000 + next(self._ts)}.000200"}
+        if method == "conversations.replies":
+            key = (str(args.get("channel", "")), str(args.get("ts", "")))
+            return {**ok, "messages": self.threads.get(key, []), "has_more": False}
+        if method in ("views.publish", "views.open"):
+            return {**ok, "view": {"id": "V1", **(args.get("view") or {})}}
+        if method == "apps.connections.open":
+            return {"ok": False, "error": "not_supported_by_stub"}
+        return ok  # reactions.add/remove, assistant.threads.setStatus, ...
+
+    def add_thread_message(self, channel: str, thread: str, message: dict[str, Any]) -> None:
+        """Seed a human message into a thread (what conversations.replies will return)."""
+        self.threads.setdefault((channel, thread), []).append(message)
+
+    async def _response_url(self, request: web.Request) -> web.Response:
+        args = await self._args(request)
+        self._record("response_url", {**args, "_name": request.match_info["name"]}, request.path)
+        return web.Response(text="ok")
+
+    async def _summary(self, request: web.Request) -> web.Response:
+        """Counts per method and the thread of every reply (cheap enough to poll under load)."""
+        counts: dict[str, int] = {}
+        for c in self.calls:
+            counts[c.method] = counts.get(c.method, 0) + 1
+        replies = [
+            str(c.args.get("thread_ts", ""))
+            for c in self.calls
+            if c.method in ("chat.postMessage", "chat.postEphemeral")
+        ]
+        last = max((c.at for c in self.calls if c.method == "chat.postMessage"), default=0.0)
+        return web.json_response({"counts": counts, "replies": replies, "last_reply_at": last})
+
+    async def _dump(self, request: web.Request) -> web.Response:
+        return web.json_response([{"method": c.method, "args": c.args, "at": c.at} for c in self.calls])

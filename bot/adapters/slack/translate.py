@@ -1,0 +1,212 @@
+"""Slack payloads → neutral values. Pure functions: no I/O, no Slack client, easy to test.
+
+Slack's own formatting in incoming text (``<@U1>``, ``<#C1|name>``, ``<https://x|label>``,
+``&amp;``) is turned into plain words before it reaches the core, and events the bot must
+not answer (bots, itself, edits, deletions, joins) are filtered here.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bot.config import Company
+from bot.core.types import Message, Turn
+
+HISTORY_TURNS = 10  # earlier messages of a thread passed to the core
+HISTORY_CHARS = 1500  # per earlier message
+ANSWERABLE_SUBTYPES = {None, "file_share", "thread_broadcast"}
+_ANGLE = re.compile(r"<([^<>]*)>")
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """An event the bot should answer: who, where, and the plain question."""
+
+    user: str
+    channel: str
+    ts: str
+    thread: str  # thread to reply in (the message itself when it started none)
+    text: str  # plain text, bot mention removed
+    is_dm: bool
+    in_thread: bool  # the message was itself a reply inside a thread
+    mentions_bot: bool
+
+    @property
+    def in_channel(self) -> bool:
+        return not self.is_dm
+
+
+def plain_text(text: str, *, bot_user_id: str | None = None) -> str:
+    """Slack mrkdwn from a person → plain text; the bot's own mention is dropped."""
+
+    def repl(m: re.Match[str]) -> str:
+        inner = m.group(1)
+        target, _, label = inner.partition("|")
+        if target.startswith("@"):
+            return "" if bot_user_id and target[1:] == bot_user_id else "@" + (label or target[1:])
+        if target.startswith("#"):
+            return "#" + (label or target[1:])
+        if target.startswith("!"):
+            name = label or target[1:].split("^")[0]
+            return name if name.startswith("@") else "@" + name
+        if target.startswith("mailto:"):
+            return label or target[7:]
+        if label and label != target:
+            return f"{label} ({target})"
+        return target
+
+    out = _ANGLE.sub(repl, text or "")
+    out = html.unescape(out)
+    return re.sub(r"[ \t]+", " ", out).strip()
+
+
+def incoming(event: Mapping[str, Any], *, bot_user_id: str | None) -> Incoming | None:
+    """The question in an ``app_mention`` or ``message`` event, or None when it is not one.
+
+    Ignored: other bots and the bot itself, edits, deletions, joins and every other
+    subtype, hidden messages, and events without a user or channel.
+    """
+    if event.get("type") not in ("app_mention", "message"):
+        return None
+    if event.get("subtype") not in ANSWERABLE_SUBTYPES or event.get("hidden"):
+        return None
+    user, channel, ts = event.get("user"), event.get("channel"), event.get("ts")
+    if event.get("bot_id") or event.get("bot_profile") or not user or user == bot_user_id:
+        return None
+    if not isinstance(user, str) or not isinstance(channel, str) or not isinstance(ts, str):
+        return None
+    raw = event.get("text") if isinstance(event.get("text"), str) else ""
+    thread = event.get("thread_ts") if isinstance(event.get("thread_ts"), str) else None
+    is_dm = event.get("channel_type") == "im" or channel.startswith("D")
+    return Incoming(
+        user=user,
+        channel=channel,
+        ts=ts,
+        thread=thread or ts,
+        text=plain_text(str(raw), bot_user_id=bot_user_id),
+        is_dm=is_dm,
+        in_thread=bool(thread) and thread != ts,
+        mentions_bot=bool(bot_user_id) and f"<@{bot_user_id}" in str(raw),
+    )
+
+
+def should_answer_message(inc: Incoming, *, thread_known: bool) -> bool:
+    """``message`` events: every DM; in channels only follow-ups in a thread we answered.
+
+    A channel message that mentions the bot also arrives as ``app_mention``; that event
+    answers it, so the ``message`` copy is skipped (exactly one reply).
+    """
+    if inc.is_dm:
+        return True
+    return inc.in_thread and thread_known and not inc.mentions_bot
+
+
+def channel_audience(company: Company, channel: str) -> tuple[str, ...] | None:
+    """Who can read ``channel``, when some department file declares it."""
+    for dept in company:
+        if channel in dept.channels.audience:
+            return tuple(dept.channels.audience[channel])
+    return None
+
+
+def history(
+    messages: Iterable[Mapping[str, Any]],
+    *,
+    bot_user_id: str | None,
+    before_ts: str,
+    limit: int = HISTORY_TURNS,
+) -> tuple[Turn, ...]:
+    """Earlier turns of a thread (``conversations.replies``), oldest first, bounded."""
+    turns: list[Turn] = []
+    for m in sorted(messages, key=lambda m: _ts(str(m.get("ts", "")))):
+        ts = str(m.get("ts", ""))
+        if not ts or _ts(ts) >= _ts(before_ts):
+            continue
+        mine = bool(m.get("bot_id")) and (m.get("user") in (None, bot_user_id))
+        if m.get("bot_id") and not mine:
+            continue
+        text = plain_text(str(m.get("text") or ""), bot_user_id=bot_user_id)
+        if text:
+            turns.append(Turn(role="assistant" if mine else "user", text=text[:HISTORY_CHARS]))
+    return tuple(turns[-limit:])
+
+
+def _ts(ts: str) -> float:
+    try:
+        return float(ts)
+    except ValueError:
+        return 0.0
+
+
+def to_message(
+    inc: Incoming,
+    *,
+    email: str | None,
+    company: Company,
+    turns: tuple[Turn, ...] = (),
+) -> Message:
+    return Message(
+        user_id=inc.user,
+        text=inc.text,
+        platform="slack",
+        email=email,
+        channel=inc.channel,
+        thread=inc.thread,
+        history=turns,
+        in_channel=inc.in_channel,
+        channel_audience=channel_audience(company, inc.channel) if inc.in_channel else None,
+    )
+
+
+# ── slash commands ────────────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class Command:
+    """A parsed slash command; ``action`` is help | ask | task | status | refresh | unknown."""
+
+    action: str
+    department: str | None = None
+    template: str | None = None
+    text: str = ""
+
+
+def command_is_dm(payload: Mapping[str, Any]) -> bool:
+    channel = str(payload.get("channel_id") or "")
+    return payload.get("channel_name") == "directmessage" or channel.startswith("D")
+
+
+def parse_command(command: str, text: str, departments: Sequence[str]) -> Command:
+    """``/ask [dept] question``, ``/task [dept] TEMPLATE input``, ``/kb status|refresh [DEPT]``."""
+    text = plain_text(text)
+    words = text.split()
+    first = words[0].lower() if words else ""
+    names = {d.lower() for d in departments}
+    if command == "/ask":
+        if first in ("", "help", "?", "-h", "--help") and len(words) <= 1:
+            return Command("help")
+        if first in names and len(words) > 1:
+            return Command("ask", department=first, text=text.split(None, 1)[1])
+        return Command("ask", text=text)
+    if command == "/task":
+        if not words or first in ("help", "list"):
+            return Command("task")
+        if first in names and len(words) > 1:
+            rest = text.split(None, 2)
+            return Command(
+                "task", department=first, template=rest[1].lower(), text=rest[2] if len(rest) > 2 else ""
+            )
+        rest = text.split(None, 1)
+        return Command("task", template=first, text=rest[1] if len(rest) > 1 else "")
+    if command == "/kb":
+        dept = words[1].lower() if len(words) > 1 else None
+        if first in ("", "status"):
+            return Command("status", department=dept)
+        if first == "refresh":
+            return Command("refresh", department=dept)
+        return Command("help")
+    return Command("unknown", text=text)

@@ -1,0 +1,105 @@
+"""Seen-event ids and answered threads for chat adapters, in SQLite (WAL) so they survive a restart.
+
+Slack redelivers an event when it did not see an acknowledgement in time, and again after
+a restart of ours; ``claim`` makes "exactly one reply per event" hold across both. The
+``threads`` table remembers where the bot answered, so a plain follow-up in that thread
+(without a mention) is answered too. Rows expire after ``ttl`` seconds; cleanup runs on
+open and every ``CLEANUP_EVERY`` writes, so the file stays small without a scheduler.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bot.errors import StoreError
+from bot.store.audit import connect
+
+DEFAULT_TTL = 24 * 3600.0  # Slack retries within minutes; a day is generous
+THREAD_TTL = 14 * 24 * 3600.0  # follow-ups in an answered thread, for two weeks
+CLEANUP_EVERY = 500
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS seen_events (key TEXT PRIMARY KEY, seen REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS seen_events_seen ON seen_events(seen);
+CREATE TABLE IF NOT EXISTS answered_threads (
+    channel TEXT NOT NULL, thread TEXT NOT NULL, seen REAL NOT NULL, PRIMARY KEY (channel, thread)
+);
+CREATE INDEX IF NOT EXISTS answered_threads_seen ON answered_threads(seen);
+"""
+
+
+class DedupStore:
+    """Thread-safe; one small database file per state directory."""
+
+    FILE = "chat-state.sqlite3"
+
+    def __init__(
+        self,
+        *,
+        path: Path,
+        ttl: float = DEFAULT_TTL,
+        thread_ttl: float = THREAD_TTL,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = path
+        self._ttl = ttl
+        self._thread_ttl = thread_ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._writes = 0
+        try:
+            self._conn = connect(path)
+            self._conn.executescript(_SCHEMA)
+            self.cleanup()
+        except sqlite3.Error as exc:
+            raise StoreError(f"Cannot open the chat state database at {path}.") from exc
+
+    @classmethod
+    def in_state_dir(cls, state_dir: Path, **kwargs: float) -> DedupStore:
+        return cls(path=Path(state_dir) / cls.FILE, **kwargs)  # type: ignore[arg-type]
+
+    def claim(self, key: str) -> bool:
+        """True the first time ``key`` is seen (within the TTL), False for every repeat."""
+        now = self._clock()
+        with self._lock:
+            cur = self._conn.execute(
+                "INSERT INTO seen_events(key, seen) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET seen = excluded.seen WHERE seen < ?",
+                (key, now, now - self._ttl),
+            )
+            first = cur.rowcount == 1
+            self._tick()
+        return first
+
+    def mark_thread(self, channel: str, thread: str) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO answered_threads(channel, thread, seen) VALUES (?, ?, ?)",
+                (channel, thread, self._clock()),
+            )
+            self._tick()
+
+    def has_thread(self, channel: str, thread: str) -> bool:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT seen FROM answered_threads WHERE channel = ? AND thread = ?", (channel, thread)
+            ).fetchone()
+        return row is not None and row[0] >= self._clock() - self._thread_ttl
+
+    def cleanup(self) -> None:
+        now = self._clock()
+        self._conn.execute("DELETE FROM seen_events WHERE seen < ?", (now - self._ttl,))
+        self._conn.execute("DELETE FROM answered_threads WHERE seen < ?", (now - self._thread_ttl,))
+
+    def _tick(self) -> None:
+        self._writes += 1
+        if self._writes % CLEANUP_EVERY == 0:
+            self.cleanup()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

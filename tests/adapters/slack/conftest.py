@@ -1,0 +1,198 @@
+"""Slack fixtures: the real server on 127.0.0.1 talking to a stub Slack Web API on 127.0.0.1.
+
+``SlackHarness`` posts signed events, slash commands and interactions exactly as Slack
+would; ``harness.stub`` records every Web API and ``response_url`` call the bot makes.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from bot.adapters.http import build_app
+from bot.adapters.slack.stub import SlackStub, signed_headers
+from bot.config import Company, load_company
+from bot.core.pipeline import Assistant
+from bot.settings import Settings
+from tests.fakes import make_company
+
+SECRET = "test-signing-secret"
+TOKEN = "xoxb-test-token"
+USERS: dict[str, str | None] = {
+    "UALICE": "alice@example.com",  # hr-team
+    "UHANK": "hank@example.com",  # hr-admins
+    "UCAROL": "carol@example.com",  # finance-admins: sees payroll
+    "UBOB": "bob@example.com",  # engineering
+    "UGRACE": "grace@example.com",  # nobody special
+    "UNOMAIL": None,  # a profile without an e-mail
+}
+INJECTION = "<!channel> <!here> <@U999EVIL> via <https://evil.example/login|the HR portal>"
+
+
+@pytest.fixture
+def company(tmp_path: Path) -> Company:
+    """The shared tiny company plus one HR document full of Slack control sequences."""
+    make_company(tmp_path)
+    doc = tmp_path / "knowledge" / "hr" / "office-closure.md"
+    doc.write_text(
+        textwrap.dedent(f"""\
+        ---
+        title: Office closure <!here>
+        ---
+        # Office closure
+        ## Friday closure
+        The office closure on Friday starts at 5pm for everyone, {INJECTION}.
+        """)
+    )
+    return load_company(tmp_path / "departments")
+
+
+class SlackHarness:
+    def __init__(self, assistant: Assistant, state_dir: Path, **stub_kwargs: Any) -> None:
+        self.assistant = assistant
+        self.state_dir = state_dir
+        self.stub = SlackStub(users=USERS, **stub_kwargs)
+        self._runner: web.AppRunner | None = None
+        self.session: aiohttp.ClientSession | None = None
+        self.url = ""
+        self._n = 0
+
+    async def __aenter__(self) -> SlackHarness:
+        await self.stub.start()
+        await self.start_server()
+        self.session = aiohttp.ClientSession()
+        return self
+
+    async def start_server(self) -> None:
+        env = {"SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": self.stub.api_url}
+        settings = Settings(departments_dir=Path("."), state_dir=self.state_dir, env=env)
+        app = build_app(assistant=self.assistant, settings=settings)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def stop_server(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.session is not None:
+            await self.session.close()
+        await self.stop_server()
+        await self.stub.stop()
+
+    # ── requests as Slack sends them ────────────────────────────────────────────────
+
+    async def post(
+        self,
+        body: str,
+        *,
+        content_type: str = "application/json",
+        signed: bool = True,
+        timestamp: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, str]:
+        assert self.session is not None
+        h = {
+            "Content-Type": content_type,
+            **(signed_headers(SECRET, body, timestamp=timestamp) if signed else {}),
+        }
+        h.update(headers or {})
+        async with self.session.post(self.url + "/slack/events", data=body.encode(), headers=h) as resp:
+            return resp.status, await resp.text()
+
+    async def event(
+        self, event: dict[str, Any], *, event_id: str | None = None, retry: int | None = None
+    ) -> tuple[int, str]:
+        self._n += 1
+        envelope = {
+            "token": "legacy",
+            "team_id": "T1",
+            "api_app_id": "A1",
+            "type": "event_callback",
+            "event_id": event_id or f"Ev{self._n:06d}{time.monotonic_ns()}",
+            "event_time": int(time.time()),
+            "event": event,
+            "authorizations": [{"team_id": "T1", "user_id": "UBOT", "is_bot": True}],
+        }
+        headers = {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"} if retry else None
+        return await self.post(json.dumps(envelope), headers=headers)
+
+    async def command(
+        self, command: str, text: str, *, user: str = "UALICE", channel: str = "C0HRHELP", name: str = "cmd"
+    ) -> tuple[int, str]:
+        form = {
+            "token": "legacy",
+            "team_id": "T1",
+            "channel_id": channel,
+            "channel_name": "directmessage" if channel.startswith("D") else "hr-help",
+            "user_id": user,
+            "command": command,
+            "text": text,
+            "api_app_id": "A1",
+            "response_url": self.stub.response_url(name),
+            "trigger_id": "trigger-1",
+        }
+        return await self.post(urlencode(form), content_type="application/x-www-form-urlencoded")
+
+    async def interaction(self, payload: dict[str, Any]) -> tuple[int, str]:
+        payload = {"team": {"id": "T1"}, "api_app_id": "A1", "token": "legacy", **payload}
+        body = urlencode({"payload": json.dumps(payload)})
+        return await self.post(body, content_type="application/x-www-form-urlencoded")
+
+    async def click(
+        self, action_id: str, value: str, *, user: str = "UALICE", name: str = "click"
+    ) -> tuple[int, str]:
+        return await self.interaction(
+            {
+                "type": "block_actions",
+                "user": {"id": user},
+                "trigger_id": "trigger-2",
+                "response_url": self.stub.response_url(name),
+                "container": {"type": "message", "message_ts": "1.1", "channel_id": "C0HRHELP"},
+                "channel": {"id": "C0HRHELP"},
+                "actions": [
+                    {
+                        "action_id": action_id,
+                        "block_id": f"feedback:{value}",
+                        "value": value,
+                        "type": "button",
+                    }
+                ],
+            }
+        )
+
+
+def mention(
+    text: str, *, user: str = "UALICE", channel: str = "C0HRHELP", ts: str = "1700000001.000100"
+) -> dict[str, Any]:
+    return {"type": "app_mention", "user": user, "channel": channel, "ts": ts, "text": f"<@UBOT> {text}"}
+
+
+def dm(text: str, *, user: str = "UALICE", ts: str = "1700000002.000100", **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "channel_type": "im",
+        "user": user,
+        "channel": "D0ALICE",
+        "ts": ts,
+        "text": text,
+        **extra,
+    }
+
+
+@pytest.fixture
+def harness(assistant: Assistant, tmp_path: Path) -> SlackHarness:
+    return SlackHarness(assistant, tmp_path / "state")
