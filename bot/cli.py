@@ -216,6 +216,68 @@ def cmd_usage(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import functools
+
+    from bot.adapters.http import serve
+    from bot.adapters.teams.bot import check_teams_settings, mount
+    from bot.knowledge.refresher import start_refresher
+    from bot.wiring import build
+
+    wired = build(settings)
+    mounts = []
+    if settings.env.get("MicrosoftAppId") or _is_loopback(args.host):
+        check_teams_settings(settings, args.host)
+        mounts.append(functools.partial(mount, assistant=wired.assistant, settings=settings))
+    with _progress("Indexing") as progress:
+        for dept in wired.company:
+            if wired.knowledge.status(dept).stale:
+                wired.knowledge.refresh(dept, progress=progress)
+    scheduler = start_refresher(wired.knowledge, list(wired.company), settings)
+    try:
+        serve(
+            settings,
+            wired.assistant,
+            host=args.host,
+            port=args.port,
+            mounts=mounts,
+            socket_mode=args.slack_socket_mode,
+        )
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+    return EXIT_OK
+
+
+def cmd_manifest(args: argparse.Namespace, settings: Settings) -> int:
+    if args.platform == "slack":
+        from bot.adapters.slack.manifest import render_manifest
+
+        if not args.url and not args.socket_mode:
+            raise UsageError("deptbot manifest slack needs --url https://HOST (or --socket-mode).")
+        _out(render_manifest(args.url, socket_mode=args.socket_mode))
+        return EXIT_OK
+    from bot.adapters.teams.manifest import build_manifest_zip
+
+    if not args.app_id or not args.domain:
+        raise UsageError("deptbot manifest teams needs --app-id ID and --domain HOST.")
+    out = Path(args.out or "deptbot-teams.zip")
+    path = build_manifest_zip(args.app_id, args.domain, out)
+    _out(f"wrote {path} — upload it in Teams › Apps › Manage your apps › Upload an app")
+    return EXIT_OK
+
+
 # ── parser ───────────────────────────────────────────────────────────────────────────
 
 
@@ -271,6 +333,21 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--since", help="first day to include, YYYY-MM-DD")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_usage)
+
+    c = sub.add_parser("serve", help="run the HTTP server for Slack, Teams and /healthz")
+    c.add_argument("--host", default="127.0.0.1")
+    c.add_argument("--port", type=int, default=3978)
+    c.add_argument("--slack-socket-mode", action="store_true", help="connect to Slack over Socket Mode")
+    c.set_defaults(func=cmd_serve)
+
+    c = sub.add_parser("manifest", help="print the Slack manifest or build the Teams app package")
+    c.add_argument("platform", choices=["slack", "teams"])
+    c.add_argument("--url", help="slack: public base URL, e.g. https://bot.example.com")
+    c.add_argument("--socket-mode", action="store_true", help="slack: the Socket Mode variant")
+    c.add_argument("--app-id", help="teams: the Azure Bot's Microsoft App ID")
+    c.add_argument("--domain", help="teams: the host serving /api/messages")
+    c.add_argument("--out", help="teams: zip file to write (default deptbot-teams.zip)")
+    c.set_defaults(func=cmd_manifest)
 
     c = sub.add_parser("audit", help="read the audit log")
     audit_sub = c.add_subparsers(dest="audit_command", required=True, metavar="ACTION")

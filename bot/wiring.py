@@ -35,7 +35,7 @@ def build_knowledge(settings: Settings) -> KnowledgeBase:
     return KnowledgeBase(
         state_dir=settings.state_dir,
         embedder=str(r.get("embedder", "wordllama")),
-        fusion=str(r.get("fusion", "default")),
+        fusion=str(r.get("fusion", "minmax")),
     )
 
 

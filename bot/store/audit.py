@@ -53,7 +53,7 @@ class SqliteAuditLog:
     def _migrate(self) -> None:
         db = self._db
         if "requests" not in db.table_names():
-            db["requests"].create(
+            db.table("requests").create(
                 {
                     "seq": int,
                     "request_id": str,
@@ -85,13 +85,13 @@ class SqliteAuditLog:
                 },
                 pk="seq",
             )
-            db["requests"].create_index(["request_id"], unique=True)
-            db["requests"].create_index(["user", "time"])
-            db["requests"].create_index(["department", "time"])
+            db.table("requests").create_index(["request_id"], unique=True)
+            db.table("requests").create_index(["user", "time"])
+            db.table("requests").create_index(["department", "time"])
         if "request_text" not in db.table_names():
-            db["request_text"].create({"request_id": str, "question": str}, pk="request_id")
+            db.table("request_text").create({"request_id": str, "question": str}, pk="request_id")
         if "feedback" not in db.table_names():
-            db["feedback"].create(
+            db.table("feedback").create(
                 {"request_id": str, "user": str, "value": str, "reason": str, "time": str},
                 pk=("request_id", "user"),
             )
@@ -118,9 +118,9 @@ class SqliteAuditLog:
         row["cache_hit"] = int(entry.cache_hit)
         try:
             with self._tx() as db:
-                db["requests"].insert(row)
+                db.table("requests").insert(row)
                 if question:
-                    db["request_text"].upsert(
+                    db.table("request_text").upsert(
                         {"request_id": entry.request_id, "question": question}, pk="request_id"
                     )
         except sqlite3.Error as exc:
@@ -129,7 +129,7 @@ class SqliteAuditLog:
     def record_feedback(self, request_id: str, user: str, value: str, reason: str = "") -> None:
         try:
             with self._tx() as db:
-                db["feedback"].upsert(
+                db.table("feedback").upsert(
                     {
                         "request_id": request_id,
                         "user": user,

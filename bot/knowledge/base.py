@@ -1,0 +1,78 @@
+"""``KnowledgeBase``: one object that is both the ``Retriever`` and the ``Indexer`` port.
+
+``bot/wiring.py`` builds one per process; the indexer and the reader share only the
+state folder, so a refresh in another process (CLI, scheduler) is picked up by the
+reader on its next query through the ``CURRENT`` pointer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.config import Department
+from bot.core.ports import IndexReport, IndexStatus, ProgressFn
+from bot.core.types import AccessScope, SourceChunk
+from bot.knowledge.embedders import DEFAULT_EMBEDDER, Embedder, get_embedder
+from bot.knowledge.index import Indexer
+from bot.knowledge.retrieve import CANDIDATES, DEFAULT_FUSION, IndexReader
+
+
+class KnowledgeBase:
+    """Indexes departments under ``state_dir/indexes`` and answers access-filtered queries.
+
+    ``embedder`` is the default profile name ("wordllama" | "minilm") or an ``Embedder``
+    instance (tests pass counting fakes); a department's own ``embedder`` field wins
+    over a default name. ``fusion`` is "minmax" (default) or "rrf".
+    """
+
+    def __init__(
+        self,
+        *,
+        state_dir: Path,
+        embedder: str | Embedder = DEFAULT_EMBEDDER,
+        fusion: str = DEFAULT_FUSION,
+        candidates: int = CANDIDATES,
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        self._instance = None if isinstance(embedder, str) else embedder
+        self._default = embedder if isinstance(embedder, str) else embedder.name
+        self.indexer = Indexer(state_dir=self.state_dir, embedder_for=self._embedder_for)
+        self.reader = IndexReader(
+            state_dir=self.state_dir,
+            embedder_named=self._embedder_named,
+            fusion=fusion,
+            candidates=candidates,
+        )
+
+    def _embedder_named(self, name: str) -> Embedder:
+        if self._instance is not None and self._instance.name == name:
+            return self._instance
+        return get_embedder(name)
+
+    def _embedder_for(self, department: Department) -> Embedder:
+        if self._instance is not None:
+            return self._instance
+        return get_embedder(department.embedder or self._default)
+
+    # Indexer port
+    def refresh(self, department: Department, *, progress: ProgressFn | None = None) -> IndexReport:
+        return self.indexer.refresh(department, progress=progress)
+
+    def status(self, department: Department) -> IndexStatus:
+        return self.indexer.status(department)
+
+    # Retriever port
+    def retrieve(self, query: str, scope: AccessScope, *, top_k: int = 8) -> list[SourceChunk]:
+        return self.reader.retrieve(query, scope, top_k=top_k)
+
+    def index_version(self, department: str) -> str | None:
+        return self.reader.index_version(department)
+
+    def warm_up(self, department: str | None = None) -> None:
+        """Load the embedder (and a department's index) now instead of on the first query."""
+        if department is not None and self.reader.loaded(department) is not None:
+            index = self.reader.loaded(department)
+            assert index is not None
+            self._embedder_named(index.embedder).embed(["warm up"])
+        else:
+            self._embedder_named(self._default).embed(["warm up"])
