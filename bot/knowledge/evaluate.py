@@ -50,6 +50,21 @@ class EvalResult:
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
 
+    def table(self) -> str:
+        """The ``deptbot eval`` output: one metric per line."""
+        how = f"{self.mode}" + (f" ({self.fusion})" if self.fusion else "")
+        rows = [
+            ("dataset", self.dataset),
+            ("retrieval", f"{how}, embedder {self.embedder}"),
+            ("queries / documents / chunks", f"{self.queries} / {self.documents} / {self.chunks}"),
+            ("nDCG@10", f"{self.ndcg_at_10:.4f}"),
+            ("Recall@100", f"{self.recall_at_100:.4f}"),
+            ("MRR@10", f"{self.mrr_at_10:.4f}"),
+            ("index build", f"{self.build_seconds:.2f} s"),
+            ("ms per query p50 / p95", f"{self.ms_per_query_p50:.2f} / {self.ms_per_query_p95:.2f}"),
+        ]
+        return "\n".join(f"{k:<30}{v}" for k, v in rows)
+
 
 @dataclass(frozen=True)
 class BeirSet:
