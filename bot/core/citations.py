@@ -38,7 +38,10 @@ def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
 
 def validate(text: str, sources: Sequence[SourceChunk]) -> CitedText:
     """Drop dangling markers, renumber the rest by first use, build Citation objects."""
-    order: dict[int, int] = {}  # source index (1-based) → new number
+    # Chunks of the same document section are one source for the reader.
+    key_of = [(s.doc_id, s.anchor) for s in sources]
+    number_of_key: dict[tuple[str, str], int] = {}
+    order: dict[int, int] = {}  # first source index (1-based) of each key → new number
     dangling = 0
 
     def renumber(match: re.Match[str]) -> str:
@@ -47,10 +50,12 @@ def validate(text: str, sources: Sequence[SourceChunk]) -> CitedText:
         for raw in match.group(1).split(","):
             n = int(raw)
             if 1 <= n <= len(sources):
-                if n not in order:
-                    order[n] = len(order) + 1
-                if order[n] not in kept:
-                    kept.append(order[n])
+                key = key_of[n - 1]
+                if key not in number_of_key:
+                    number_of_key[key] = len(number_of_key) + 1
+                    order[n] = number_of_key[key]
+                if number_of_key[key] not in kept:
+                    kept.append(number_of_key[key])
             else:
                 dangling += 1
         return "".join(f"[{k}]" for k in kept)

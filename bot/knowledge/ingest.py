@@ -28,6 +28,7 @@ import os
 import re
 import zipfile
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -197,16 +198,40 @@ def parse_file(src: SourceFile, dept: Department) -> DocRecord:
                 audiences.append(tuple(check_entries(entries)))
             except ValueError:
                 raise IngestError("invalid audience in front matter") from None
+    title = title or prettify(src.abspath.name)
     return DocRecord(
         doc_id=f"{dept.name}/{src.rel}",
         rel=src.rel,
         path=shown_path(Path(dept.knowledge), src.rel),
-        title=title or prettify(src.abspath.name),
-        modified=src.mtime_ns / 1e9,
+        title=title,
+        modified=_updated(meta) or src.mtime_ns / 1e9,
         classification=classification,
         audiences=tuple(audiences),
-        chunks=tuple(chunks),
+        chunks=tuple(_drop_title_from_anchor(c, title) for c in chunks),
     )
+
+
+def _updated(meta: dict[str, Any]) -> float | None:
+    """Front matter ``updated: 2026-09-14`` is the date people mean, not the file mtime."""
+    value = meta.get("updated")
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp()
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value).replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+def _drop_title_from_anchor(chunk: Chunk, title: str) -> Chunk:
+    """ "Time off policy › Annual vacation" under a document titled so reads "Annual vacation"."""
+    head, sep, rest = chunk.anchor.partition(SEP)
+    if head.strip().casefold() == title.strip().casefold():
+        return Chunk(chunk.text, rest if sep else "")
+    return chunk
 
 
 def prettify(filename: str) -> str:

@@ -36,7 +36,7 @@ QUANTITY_RE = re.compile(r"\b(how (many|much|long|often|far)|when|what (date|tim
 NUMBER_RE = re.compile(r"\d")
 TOKEN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9'-]*")
 SENT_SPLIT_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])|\n{2,}|\n(?=\s*(?:[-*+]|\d+[.)])\s)")
-MARKDOWN_NOISE_RE = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s*)|[*_`]{1,3}|\|")
+MARKDOWN_NOISE_RE = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|\d+[.)]\s+|>\s*)|[*_`]{1,3}")
 MAX_SENTENCES = 4
 MAX_WORDS = 110
 
@@ -63,14 +63,36 @@ def _clean(sentence: str) -> str:
     return text
 
 
+_LIST_RE = re.compile(r"^([-*+]|\d+[.)])\s")
 HEADING_RE = re.compile(r"^\s*(#{1,6}\s|[=-]{3,}\s*$)")
 
 
 def _sentences(text: str) -> list[str]:
-    # Headings are anchors, not sentences: turn them into paragraph breaks.
-    text = "\n".join("" if HEADING_RE.match(line) else line for line in text.splitlines())
+    # Headings, and short lines without closing punctuation (PDF running headers, titles),
+    # are anchors rather than sentences: they become paragraph breaks.
+    lines: list[str] = []
+    header: list[str] = []
+    for line in text.splitlines():
+        bare = line.strip()
+        if bare.startswith("|"):  # a Markdown table row reads as "Header: cell; Header: cell."
+            cells = [c.strip() for c in bare.strip("|").split("|")]
+            if all(re.fullmatch(r":?-{2,}:?", c) for c in cells if c):
+                lines.append("")
+            elif not header:
+                header = cells
+            else:
+                pairs = [f"{h}: {c}" if h else c for h, c in zip(header, cells, strict=False) if c]
+                lines += ["", "; ".join(pairs) + ".", ""]
+            continue
+        header = []
+        if HEADING_RE.match(line) or (
+            bare and len(bare) < 70 and bare[-1] not in ".!?:;," and not _LIST_RE.match(bare)
+        ):
+            lines.append("")
+        else:
+            lines.append(line)
     out: list[str] = []
-    for raw in SENT_SPLIT_RE.split(text):
+    for raw in SENT_SPLIT_RE.split("\n".join(lines)):
         s = _clean(raw)
         words = s.split()
         if len(words) < 4 or len(words) > 80:
@@ -158,7 +180,7 @@ class ExtractiveGenerator:
             if len(chosen) >= self._max_sentences or cand.score < best * 0.45:
                 break
             cand_terms = set(terms(cand.text))
-            if any(len(cand_terms & s) / max(1, len(cand_terms | s)) > 0.6 for s in seen_terms):
+            if any(len(cand_terms & s) / max(1, min(len(cand_terms), len(s))) > 0.7 for s in seen_terms):
                 continue  # near-duplicate of a chosen sentence
             n_words = len(cand.text.split())
             if chosen and words + n_words > self._max_words:

@@ -26,3 +26,12 @@ def test_no_valid_citation_caps_confidence() -> None:
     assert confidence(sources, cited) <= 0.3
     good = validate("An answer [1].", sources)
     assert confidence(sources, good) > 0.8
+
+
+def test_chunks_of_one_section_share_a_number() -> None:
+    a1 = SourceChunk("a#0", "hr/a.md", "hr", "A", "knowledge/hr/a.md", "one", 0.9, anchor="Leave")
+    a2 = SourceChunk("a#1", "hr/a.md", "hr", "A", "knowledge/hr/a.md", "two", 0.8, anchor="Leave")
+    b = SourceChunk("b#0", "hr/b.md", "hr", "B", "knowledge/hr/b.md", "three", 0.7)
+    cited = validate("One [1]. Two [2]. Three [3].", [a1, a2, b])
+    assert cited.text == "One [1]. Two [1]. Three [2]."
+    assert [c.title for c in cited.citations] == ["A", "B"]
