@@ -75,7 +75,7 @@ def test_source_chunk_fields(indexed: KnowledgeBase) -> None:
     top = indexed.retrieve("how many days of annual vacation do I get", scope(), top_k=3)[0]
     assert top.doc_id == "hr/time-off.md" and top.chunk_id == "hr/time-off.md#1"
     assert top.path == "knowledge/hr/time-off.md"
-    assert top.anchor == "Time off › Annual vacation"
+    assert top.anchor == "Annual vacation"
     assert top.title == "Time off" and top.department == "hr"
     assert isinstance(top.modified, datetime) and top.classification == Classification.INTERNAL
 
