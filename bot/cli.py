@@ -34,19 +34,28 @@ def _err(text: str) -> None:
 
 @contextmanager
 def _progress(label: str) -> Iterator[Callable[[int, int, str], None]]:
-    """A rich progress bar on stderr (quiet when stderr is not a terminal)."""
+    """A rich progress bar on stderr, drawn only once work is actually reported."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    console = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("files"))
-    with Progress(*columns, TimeElapsedColumn(), console=console, transient=False) as bar:
-        task = bar.add_task(label, total=None)
+    bar: Progress | None = None
+    task = None
 
-        def update(done: int, total: int, current: str) -> None:
-            bar.update(task, completed=done, total=total)
+    def update(done: int, total: int, current: str) -> None:
+        nonlocal bar, task
+        if bar is None:
+            bar = Progress(*columns, TimeElapsedColumn(), console=Console(stderr=True))
+            bar.start()
+            task = bar.add_task(label, total=total)
+        assert task is not None
+        bar.update(task, completed=done, total=total)
 
+    try:
         yield update
+    finally:
+        if bar is not None:
+            bar.stop()
 
 
 # ── commands ─────────────────────────────────────────────────────────────────────────

@@ -211,6 +211,11 @@ class FakeRetriever:
     def index_version(self, department: str) -> str | None:
         return self.version
 
+    def audience_entries(self, department: str) -> frozenset[str]:
+        return frozenset(
+            e for c in self.chunks if c.department == department for lvl in c.audiences for e in lvl
+        )
+
 
 def _with_score(chunk: SourceChunk, score: float) -> SourceChunk:
     from dataclasses import replace

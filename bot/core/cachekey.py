@@ -32,6 +32,7 @@ def cache_key(
     index_version: str,
     template: str = "",
     in_channel: bool = False,
+    channel_readers: tuple[str, ...] = (),
     history: tuple[str, ...] = (),
 ) -> str:
     payload = json.dumps(
@@ -42,6 +43,7 @@ def cache_key(
             index_version,
             template,
             in_channel,
+            sorted(channel_readers),  # channel_safe depends on who reads the channel
             [normalize_question(h) for h in history],
         ]
     )

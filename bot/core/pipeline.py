@@ -388,13 +388,21 @@ class Assistant:
         version = self._retriever.index_version(dept.name)
         if version is None:
             return None
+        # Only the entries some document in this department names decide what the asker
+        # sees; people equal on those share cache entries, everyone else never does.
+        relevant = scope.keys & self._retriever.audience_entries(dept.name)
         return cache_key(
             question=query,
             department=dept.name,
-            access_keys=scope.keys,
+            access_keys=relevant,
             index_version=version,
             template=message.template or "",
             in_channel=message.in_channel,
+            channel_readers=(
+                self.policy.channel_audience(dept, message.channel, message.channel_audience)
+                if message.in_channel
+                else ()
+            ),
             history=tuple(t.text for t in message.history),
         )
 

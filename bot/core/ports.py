@@ -55,6 +55,14 @@ class Retriever(Protocol):
         """Opaque version of the department's current index; None when there is none."""
         ...
 
+    def audience_entries(self, department: str) -> frozenset[str]:
+        """Every access entry used by any document audience in the department's index.
+
+        Two people who match the same subset of these entries see exactly the same
+        documents, so that subset is a safe access fingerprint for the answer cache.
+        """
+        ...
+
 
 @dataclass(frozen=True)
 class FailedFile:

@@ -68,6 +68,9 @@ class KnowledgeBase:
     def index_version(self, department: str) -> str | None:
         return self.reader.index_version(department)
 
+    def audience_entries(self, department: str) -> frozenset[str]:
+        return self.reader.audience_entries(department)
+
     def warm_up(self, department: str | None = None) -> None:
         """Load the embedder (and a department's index) now instead of on the first query."""
         if department is not None and self.reader.loaded(department) is not None:

@@ -308,6 +308,12 @@ class IndexReader:
         index = self.loaded(department)
         return index.version if index is not None else None
 
+    def audience_entries(self, department: str) -> frozenset[str]:
+        index = self.loaded(department)
+        if index is None:
+            return frozenset()
+        return frozenset(entry for sig in index.signatures for level in sig for entry in level)
+
     def retrieve(self, query: str, scope: AccessScope, *, top_k: int = 8) -> list[SourceChunk]:
         index = self.loaded(scope.department)
         if index is None:

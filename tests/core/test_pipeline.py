@@ -215,3 +215,36 @@ def test_auto_routing_picks_best_department_and_says_when_nothing_matches(assist
     assert none.status is Status.DONT_KNOW  # type: ignore[attr-defined]
     assert "knowledge you can ask (" in none.text  # type: ignore[attr-defined]
     assert "Engineering" not in none.text  # dave cannot ask engineering  # type: ignore[attr-defined]
+
+
+def test_cache_shared_only_between_people_with_the_same_relevant_access(company, retriever, audit) -> None:  # type: ignore[no-untyped-def]
+    from bot.core.types import Answer
+    from bot.llm.extractive import ExtractiveGenerator
+
+    class DictCache:
+        def __init__(self) -> None:
+            self.data: dict[str, Answer] = {}
+
+        def get(self, key: str) -> Answer | None:
+            return self.data.get(key)
+
+        def put(self, key: str, answer: Answer) -> None:
+            self.data[key] = answer
+
+    gen = RecordingGenerator(ExtractiveGenerator())
+    cache = DictCache()
+    a = Assistant(
+        company=company, retriever=retriever, indexer=FakeIndexer(), generator=gen, audit=audit, cache=cache
+    )
+    q = "meal expenses receipts"
+    ask(a, "dave@example.com", q, department="finance")
+    ask(a, "grace@example.com", q, department="finance")  # same finance-relevant access as dave
+    assert len(gen.requests) == 1
+    assert audit.entries[-1].cache_hit
+    ask(a, "carol@example.com", q, department="finance")  # finance-admins: sees payroll too
+    assert len(gen.requests) == 2
+    ask(a, "dave@example.com", q, department="finance", in_channel=True, channel="C0FIN")
+    assert len(gen.requests) == 3  # channel answers are keyed by the channel's readers
+    retriever.version = "v2"
+    ask(a, "dave@example.com", q, department="finance")
+    assert len(gen.requests) == 4  # a refresh invalidates

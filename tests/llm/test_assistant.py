@@ -53,8 +53,12 @@ def test_cache_is_per_access_and_invalidated_by_refresh(
 
     first = assistant.ask(Message(user_id="alice", email="alice@example.com", text=VACATION, department="hr"))
     assert first.status == Status.ANSWERED and first.generator == "openai" and not first.cache_hit
-    assistant.ask(Message(user_id="bob", email="bob@example.com", text=VACATION, department="hr"))
+    # hank is an HR admin: he can see the investigations document, so his access differs.
+    assistant.ask(Message(user_id="hank", email="hank@example.com", text=VACATION, department="hr"))
     assert openai_stub.count == 2, "different access → two generations"
+    # bob matches the same HR audience entries as alice (none of the narrowed ones).
+    shared = assistant.ask(Message(user_id="bob", email="bob@example.com", text=VACATION, department="hr"))
+    assert openai_stub.count == 2 and shared.cache_hit, "same relevant access → one generation"
 
     again = assistant.ask(
         Message(
