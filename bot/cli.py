@@ -93,7 +93,7 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     from bot.wiring import build
 
     wired = build(settings)
-    names = args.departments or list(wired.company.departments)
+    names = args.names or list(wired.company.departments)
     reports = []
     for name in names:
         dept = wired.company.department(name)
@@ -306,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_check)
 
     c = sub.add_parser("index", help="build or refresh department indexes incrementally")
-    c.add_argument("departments", nargs="*", metavar="DEPT")
+    c.add_argument("names", nargs="*", metavar="DEPT")
     c.set_defaults(func=cmd_index)
 
     c = sub.add_parser("ask", help="ask one question")

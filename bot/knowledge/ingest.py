@@ -207,7 +207,7 @@ def parse_file(src: SourceFile, dept: Department) -> DocRecord:
         modified=_updated(meta) or src.mtime_ns / 1e9,
         classification=classification,
         audiences=tuple(audiences),
-        chunks=tuple(_drop_title_from_anchor(c, title) for c in chunks),
+        chunks=_without_document_heading(tuple(_drop_title_from_anchor(c, title) for c in chunks)),
     )
 
 
@@ -232,6 +232,15 @@ def _drop_title_from_anchor(chunk: Chunk, title: str) -> Chunk:
     if head.strip().casefold() == title.strip().casefold():
         return Chunk(chunk.text, rest if sep else "")
     return chunk
+
+
+def _without_document_heading(chunks: tuple[Chunk, ...]) -> tuple[Chunk, ...]:
+    """A single top heading over every section is the document's own title: drop it."""
+    heads = {c.anchor.partition(SEP)[0] for c in chunks if c.anchor}
+    nested = any(SEP in c.anchor for c in chunks)
+    if len(heads) != 1 or not nested or any(c.anchor.startswith(("page ", "row")) for c in chunks):
+        return chunks
+    return tuple(Chunk(c.text, c.anchor.partition(SEP)[2]) for c in chunks)
 
 
 def prettify(filename: str) -> str:
