@@ -92,6 +92,7 @@ class Assistant:
         cache: AnswerCache | None = None,
         top_k: int = 6,
         auto_index: bool = True,
+        stale_check_seconds: float = 60.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.company = company
@@ -106,6 +107,8 @@ class Assistant:
         self._cache = cache
         self._top_k = top_k
         self._auto_index = auto_index
+        self._stale_check_seconds = stale_check_seconds
+        self._stale_checked: dict[str, float] = {}
         self._clock = clock
         self.index_progress: ProgressFn | None = None  # set by the CLI to draw a bar
 
@@ -349,9 +352,21 @@ class Assistant:
     # ── steps ────────────────────────────────────────────────────────────────────────
 
     def _ensure_index(self, dept: Department) -> None:
+        """Build a missing index now; re-check staleness at most every ``stale_check_seconds``.
+
+        A staleness check stats every file in the folder, which costs more than answering
+        on large departments, so it is not done per request (the server's background
+        refresher and ``/kb refresh`` cover changes in between).
+        """
         if not self._auto_index:
             return
-        if self._retriever.index_version(dept.name) is None or self._indexer.status(dept).stale:
+        now = time.monotonic()
+        missing = self._retriever.index_version(dept.name) is None
+        last = self._stale_checked.get(dept.name)
+        if not missing and last is not None and now - last < self._stale_check_seconds:
+            return
+        self._stale_checked[dept.name] = now
+        if missing or self._indexer.status(dept).stale:
             self._indexer.refresh(dept, progress=self.index_progress)
 
     @staticmethod

@@ -248,3 +248,28 @@ def test_cache_shared_only_between_people_with_the_same_relevant_access(company,
     retriever.version = "v2"
     ask(a, "dave@example.com", q, department="finance")
     assert len(gen.requests) == 4  # a refresh invalidates
+
+
+def test_missing_index_is_built_and_staleness_checked_once_per_interval(company, retriever, audit) -> None:  # type: ignore[no-untyped-def]
+    from bot.core.ports import IndexStatus
+    from bot.llm.extractive import ExtractiveGenerator
+
+    class CountingIndexer(FakeIndexer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.status_calls = 0
+
+        def status(self, department):  # type: ignore[no-untyped-def]
+            self.status_calls += 1
+            return IndexStatus(department=department.name, version="v1", stale=True)
+
+    indexer = CountingIndexer()
+    a = Assistant(
+        company=company, retriever=retriever, indexer=indexer, generator=ExtractiveGenerator(), audit=audit
+    )
+    for _ in range(3):
+        ask(a, "alice@example.com", "vacation days", department="hr")
+    assert indexer.status_calls == 1 and indexer.refreshed == ["hr"]
+    retriever.version = None  # type: ignore[assignment]  # index deleted: rebuilt at once
+    ask(a, "alice@example.com", "vacation days", department="hr")
+    assert indexer.refreshed == ["hr", "hr"]
