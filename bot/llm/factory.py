@@ -26,16 +26,19 @@ def _host(url: str | None, default: str) -> str:
 
 
 def build_providers(settings: Settings) -> list[ChatProvider]:
-    """Every configured provider (cloud ones in ``cloud_order``, then private)."""
-    from bot.llm.anthropic import AnthropicProvider
-    from bot.llm.openai import OpenAIProvider
+    """Every configured provider (cloud ones in ``cloud_order``, then private).
 
+    SDKs are imported only for configured providers: ``anthropic`` alone costs ~1.4 s of
+    start-up, which an offline ``deptbot ask`` should not pay.
+    """
     cfg = llm_config(settings)
     env = settings.env
     retries, timeout, wait = cfg.max_retries, cfg.timeout_seconds, MAX_RETRY_WAIT
     out: list[ChatProvider] = []
     for name in cfg.cloud_order:
         if name == "anthropic" and env.get("ANTHROPIC_API_KEY"):
+            from bot.llm.anthropic import AnthropicProvider
+
             out.append(
                 AnthropicProvider(
                     api_key=env["ANTHROPIC_API_KEY"],
@@ -46,6 +49,8 @@ def build_providers(settings: Settings) -> list[ChatProvider]:
                 )
             )
         if name == "openai" and env.get("OPENAI_API_KEY"):
+            from bot.llm.openai import OpenAIProvider
+
             out.append(
                 OpenAIProvider(
                     api_key=env["OPENAI_API_KEY"],
@@ -56,6 +61,8 @@ def build_providers(settings: Settings) -> list[ChatProvider]:
                 )
             )
     if env.get("DEPTBOT_PRIVATE_LLM_URL"):
+        from bot.llm.openai import OpenAIProvider
+
         out.append(
             OpenAIProvider(
                 name="private",
