@@ -135,3 +135,24 @@ def test_usage_and_manifest_commands(run) -> None:  # type: ignore[no-untyped-de
     assert code == 0 and "https://bot.example.com/slack/events" in out
     code, _, err = run("manifest", "teams")
     assert code == 2 and "--app-id" in err
+
+
+def test_chat_keeps_history_and_pins_departments(run, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    lines = iter(["How many vacation days do I get?", "/dept finance", "meal expenses per day", "", "/quit"])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(lines))
+    code, out, _ = run("chat", "--user", "alice@example.com")
+    assert code == 0
+    assert "departments you can ask: finance, hr" in out
+    assert "25 days of paid vacation per year [1]" in out
+    assert "department: finance" in out
+    assert "60 dollars per day" in out and out.count("Sources") == 2
+
+
+def test_python_dash_m_bot_is_the_same_cli() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and "deptbot" in result.stdout and "ask" in result.stdout
