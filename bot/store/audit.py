@@ -24,18 +24,9 @@ import sqlite_utils
 
 from bot.core.ports import AuditEntry
 from bot.errors import StoreError
+from bot.store.db import connect, where
 
 SCHEMA_VERSION = 1
-
-
-def connect(path: Path) -> sqlite3.Connection:
-    """A connection in WAL mode with a busy timeout; shared by every store module."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=30000")
-    return conn
 
 
 class SqliteAuditLog:
@@ -147,16 +138,8 @@ class SqliteAuditLog:
     def tail(
         self, n: int = 20, *, user: str | None = None, department: str | None = None
     ) -> list[dict[str, Any]]:
-        where, args = [], []
-        if user:
-            where.append("user = ?")
-            args.append(user.lower())
-        if department:
-            where.append("department = ?")
-            args.append(department)
-        sql = "select * from requests" + (" where " + " and ".join(where) if where else "")
-        sql += " order by seq desc limit ?"
-        rows = list(self._db.query(sql, [*args, n]))
+        clause, args = where(user=user.lower() if user else None, department=department)
+        rows = list(self._db.query(f"select * from requests{clause} order by seq desc limit ?", [*args, n]))
         for r in rows:
             r["doc_ids"] = json.loads(r["doc_ids"] or "[]")
         return list(reversed(rows))

@@ -24,7 +24,7 @@ from typing import Any
 import sqlite_utils
 
 from bot.core.types import Answer, Citation, Classification, Status, Timings, Usage
-from bot.store.audit import connect
+from bot.store.db import connect
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bot.errors import StoreError
-from bot.store.audit import connect
+from bot.store.db import connect
 
 DEFAULT_TTL = 24 * 3600.0  # Slack retries within minutes; a day is generous
 THREAD_TTL = 14 * 24 * 3600.0  # follow-ups in an answered thread, for two weeks

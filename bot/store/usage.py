@@ -24,7 +24,7 @@ from typing import Any
 import sqlite_utils
 
 from bot.errors import BudgetExceeded, StoreError
-from bot.store.audit import connect
+from bot.store.db import connect, where
 
 
 @dataclass(frozen=True)
@@ -253,16 +253,10 @@ class UsageStore:
         self, *, user: str | None = None, department: str | None = None, since: date | datetime | None = None
     ) -> list[dict[str, Any]]:
         """Totals per user, department, provider and model (the ``deptbot usage`` table)."""
-        where, args = [], []
-        if user:
-            where.append("user = ?")
-            args.append(user.lower())
-        if department:
-            where.append("department = ?")
-            args.append(department)
+        clause, args = where(user=user.lower() if user else None, department=department)
         if since is not None:
             day = since.astimezone(UTC).date() if isinstance(since, datetime) else since
-            where.append("day >= ?")
+            clause += (" and" if clause else " where") + " day >= ?"
             args.append(day.isoformat())
         sql = (
             "select user, department, provider, model, count(distinct request_id) as requests, "
@@ -270,7 +264,7 @@ class UsageStore:
             "sum(output_tokens) as output_tokens, round(sum(cost), 6) as cost, "
             "round(avg(latency_ms), 1) as avg_latency_ms, min(day) as first_day, max(day) as last_day "
             "from attempts"
-            + (" where " + " and ".join(where) if where else "")
+            + clause
             + " group by user, department, provider, model order by cost desc, user, department"
         )
         return list(self._db().query(sql, args))
