@@ -87,9 +87,7 @@ def test_html_pdf_docx_csv_anchors(dept: Department, write: Callable[..., Path])
     assert failed == {}
     html = docs["benefits.html"]
     assert html.title == "Benefits"
-    assert [(c.anchor, c.text) for c in html.chunks] == [
-        ("Gym", "The gym subsidy is 40 euros a month.")
-    ]
+    assert [(c.anchor, c.text) for c in html.chunks] == [("Gym", "The gym subsidy is 40 euros a month.")]
     pdf = docs["handbook.pdf"]
     assert [c.anchor for c in pdf.chunks] == ["page 1", "page 2"]
     assert "four years" in pdf.chunks[1].text

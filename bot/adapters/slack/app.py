@@ -117,6 +117,7 @@ class SlackAdapter:
         state: ChatState,
         people: SlackPeople | None = None,
         socket_mode: bool = False,
+        stream_interval: float = 1.0,
     ) -> None:
         self.config = config
         self.client = make_client(config)
@@ -130,7 +131,9 @@ class SlackAdapter:
         )
         people = people or SlackPeople()
         shared = SharedAnswers()
-        self.conversations = Conversations(assistant=assistant, state=state, people=people)
+        self.conversations = Conversations(
+            assistant=assistant, state=state, people=people, stream_interval=stream_interval
+        )
         self.commands = SlashCommands(assistant=assistant, people=people, shared=shared)
         self.interactions = Interactions(assistant=assistant, people=people, shared=shared)
         self._register()

@@ -3,6 +3,8 @@
 Slack calls in, bolt acknowledges at once, and these coroutines do the rest: 👀 while
 working, identity via ``users.info``, bounded thread history, the synchronous core on a
 worker thread, then one reply in the thread, in the channel only when it is channel-safe.
+In DMs a streaming generator's text appears as it is written (``streaming.StreamedReply``):
+still one message, finished with the same blocks as any other answer.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from bot.adapters import render
 from bot.adapters.slack import blocks as bk
 from bot.adapters.slack import translate
 from bot.adapters.slack.people import SlackPeople
+from bot.adapters.slack.streaming import StreamedReply
 from bot.core.pipeline import Assistant
 from bot.core.types import Answer, Status, Turn
 from bot.errors import DeptbotError
@@ -41,11 +44,19 @@ class ChatState(Protocol):
 
 class Conversations:
     """``max_active`` bounds answers in progress: under a burst, acknowledgements stay fast
-    (the event loop is not crowded) while answers wait their turn in order of arrival."""
+    (the event loop is not crowded) while answers wait their turn in order of arrival.
+    ``stream_interval`` is the least time (seconds) between two updates of a streamed DM reply."""
 
     def __init__(
-        self, *, assistant: Assistant, state: ChatState, people: SlackPeople, max_active: int = 8
+        self,
+        *,
+        assistant: Assistant,
+        state: ChatState,
+        people: SlackPeople,
+        max_active: int = 8,
+        stream_interval: float = 1.0,
     ) -> None:
+        self.stream_interval = stream_interval
         self._assistant = assistant
         self._state = state
         self._people = people
@@ -84,32 +95,50 @@ class Conversations:
             await self._post(client, inc, bk.line_blocks(text), "Ask me a question in words.")
             return
         await self._working(client, inc, on=True)
+        # Never in a channel: whether the answer may be shown there is known only at the end.
+        reply = None
+        if inc.is_dm:
+            reply = StreamedReply(
+                client=client, channel=inc.channel, thread=inc.thread, interval=self.stream_interval
+            )
         try:
-            answer = await self._ask(inc, client, bot_user_id)
+            answer = await self._ask(inc, client, bot_user_id, reply)
             if answer is not None:
-                await self._deliver(client, inc, answer)
+                await self._deliver(client, inc, answer, reply)
         except Exception:
             rid = render.new_request_id()
             log.exception("slack event failed (request %s)", rid)
-            await self._post_quietly(client, inc, render.sorry(rid))
+            await self._post_quietly(client, inc, render.sorry(rid), reply)
         finally:
+            if reply is not None:
+                reply.cancel()  # a no-op once finished
             await self._working(client, inc, on=False)
 
     async def _ask(
-        self, inc: translate.Incoming, client: AsyncWebClient, bot_user_id: str | None
+        self,
+        inc: translate.Incoming,
+        client: AsyncWebClient,
+        bot_user_id: str | None,
+        reply: StreamedReply | None,
     ) -> Answer | None:
         person = await self._people.lookup(inc.user, client)
         turns = await self._history(client, inc, bot_user_id) if inc.in_thread else ()
         message = translate.to_message(inc, email=person.email, company=self._assistant.company, turns=turns)
+        on_delta = reply.on_delta if reply is not None else None
         try:
-            return await asyncio.to_thread(self._assistant.ask, message)
+            return await asyncio.to_thread(self._assistant.ask, message, on_delta=on_delta)
         except DeptbotError as exc:  # the person's mistake (too long, unknown name): safe text
-            await self._post(
-                client, inc, bk.line_blocks(bk.escape(exc.user_message)), bk.escape(exc.user_message)
-            )
+            line = bk.escape(exc.user_message)
+            await self._post(client, inc, bk.line_blocks(line), line, reply)
             return None
 
-    async def _deliver(self, client: AsyncWebClient, inc: translate.Incoming, answer: Answer) -> None:
+    async def _deliver(
+        self,
+        client: AsyncWebClient,
+        inc: translate.Incoming,
+        answer: Answer,
+        reply: StreamedReply | None = None,
+    ) -> None:
         """Channel-safe rule: in a channel, anything not everyone there may read goes to the asker only."""
         private = inc.in_channel and (answer.status == Status.DENIED or not answer.channel_safe)
         note = render.channel_restricted_note(answer) if private and answer.status != Status.DENIED else ""
@@ -120,12 +149,21 @@ class Conversations:
                 channel=inc.channel, user=inc.user, thread_ts=inc.thread, blocks=blocks, text=text
             )
             return
-        await self._post(client, inc, blocks, text)
+        await self._post(client, inc, blocks, text, reply)
         self._state.mark_thread(inc.channel, inc.thread)
 
     async def _post(
-        self, client: AsyncWebClient, inc: translate.Incoming, blocks: list[bk.Block], text: str
+        self,
+        client: AsyncWebClient,
+        inc: translate.Incoming,
+        blocks: list[bk.Block],
+        text: str,
+        reply: StreamedReply | None = None,
     ) -> None:
+        """One message in the thread; with ``reply`` it replaces whatever was streamed."""
+        if reply is not None:
+            await reply.finish(blocks, text)
+            return
         await client.chat_postMessage(
             channel=inc.channel,
             thread_ts=inc.thread,
@@ -135,7 +173,9 @@ class Conversations:
             unfurl_media=False,
         )
 
-    async def _post_quietly(self, client: AsyncWebClient, inc: translate.Incoming, line: str) -> None:
+    async def _post_quietly(
+        self, client: AsyncWebClient, inc: translate.Incoming, line: str, reply: StreamedReply | None = None
+    ) -> None:
         try:
             blocks = bk.line_blocks(bk.escape(line), icon=":warning:")
             if inc.in_channel:  # a failure is the asker's business, not the channel's
@@ -143,7 +183,7 @@ class Conversations:
                     channel=inc.channel, user=inc.user, thread_ts=inc.thread, blocks=blocks, text=line
                 )
             else:
-                await self._post(client, inc, blocks, line)
+                await self._post(client, inc, blocks, line, reply)
         except Exception:
             log.exception("could not tell the user about a failure")
 

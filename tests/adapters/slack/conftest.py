@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.adapters.http import build_app
+from bot.adapters.http import SLACK, build_app
 from bot.adapters.slack.stub import SlackStub, signed_headers
 from bot.config import Company, load_company
 from bot.core.pipeline import Assistant
@@ -56,9 +56,19 @@ def company(tmp_path: Path) -> Company:
 
 
 class SlackHarness:
-    def __init__(self, assistant: Assistant, state_dir: Path, **stub_kwargs: Any) -> None:
+    """``stream_interval`` (seconds between streamed DM updates) defaults to the adapter's."""
+
+    def __init__(
+        self,
+        assistant: Assistant,
+        state_dir: Path,
+        *,
+        stream_interval: float | None = None,
+        **stub_kwargs: Any,
+    ) -> None:
         self.assistant = assistant
         self.state_dir = state_dir
+        self.stream_interval = stream_interval
         self.stub = SlackStub(users=USERS, **stub_kwargs)
         self._runner: web.AppRunner | None = None
         self.session: aiohttp.ClientSession | None = None
@@ -75,6 +85,8 @@ class SlackHarness:
         env = {"SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": self.stub.api_url}
         settings = Settings(departments_dir=Path("."), state_dir=self.state_dir, env=env)
         app = build_app(assistant=self.assistant, settings=settings)
+        if self.stream_interval is not None:
+            app[SLACK].conversations.stream_interval = self.stream_interval
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
