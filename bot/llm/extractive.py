@@ -120,9 +120,9 @@ class ExtractiveGenerator:
         self._max_words = max_words
 
     def generate(self, request: GenerationRequest, *, on_delta: DeltaFn | None = None) -> Generation:
+        # Not a streamer: the whole answer is ready at once, so ``on_delta`` is not called
+        # (an adapter would otherwise post a placeholder and update it a moment later).
         text = self.compose(request)
-        if on_delta is not None and text:
-            on_delta(text)
         return Generation(text=text, model="extractive", generator=self.name, route="local")
 
     def compose(self, request: GenerationRequest) -> str:

@@ -26,7 +26,8 @@ from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFramewo
 from botbuilder.schema import Activity, ActivityTypes
 from botframework.connector.auth import AuthenticateRequestResult, BotFrameworkAuthentication
 
-from bot.adapters.teams import translate as tr
+from bot.adapters import render as wording
+from bot.adapters.teams import inbound, render
 from bot.adapters.teams.auth import TeamsSettings, check_teams_settings, is_loopback_host
 from bot.adapters.teams.identity import MemberEmails
 from bot.adapters.teams.manifest import build_manifest_zip
@@ -94,7 +95,7 @@ class TeamsEndpoint:
             return _problem(401, "Unauthorized.")
         if not self.teams.anonymous and not _service_url_vouched(result, activity):
             return _problem(401, "Unauthorized.")
-        tenant = tr.tenant_id(body)
+        tenant = inbound.tenant_id(body)
         if self.teams.tenants and tenant not in self.teams.tenants:
             log.warning("teams request from tenant %r refused (not in DEPTBOT_TEAMS_TENANTS)", tenant)
             return _problem(403, "This tenant may not use this bot.")
@@ -136,7 +137,7 @@ class TeamsEndpoint:
         log.error("teams turn failed (request %s)", rid, exc_info=error)
         if ctx.activity.type == ActivityTypes.message:
             try:
-                await ctx.send_activity(to_activity(tr.text_activity(tr.error_line(rid))))
+                await ctx.send_activity(to_activity(render.text_activity(wording.sorry(rid))))
             except Exception:
                 log.warning("could not tell the user about request %s", rid)
 

@@ -1,4 +1,4 @@
-"""One Teams turn: read the activity, call the Assistant, post what ``translate`` renders.
+"""One Teams turn: read the activity, call the Assistant, post what ``render`` builds.
 
 The core is synchronous, so every Assistant call runs in a worker thread
 (``asyncio.to_thread``). People never see exception text: a ``DeptbotError`` shows its
@@ -25,7 +25,8 @@ from botbuilder.schema import (
     Entity,
 )
 
-from bot.adapters.teams import translate as tr
+from bot.adapters import render as wording
+from bot.adapters.teams import inbound, render
 from bot.adapters.teams.auth import TeamsSettings
 from bot.adapters.teams.identity import MemberEmails
 from bot.core.pipeline import Assistant, new_request_id
@@ -48,7 +49,7 @@ class _RawEntity(Entity):
 
 
 def to_activity(data: Mapping[str, Any]) -> Activity:
-    """A botbuilder Activity from one of ``translate``'s dicts, entities kept whole."""
+    """A botbuilder Activity from one of ``render``'s dicts, entities kept whole."""
     fields = dict(data)
     entities = fields.pop("entities", None) or []
     activity = Activity().deserialize(fields)
@@ -89,28 +90,28 @@ class TeamsBot:
             elif kind == ActivityTypes.conversation_update:
                 await self._on_conversation_update(ctx, body)
         except DeptbotError as exc:
-            await self._say(ctx, tr.neutralize(exc.user_message))
+            await self._say(ctx, render.neutralize(exc.user_message))
         except Exception:
             rid = new_request_id()
             log.exception("teams turn failed (request %s)", rid)
-            await self._say(ctx, tr.error_line(rid))
+            await self._say(ctx, wording.sorry(rid))
 
     # ── activities ──────────────────────────────────────────────────────────────────
 
     async def _on_message(self, ctx: TurnContext, body: Mapping[str, Any]) -> None:
-        if tr.conversation_kind(body) == tr.PERSONAL:
+        if inbound.conversation_kind(body) == inbound.PERSONAL:
             self._remember_personal(body)
-        vote = tr.feedback_from_card(body)
+        vote = inbound.feedback_from_card(body)
         if vote is not None:
             await self._card_feedback(ctx, body, *vote)
             return
-        text = tr.strip_mentions(body)
+        text = inbound.strip_mentions(body)
         if not text and body.get("value") is not None:
             return  # some other card submit: nothing to answer
         await ctx.send_activity(Activity(type=ActivityTypes.typing))
         email = await self._email(ctx, body)
         company = self._assistant.company
-        command = tr.parse_command(
+        command = inbound.parse_command(
             text,
             company.departments.keys(),
             {d.name: d.templates.keys() for d in company},
@@ -124,8 +125,10 @@ class TeamsBot:
         elif command.kind == "refresh":
             await self._refresh(ctx, body, command.department or "", email)
         else:
-            history_key = tr.history_key(body)
-            message = tr.to_message(body, command, email=email, history=self._store.history.get(history_key))
+            history_key = inbound.history_key(body)
+            message = inbound.to_message(
+                body, command, email=email, history=self._store.history.get(history_key)
+            )
             answer = await asyncio.to_thread(self._assistant.ask, message)
             await self._deliver(ctx, body, message, answer)
 
@@ -133,17 +136,17 @@ class TeamsBot:
         bot_id = (body.get("recipient") or {}).get("id")
         added = [m.get("id") for m in body.get("membersAdded") or [] if isinstance(m, Mapping)]
         if bot_id and bot_id in added:
-            if tr.conversation_kind(body) == tr.PERSONAL:
+            if inbound.conversation_kind(body) == inbound.PERSONAL:
                 self._remember_personal(body)
             await ctx.send_activity(
-                to_activity(tr.card_activity(tr.welcome_card(), summary="Hi, I'm deptbot"))
+                to_activity(render.card_activity(render.welcome_card(), summary="Hi, I'm deptbot"))
             )
 
     async def _on_invoke(self, ctx: TurnContext, body: Mapping[str, Any]) -> None:
         """Teams' 👍/👎 (``message/submitAction``): store it, answer 200 with an empty body."""
         try:
             if body.get("name") == "message/submitAction":
-                feedback = tr.feedback_from_invoke(body)
+                feedback = inbound.feedback_from_invoke(body)
                 rid = self._store.replies.request_id(body.get("replyToId"))
                 if feedback is not None and rid is not None:
                     email = await self._email(ctx, body)
@@ -151,7 +154,7 @@ class TeamsBot:
                     await asyncio.to_thread(
                         self._assistant.feedback,
                         rid,
-                        user=email or tr.user_key(body),
+                        user=email or inbound.user_key(body),
                         value=value,
                         reason=reason,
                     )
@@ -168,7 +171,7 @@ class TeamsBot:
     def _help(self, email: str | None) -> str:
         depts = self._assistant.departments_for(email) if email else []
         templates = self._assistant.templates_for(email) if email else []
-        return tr.help_text(
+        return render.help_text(
             [(d.name, d.title) for d in depts],
             [(d.name, t, d.templates[t].description) for d, t in templates],
         )
@@ -176,24 +179,24 @@ class TeamsBot:
     async def _status(self, ctx: TurnContext, department: str | None) -> None:
         statuses = await asyncio.to_thread(self._assistant.status, department)
         titles = {d.name: d.title for d in self._assistant.company}
-        await self._say(ctx, tr.status_text(statuses, titles))
+        await self._say(ctx, render.status_text(statuses, titles))
 
     async def _refresh(
         self, ctx: TurnContext, body: Mapping[str, Any], department: str, email: str | None
     ) -> None:
         title = self._assistant.company.department(department).title  # UsageError for unknown names
-        user = email or tr.user_key(body)
+        user = email or inbound.user_key(body)
         loop = asyncio.get_running_loop()
         posted: dict[str, Any] = {"id": None, "at": 0.0}
         if email and self._assistant.is_admin(email, department):
-            sent = await self._say(ctx, f"Refreshing {tr.neutralize(title)} knowledge…")
+            sent = await self._say(ctx, f"Refreshing {render.neutralize(title)} knowledge…")
             posted.update(id=sent, at=time.monotonic())
 
         def progress(done: int, total: int, current: str) -> None:  # called from the worker thread
             now = time.monotonic()
             if posted["id"] and now - posted["at"] >= PROGRESS_EVERY_S:
                 posted["at"] = now
-                text = tr.progress_text(tr.neutralize(title), done, total)
+                text = wording.progress_line(render.neutralize(title), done, total)
                 asyncio.run_coroutine_threadsafe(self._update(ctx, posted["id"], text), loop)
 
         try:
@@ -201,9 +204,9 @@ class TeamsBot:
                 self._assistant.refresh, department, user=user, progress=progress
             )
         except AccessDenied as exc:
-            await self._say(ctx, tr.neutralize(exc.user_message))
+            await self._say(ctx, render.neutralize(exc.user_message))
             return
-        await self._say(ctx, tr.refresh_text(tr.neutralize(title), report))
+        await self._say(ctx, render.refresh_text(render.neutralize(title), report))
 
     # ── answers ─────────────────────────────────────────────────────────────────────
 
@@ -211,20 +214,24 @@ class TeamsBot:
         self, ctx: TurnContext, body: Mapping[str, Any], message: Message, answer: Answer
     ) -> None:
         """Post the answer where it was asked, unless it is not safe for everyone there."""
-        kind = tr.conversation_kind(body)
+        kind = inbound.conversation_kind(body)
         if message.in_channel and not answer.channel_safe:
             sent = await self._send_private(ctx, body, answer, message.text)
             name = str((body.get("from") or {}).get("name") or "")
-            note = tr.private_note(name, answer.department_title) if sent else tr.private_failed_note(name)
+            note = (
+                render.private_note(name, answer.department_title)
+                if sent
+                else render.private_failed_note(name)
+            )
             await self._say(ctx, note)
             return
-        response = await ctx.send_activity(to_activity(tr.render_answer(answer, kind=kind)))
+        response = await ctx.send_activity(to_activity(render.render_answer(answer, kind=kind)))
         if response is not None and response.id:  # cards keep the answer so a vote can update them
             self._store.replies.remember(
-                response.id, answer.request_id, answer if kind == tr.CHANNEL else None
+                response.id, answer.request_id, answer if kind == inbound.CHANNEL else None
             )
         if answer.ok:
-            self._store.history.add(tr.history_key(body), message.text, answer.text)
+            self._store.history.add(inbound.history_key(body), message.text, answer.text)
 
     async def _send_private(
         self, ctx: TurnContext, body: Mapping[str, Any], answer: Answer, question: str
@@ -235,8 +242,8 @@ class TeamsBot:
             if reference is None:
                 reference = await self._create_personal(ctx, body)
             activities = [
-                to_activity(tr.text_activity(tr.private_preface(question))),
-                to_activity(tr.render_answer(answer, kind=tr.PERSONAL)),
+                to_activity(render.text_activity(render.private_preface(question))),
+                to_activity(render.render_answer(answer, kind=inbound.PERSONAL)),
             ]
             sent: list[str] = []
 
@@ -257,7 +264,7 @@ class TeamsBot:
         except Exception:
             log.warning(
                 "could not message %s privately (request %s)",
-                tr.user_key(body),
+                inbound.user_key(body),
                 answer.request_id,
                 exc_info=True,
             )
@@ -266,7 +273,7 @@ class TeamsBot:
     async def _create_personal(self, ctx: TurnContext, body: Mapping[str, Any]) -> dict[str, Any]:
         """Open (or find) the 1:1 chat with the asker through the current, validated connector."""
         connector = ctx.turn_state.get(self._adapter.BOT_CONNECTOR_CLIENT_KEY)
-        tenant = tr.tenant_id(body)
+        tenant = inbound.tenant_id(body)
         sender, bot = body.get("from") or {}, body.get("recipient") or {}
         params = ConversationParameters(
             is_group=False,
@@ -283,7 +290,7 @@ class TeamsBot:
                 "aadObjectId": sender.get("aadObjectId"),
             },
             "bot": {"id": bot.get("id"), "name": bot.get("name")},
-            "conversation": {"id": created.id, "conversationType": tr.PERSONAL, "tenantId": tenant},
+            "conversation": {"id": created.id, "conversationType": inbound.PERSONAL, "tenantId": tenant},
             "channelId": body.get("channelId"),
             "serviceUrl": body.get("serviceUrl"),
         }
@@ -297,7 +304,7 @@ class TeamsBot:
 
     @staticmethod
     def _personal_key(body: Mapping[str, Any]) -> tuple[str, str, str]:
-        return ("teams", tr.tenant_id(body) or "", tr.user_key(body))
+        return ("teams", inbound.tenant_id(body) or "", inbound.user_key(body))
 
     async def _card_feedback(self, ctx: TurnContext, body: Mapping[str, Any], rid: str, value: str) -> None:
         message_id = body.get("replyToId")
@@ -306,10 +313,12 @@ class TeamsBot:
             log.warning("card feedback for %s names request %s; ignored", message_id, rid)
             return
         email = await self._email(ctx, body)
-        await asyncio.to_thread(self._assistant.feedback, rid, user=email or tr.user_key(body), value=value)
+        await asyncio.to_thread(
+            self._assistant.feedback, rid, user=email or inbound.user_key(body), value=value
+        )
         answer = self._store.replies.payload(message_id)
         if isinstance(answer, Answer) and message_id:
-            card = tr.card_activity(tr.answer_card(answer, voted=value))
+            card = render.card_activity(render.answer_card(answer, voted=value))
             update = to_activity(card)
             update.id = message_id
             try:
@@ -331,17 +340,17 @@ class TeamsBot:
                 return None
             return member.email or member.user_principal_name
 
-        email = await self._members.email(tr.tenant_id(body), user_id, lookup) if user_id else None
+        email = await self._members.email(inbound.tenant_id(body), user_id, lookup) if user_id else None
         if email is None and self._teams.anonymous and body.get("channelId") == "emulator":
             email = user_id.lower() if "@" in user_id else None  # local Emulator only
         return email
 
     async def _say(self, ctx: TurnContext, text: str) -> str | None:
-        response = await ctx.send_activity(to_activity(tr.text_activity(text)))
+        response = await ctx.send_activity(to_activity(render.text_activity(text)))
         return response.id if response is not None else None
 
     async def _update(self, ctx: TurnContext, message_id: str, text: str) -> None:
-        update = to_activity(tr.text_activity(text))
+        update = to_activity(render.text_activity(text))
         update.id = message_id
         try:
             await ctx.update_activity(update)

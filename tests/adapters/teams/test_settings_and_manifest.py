@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bot.adapters.teams import translate
+from bot.adapters.teams import inbound
 from bot.adapters.teams.auth import TeamsSettings, check_teams_settings
 from bot.adapters.teams.manifest import TEMPLATE_DIR, build_manifest_zip
 from bot.errors import ConfigError
@@ -91,7 +91,7 @@ def test_manifest_zip_is_flat_filled_in_and_valid(tmp_path: Path) -> None:
 def test_manifest_commands_are_the_ones_the_bot_understands() -> None:
     manifest = json.loads((TEMPLATE_DIR / "manifest.json").read_text())
     [commands] = manifest["bots"][0]["commandLists"]
-    assert [c["title"] for c in commands["commands"]] == [t for t, _ in translate.COMMANDS]
+    assert [c["title"] for c in commands["commands"]] == [t for t, _ in inbound.COMMANDS]
     examples = {
         "help": "help",
         "ask": "ask hr q",
@@ -99,7 +99,7 @@ def test_manifest_commands_are_the_ones_the_bot_understands() -> None:
         "kb status": "kb status",
         "kb refresh": "kb refresh hr",
     }
-    kinds = [translate.parse_command(examples[t], ["hr"], {"hr": ["x"]}).kind for t, _ in translate.COMMANDS]
+    kinds = [inbound.parse_command(examples[t], ["hr"], {"hr": ["x"]}).kind for t, _ in inbound.COMMANDS]
     assert kinds == ["help", "ask", "task", "status", "refresh"]
 
 
