@@ -18,11 +18,12 @@ from bench.handbook import DEFAULT_ROOT, make_beir
 from bot.knowledge.embedders import get_embedder
 from bot.knowledge.evaluate import EvalResult, build_index, load_beir, run
 
-CONFIGS = [
+CONFIGS: list[tuple[str, str, float | None, str]] = [
     ("bm25", "minmax", 0.3, "bm25 (baseline)"),
     ("dense", "minmax", 0.3, "dense"),
     ("hybrid", "rrf", 0.3, "hybrid rrf k=60"),
-    ("hybrid", "minmax", 0.3, "hybrid minmax w=0.3 (default)"),
+    ("hybrid", "minmax", None, "hybrid minmax (default weight)"),
+    ("hybrid", "minmax", 0.3, "hybrid minmax w=0.3"),
     ("hybrid", "minmax", 0.5, "hybrid minmax w=0.5"),
 ]
 

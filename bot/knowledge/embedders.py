@@ -58,6 +58,7 @@ class WordLlamaEmbedder:
     name = "wordllama"
     dim = 256
     is_cloud = False
+    dense_weight = 0.3  # fusion weight; see bot/knowledge/retrieve.py for the comparison
 
     def __init__(self) -> None:
         self._model: Any = None
@@ -103,6 +104,7 @@ class MiniLMEmbedder:
     name = "minilm"
     dim = 384
     is_cloud = False
+    dense_weight = 0.4  # a stronger encoder earns a larger share of the fused score
     max_length = 256
     batch_size = 32
 

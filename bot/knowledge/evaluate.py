@@ -28,7 +28,7 @@ from bot.errors import UsageError
 from bot.knowledge import ingest
 from bot.knowledge.embedders import DEFAULT_EMBEDDER, Embedder, get_embedder
 from bot.knowledge.index import assemble, write_version
-from bot.knowledge.retrieve import DEFAULT_FUSION, DENSE_WEIGHT, FUSIONS, MODES, LoadedIndex
+from bot.knowledge.retrieve import DEFAULT_FUSION, FUSIONS, MODES, LoadedIndex
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ def run(
     mode: str,
     fusion: str,
     build_seconds: float,
-    dense_weight: float = DENSE_WEIGHT,
+    dense_weight: float | None = None,
 ) -> EvalResult:
     """Score one (mode, fusion) on an already built index."""
     if mode not in MODES:
