@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -35,7 +35,6 @@ from bot.core.ports import (
 from bot.core.types import (
     AccessScope,
     Answer,
-    Citation,
     Classification,
     Decision,
     Generation,
@@ -45,6 +44,7 @@ from bot.core.types import (
     SourceChunk,
     Status,
     Timings,
+    Turn,
 )
 from bot.errors import AccessDenied, DeptbotError, UsageError
 
@@ -266,7 +266,7 @@ class Assistant:
         retrieve_ms = (time.perf_counter() - t0) * 1000
 
         # 4. classify (after retrieval so document labels count; before generation)
-        label, reasons = self._classify(text, dept, chunks)
+        label, reasons = self._classify(text, dept, chunks, message.history)
 
         top = max((c.score for c in chunks), default=0.0)
         # A template prompt is long boilerplate around a short input, which dilutes the
@@ -342,9 +342,13 @@ class Assistant:
             low_confidence=not cited.citations or conf < dept.dont_know_below,
             classification=label,
             created=self._clock(),
-            channel_safe=self._channel_safe(message, dept, cited.citations, chunks),
+            channel_safe=self._channel_safe(message, dept, chunks),
         )
-        if self._cache is not None and cache_k is not None:
+        if (
+            self._cache is not None
+            and cache_k is not None
+            and self._cacheable(cache_k, query, dept, scope, message, chunks)
+        ):
             self._cache.put(cache_k, answer)
         self._record(ctx, answer=answer)
         return answer
@@ -379,24 +383,32 @@ class Assistant:
         return kept
 
     def _classify(
-        self, text: str, dept: Department, chunks: list[SourceChunk]
+        self, text: str, dept: Department, chunks: list[SourceChunk], history: tuple[Turn, ...] = ()
     ) -> tuple[Classification, tuple[str, ...]]:
+        """The request's label: its own text *and* the thread history that goes into the prompt."""
+        label = Classification.PUBLIC
+        reasons: list[str] = []
         try:
-            label, reasons = self._classifier.classify(text, dept)
+            for part in (text, *(t.text for t in history)):
+                found, why = self._classifier.classify(part, dept)
+                label = max(label, found)
+                reasons += [r for r in why if r not in reasons]
         except Exception:
             log.exception("classifier failed; treating the request as restricted")
             return Classification.RESTRICTED, ("classifier-error",)
         label = max(label, dept.classification, *(c.classification for c in chunks))
-        return label, reasons
+        return label, tuple(reasons)
 
-    def _channel_safe(
-        self, message: Message, dept: Department, cited: tuple[Citation, ...], chunks: list[SourceChunk]
-    ) -> bool:
+    def _channel_safe(self, message: Message, dept: Department, used: Sequence[SourceChunk]) -> bool:
+        """May everyone in the channel read every chunk whose text or title reached the answer?
+
+        ``used`` is every source a generator was given (a model may paraphrase a source it
+        does not cite) or every document an answer names; checking only the cited ones
+        would let a paraphrased, uncited restricted source into the channel.
+        """
         if not message.in_channel:
             return True
         readers = self.policy.channel_audience(dept, message.channel, message.channel_audience)
-        by_id = {c.chunk_id: c for c in chunks}
-        used = [by_id[c.chunk_id] for c in cited if c.chunk_id in by_id]
         return all(self.policy.channel_admits(readers, c.audiences) for c in used)
 
     def _cache_key(self, query: str, dept: Department, scope: AccessScope, message: Message) -> str | None:
@@ -420,6 +432,26 @@ class Assistant:
             ),
             history=tuple(t.text for t in message.history),
         )
+
+    def _cacheable(
+        self,
+        key: str,
+        query: str,
+        dept: Department,
+        scope: AccessScope,
+        message: Message,
+        chunks: list[SourceChunk],
+    ) -> bool:
+        """Store only when the key still describes what the answer was built from.
+
+        The key is computed before retrieval; a refresh in between (or before the routing
+        probe) could add documents whose audience entries the key's access fingerprint does
+        not distinguish, and people with narrower access would then share the entry.
+        """
+        if self._cache_key(query, dept, scope, message) != key:
+            return False
+        known = self._retriever.audience_entries(dept.name)
+        return all(entry in known for c in chunks for level in c.audiences for entry in level)
 
     def _from_cache(self, ctx: _Ctx, hit: Answer) -> Answer:
         as_of = hit.created.strftime("%Y-%m-%d %H:%M UTC") if hit.created else "an earlier answer"
@@ -467,7 +499,8 @@ class Assistant:
         text = f"I couldn't find this in the {dept.title} knowledge."
         if len(route.searched) > 1:
             text = f"I couldn't find this in the knowledge you can ask ({', '.join(route.searched)})."
-        titles = list(dict.fromkeys(c.title for c in chunks[:3]))
+        named = chunks[:3]  # their titles are in the text, so they decide channel safety
+        titles = list(dict.fromkeys(c.title for c in named))
         if titles:
             text += " The closest documents are " + _join(titles) + "."
         admins = self.admins_of(dept)
@@ -487,7 +520,7 @@ class Assistant:
             classification=label,
             created=self._clock(),
             alternative_department=route.alternative.name if route.alternative else None,
-            channel_safe=self._channel_safe(ctx.message, dept, (), chunks),
+            channel_safe=self._channel_safe(ctx.message, dept, named),
         )
         self._record(ctx, answer=answer)
         return answer
@@ -508,7 +541,7 @@ class Assistant:
             low_confidence=True,
             classification=label,
             created=self._clock(),
-            channel_safe=self._channel_safe(ctx.message, dept, cited.citations, chunks),
+            channel_safe=self._channel_safe(ctx.message, dept, chunks),
         )
         return answer
 

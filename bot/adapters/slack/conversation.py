@@ -88,8 +88,9 @@ class Conversations:
             await self._answer(inc, client, bot_user_id)
 
     async def _answer(self, inc: translate.Incoming, client: AsyncWebClient, bot_user_id: str | None) -> None:
-        if not inc.text:
-            names = [d.name for d in self._assistant.company]
+        if not inc.text:  # help names only what this person may ask (others may read it too)
+            person = await self._people.lookup(inc.user, client)
+            names = [d.name for d in self._assistant.departments_for(person.email)] if person.email else []
             text = "Hi! Ask me a question in words, for example: _How many vacation days do I get?_\n"
             text += "\n".join(render.help_lines(names))
             await self._post(client, inc, bk.line_blocks(text), "Ask me a question in words.")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -146,7 +146,13 @@ def answer_card(answer: Answer, *, voted: str | None = None) -> dict[str, Any]:
             {
                 "type": "FactSet",
                 "facts": [
-                    {"title": f"[{c.n}]", "value": plain(citation_detail(c, answer.department_title), 200)}
+                    {
+                        "title": f"[{c.n}]",
+                        # FactSet values render Markdown: neutralize, so a title cannot be a link
+                        "value": neutralize(
+                            plain(citation_detail(c, answer.department_title), 200), for_card=True
+                        ),
+                    }
                     for c in answer.citations[:MAX_CITATIONS]
                 ],
             }
@@ -242,7 +248,11 @@ def help_text(departments: Sequence[tuple[str, str]], templates: Sequence[tuple[
     return "\n".join(lines)
 
 
-def status_text(statuses: Sequence[IndexStatus], titles: Mapping[str, str]) -> str:
+def status_text(
+    statuses: Sequence[IndexStatus], titles: Mapping[str, str], *, details_for: Collection[str] = ()
+) -> str:
+    """One line per department; failed file names only for ``details_for`` (its admins):
+    a file in a restricted folder is not for everyone who may ask the department."""
     lines = []
     for s in statuses:
         title = titles.get(s.department, s.department)
@@ -252,12 +262,14 @@ def status_text(statuses: Sequence[IndexStatus], titles: Mapping[str, str]) -> s
         built = f"built {s.built_at:%Y-%m-%d %H:%M} UTC" if s.built_at else "built"
         state = "changes pending" if s.stale else "up to date"
         line = f"- **{title}**: {s.documents} documents, {s.chunks} chunks, {built}, {state}"
-        if s.failed:
+        if s.failed and s.department in details_for:
             line += (
                 f"; {len(s.failed)} failed ("
                 + ", ".join(_failed(f.path, f.reason) for f in s.failed[:5])
                 + ")"
             )
+        elif s.failed:
+            line += f"; {len(s.failed)} failed"
         lines.append(line)
     return "\n".join(lines) or "No departments are configured."
 

@@ -121,7 +121,7 @@ class TeamsBot:
         elif command.kind == "usage":
             await self._say(ctx, command.text)
         elif command.kind == "status":
-            await self._status(ctx, command.department)
+            await self._status(ctx, command.department, email)
         elif command.kind == "refresh":
             await self._refresh(ctx, body, command.department or "", email)
         else:
@@ -176,10 +176,24 @@ class TeamsBot:
             [(d.name, t, d.templates[t].description) for d, t in templates],
         )
 
-    async def _status(self, ctx: TurnContext, department: str | None) -> None:
-        statuses = await asyncio.to_thread(self._assistant.status, department)
-        titles = {d.name: d.title for d in self._assistant.company}
-        await self._say(ctx, render.status_text(statuses, titles))
+    async def _status(self, ctx: TurnContext, department: str | None, email: str | None) -> None:
+        """Only departments this person may ask or administers; failed file names to admins only."""
+        a = self._assistant
+        admin_of = {d.name for d in a.company if email and a.is_admin(email, d.name)}
+        visible = {d.name for d in a.departments_for(email)} if email else set()
+        visible |= admin_of
+        if department:
+            a.company.department(department)  # unknown name → UsageError listing valid ones
+            if department not in visible:
+                await self._say(ctx, "You can't see that department's knowledge status.")
+                return
+        names = [department] if department else sorted(visible)
+        if not names:
+            await self._say(ctx, "There is no knowledge you can see yet.")
+            return
+        statuses = [s for n in names for s in await asyncio.to_thread(a.status, n)]
+        titles = {d.name: d.title for d in a.company}
+        await self._say(ctx, render.status_text(statuses, titles, details_for=admin_of))
 
     async def _refresh(
         self, ctx: TurnContext, body: Mapping[str, Any], department: str, email: str | None

@@ -112,3 +112,13 @@ def test_refresh_report_names_failed_files() -> None:
         "HR knowledge refreshed in 41 s: 3 added, 2 changed, 1 removed, 304 unchanged, 1 failed "
         "(old-handbook.pdf: not a valid PDF)."
     )
+
+
+def test_channel_card_sources_cannot_carry_live_links() -> None:
+    """FactSet values render Markdown: a document title must not become a clickable link."""
+    cite = _answer().citations[0]
+    evil = type(cite)(**{**cite.__dict__, "title": "[Reset your password](https://evil.example/login)"})
+    card = tr.render_answer(_answer(citations=(evil,)), kind=tr.CHANNEL)["attachments"][0]["content"]
+    facts = next(b for b in card["body"] if b["type"] == "FactSet")["facts"]
+    assert "](https://" not in facts[0]["value"]
+    assert "Reset your password" in facts[0]["value"]
