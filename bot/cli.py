@@ -24,6 +24,15 @@ CHAT_HISTORY_TURNS = 6
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 
+def _printable(value: object) -> object:
+    """Strip terminal control characters from stored values before printing them."""
+    if isinstance(value, str):
+        return "".join(ch if ch.isprintable() else "?" for ch in value)
+    if isinstance(value, list):
+        return [_printable(v) for v in value]
+    return value
+
+
 def _out(text: str = "") -> None:
     sys.stdout.write(text + "\n")
 
@@ -203,6 +212,7 @@ def cmd_audit_tail(args: argparse.Namespace, settings: Settings) -> int:
         f"{'decision':<8} {'status':<12} {'ms':>7}  docs"
     )
     for r in rows:
+        r = {k: _printable(v) for k, v in r.items()}
         _out(
             f"{r['time'][:19]:<20} {r['request_id']:<13} {r['user'][:22]:<22} {(r['department'] or '-'):<12} "
             f"{r['decision']:<8} {r['status']:<12} {r['latency_ms']:>7.0f}  {', '.join(r['doc_ids'])}"

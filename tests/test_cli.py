@@ -156,3 +156,13 @@ def test_python_dash_m_bot_is_the_same_cli() -> None:
         [sys.executable, "-m", "bot", "--help"], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0 and "deptbot" in result.stdout and "ask" in result.stdout
+
+
+def test_audit_tail_neutralizes_terminal_control_characters(run) -> None:  # type: ignore[no-untyped-def]
+    run("ask", "vacation days", "--user", "alice@example.com", "--department", "hr")
+    from bot.store.audit import SqliteAuditLog
+
+    log = SqliteAuditLog(path=run.root / "state" / "audit.db")
+    log._db.execute("update requests set user = ?", ["evil\x1b[2J@example.com"])
+    code, out, _ = run("audit", "tail")
+    assert code == 0 and "\x1b" not in out and "evil?[2J@example.com" in out
