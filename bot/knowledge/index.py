@@ -351,9 +351,12 @@ class Indexer:
         gone = [rel for rel in prev_files if rel not in present]
         removed = sum(1 for rel in gone if not prev_files[rel].get("reason"))
         touched |= bool(to_parse) or bool(gone)
+        # Progress counts every file (unchanged ones are already done), as people expect
+        # "310/310 files" for a department of 310 files, not "2/2".
+        settled = len(sources) - len(to_parse)
         for i, (src, kind, sha) in enumerate(to_parse):
             if progress is not None:
-                progress(i, len(to_parse), src.rel)
+                progress(settled + i, len(sources), src.rel)
             entry = {"size": src.size, "mtime_ns": src.mtime_ns, "context": src.context, "sha256": sha}
             try:
                 doc = ingest.parse_file(src, dept)
@@ -365,7 +368,7 @@ class Indexer:
             files[src.rel] = {**entry, "reason": ""}
             order.append((src.rel, doc))
         if progress is not None:
-            progress(len(to_parse), len(to_parse), "")
+            progress(len(sources), len(sources), "")
         report = IndexReport(
             department=dept.name,
             added=counts["added"],
