@@ -187,6 +187,27 @@ def chunks_from_folder(dept: Department) -> list[SourceChunk]:
     return out
 
 
+# Confidential only by its front-matter label: no keywords, PII or secrets in the text.
+CONFIDENTIAL_DOC = """\
+    ---
+    title: Relocation support
+    classification: confidential
+    ---
+    # Relocation
+    ## Allowance
+    The relocation allowance is 7,500 dollars for moves over 50 kilometres.
+    """
+
+
+def add_document(company: Company, retriever: FakeRetriever, rel: str, body: str) -> None:
+    """Write ``<department>/<path>`` into the company's knowledge and re-read the retriever's chunks."""
+    dept, _, path = rel.partition("/")
+    target = company.department(dept).knowledge / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(textwrap.dedent(body))
+    retriever.chunks[:] = [c for d in company for c in chunks_from_folder(d)]
+
+
 class FakeRetriever:
     """Term-overlap retrieval that filters by scope *before* scoring, like the real one."""
 

@@ -34,17 +34,20 @@ def cache_key(
     in_channel: bool = False,
     channel_readers: tuple[str, ...] = (),
     history: tuple[str, ...] = (),
+    history_labels: tuple[str, ...] = (),
 ) -> str:
-    payload = json.dumps(
-        [
-            normalize_question(question),
-            department,
-            access_fingerprint(access_keys),
-            index_version,
-            template,
-            in_channel,
-            sorted(channel_readers),  # channel_safe depends on who reads the channel
-            [normalize_question(h) for h in history],
-        ]
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()
+    """``history_labels`` (one per history turn, "" when unlabelled) decide the answer's
+    label, so an answer is not reused under a lower one; they join the key only when set."""
+    parts: list[object] = [
+        normalize_question(question),
+        department,
+        access_fingerprint(access_keys),
+        index_version,
+        template,
+        in_channel,
+        sorted(channel_readers),  # channel_safe depends on who reads the channel
+        [normalize_question(h) for h in history],
+    ]
+    if any(history_labels):
+        parts.append(list(history_labels))
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()

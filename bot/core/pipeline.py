@@ -385,7 +385,11 @@ class Assistant:
     def _classify(
         self, text: str, dept: Department, chunks: list[SourceChunk], history: tuple[Turn, ...] = ()
     ) -> tuple[Classification, tuple[str, ...]]:
-        """The request's label: its own text *and* the thread history that goes into the prompt."""
+        """The request's label: its own text *and* the thread history that goes into the prompt.
+
+        History turns count twice: their text through the classifier, and the label the
+        adapter recorded with them (an earlier answer's documents' labels).
+        """
         label = Classification.PUBLIC
         reasons: list[str] = []
         try:
@@ -397,6 +401,10 @@ class Assistant:
             log.exception("classifier failed; treating the request as restricted")
             return Classification.RESTRICTED, ("classifier-error",)
         label = max(label, dept.classification, *(c.classification for c in chunks))
+        carried = max((t.label for t in history if t.label is not None), default=Classification.PUBLIC)
+        if carried > label:
+            label = carried
+            reasons.append("thread-history")
         return label, tuple(reasons)
 
     def _channel_safe(self, message: Message, dept: Department, used: Sequence[SourceChunk]) -> bool:
@@ -431,6 +439,7 @@ class Assistant:
                 else ()
             ),
             history=tuple(t.text for t in message.history),
+            history_labels=tuple(t.label.label if t.label is not None else "" for t in message.history),
         )
 
     def _cacheable(

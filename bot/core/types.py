@@ -41,10 +41,16 @@ class Status(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Turn:
-    """One earlier exchange in a thread, passed as bounded history."""
+    """One earlier exchange in a thread, passed as bounded history.
+
+    ``label`` is the sensitivity an adapter recorded for the turn (an assistant answer's
+    ``Answer.classification``): an answer can be confidential because of its documents
+    alone, which the text classifier cannot see when the text comes back as history.
+    """
 
     role: str  # "user" | "assistant"
     text: str
+    label: Classification | None = None
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Three bounded maps, each safe to share between asyncio tasks and worker threads:
 
-- ``History``: the last few turns per conversation, so follow-ups carry context;
+- ``History``: the last few turns per conversation (answers with their label), so
+  follow-ups carry context;
 - ``ReplyIndex``: the platform id of a posted answer → its request id (feedback arrives
   with the message id, the audit log wants the request id), plus optional payload;
 - ``References``: opaque conversation references (JSON-able dicts) per person, for
@@ -19,7 +20,7 @@ from collections import OrderedDict, deque
 from collections.abc import Hashable
 from typing import Any, Generic, TypeVar
 
-from bot.core.types import Turn
+from bot.core.types import Classification, Turn
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -66,11 +67,12 @@ class History:
         found = self._map.get(key)
         return tuple(found) if found else ()
 
-    def add(self, key: Hashable, question: str, answer: str) -> None:
+    def add(self, key: Hashable, question: str, answer: str, label: Classification | None = None) -> None:
+        """``label``: the answer's classification, so a follow-up carrying it is labelled too."""
         found = self._map.get(key)
         turns = found if found is not None else deque(maxlen=self._turns)
         turns.append(Turn(role="user", text=question))
-        turns.append(Turn(role="assistant", text=answer))
+        turns.append(Turn(role="assistant", text=answer, label=label))
         self._map.put(key, turns)
 
 

@@ -7,8 +7,10 @@ from dataclasses import asdict
 
 import pytest
 
+from bot.core.cachekey import cache_key
 from bot.core.pipeline import Assistant
-from bot.core.types import Classification, Message, Status
+from bot.core.sensitivity import PatternClassifier
+from bot.core.types import Classification, Message, Status, Turn
 from bot.errors import AccessDenied, ProviderUnavailable, UsageError
 from tests.fakes import CANARIES, FakeIndexer, FakeRetriever, MemoryAudit, RecordingGenerator
 
@@ -273,3 +275,41 @@ def test_missing_index_is_built_and_staleness_checked_once_per_interval(company,
     retriever.version = None  # type: ignore[assignment]  # index deleted: rebuilt at once
     ask(a, "alice@example.com", "vacation days", department="hr")
     assert indexer.refreshed == ["hr", "hr"]
+
+
+def test_history_turn_labels_count_like_document_labels(company, retriever, audit) -> None:  # type: ignore[no-untyped-def]
+    """An answer confidential only through its documents stays confidential as history."""
+    gen = RecordingGenerator(__import__("bot.llm.extractive", fromlist=["x"]).ExtractiveGenerator())
+    a = Assistant(
+        company=company,
+        retriever=retriever,
+        indexer=FakeIndexer(),
+        generator=gen,
+        audit=audit,
+        classifier=PatternClassifier(),  # sees nothing in these texts
+    )
+    earlier = "The relocation allowance is 7,500 dollars for moves over 50 kilometres [1]."
+    question = "How many vacation days do I get?"
+    unlabelled = (Turn("user", "What is the relocation allowance?"), Turn("assistant", earlier))
+    ask(a, "alice@example.com", question, department="hr", history=unlabelled)
+    assert gen.requests[-1].classification is Classification.INTERNAL  # type: ignore[attr-defined]
+
+    labelled = (unlabelled[0], Turn("assistant", earlier, label=Classification.CONFIDENTIAL))
+    ask(a, "alice@example.com", question, department="hr", history=labelled)
+    request = gen.requests[-1]
+    assert request.classification is Classification.CONFIDENTIAL  # type: ignore[attr-defined]
+    assert "thread-history" in request.label_reasons  # type: ignore[attr-defined]
+    assert {s.classification for s in request.sources} == {Classification.INTERNAL}  # type: ignore[attr-defined]
+
+    # the text classifier still reads every history turn
+    pii = (Turn("assistant", "Write to jane.doe@example.org", label=Classification.PUBLIC),)
+    ask(a, "alice@example.com", question, department="hr", history=pii)
+    assert gen.requests[-1].classification is Classification.CONFIDENTIAL  # type: ignore[attr-defined]
+    assert "email-address" in gen.requests[-1].label_reasons  # type: ignore[attr-defined]
+
+
+def test_history_labels_are_part_of_the_cache_key_only_when_set() -> None:
+    base = {"question": "q", "department": "hr", "access_keys": ["*"], "index_version": "v1"}
+    plain = cache_key(**base, history=("earlier",))  # type: ignore[arg-type]
+    assert cache_key(**base, history=("earlier",), history_labels=("",)) == plain  # type: ignore[arg-type]
+    assert cache_key(**base, history=("earlier",), history_labels=("confidential",)) != plain  # type: ignore[arg-type]

@@ -23,12 +23,14 @@ from bot.adapters.slack import translate
 from bot.adapters.slack.people import SlackPeople
 from bot.adapters.slack.streaming import StreamedReply
 from bot.core.pipeline import Assistant
-from bot.core.types import Answer, Status, Turn
+from bot.core.types import Answer, Classification, Status, Turn
 from bot.errors import DeptbotError
 
 log = logging.getLogger(__name__)
 
 THINKING = "is looking through the documents…"
+# help, usage and failure lines carry no document text
+NOTE = translate.answer_metadata(Classification.PUBLIC)
 _STATUS_UNSUPPORTED = {"missing_scope", "not_allowed_token_type", "unknown_method", "method_deprecated"}
 
 
@@ -93,7 +95,7 @@ class Conversations:
             names = [d.name for d in self._assistant.departments_for(person.email)] if person.email else []
             text = "Hi! Ask me a question in words, for example: _How many vacation days do I get?_\n"
             text += "\n".join(render.help_lines(names))
-            await self._post(client, inc, bk.line_blocks(text), "Ask me a question in words.")
+            await self._post(client, inc, bk.line_blocks(text), "Ask me a question in words.", metadata=NOTE)
             return
         await self._working(client, inc, on=True)
         # Never in a channel: whether the answer may be shown there is known only at the end.
@@ -130,7 +132,7 @@ class Conversations:
             return await asyncio.to_thread(self._assistant.ask, message, on_delta=on_delta)
         except DeptbotError as exc:  # the person's mistake (too long, unknown name): safe text
             line = bk.escape(exc.user_message)
-            await self._post(client, inc, bk.line_blocks(line), line, reply)
+            await self._post(client, inc, bk.line_blocks(line), line, reply, metadata=NOTE)
             return None
 
     async def _deliver(
@@ -150,7 +152,8 @@ class Conversations:
                 channel=inc.channel, user=inc.user, thread_ts=inc.thread, blocks=blocks, text=text
             )
             return
-        await self._post(client, inc, blocks, text, reply)
+        metadata = translate.answer_metadata(answer.classification, answer.request_id)
+        await self._post(client, inc, blocks, text, reply, metadata=metadata)
         self._state.mark_thread(inc.channel, inc.thread)
 
     async def _post(
@@ -160,16 +163,23 @@ class Conversations:
         blocks: list[bk.Block],
         text: str,
         reply: StreamedReply | None = None,
+        *,
+        metadata: dict[str, Any],
     ) -> None:
-        """One message in the thread; with ``reply`` it replaces whatever was streamed."""
+        """One message in the thread; with ``reply`` it replaces whatever was streamed.
+
+        ``metadata`` labels the message, so a follow-up in the thread knows how sensitive
+        it is when it comes back as history (``translate.history``).
+        """
         if reply is not None:
-            await reply.finish(blocks, text)
+            await reply.finish(blocks, text, metadata)
             return
         await client.chat_postMessage(
             channel=inc.channel,
             thread_ts=inc.thread,
             blocks=blocks,
             text=text,
+            metadata=metadata,
             unfurl_links=False,
             unfurl_media=False,
         )
@@ -184,7 +194,7 @@ class Conversations:
                     channel=inc.channel, user=inc.user, thread_ts=inc.thread, blocks=blocks, text=line
                 )
             else:
-                await self._post(client, inc, blocks, line, reply)
+                await self._post(client, inc, blocks, line, reply, metadata=NOTE)
         except Exception:
             log.exception("could not tell the user about a failure")
 
@@ -193,13 +203,17 @@ class Conversations:
     ) -> tuple[Turn, ...]:
         try:
             resp = await client.conversations_replies(
-                channel=inc.channel, ts=inc.thread, limit=translate.HISTORY_TURNS * 3
+                channel=inc.channel,
+                ts=inc.thread,
+                limit=translate.HISTORY_TURNS * 3,
+                include_all_metadata=True,  # our messages' labels
             )
         except SlackApiError as exc:
             log.info("conversations.replies failed: %s", exc.response.get("error"))
             return ()
         messages = resp.get("messages") or []
-        return translate.history(messages, bot_user_id=bot_user_id, before_ts=inc.ts)
+        unlabelled = translate.unlabelled_label(self._assistant.company, inc.channel)
+        return translate.history(messages, bot_user_id=bot_user_id, before_ts=inc.ts, unlabelled=unlabelled)
 
     async def _working(self, client: AsyncWebClient, inc: translate.Incoming, *, on: bool) -> None:
         """👀 on the question (and the assistant status in DMs); failures never matter."""

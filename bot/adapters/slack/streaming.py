@@ -18,6 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -143,28 +144,36 @@ class StreamedReply:
         if self._task is not None and not self._task.done():
             self._task.cancel()
 
-    async def _update(self, blocks: list[bk.Block], text: str) -> None:
+    async def _update(
+        self, blocks: list[bk.Block], text: str, metadata: dict[str, Any] | None = None
+    ) -> None:
         assert self._ts is not None
         await self._client.chat_update(
             channel=self._channel,
             ts=self._ts,
             blocks=blocks,
             text=text,
+            metadata=metadata,
             unfurl_links=False,
             unfurl_media=False,
         )
 
-    async def finish(self, blocks: list[bk.Block], text: str) -> None:
-        """The final message: replaces the streamed text, or is posted when nothing streamed."""
+    async def finish(self, blocks: list[bk.Block], text: str, metadata: dict[str, Any] | None = None) -> None:
+        """The final message: replaces the streamed text, or is posted when nothing streamed.
+
+        ``metadata`` (the label) goes only on the final message: a placeholder left behind
+        has none, so a later follow-up treats it as unlabelled (fail closed).
+        """
         await self._close()
         if self._ts is not None:
-            await self._update(blocks, text)
+            await self._update(blocks, text, metadata)
             return
         await self._client.chat_postMessage(
             channel=self._channel,
             thread_ts=self._thread,
             blocks=blocks,
             text=text,
+            metadata=metadata,
             unfurl_links=False,
             unfurl_media=False,
         )

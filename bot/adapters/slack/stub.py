@@ -2,9 +2,10 @@
 
 Like httpx's mock transport, it lets the real SDK talk to something fake: point
 ``SLACK_API_URL`` at ``stub.api_url`` and every call is recorded (method + arguments).
-It answers the methods deptbot uses and accepts ``response_url`` posts at
-``/response/<name>``. ``GET /_stub/calls`` returns the record as JSON and ``GET /_stub/summary``
-counts per method (for out-of-process use, e.g. the bench).
+It answers the methods deptbot uses (keeping posted threads, with message metadata that
+``conversations.replies`` returns only with ``include_all_metadata``) and accepts
+``response_url`` posts at ``/response/<name>``. ``GET /_stub/calls`` returns the record as
+JSON and ``GET /_stub/summary`` counts per method (for out-of-process use, e.g. the bench).
 ``signed_headers`` builds the headers Slack would send with a request body.
 """
 
@@ -131,7 +132,7 @@ class SlackStub:
                 args.update(json.loads(raw))
             else:
                 args.update(parse_qsl(raw.decode(), keep_blank_values=True))
-        for key in ("blocks", "view"):
+        for key in ("blocks", "view", "metadata"):
             if isinstance(args.get(key), str):
                 args[key] = json.loads(args[key])
         return args
@@ -168,14 +169,24 @@ class SlackStub:
             ts = str(args.get("ts") or f"{1700000000 + next(self._ts)}.000100")
             channel = str(args.get("channel", ""))
             msg = {"ts": ts, "text": args.get("text", ""), "user": self.bot_user_id, "bot_id": BOT_ID}
+            if isinstance(args.get("metadata"), dict):
+                msg["metadata"] = args["metadata"]
             if method == "chat.postMessage" and args.get("thread_ts"):
                 self.threads.setdefault((channel, str(args["thread_ts"])), []).append(msg)
+            if method == "chat.update":  # the thread shows the edit (metadata kept unless given)
+                for stored in self.threads.values():
+                    for i, old in enumerate(stored):
+                        if old.get("ts") == ts and old.get("bot_id"):
+                            stored[i] = {**old, **msg}
             return {**ok, "channel": channel, "ts": ts, "message": msg}
         if method == "chat.postEphemeral":
             return {**ok, "message_ts": f"{1700000000 + next(self._ts)}.000200"}
         if method == "conversations.replies":
             key = (str(args.get("channel", "")), str(args.get("ts", "")))
-            return {**ok, "messages": self.threads.get(key, []), "has_more": False}
+            messages = self.threads.get(key, [])
+            if str(args.get("include_all_metadata", "")).lower() not in ("1", "true"):
+                messages = [{k: v for k, v in m.items() if k != "metadata"} for m in messages]
+            return {**ok, "messages": messages, "has_more": False}
         if method in ("views.publish", "views.open"):
             return {**ok, "view": {"id": "V1", **(args.get("view") or {})}}
         if method == "apps.connections.open":

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.config import Company
-from bot.core.types import Message, Turn
+from bot.core.types import Classification, Message, Turn
 
 HISTORY_TURNS = 10  # earlier messages of a thread passed to the core
 HISTORY_CHARS = 1500  # per earlier message
 ANSWERABLE_SUBTYPES = {None, "file_share", "thread_broadcast"}
+ANSWER_EVENT = "deptbot_answer"  # message metadata event type on everything the bot posts
 _ANGLE = re.compile(r"<([^<>]*)>")
 
 
@@ -113,14 +114,44 @@ def channel_audience(company: Company, channel: str) -> tuple[str, ...] | None:
     return None
 
 
+def answer_metadata(label: Classification, request_id: str = "") -> dict[str, Any]:
+    """Slack message metadata for what the bot posts: the label travels with the message."""
+    payload = {"label": label.label, **({"request_id": request_id} if request_id else {})}
+    return {"event_type": ANSWER_EVENT, "event_payload": payload}
+
+
+def posted_label(message: Mapping[str, Any]) -> Classification | None:
+    """The label ``answer_metadata`` put on one of our messages, or None when unreadable."""
+    meta = message.get("metadata")
+    if not isinstance(meta, Mapping) or meta.get("event_type") != ANSWER_EVENT:
+        return None
+    payload = meta.get("event_payload")
+    label = payload.get("label") if isinstance(payload, Mapping) else None
+    try:
+        return Classification.parse(label) if isinstance(label, str) else None
+    except KeyError:
+        return None
+
+
+def unlabelled_label(company: Company, channel: str) -> Classification:
+    """For our messages without a readable label: the channel's department's label, else restricted."""
+    found = [d.classification for d in company if channel in d.channels.slack]
+    return max(found) if found else Classification.RESTRICTED
+
+
 def history(
     messages: Iterable[Mapping[str, Any]],
     *,
     bot_user_id: str | None,
     before_ts: str,
     limit: int = HISTORY_TURNS,
+    unlabelled: Classification = Classification.RESTRICTED,
 ) -> tuple[Turn, ...]:
-    """Earlier turns of a thread (``conversations.replies``), oldest first, bounded."""
+    """Earlier turns of a thread (``conversations.replies``), oldest first, bounded.
+
+    The bot's own messages carry the label they were posted with (message metadata); one
+    without a readable label counts as ``unlabelled`` (fail closed).
+    """
     turns: list[Turn] = []
     for m in sorted(messages, key=lambda m: _ts(str(m.get("ts", "")))):
         ts = str(m.get("ts", ""))
@@ -131,7 +162,13 @@ def history(
             continue
         text = plain_text(str(m.get("text") or ""), bot_user_id=bot_user_id)
         if text:
-            turns.append(Turn(role="assistant" if mine else "user", text=text[:HISTORY_CHARS]))
+            if mine:
+                label = posted_label(m)  # not ``or``: PUBLIC is 0
+                if label is None:
+                    label = unlabelled
+                turns.append(Turn(role="assistant", text=text[:HISTORY_CHARS], label=label))
+            else:
+                turns.append(Turn(role="user", text=text[:HISTORY_CHARS]))
     return tuple(turns[-limit:])
 
 

@@ -309,3 +309,16 @@ def private_failed_note(name: str) -> str:
         f"{neutralize(plain(name, 60) or 'Hi')}, this answer uses documents not everyone here can see, "
         "and I couldn't reach you privately. Open a chat with me and ask there."
     )
+
+
+def replied_privately_note(name: str) -> str:
+    """What a channel or group chat sees when a denial went to the asker 1:1."""
+    return f"{neutralize(plain(name, 60) or 'Hi')}, I've replied to you privately."
+
+
+def unreachable_note(name: str) -> str:
+    """A denial that could not be sent 1:1: the chat still never sees it."""
+    return (
+        f"{neutralize(plain(name, 60) or 'Hi')}, I couldn't reach you privately. "
+        "Open a chat with me and ask there."
+    )

@@ -30,7 +30,7 @@ from bot.adapters.teams import inbound, render
 from bot.adapters.teams.auth import TeamsSettings
 from bot.adapters.teams.identity import MemberEmails
 from bot.core.pipeline import Assistant, new_request_id
-from bot.core.types import Answer, Message
+from bot.core.types import Answer, Message, Status
 from bot.errors import AccessDenied, DeptbotError
 from bot.store.conversations import ConversationStore
 
@@ -218,7 +218,12 @@ class TeamsBot:
                 self._assistant.refresh, department, user=user, progress=progress
             )
         except AccessDenied as exc:
-            await self._say(ctx, render.neutralize(exc.user_message))
+            denial = render.neutralize(exc.user_message)
+            if inbound.conversation_kind(body) == inbound.PERSONAL:
+                await self._say(ctx, denial)
+            else:
+                question = inbound.strip_mentions(body)
+                await self._deny_privately(ctx, body, [render.private_preface(question), denial], "")
             return
         await self._say(ctx, render.refresh_text(render.neutralize(title), report))
 
@@ -227,10 +232,20 @@ class TeamsBot:
     async def _deliver(
         self, ctx: TurnContext, body: Mapping[str, Any], message: Message, answer: Answer
     ) -> None:
-        """Post the answer where it was asked, unless it is not safe for everyone there."""
+        """Post the answer where it was asked, unless it is not safe for everyone there.
+
+        A denial is the asker's business (Slack shows it ephemerally): in channels and group
+        chats it goes 1:1 like a restricted answer, and the chat gets only a neutral line.
+        """
         kind = inbound.conversation_kind(body)
+        if message.in_channel and answer.status == Status.DENIED:
+            texts = [render.private_preface(message.text), render.neutralize(answer.text)]
+            await self._deny_privately(ctx, body, texts, answer.request_id)
+            return
         if message.in_channel and not answer.channel_safe:
-            sent = await self._send_private(ctx, body, answer, message.text)
+            sent = await self._send_private(
+                ctx, body, self._private_answer(answer, message.text), answer.request_id
+            )
             name = str((body.get("from") or {}).get("name") or "")
             note = (
                 render.private_note(name, answer.department_title)
@@ -245,20 +260,34 @@ class TeamsBot:
                 response.id, answer.request_id, answer if kind == inbound.CHANNEL else None
             )
         if answer.ok:
-            self._store.history.add(inbound.history_key(body), message.text, answer.text)
+            self._store.history.add(
+                inbound.history_key(body), message.text, answer.text, label=answer.classification
+            )
+
+    async def _deny_privately(
+        self, ctx: TurnContext, body: Mapping[str, Any], texts: list[str], request_id: str
+    ) -> None:
+        """A denial in a channel or group chat goes 1:1; the chat gets one neutral line."""
+        activities = [to_activity(render.text_activity(t)) for t in texts]
+        sent = await self._send_private(ctx, body, activities, request_id)
+        name = str((body.get("from") or {}).get("name") or "")
+        await self._say(ctx, render.replied_privately_note(name) if sent else render.unreachable_note(name))
+
+    @staticmethod
+    def _private_answer(answer: Answer, question: str) -> list[Activity]:
+        return [
+            to_activity(render.text_activity(render.private_preface(question))),
+            to_activity(render.render_answer(answer, kind=inbound.PERSONAL)),
+        ]
 
     async def _send_private(
-        self, ctx: TurnContext, body: Mapping[str, Any], answer: Answer, question: str
+        self, ctx: TurnContext, body: Mapping[str, Any], activities: list[Activity], request_id: str
     ) -> bool:
         """1:1 with the asker through the stored reference (created on first use)."""
         try:
             reference = self._store.references.get(self._personal_key(body))
             if reference is None:
                 reference = await self._create_personal(ctx, body)
-            activities = [
-                to_activity(render.text_activity(render.private_preface(question))),
-                to_activity(render.render_answer(answer, kind=inbound.PERSONAL)),
-            ]
             sent: list[str] = []
 
             async def send(turn: TurnContext) -> None:
@@ -272,14 +301,14 @@ class TeamsBot:
             await self._adapter.continue_conversation(
                 ConversationReference().deserialize(reference), send, bot_app_id=self._teams.app_id
             )
-            if sent:
-                self._store.replies.remember(sent[-1], answer.request_id)
+            if sent and request_id:
+                self._store.replies.remember(sent[-1], request_id)
             return True
         except Exception:
             log.warning(
                 "could not message %s privately (request %s)",
                 inbound.user_key(body),
-                answer.request_id,
+                request_id,
                 exc_info=True,
             )
             return False

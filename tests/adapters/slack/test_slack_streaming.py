@@ -150,3 +150,19 @@ def test_no_delta_means_one_plain_post_as_before(parts: dict[str, Any]) -> None:
         assert has_actions(post) and h.stub.to("chat.update") == []
 
     run(harness_with(StreamingGenerator(stream=False), **parts), scenario)
+
+
+def test_the_label_goes_on_the_final_streamed_message_only(parts: dict[str, Any]) -> None:
+    async def scenario(h: SlackHarness) -> None:
+        await h.event(dm(QUESTION))
+        await h.stub.wait_for("reactions.remove")
+        (placeholder,) = h.stub.to("chat.postMessage")
+        assert "metadata" not in placeholder  # left behind, it would count as unlabelled
+        *partial, final = h.stub.to("chat.update")
+        assert all("metadata" not in u for u in partial)
+        assert final["metadata"]["event_type"] == "deptbot_answer"
+        assert final["metadata"]["event_payload"]["label"] == "internal"
+        (stored,) = h.stub.threads[("D0ALICE", "1700000002.000100")]
+        assert stored["metadata"] == final["metadata"] and stored["text"] == final["text"]
+
+    run(harness_with(StreamingGenerator(), **parts), scenario)

@@ -14,8 +14,9 @@ from bot.adapters.slack import blocks as bk
 from bot.adapters.slack import translate
 from bot.adapters.slack.app import SlackConfig
 from bot.adapters.slack.manifest import render_manifest
+from bot.config import Company
 from bot.core.pipeline import Assistant
-from bot.core.types import Answer, Citation, Status
+from bot.core.types import Answer, Citation, Classification, Status
 from bot.errors import ConfigError, UsageError
 from bot.settings import Settings
 from bot.store.dedup import DedupStore
@@ -70,6 +71,26 @@ def test_history_is_bounded_and_labels_the_bot() -> None:
     assert len(turns) == 10 and turns[-1].text == "q28"
     turns = translate.history(msgs, bot_user_id="UBOT", before_ts="6.0", limit=3)
     assert [t.role for t in turns] == ["user", "user", "assistant"]
+
+
+def test_history_reads_our_labels_and_fails_closed_without_one(company: Company) -> None:
+    def ours(ts: str, **extra: object) -> dict[str, object]:
+        return {"ts": ts, "user": "UBOT", "bot_id": "B", "text": f"answer {ts}", **extra}
+
+    msgs = [
+        {"ts": "1.0", "user": "U1", "text": "q"},
+        ours("2.0", metadata=translate.answer_metadata(Classification.CONFIDENTIAL, "r1")),
+        ours("3.0", metadata=translate.answer_metadata(Classification.PUBLIC)),  # PUBLIC is 0, not "missing"
+        ours("4.0"),
+        ours("5.0", metadata={"event_type": "deptbot_answer", "event_payload": {"label": "secret"}}),
+        ours("6.0", metadata={"event_type": "other_app", "event_payload": {"label": "public"}}),
+    ]
+    turns = translate.history(msgs, bot_user_id="UBOT", before_ts="9.0", unlabelled=Classification.INTERNAL)
+    C = Classification
+    assert [t.label for t in turns] == [None, C.CONFIDENTIAL, C.PUBLIC, C.INTERNAL, C.INTERNAL, C.INTERNAL]
+    assert translate.history(msgs[3:4], bot_user_id="UBOT", before_ts="9.0")[0].label is C.RESTRICTED
+    assert translate.unlabelled_label(company, "C0HRHELP") is C.INTERNAL  # hr's channel
+    assert translate.unlabelled_label(company, "D0ALICE") is C.RESTRICTED  # unknown: fail closed
 
 
 def test_parse_command() -> None:

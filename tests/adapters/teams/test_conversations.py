@@ -8,8 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from bot.config import Company
+from bot.core.types import Classification
 from tests.adapters.teams.conftest import TEAM_CHANNEL, Harness
-from tests.fakes import MemoryAudit
+from tests.fakes import CONFIDENTIAL_DOC, FakeRetriever, MemoryAudit, RecordingGenerator, add_document
 
 AI_TYPE = "https://schema.org/Message"
 
@@ -264,5 +266,62 @@ def test_member_email_is_looked_up_once_and_cached(teams: Callable[..., None], a
         await h.ask(h.activity("How many sick days?", user="carol"))
         assert h.connector.lookups == ["29:carol"]
         assert {e.user for e in audit.entries} == {"carol@example.com"}
+
+    teams(scenario)
+
+
+def test_a_confidential_answer_keeps_its_label_in_follow_ups(
+    teams: Callable[..., None], company: Company, retriever: FakeRetriever, generator: RecordingGenerator
+) -> None:
+    """The first answer is confidential only through its document's label; the follow-up's
+    own sources are internal, yet the earlier answer in its prompt keeps it confidential."""
+    add_document(company, retriever, "hr/relocation.md", CONFIDENTIAL_DOC)
+
+    async def scenario(h: Harness) -> None:
+        first = await h.ask(h.activity("What is the relocation allowance?"))
+        assert "7,500" in first[-1].body["text"]
+        assert generator.requests[-1].classification is Classification.CONFIDENTIAL  # type: ignore[attr-defined]
+        await h.ask(h.activity("How many vacation days do I get?"))
+        request = generator.requests[-1]
+        (earlier,) = [t for t in request.history if t.role == "assistant"]  # type: ignore[attr-defined]
+        assert "7,500" in earlier.text and earlier.label is Classification.CONFIDENTIAL
+        assert {s.classification for s in request.sources} == {Classification.INTERNAL}  # type: ignore[attr-defined]
+        assert request.classification is Classification.CONFIDENTIAL  # type: ignore[attr-defined]
+
+    teams(scenario)
+
+
+def in_chat(posted: list[Any], conversation: str) -> list[str]:
+    return [
+        p.body.get("text", "")
+        for p in posted
+        if p.conversation.startswith(conversation) and p.body["type"] == "message"
+    ]
+
+
+def test_channel_denial_goes_one_to_one_and_the_channel_gets_a_neutral_line(
+    teams: Callable[..., None], audit: MemoryAudit
+) -> None:
+    async def scenario(h: Harness) -> None:
+        posted = await h.ask(h.activity("ask eng How do production deploys work?", kind="channel"))
+        assert in_chat(posted, TEAM_CHANNEL) == ["Alice, I've replied to you privately."]
+        preface, denial = in_chat(posted, "a:private-29:alice")
+        assert "How do production deploys work?" in preface
+        assert "bob@example.com" in denial and "Engineering" in denial
+        assert audit.entries[-1].decision == "denied"
+        # the same path for a refresh only admins may run
+        posted = await h.ask(h.activity("kb refresh hr", kind="channel"))
+        assert in_chat(posted, TEAM_CHANNEL) == ["Alice, I've replied to you privately."]
+        assert "hank@example.com" in in_chat(posted, "a:private-29:alice")[-1]
+
+    teams(scenario)
+
+
+def test_group_chat_denial_that_cannot_be_sent_privately_is_not_posted(teams: Callable[..., None]) -> None:
+    async def scenario(h: Harness) -> None:
+        h.connector.fail_create = True
+        posted = await h.ask(h.activity("How many vacation days do I get?", user="mallory", kind="groupChat"))
+        (line,) = in_chat(posted, "19:groupchat")
+        assert "couldn't reach you privately" in line and "don't know who you are" not in line
 
     teams(scenario)
