@@ -313,3 +313,12 @@ def test_history_labels_are_part_of_the_cache_key_only_when_set() -> None:
     plain = cache_key(**base, history=("earlier",))  # type: ignore[arg-type]
     assert cache_key(**base, history=("earlier",), history_labels=("",)) == plain  # type: ignore[arg-type]
     assert cache_key(**base, history=("earlier",), history_labels=("confidential",)) != plain  # type: ignore[arg-type]
+
+
+def test_close_departments_are_both_named(assistant: Assistant) -> None:
+    # "days" scores the same in HR (vacation days) and Finance (receipts within 30 days).
+    a = ask(assistant, "dave@example.com", "How many days?")
+    assert a.status is Status.ANSWERED  # type: ignore[attr-defined]
+    chosen, other = {"hr": "Human Resources", "finance": "Finance"}, a.alternative_department  # type: ignore[attr-defined]
+    assert {a.department, other} == {"hr", "finance"}  # type: ignore[attr-defined]
+    assert a.notice == f"Answered from {chosen[a.department]}; {chosen[other]} also looked relevant."  # type: ignore[attr-defined,index]

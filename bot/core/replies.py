@@ -1,0 +1,50 @@
+"""The sentences the core writes itself: denials, "I don't know", sources-only, sorry.
+
+Kept apart from the flow so wording is reviewed in one place and never includes anything
+but department titles, document titles the asker may see, and admin addresses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot.config import Department
+from bot.core.types import Decision
+
+
+def join_titles(items: Sequence[str]) -> str:
+    quoted = [f"“{t}”" for t in items]
+    if len(quoted) == 1:
+        return quoted[0]
+    return ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
+def denial(decision: Decision, dept: Department | None, admins: Sequence[str]) -> str:
+    text = decision.reason or "You don't have access to that."
+    if dept is not None and admins:
+        text += f" {dept.title} admins ({', '.join(admins)}) can give you access."
+    return text
+
+
+def dont_know(dept: Department, searched: Sequence[str], titles: Sequence[str], admins: Sequence[str]) -> str:
+    if len(searched) > 1:
+        text = f"I couldn't find this in the knowledge you can ask ({', '.join(searched)})."
+    else:
+        text = f"I couldn't find this in the {dept.title} knowledge."
+    if titles:
+        text += " The closest documents are " + join_titles(titles) + "."
+    if admins:
+        text += f" For anything else, ask a {dept.title} admin: {', '.join(admins)}."
+    return text
+
+
+def sources_only(dept: Department, notice: str) -> str:
+    return f"{notice} Here are the most relevant {dept.title} sources.".strip()
+
+
+def sorry(request_id: str) -> str:
+    return f"Sorry, I couldn't answer that just now (request {request_id}). Try again in a minute."
+
+
+def also_relevant(dept: Department, other: Department) -> str:
+    return f"Answered from {dept.title}; {other.title} also looked relevant."
