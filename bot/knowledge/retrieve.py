@@ -51,7 +51,7 @@ remains available. Neither set is a public BEIR set (none can be fetched offline
 ``deptbot eval`` / ``bench.quality --beir DIR`` score any that you have.
 
 Calibration: ``SourceChunk.score`` is not the fusion score (which only orders one
-query's candidates) but an absolute relevance: the mean of (a) the chunk's cosine mapped
+query's candidates) but an absolute relevance: a 0.6/0.4 weighted mean of (a) the chunk's cosine mapped
 through an embedder-specific ramp and (b) query-term coverage — the idf-weighted
 fraction of the query's terms present in the chunk, where terms the department has never
 seen count as missing with maximal idf. Off-topic questions ("What is the cafeteria menu
@@ -91,7 +91,11 @@ CANDIDATES = 100
 # float16 file stays memory-mapped and is scored blockwise (half the memory, slower).
 DENSE_IN_RAM_MAX = 32_000_000
 # Cosine → 0..1 ramps per embedder (cosines of unrelated text sit near ``lo``).
-RAMPS: dict[str, tuple[float, float]] = {"wordllama": (0.25, 0.75), "minilm": (0.15, 0.70)}
+RAMPS: dict[str, tuple[float, float]] = {"wordllama": (0.20, 0.60), "minilm": (0.15, 0.70)}
+# Share of the dense signal in the calibrated score (the rest is query-term coverage).
+# Paraphrased questions ("stay home after my baby is born" → parental leave) share few
+# words with the answer, so meaning weighs a little more than wording.
+CONFIDENCE_DENSE_WEIGHT = 0.6
 DEFAULT_RAMP = (0.2, 0.8)
 
 
@@ -279,8 +283,9 @@ def calibrate(cosines: np.ndarray, coverage: np.ndarray, embedder: str) -> np.nd
     """Absolute relevance in 0..1 from cosine (ramped per embedder) and term coverage."""
     lo, hi = RAMPS.get(embedder, DEFAULT_RAMP)
     dense = np.clip((cosines - lo) / (hi - lo), 0.0, 1.0)
-    parts = np.vstack([dense, coverage])
-    score = np.nanmean(np.where(np.isnan(parts), np.nan, parts), axis=0) if parts.size else np.zeros(0)
+    w = CONFIDENCE_DENSE_WEIGHT
+    # Without a cosine (bm25-only mode) the score is the coverage alone.
+    score = np.where(np.isnan(dense), coverage, w * np.nan_to_num(dense) + (1 - w) * coverage)
     score = np.nan_to_num(score, nan=0.0)
     return np.clip(np.minimum.accumulate(score) if len(score) else score, 0.0, 1.0)
 
