@@ -1,8 +1,8 @@
 """Knowledge: ingest department folders, index them, retrieve access-filtered chunks.
 
-The only package that imports llama_index (lazily, in ingest.py). Public entry points:
-``KnowledgeBase`` (Retriever + Indexer ports), ``get_embedder``/``check_embedder_allowed``
-and ``bot.knowledge.evaluate.evaluate_beir``.
+The only package that imports llama_index (lazily, in formats.py and chunking.py). Public
+entry points: ``KnowledgeBase`` (Retriever + Indexer ports), ``get_embedder``/
+``check_embedder_allowed`` and ``bot.knowledge.evaluate.evaluate_beir``.
 """
 
 from bot.knowledge.base import KnowledgeBase

@@ -25,7 +25,7 @@ import numpy as np
 
 from bot.core.types import AccessScope
 from bot.errors import UsageError
-from bot.knowledge import ingest
+from bot.knowledge import chunking, ingest
 from bot.knowledge.embedders import DEFAULT_EMBEDDER, Embedder, get_embedder
 from bot.knowledge.index import assemble, write_version
 from bot.knowledge.retrieve import DEFAULT_FUSION, FUSIONS, MODES, LoadedIndex
@@ -102,7 +102,7 @@ def build_index(data: BeirSet, embedder: Embedder, folder: Path) -> tuple[Loaded
     started = time.perf_counter()
     order: list[tuple[str, ingest.DocRecord | None]] = []
     for doc_id, (title, text) in data.corpus.items():
-        chunks = ingest.chunk_sections([("", text)]) or [ingest.Chunk(title or doc_id)]
+        chunks = chunking.chunk_sections([("", text)]) or [chunking.Chunk(title or doc_id)]
         order.append((doc_id, ingest.DocRecord(doc_id, doc_id, doc_id, title, 0.0, 0, (), tuple(chunks))))
     index_data = assemble(None, order, embedder)
     version = write_version(folder, "beir", index_data)

@@ -36,6 +36,7 @@ from bot.config import Department
 from bot.core.ports import FailedFile, IndexReport, IndexStatus, ProgressFn
 from bot.errors import KnowledgeError
 from bot.knowledge import ingest, lexical
+from bot.knowledge.chunking import index_text
 from bot.knowledge.embedders import Embedder, check_embedder_allowed
 
 FORMAT = 1
@@ -237,7 +238,7 @@ def assemble(
     prev_docs = {d["rel"]: d for d in prev.docs} if prev else {}
     new_docs = [d for _, d in order if d is not None]
     new_texts = [c.text for d in new_docs for c in d.chunks]
-    new_index_texts = [ingest.index_text(d.title, c.anchor, c.text) for d in new_docs for c in d.chunks]
+    new_index_texts = [index_text(d.title, c.anchor, c.text) for d in new_docs for c in d.chunks]
     new_dense = embed_chunks(embedder, new_index_texts)
     new_tokens: list[np.ndarray] = []
     for toks in lexical.tokenize(new_index_texts):

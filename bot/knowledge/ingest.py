@@ -12,53 +12,48 @@ Why it looks like this:
   reported as failed, never indexed without the narrowing.
 * Broken input never aborts a batch: a file that cannot be read becomes a ``FailedFile``
   with a short human reason and the rest is indexed.
-* LlamaIndex does the parts it is good at (``PDFReader`` for pages, ``SentenceSplitter``
-  for token-bounded chunks with overlap). Headings are tracked here because the stock
-  Markdown/HTML/DOCX readers drop the heading path (or need extra dependencies). LlamaIndex
-  is imported lazily so that answering questions (retrieve.py) never pays its import cost.
+* This module owns the folder walk, access and front matter, and assembling a
+  ``DocRecord``; ``formats`` parses each file format into sections and ``chunking`` cuts
+  them into chunks (LlamaIndex's ``PDFReader`` and ``SentenceSplitter``, imported lazily).
+* ``IngestError`` and ``Chunk`` are re-exported on purpose: they are part of what callers of
+  ``parse_file`` handle (the error it raises, the parts of the ``DocRecord`` it returns).
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import html.parser
-import io
 import os
 import re
-import zipfile
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from xml.etree import ElementTree
 
 import yaml
 
 from bot.config import ACCESS_FILE, Department, DocumentAccess, check_entries, load_access_file
 from bot.core.types import Classification
 from bot.errors import ConfigError
+from bot.knowledge import formats
+from bot.knowledge.chunking import SEP, Chunk, chunk_sections
+from bot.knowledge.formats import IngestError
+
+__all__ = [
+    "PARSER_VERSION",
+    "SUFFIXES",
+    "Chunk",
+    "DocRecord",
+    "IngestError",
+    "SourceFile",
+    "content_hash",
+    "parse_file",
+    "prettify",
+    "scan",
+    "shown_path",
+]
 
 SUFFIXES = frozenset({".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx", ".csv"})
-CHUNK_TOKENS = 300
-CHUNK_OVERLAP = 40
 PARSER_VERSION = "1"  # bump when parsing/chunking changes so refresh re-parses everything
-SEP = " › "
-
-
-class IngestError(Exception):
-    """A file cannot become a document; ``reason`` is short and safe to show a person."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class Chunk:
-    text: str
-    anchor: str = ""
 
 
 @dataclass(frozen=True)
@@ -156,22 +151,20 @@ def parse_file(src: SourceFile, dept: Department) -> DocRecord:
         raise IngestError("cannot be read") from None
     meta: dict[str, Any] = {}
     if suffix == ".pdf":
-        title, sections = _parse_pdf(src.abspath, data)
+        title, sections = formats.parse_pdf(src.abspath, data)
     elif suffix == ".docx":
-        title, sections = _parse_markdown(_docx_to_markdown(data))
+        title, sections = formats.parse_docx(data)
     else:
-        text = _decode(data)
+        text = formats.decode(data)
         if suffix == ".csv":
-            title, sections = "", _parse_csv(text)
+            title, sections = formats.parse_csv(text)
         elif suffix in (".html", ".htm"):
-            html_title, md = _html_to_markdown(text)
-            title, sections = _parse_markdown(md)
-            title = html_title or title
+            title, sections = formats.parse_html(text)
         elif suffix in (".md", ".markdown"):
             meta, body = _split_front_matter(text)
-            title, sections = _parse_markdown(_strip_templates(body))
+            title, sections = formats.parse_markdown(_strip_templates(body))
         else:
-            title, sections = "", [("", text)]
+            title, sections = formats.parse_text(text)
     chunks = chunk_sections(sections)
     if not chunks:
         raise IngestError("no text" if suffix == ".pdf" or meta else "empty file")
@@ -249,16 +242,7 @@ def prettify(filename: str) -> str:
     return stem[:1].upper() + stem[1:] if stem else filename
 
 
-def _decode(data: bytes) -> str:
-    if b"\x00" in data[:8192]:
-        raise IngestError("binary file")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise IngestError("not UTF-8 text") from None
-    if not text.strip():
-        raise IngestError("empty file")
-    return text
+# ── front matter ─────────────────────────────────────────────────────────────────────
 
 
 _FRONT = re.compile(r"\A---[ \t]*\r?\n(.*?\r?\n)?(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
@@ -281,240 +265,3 @@ def _split_front_matter(text: str) -> tuple[dict[str, Any], str]:
 def _strip_templates(text: str) -> str:
     """Jekyll/Liquid tags and HTML comments are build instructions, not content."""
     return _TEMPLATE.sub("", text)
-
-
-_ATX = re.compile(r"^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
-_FENCE = re.compile(r"^ {0,3}(```|~~~)")
-
-
-def _parse_markdown(text: str) -> tuple[str, list[tuple[str, str]]]:
-    """Split Markdown into (heading path, body) sections; also return the first H1."""
-    title = ""
-    stack: list[tuple[int, str]] = []
-    sections: list[tuple[str, str]] = []
-    body: list[str] = []
-    in_fence = False
-
-    def flush() -> None:
-        content = "\n".join(body).strip()
-        if content:
-            sections.append((SEP.join(h for _, h in stack), content))
-        body.clear()
-
-    def heading(level: int, name: str) -> None:
-        nonlocal title
-        flush()
-        name = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", name).strip("*_` ")
-        while stack and stack[-1][0] >= level:
-            stack.pop()
-        stack.append((level, name))
-        if level == 1 and not title:
-            title = name
-
-    for line in text.splitlines():
-        if _FENCE.match(line):
-            in_fence = not in_fence
-        if not in_fence:
-            m = _ATX.match(line)
-            if m and m.group(2):
-                heading(len(m.group(1)), m.group(2))
-                continue
-            if body and re.match(r"^ {0,3}(=+|-+)\s*$", line) and body[-1].strip() and len(body[-1]) < 200:
-                prev = body.pop().strip()
-                heading(1 if line.strip()[0] == "=" else 2, prev)
-                continue
-        body.append(line)
-    flush()
-    return title, sections
-
-
-def _parse_csv(text: str) -> list[tuple[str, str]]:
-    """Rows as ``header: value`` lines, grouped into sections anchored by row range."""
-    try:
-        rows = list(csv.reader(io.StringIO(text)))
-    except csv.Error:
-        raise IngestError("not a valid CSV file") from None
-    rows = [r for r in rows if any(cell.strip() for cell in r)]
-    if not rows:
-        return []
-    header, data = rows[0], rows[1:]
-    if not data:
-        return [("row 1", " | ".join(header))]
-    sections: list[tuple[str, str]] = []
-    lines: list[str] = []
-    first = 2
-    size = 0
-    for n, row in enumerate(data, start=2):
-        pairs = [
-            f"{h.strip() or f'column {i + 1}'}: {v.strip()}"
-            for i, (h, v) in enumerate(zip(header, row, strict=False))
-        ]
-        pairs += [v.strip() for v in row[len(header) :] if v.strip()]
-        line = "; ".join(p for p in pairs if not p.endswith(": "))
-        lines.append(line)
-        size += len(line) // 4 + 1
-        if size >= CHUNK_TOKENS:
-            sections.append((f"rows {first}–{n}" if n > first else f"row {n}", "\n".join(lines)))
-            lines, size, first = [], 0, n + 1
-    if lines:
-        last = len(data) + 1
-        sections.append((f"rows {first}–{last}" if last > first else f"row {first}", "\n".join(lines)))
-    return sections
-
-
-def _parse_pdf(path: Path, data: bytes) -> tuple[str, list[tuple[str, str]]]:
-    if not data.lstrip()[:5].startswith(b"%PDF"):
-        raise IngestError("not a valid PDF")
-    _offline_llama_index()
-    from llama_index.readers.file import PDFReader
-
-    try:
-        pages = PDFReader(return_full_document=False).load_data(file=path)
-    except Exception:  # pypdf raises many types for broken/encrypted files
-        raise IngestError("not a valid PDF") from None
-    sections = []
-    for i, page in enumerate(pages, start=1):
-        text = page.text or ""
-        if text.strip():
-            sections.append((f"page {page.metadata.get('page_label') or i}", text))
-    if not sections:
-        raise IngestError("no extractable text in PDF (scanned?)")
-    return "", sections
-
-
-_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
-
-
-def _docx_to_markdown(data: bytes) -> str:
-    """DOCX paragraphs as Markdown, heading styles → ``#`` levels (docx2txt drops them)."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            xml = zf.read("word/document.xml")
-        root = ElementTree.fromstring(xml)
-    except (zipfile.BadZipFile, KeyError, ElementTree.ParseError):
-        raise IngestError("not a valid Word document") from None
-    lines: list[str] = []
-    for para in root.iter(f"{_W}p"):
-        style_el = para.find(f"{_W}pPr/{_W}pStyle")
-        style = (style_el.get(f"{_W}val") or "") if style_el is not None else ""
-        parts: list[str] = []
-        for el in para.iter():
-            if el.tag == f"{_W}t" and el.text:
-                parts.append(el.text)
-            elif el.tag == f"{_W}tab":
-                parts.append("\t")
-            elif el.tag in (f"{_W}br", f"{_W}cr"):
-                parts.append("\n")
-        text = "".join(parts).strip()
-        if not text:
-            continue
-        m = re.match(r"(?i)^heading\s*(\d)$", style)
-        if style.lower() == "title":
-            lines.append(f"# {text}")
-        elif m:
-            lines.append("#" * min(6, int(m.group(1))) + " " + text)
-        else:
-            lines.append(text)
-        lines.append("")
-    return "\n".join(lines)
-
-
-class _HTMLToMarkdown(html.parser.HTMLParser):
-    """Keeps headings (as ``#``), paragraph breaks and text; drops scripts and styles."""
-
-    BLOCK = frozenset(
-        {"p", "div", "br", "li", "tr", "section", "article", "table", "ul", "ol", "pre", "blockquote"}
-    )
-    SKIP = frozenset({"script", "style", "noscript", "template", "svg"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
-        self.title = ""
-        self._skip = 0
-        self._in_title = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self.SKIP:
-            self._skip += 1
-        elif tag == "title":
-            self._in_title = True
-        elif re.fullmatch(r"h[1-6]", tag):
-            self.out.append("\n\n" + "#" * int(tag[1]) + " ")
-        elif tag in self.BLOCK:
-            self.out.append("\n\n" if tag != "li" else "\n- ")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self.SKIP:
-            self._skip = max(0, self._skip - 1)
-        elif tag == "title":
-            self._in_title = False
-        elif re.fullmatch(r"h[1-6]", tag) or tag in self.BLOCK:
-            self.out.append("\n\n")
-
-    def handle_data(self, data: str) -> None:
-        if self._skip:
-            return
-        if self._in_title:
-            self.title += data.strip()
-            return
-        self.out.append(re.sub(r"\s+", " ", data))
-
-
-def _html_to_markdown(text: str) -> tuple[str, str]:
-    parser = _HTMLToMarkdown()
-    parser.feed(text)
-    parser.close()
-    md = re.sub(r"\n[ \t]+", "\n", "".join(parser.out))
-    md = re.sub(r"(?m)^(#{1,6}) *\n+", r"\1 ", md)  # heading text that followed a break
-    return parser.title, re.sub(r"\n{3,}", "\n\n", md)
-
-
-# ── chunking ─────────────────────────────────────────────────────────────────────────
-
-
-def _offline_llama_index() -> None:
-    """Make sure no LlamaIndex default ever reaches for OpenAI (no network, no key)."""
-    _offline_once()
-
-
-@lru_cache(maxsize=1)
-def _offline_once() -> None:
-    from llama_index.core import Settings
-    from llama_index.core.embeddings import MockEmbedding
-    from llama_index.core.llms import MockLLM
-
-    Settings.llm = MockLLM()
-    Settings.embed_model = MockEmbedding(embed_dim=8)
-
-
-@lru_cache(maxsize=1)
-def _splitter() -> Any:
-    _offline_llama_index()
-    from llama_index.core.node_parser import SentenceSplitter
-
-    return SentenceSplitter(chunk_size=CHUNK_TOKENS, chunk_overlap=CHUNK_OVERLAP, include_metadata=False)
-
-
-def chunk_sections(sections: list[tuple[str, str]]) -> list[Chunk]:
-    splitter = _splitter()
-    chunks: list[Chunk] = []
-    for anchor, text in sections:
-        text = text.strip()
-        if not text:
-            continue
-        # Short sections (most of them) skip the splitter: it is the slowest step.
-        pieces = [text] if len(text) < CHUNK_TOKENS * 3 else splitter.split_text(text)
-        chunks.extend(Chunk(p.strip(), anchor) for p in pieces if p.strip())
-    return chunks
-
-
-_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
-_URL = re.compile(r"https?://\S+")
-
-
-def index_text(title: str, anchor: str, text: str) -> str:
-    """What BM25 and the embedder see: title and heading path give context; URLs are noise."""
-    body = _URL.sub(" ", _LINK.sub(r"\1", text))
-    head = f"{title}{SEP}{anchor}" if anchor and not anchor.startswith(("page ", "row")) else title
-    return f"{head}\n{body}"
