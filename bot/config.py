@@ -92,6 +92,7 @@ class Department(_Strict):
     tier: Literal["small", "large"] | None = None
     sensitive_keywords: list[str] = Field(default_factory=list)
     embedder: str | None = None  # None = settings default
+    docs_url: str | None = None  # e.g. "https://intranet.example.com/hr/{path}" → citation links
     description: str = ""
     source_file: Path | None = None
 
@@ -109,6 +110,22 @@ class Department(_Strict):
     @classmethod
     def _entries(cls, v: list[str]) -> list[str]:
         return check_entries(v)
+
+    @field_validator("docs_url")
+    @classmethod
+    def _docs_url(cls, v: str | None) -> str | None:
+        if v is not None and (not v.startswith(("https://", "http://")) or "{path}" not in v):
+            raise ValueError("must be an http(s) URL containing {path}, e.g. https://intranet/hr/{path}")
+        return v
+
+    def link(self, doc_id: str) -> str:
+        """The ``docs_url`` link for a document id ("hr/time-off.md"), or "" when unset."""
+        if not self.docs_url:
+            return ""
+        from urllib.parse import quote
+
+        rel = doc_id.split("/", 1)[1] if "/" in doc_id else doc_id
+        return self.docs_url.replace("{path}", quote(rel))
 
     @field_validator("templates")
     @classmethod

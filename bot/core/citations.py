@@ -9,7 +9,7 @@ actually cited. An answer with no valid citation is low-confidence by definition
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bot.core.types import Citation, SourceChunk
@@ -36,7 +36,9 @@ def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
     return cut + "…"
 
 
-def validate(text: str, sources: Sequence[SourceChunk]) -> CitedText:
+def validate(
+    text: str, sources: Sequence[SourceChunk], link: Callable[[str], str] = lambda doc_id: ""
+) -> CitedText:
     """Drop dangling markers, renumber the rest by first use, build Citation objects."""
     # Chunks of the same document section are one source for the reader.
     key_of = [(s.doc_id, s.anchor) for s in sources]
@@ -75,6 +77,7 @@ def validate(text: str, sources: Sequence[SourceChunk]) -> CitedText:
             modified=sources[old - 1].modified,
             doc_id=sources[old - 1].doc_id,
             chunk_id=sources[old - 1].chunk_id,
+            url=link(sources[old - 1].doc_id),
         )
         for old, new in sorted(order.items(), key=lambda kv: kv[1])
     )

@@ -337,7 +337,8 @@ class Assistant:
         )
         if generation is None or generation.sources_only:
             notice = failure if generation is None else generation.notice
-            listed = citations.validate("".join(f"[{i}]" for i in range(1, len(chunks) + 1)), chunks)
+            markers = "".join(f"[{i}]" for i in range(1, len(chunks) + 1))
+            listed = citations.validate(markers, chunks, dept.link)
             sources_only = replace(
                 base,
                 text=replies.sources_only(dept, notice),
@@ -352,7 +353,7 @@ class Assistant:
                 route_reason=generation.route_reason if generation else notice,
             )
             return sources_only, error
-        cited = citations.validate(generation.text, chunks)
+        cited = citations.validate(generation.text, chunks, dept.link)
         conf = citations.confidence(chunks, cited)
         alternative = got.route.alternative
         notice = " ".join(

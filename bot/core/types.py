@@ -149,6 +149,7 @@ class Citation:
     modified: datetime | None = None
     doc_id: str = ""
     chunk_id: str = ""
+    url: str = ""  # where people can open the document (department ``docs_url``), if set
 
 
 @dataclass(frozen=True)

@@ -35,3 +35,11 @@ def test_chunks_of_one_section_share_a_number() -> None:
     cited = validate("One [1]. Two [2]. Three [3].", [a1, a2, b])
     assert cited.text == "One [1]. Two [1]. Three [2]."
     assert [c.title for c in cited.citations] == ["A", "B"]
+
+
+def test_citations_link_to_the_department_docs_url(company) -> None:  # type: ignore[no-untyped-def]
+    hr = company.department("hr").model_copy(update={"docs_url": "https://intranet.example.com/hr/{path}"})
+    src = SourceChunk("a#0", "hr/time off.md", "hr", "Time off", "knowledge/hr/time off.md", "x", 0.9)
+    cited = validate("Fact [1].", [src], hr.link)
+    assert cited.citations[0].url == "https://intranet.example.com/hr/time%20off.md"
+    assert validate("Fact [1].", [src]).citations[0].url == ""

@@ -121,3 +121,12 @@ def test_bad_groups_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_company(tmp_path / "departments")
     assert err.value.field == "hr-team[1]" and err.value.line == 1
+
+
+def test_docs_url_needs_a_path_placeholder(tmp_path: Path) -> None:
+    root = _break(
+        tmp_path, "hr.yaml", "title: HR\nknowledge: ../knowledge/hr\ndocs_url: https://intranet/hr\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_company(root)
+    assert (err.value.field, err.value.line) == ("docs_url", 3) and "{path}" in str(err.value)

@@ -112,8 +112,9 @@ def context(*texts: str) -> Block:
 
 def source_line(c: Citation, answer: Answer) -> str:
     parts = [escape(p) for p in render.source_parts(c, render.department_label(answer, c))]
-    if c.path.startswith(("https://", "http://")) and "|" not in c.path:
-        parts[0] = f"<{escape(c.path)}|{parts[0]}>"
+    url = c.url or (c.path if c.path.startswith(("https://", "http://")) else "")
+    if url and "|" not in url and ">" not in url:
+        parts[0] = f"<{escape(url)}|{parts[0]}>"
     return f"[{c.n}] " + " · ".join(parts)
 
 

@@ -190,3 +190,15 @@ def test_dedup_persists_and_expires(tmp_path: Path) -> None:
     now[0] += 61
     assert again.claim("e1")
     again.close()
+
+
+def test_sources_link_to_docs_url_when_configured() -> None:
+    from dataclasses import replace
+
+    base = answer("Fact [1].")
+    linked = replace(
+        base, citations=(replace(base.citations[0], url="https://intranet.example.com/hr/p.md"),)
+    )
+    line = bk.source_line(linked.citations[0], linked)
+    assert line.startswith("[1] <https://intranet.example.com/hr/p.md|Policy &lt;!here&gt; &amp; co, p. 2>")
+    assert "<https://" not in bk.source_line(base.citations[0], base)  # no URL, no link
