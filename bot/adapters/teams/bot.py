@@ -31,7 +31,8 @@ from bot.adapters.teams import inbound, render
 from bot.adapters.teams.auth import TeamsSettings, check_teams_settings, is_loopback_host
 from bot.adapters.teams.identity import MemberEmails
 from bot.adapters.teams.manifest import build_manifest_zip
-from bot.adapters.teams.turns import TeamsBot, to_activity
+from bot.adapters.teams.outbound import to_activity
+from bot.adapters.teams.turns import TeamsBot
 from bot.core.pipeline import Assistant, new_request_id
 from bot.store.conversations import ConversationStore
 

@@ -1,0 +1,114 @@
+"""Chat commands in Teams: ``help``, ``status [dept]``, ``refresh <dept>`` and usage hints.
+
+``inbound.parse_command`` decides what the text is; this module answers the commands and
+leaves questions to ``turns``. It only words what the core decides: the core checks who may
+refresh (and audits the decision), and an unknown department name raises the core's
+``UsageError``, which ``turns`` shows as its ``user_message``.
+
+What a person may *see* is filtered here, because these replies are read in shared chats:
+help lists only the departments and templates this person may use, status only the
+departments they may ask or administer (failed file names only to admins), and a refresh
+denial in a channel goes 1:1 through ``private`` like any other denial.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from botbuilder.core import TurnContext
+
+from bot.adapters import render as wording
+from bot.adapters.teams import inbound, render
+from bot.adapters.teams.outbound import say, update
+from bot.adapters.teams.private import PrivateChats
+from bot.core.pipeline import Assistant
+from bot.errors import AccessDenied
+
+PROGRESS_EVERY_S = 3.0
+
+
+class Commands:
+    """Answers the command forms of ``inbound.Command``; questions are not its business."""
+
+    def __init__(self, *, assistant: Assistant, private: PrivateChats) -> None:
+        self._assistant = assistant
+        self._private = private
+
+    async def handle(
+        self, ctx: TurnContext, body: Mapping[str, Any], command: inbound.Command, email: str | None
+    ) -> bool:
+        """Answer ``command`` if it is one; False when it is a question for the Assistant."""
+        if command.kind == "help":
+            await say(ctx, self._help(email))
+        elif command.kind == "usage":
+            await say(ctx, command.text)
+        elif command.kind == "status":
+            await self._status(ctx, command.department, email)
+        elif command.kind == "refresh":
+            await self._refresh(ctx, body, command.department or "", email)
+        else:
+            return False
+        return True
+
+    def _help(self, email: str | None) -> str:
+        depts = self._assistant.departments_for(email) if email else []
+        templates = self._assistant.templates_for(email) if email else []
+        return render.help_text(
+            [(d.name, d.title) for d in depts],
+            [(d.name, t, d.templates[t].description) for d, t in templates],
+        )
+
+    async def _status(self, ctx: TurnContext, department: str | None, email: str | None) -> None:
+        """Only departments this person may ask or administers; failed file names to admins only."""
+        a = self._assistant
+        admin_of = {d.name for d in a.company if email and a.is_admin(email, d.name)}
+        visible = {d.name for d in a.departments_for(email)} if email else set()
+        visible |= admin_of
+        if department:
+            a.company.department(department)  # unknown name → UsageError listing valid ones
+            if department not in visible:
+                await say(ctx, "You can't see that department's knowledge status.")
+                return
+        names = [department] if department else sorted(visible)
+        if not names:
+            await say(ctx, "There is no knowledge you can see yet.")
+            return
+        statuses = [s for n in names for s in await asyncio.to_thread(a.status, n)]
+        titles = {d.name: d.title for d in a.company}
+        await say(ctx, render.status_text(statuses, titles, details_for=admin_of))
+
+    async def _refresh(
+        self, ctx: TurnContext, body: Mapping[str, Any], department: str, email: str | None
+    ) -> None:
+        """Admins see a start line, updated with progress; everyone else only the outcome."""
+        title = self._assistant.company.department(department).title  # UsageError for unknown names
+        user = email or inbound.user_key(body)
+        loop = asyncio.get_running_loop()
+        posted: dict[str, Any] = {"id": None, "at": 0.0}
+        if email and self._assistant.is_admin(email, department):
+            sent = await say(ctx, f"Refreshing {render.neutralize(title)} knowledge…")
+            posted.update(id=sent, at=time.monotonic())
+
+        def progress(done: int, total: int, current: str) -> None:  # called from the worker thread
+            now = time.monotonic()
+            if posted["id"] and now - posted["at"] >= PROGRESS_EVERY_S:
+                posted["at"] = now
+                text = wording.progress_line(render.neutralize(title), done, total)
+                asyncio.run_coroutine_threadsafe(update(ctx, posted["id"], text), loop)
+
+        try:
+            report = await asyncio.to_thread(
+                self._assistant.refresh, department, user=user, progress=progress
+            )
+        except AccessDenied as exc:
+            denial = render.neutralize(exc.user_message)
+            if inbound.conversation_kind(body) == inbound.PERSONAL:
+                await say(ctx, denial)
+            else:
+                question = inbound.strip_mentions(body)
+                await self._private.deny(ctx, body, [render.private_preface(question), denial], "")
+            return
+        await say(ctx, render.refresh_text(render.neutralize(title), report))
