@@ -92,18 +92,15 @@ def ai_entity(citations: Sequence[Citation]) -> dict[str, Any]:
     }
     claims = []
     for c in citations[:MAX_CITATIONS]:
-        claims.append(
-            {
-                "@type": "Claim",
-                "position": c.n,
-                "appearance": {
-                    "@type": "DigitalDocument",
-                    "name": plain(citation_title(c), NAME_CHARS),
-                    "abstract": plain(c.snippet or c.path, ABSTRACT_CHARS),
-                    "keywords": [plain(c.department, 30), plain(str(PurePosixPath(c.path).name), 30)],
-                },
-            }
-        )
+        appearance: dict[str, Any] = {
+            "@type": "DigitalDocument",
+            "name": plain(citation_title(c), NAME_CHARS),
+            "abstract": plain(c.snippet or c.path, ABSTRACT_CHARS),
+            "keywords": [plain(c.department, 30), plain(str(PurePosixPath(c.path).name), 30)],
+        }
+        if c.url.startswith("https://"):  # Teams opens only https citation links
+            appearance["url"] = c.url
+        claims.append({"@type": "Claim", "position": c.n, "appearance": appearance})
     if claims:
         entity["citation"] = claims
     return entity

@@ -122,3 +122,17 @@ def test_channel_card_sources_cannot_carry_live_links() -> None:
     facts = next(b for b in card["body"] if b["type"] == "FactSet")["facts"]
     assert "](https://" not in facts[0]["value"]
     assert "Reset your password" in facts[0]["value"]
+
+
+def test_citation_links_only_to_https_docs_url() -> None:
+    from dataclasses import replace
+
+    base = _answer()
+    linked = replace(
+        base, citations=(replace(base.citations[0], url="https://intranet.example.com/hr/t.md"),)
+    )
+    [entity] = tr.render_answer(linked, kind=tr.PERSONAL)["entities"]
+    assert entity["citation"][0]["appearance"]["url"] == "https://intranet.example.com/hr/t.md"
+    plain_http = replace(base, citations=(replace(base.citations[0], url="http://intranet/hr/t.md"),))
+    [entity] = tr.render_answer(plain_http, kind=tr.PERSONAL)["entities"]
+    assert "url" not in entity["citation"][0]["appearance"]
