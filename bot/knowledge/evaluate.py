@@ -163,6 +163,9 @@ def run(
         )
         times.append((time.perf_counter() - t0) * 1000)
         ranked = list(dict.fromkeys(index.docs[int(index.chunk_doc[h.index])]["doc_id"] for h in hits))
+        # As BEIR does (ignore_identical_ids): in sets like Quora and ArguAna the query is
+        # also a corpus document, and finding itself is not a result.
+        ranked = [d for d in ranked if d != qid]
         rel = data.qrels[qid]
         sums["ndcg"] += ndcg_at_10(ranked, rel)
         sums["recall"] += recall_at_100(ranked, rel)

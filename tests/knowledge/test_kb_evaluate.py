@@ -45,3 +45,20 @@ def test_default_entry_point_and_errors(tmp_path: Path) -> None:
         evaluate_beir(tmp_path)
     with pytest.raises(UsageError):
         evaluate_beir(TINY, mode="nope")
+
+
+def test_a_query_that_is_also_a_corpus_document_does_not_find_itself(
+    wordllama: Embedder, tmp_path: Path
+) -> None:
+    import json
+
+    (tmp_path / "qrels").mkdir()
+    docs = [
+        ("q1", "How do I reset my router password?"),
+        ("d2", "Resetting the router password: hold the button."),
+    ]
+    (tmp_path / "corpus.jsonl").write_text("\n".join(json.dumps({"_id": i, "text": t}) for i, t in docs))
+    (tmp_path / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": docs[0][1]}))
+    (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td2\t1\n")
+    result = evaluate_beir(tmp_path, embedder=wordllama, mode="bm25")
+    assert result.ndcg_at_10 == pytest.approx(1.0) and result.mrr_at_10 == pytest.approx(1.0)
