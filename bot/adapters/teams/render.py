@@ -288,11 +288,15 @@ def _failed(path: str, reason: str) -> str:
     return f"{neutralize(PurePosixPath(path).name)}: {neutralize(reason)}"
 
 
+def _greeting(name: str) -> str:
+    """The asker's display name (or "Hi"), made inert for the chat it is posted in."""
+    return neutralize(plain(name, 60) or "Hi")
+
+
 def private_note(name: str, department_title: str | None) -> str:
-    who = plain(name, 60) or "Hi"
     dept = department_title or "department"
     return (
-        f"{neutralize(who)}, this answer uses {neutralize(dept)} documents not everyone here can see, "
+        f"{_greeting(name)}, this answer uses {neutralize(dept)} documents not everyone here can see, "
         "so I sent it to you in a private chat."
     )
 
@@ -303,19 +307,16 @@ def private_preface(question: str) -> str:
 
 def private_failed_note(name: str) -> str:
     return (
-        f"{neutralize(plain(name, 60) or 'Hi')}, this answer uses documents not everyone here can see, "
+        f"{_greeting(name)}, this answer uses documents not everyone here can see, "
         "and I couldn't reach you privately. Open a chat with me and ask there."
     )
 
 
 def replied_privately_note(name: str) -> str:
     """What a channel or group chat sees when a denial went to the asker 1:1."""
-    return f"{neutralize(plain(name, 60) or 'Hi')}, I've replied to you privately."
+    return f"{_greeting(name)}, I've replied to you privately."
 
 
 def unreachable_note(name: str) -> str:
     """A denial that could not be sent 1:1: the chat still never sees it."""
-    return (
-        f"{neutralize(plain(name, 60) or 'Hi')}, I couldn't reach you privately. "
-        "Open a chat with me and ask there."
-    )
+    return f"{_greeting(name)}, I couldn't reach you privately. Open a chat with me and ask there."
