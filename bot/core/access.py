@@ -8,10 +8,12 @@ before retrieval and the filter inside retrieval cannot disagree.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from bot.config import Company, Department
-from bot.core.types import AccessScope, Decision, Principal
+from bot.core.types import AccessScope, ChannelReaders, Decision, Principal, Signature
+
+PrincipalOf = Callable[[str], Principal | None]
 
 
 def matches(principal: Principal, entries: Iterable[str]) -> str | None:
@@ -21,6 +23,24 @@ def matches(principal: Principal, entries: Iterable[str]) -> str | None:
         if entry in keys:
             return entry
     return None
+
+
+CHANNEL_REASONS: Mapping[str, str] = {
+    "restricted-sources": "this answer uses {dept} documents not everyone here can see",
+    "member-not-allowed": "not everyone here may ask {dept}",
+    "members-unknown": "I couldn't check who is in this conversation",
+    "unavailable": "I couldn't check who is in this conversation",
+    "external": "people from outside the organization are in this conversation",
+    "too-large": "this conversation has too many members for me to check",
+    "unresolved": "I couldn't identify everyone in this conversation",
+    "public-undeclared": "anyone in the workspace can read this channel",
+    "declared-audience": "this channel is declared readable by people who may not see {dept} answers",
+}
+"""Why an answer went to the asker privately: ``Decision.rule`` is ``"channel:" + key``."""
+
+
+def _private(reason: str) -> Decision:
+    return Decision(False, f"channel:{reason}", CHANNEL_REASONS[reason])
 
 
 def _admins_text(dept: Department) -> tuple[str, ...]:
@@ -105,16 +125,62 @@ class AccessPolicy:
     def scope(self, principal: Principal, dept: Department) -> AccessScope:
         return AccessScope(department=dept.name, keys=principal.keys)
 
-    def channel_audience(
-        self, dept: Department, channel: str | None, audience: tuple[str, ...] | None
-    ) -> tuple[str, ...]:
-        """Who reads a channel: the adapter's list, else the department's
-        ``channels.audience`` entry, else the department's ``ask`` list."""
-        if audience is not None:
-            return audience
-        if channel is not None and channel in dept.channels.audience:
-            return tuple(dept.channels.audience[channel])
-        return tuple(dept.ask)
+    def declared_audiences(
+        self, channel: str | None, extra: tuple[str, ...] | None = None
+    ) -> list[tuple[str, ...]]:
+        """Every ``channels.audience`` declaration of ``channel`` (any department) plus ``extra``.
+
+        Declarations only narrow: each one must pass on its own (``channel_verdict``).
+        """
+        found = [tuple(d.channels.audience[channel]) for d in self._company if channel in d.channels.audience]
+        if extra is not None:
+            found.append(tuple(extra))
+        return found
+
+    def channel_verdict(
+        self,
+        dept: Department,
+        channel: str | None,
+        readers: ChannelReaders | None,
+        signatures: Sequence[Signature],
+        *,
+        principal_of: PrincipalOf,
+        declared: tuple[str, ...] | None = None,
+    ) -> Decision:
+        """May an answer from ``dept`` built on sources with these audience ``signatures``
+        be shown to everyone who can read ``channel``?
+
+        Yes only when the actual readers are known and *every* one of them may ask the
+        department and may see every source; a declared channel audience can only narrow
+        this (each declaration must itself be covered), and it is what stands for the
+        non-members who can read a public channel. Anything unknown is a no (fail closed);
+        the rule names why, so the asker is told in one line.
+        """
+        if readers is None:
+            return _private("members-unknown")
+        if readers.unknown:
+            return _private(readers.unknown if readers.unknown in CHANNEL_REASONS else "unavailable")
+        if not readers.emails:
+            return _private("members-unknown")
+        levels = [tuple(sig) for sig in signatures]
+        for email in sorted(readers.emails):
+            person = principal_of(email)
+            if person is None:
+                return _private("unresolved")
+            if matches(person, dept.ask) is None:
+                return _private("member-not-allowed")
+            scope = AccessScope(department=dept.name, keys=person.keys)
+            if not all(scope.admits(sig) for sig in levels):
+                return _private("restricted-sources")
+        declarations = self.declared_audiences(channel, declared)
+        if readers.public and not declarations:
+            return _private("public-undeclared")
+        for audience in declarations:
+            if not self.channel_admits(audience, (tuple(dept.ask),)):
+                return _private("declared-audience")
+            if not all(self.channel_admits(audience, sig) for sig in levels):
+                return _private("restricted-sources")
+        return Decision(True, "channel:members-allowed")
 
     def channel_admits(self, readers: tuple[str, ...], audiences: tuple[tuple[str, ...], ...]) -> bool:
         """True when *every* possible reader of the channel may see the document.

@@ -12,11 +12,20 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
+_SOFT = re.compile(r"[?!.,;:'\"“”‘’()\[\]{}]+")
+
 
 def normalize_question(text: str) -> str:
-    """Case, accents, punctuation and spacing do not make a different question."""
+    """Case, width, sentence punctuation and spacing do not make a different question.
+
+    Only punctuation that never changes meaning is dropped: "meal > 50 EUR" and
+    "meal < 50 EUR", "-5 %" and "5 %", "€50" and "$50" stay different questions.
+    Decimal points and commas inside numbers stay too ("1.5" is not "15").
+    """
     text = unicodedata.normalize("NFKC", text).casefold()
-    text = re.sub(r"[^\w\s]", " ", text)
+    text = re.sub(r"(?<=\d)[.,](?=\d)", lambda m: "\0" if m.group() == "." else "\1", text)
+    text = _SOFT.sub(" ", text)
+    text = text.replace("\0", ".").replace("\1", ",")
     return " ".join(text.split())
 
 
@@ -31,8 +40,6 @@ def cache_key(
     access_keys: Iterable[str],
     index_version: str,
     template: str = "",
-    in_channel: bool = False,
-    channel_readers: tuple[str, ...] = (),
     history: tuple[str, ...] = (),
     history_labels: tuple[str, ...] = (),
 ) -> str:
@@ -44,8 +51,6 @@ def cache_key(
         access_fingerprint(access_keys),
         index_version,
         template,
-        in_channel,
-        sorted(channel_readers),  # channel_safe depends on who reads the channel
         [normalize_question(h) for h in history],
     ]
     if any(history_labels):

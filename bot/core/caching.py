@@ -5,6 +5,10 @@ document of the department actually names, so people who see exactly the same do
 share entries and nobody else does. Storing re-checks the key after generation: a refresh
 during the request could otherwise file an answer under a key that no longer describes
 what it was built from.
+
+Who reads the conversation is *not* part of the key: a hit is re-checked against the
+current conversation's members (``Assistant._verdict``) from the audiences stored with the
+answer, so an entry made in a DM can serve a channel only if that channel may see it.
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.config import Department
-from bot.core.access import AccessPolicy
 from bot.core.cachekey import cache_key
 from bot.core.ports import AnswerCache, Retriever
 from bot.core.types import AccessScope, Answer, Message, SourceChunk
@@ -21,10 +24,9 @@ from bot.core.types import AccessScope, Answer, Message, SourceChunk
 class CacheGate:
     """Wraps the ``AnswerCache`` port with the keying and storing rules."""
 
-    def __init__(self, *, cache: AnswerCache | None, retriever: Retriever, policy: AccessPolicy) -> None:
+    def __init__(self, *, cache: AnswerCache | None, retriever: Retriever) -> None:
         self._cache = cache
         self._retriever = retriever
-        self._policy = policy
 
     def key(self, query: str, dept: Department, scope: AccessScope, message: Message) -> str | None:
         if self._cache is None:
@@ -33,19 +35,12 @@ class CacheGate:
         if version is None:
             return None
         relevant = scope.keys & self._retriever.audience_entries(dept.name)
-        readers = (
-            self._policy.channel_audience(dept, message.channel, message.channel_audience)
-            if message.in_channel
-            else ()
-        )
         return cache_key(
             question=query,
             department=dept.name,
             access_keys=relevant,
             index_version=version,
             template=message.template or "",
-            in_channel=message.in_channel,
-            channel_readers=readers,
             history=tuple(t.text for t in message.history),
             history_labels=tuple(t.label.label if t.label is not None else "" for t in message.history),
         )

@@ -3,7 +3,10 @@
 Label = the highest of the department's classification, the retrieved documents' labels,
 the text classifier over the question *and* every history turn that goes into the prompt,
 and the labels adapters recorded with earlier answers. A classifier error counts as
-RESTRICTED, so a broken detector can only make routing stricter.
+RESTRICTED, so a broken detector can only make routing stricter, and so does an assistant
+turn that arrives without a label: an adapter that forgets to carry the label (or a
+future one that never did) cannot send a restricted answer to a cloud model as history.
+Adapters build history with ``answer_turns`` so the label travels with the text.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Sequence
 
 from bot.config import Department
 from bot.core.ports import SensitivityClassifier
-from bot.core.types import Classification, SourceChunk, Turn
+from bot.core.types import Answer, Classification, SourceChunk, Turn
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +47,20 @@ def request_label(
         log.exception("classifier failed; treating the request as restricted")
         return Classification.RESTRICTED, ("classifier-error",)
     label = max(label, dept.classification, *(c.classification for c in chunks))
-    carried = max((t.label for t in history if t.label is not None), default=Classification.PUBLIC)
+    carried = max((turn_label(t) for t in history), default=Classification.PUBLIC)
     if carried > label:
         label = carried
         reasons.append("thread-history")
     return label, tuple(reasons)
+
+
+def turn_label(turn: Turn) -> Classification:
+    """A turn's recorded label; an assistant turn without one counts as RESTRICTED."""
+    if turn.label is not None:
+        return turn.label
+    return Classification.RESTRICTED if turn.role == "assistant" else Classification.PUBLIC
+
+
+def answer_turns(question: str, answer: Answer) -> tuple[Turn, Turn]:
+    """The two history turns for an exchange, the answer carrying its sensitivity label."""
+    return Turn("user", question), Turn("assistant", answer.text, label=answer.classification)

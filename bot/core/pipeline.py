@@ -38,6 +38,7 @@ from bot.core.records import MAX_QUESTION_CHARS, audit_entry
 from bot.core.types import (
     AccessScope,
     Answer,
+    ChannelReaders,
     Classification,
     Decision,
     Generation,
@@ -59,6 +60,20 @@ def new_request_id() -> str:
     return secrets.token_hex(6)
 
 
+@dataclass(frozen=True)
+class _Config:
+    """One consistent configuration: a request uses the snapshot it started with, and
+    ``Assistant.reconfigure`` swaps the whole object at once (one reference assignment)."""
+
+    company: Company
+    policy: AccessPolicy
+    groups: GroupDirectory
+
+
+def _config(company: Company) -> _Config:
+    return _Config(company, AccessPolicy(company=company), GroupDirectory(groups=company.groups))
+
+
 @dataclass
 class _Ctx:
     """Mutable per-request scratchpad so ``record`` sees whatever was reached."""
@@ -66,6 +81,7 @@ class _Ctx:
     message: Message
     request_id: str
     started: float
+    config: _Config
     principal: Principal | None = None
     department: Department | None = None
     decision: Decision | None = None
@@ -106,22 +122,40 @@ class Assistant:
         stale_check_seconds: float = 60.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self.company = company
-        self.policy = AccessPolicy(company=company)
-        self._groups = GroupDirectory(groups=company.groups)
-        self.directory: Directory = directory or self._groups
+        self._config = _config(company)
+        self._directory = directory  # None: the groups of the current configuration
         self._retriever = retriever
         self._indexer = indexer
         self._generator = generator
         self._audit = audit
         self._classifier: SensitivityClassifier = classifier or DepartmentLabel()
-        self._cache = CacheGate(cache=cache, retriever=retriever, policy=self.policy)
+        self._cache = CacheGate(cache=cache, retriever=retriever)
         self._top_k = top_k
         self._auto_index = auto_index
         self._stale_check_seconds = stale_check_seconds
         self._stale_checked: dict[str, float] = {}
         self._clock = clock
         self.index_progress: ProgressFn | None = None  # set by the CLI to draw a bar
+
+    # ── configuration (swapped at run time by the config watcher) ────────────────────
+
+    @property
+    def company(self) -> Company:
+        return self._config.company
+
+    @property
+    def policy(self) -> AccessPolicy:
+        return self._config.policy
+
+    @property
+    def directory(self) -> Directory:
+        return self._directory or self._config.groups
+
+    def reconfigure(self, company: Company) -> None:
+        """Serve ``company`` from now on. Requests in flight finish with the snapshot they
+        started with; the next one sees the new groups, departments and access lists."""
+        self._config = _config(company)
+        self._stale_checked.clear()  # a changed knowledge folder or classification re-checks
 
     # ── public API used by adapters and the CLI ──────────────────────────────────────
 
@@ -131,7 +165,9 @@ class Assistant:
         UsageError (empty/too long/unknown names) is raised so the CLI can exit 2;
         adapters catch DeptbotError and show ``user_message``.
         """
-        ctx = _Ctx(message=message, request_id=new_request_id(), started=time.perf_counter())
+        ctx = _Ctx(
+            message=message, request_id=new_request_id(), started=time.perf_counter(), config=self._config
+        )
         try:
             return self._ask(ctx, on_delta)
         except DeptbotError as exc:
@@ -149,6 +185,9 @@ class Assistant:
 
     def principal(self, email: str | None) -> Principal | None:
         return self.directory.principal(email) if email else None
+
+    def _principal_of(self, config: _Config) -> Callable[[str], Principal | None]:
+        return self._directory.principal if self._directory is not None else config.groups.principal
 
     def departments_for(self, email: str) -> list[Department]:
         p = self.principal(email)
@@ -192,12 +231,26 @@ class Assistant:
             raise UsageError("Feedback must be 'up' or 'down'.")
         self._audit.record_feedback(request_id, user, value, reason[:1000])
 
-    def admins_of(self, dept: Department) -> list[str]:
+    def channel_verdict(
+        self, answer: Answer, *, channel: str | None, readers: ChannelReaders | None
+    ) -> Decision:
+        """May ``answer`` be shown to everyone in ``channel`` now? ("Share in channel" asks
+        again at click time with freshly fetched members.) Denials and errors never may."""
+        config = self._config
+        dept = config.company.departments.get(answer.department or "")
+        if not answer.ok or dept is None:
+            return Decision(False, "channel:not-an-answer")
+        return config.policy.channel_verdict(
+            dept, channel, readers, answer.audiences, principal_of=self._principal_of(config)
+        )
+
+    def admins_of(self, dept: Department, config: _Config | None = None) -> list[str]:
         """Admin e-mails (groups expanded) to name in denials and "I don't know"."""
+        groups = (config or self._config).groups
         out: list[str] = []
         for entry in dept.admins:
             if entry.startswith("group:"):
-                out.extend(sorted(self._groups.members(entry[6:])))
+                out.extend(sorted(groups.members(entry[6:])))
             elif "*" not in entry:
                 out.append(entry)
         return list(dict.fromkeys(out))
@@ -243,14 +296,14 @@ class Assistant:
         """An explicit route the person may use, the departments to compare, or a denial."""
         message = ctx.message
         email = message.email or (message.user_id if "@" in message.user_id else None)
-        ctx.principal = self.principal(email)
+        ctx.principal = self._principal_of(ctx.config)(email) if email else None
         if ctx.principal is None:
             return self._deny(
                 ctx, Decision(False, "unknown-user", "I don't know who you are, so I can't answer.")
             )
-        route = routing.explicit_route(self.company, message)
+        route = routing.explicit_route(ctx.config.company, message)
         if route is None:
-            askable = self.policy.askable(ctx.principal)
+            askable = ctx.config.policy.askable(ctx.principal)
             if not askable:
                 return self._deny(
                     ctx, Decision(False, "ask:no-department", "You can't ask any department yet.")
@@ -259,9 +312,9 @@ class Assistant:
             return askable
         ctx.department = route.department
         ctx.decision = (
-            self.policy.may_run(ctx.principal, route.department, message.template)
+            ctx.config.policy.may_run(ctx.principal, route.department, message.template)
             if message.template
-            else self.policy.may_ask(ctx.principal, route.department)
+            else ctx.config.policy.may_ask(ctx.principal, route.department)
         )
         return route if ctx.decision.allowed else self._deny(ctx, ctx.decision)
 
@@ -279,12 +332,12 @@ class Assistant:
             query = text
             for dept in routed:
                 self._ensure_index(dept)
-            scopes = {d.name: self.policy.scope(principal, d) for d in routed}
+            scopes = {d.name: ctx.config.policy.scope(principal, d) for d in routed}
             route = routing.best_department(query, routed, scopes, self._retriever, top_k=self._top_k)
             ctx.department = route.department
-            ctx.decision = self.policy.may_ask(principal, route.department)
+            ctx.decision = ctx.config.policy.may_ask(principal, route.department)
             chunks = list(route.probe)
-        scope = self.policy.scope(principal, route.department)
+        scope = ctx.config.policy.scope(principal, route.department)
         key = self._cache.key(query, route.department, scope, message)
         cached = self._cache.get(key)
         if cached is None and chunks is None:
@@ -332,9 +385,9 @@ class Assistant:
             classification=label,
             created=self._clock(),
             timings=Timings(got.ms, (time.perf_counter() - t1) * 1000, ctx.elapsed_ms()),
-            # Every source the generator saw counts: a model may paraphrase without citing.
-            channel_safe=self._channel_safe(message, dept, chunks),
         )
+        # Every source the generator saw counts: a model may paraphrase without citing.
+        base = self._placed(ctx, base, chunks)
         if generation is None or generation.sources_only:
             notice = failure if generation is None else generation.notice
             markers = "".join(f"[{i}]" for i in range(1, len(chunks) + 1))
@@ -398,12 +451,27 @@ class Assistant:
         if missing or self._indexer.status(dept).stale:
             self._indexer.refresh(dept, progress=self.index_progress)
 
-    def _channel_safe(self, message: Message, dept: Department, used: Sequence[SourceChunk]) -> bool:
-        """May everyone in the channel read every chunk whose text or title reached the answer?"""
-        if not message.in_channel:
-            return True
-        readers = self.policy.channel_audience(dept, message.channel, message.channel_audience)
-        return all(self.policy.channel_admits(readers, c.audiences) for c in used)
+    def _placed(self, ctx: _Ctx, answer: Answer, used: Sequence[SourceChunk]) -> Answer:
+        """Stamp the audiences of every chunk whose text or title reached ``answer`` and
+        decide whether everyone in the conversation may read it (a DM always may)."""
+        signatures = tuple(dict.fromkeys(c.audiences for c in used))
+        return self._verdict(ctx, replace(answer, audiences=signatures))
+
+    def _verdict(self, ctx: _Ctx, answer: Answer) -> Answer:
+        message = ctx.message
+        if not message.in_channel or answer.department is None:
+            return replace(answer, channel_safe=True, private_reason="")
+        dept = ctx.config.company.departments[answer.department]
+        verdict = ctx.config.policy.channel_verdict(
+            dept,
+            message.channel,
+            message.channel_readers,
+            answer.audiences,
+            principal_of=self._principal_of(ctx.config),
+            declared=message.channel_audience,
+        )
+        reason = "" if verdict.allowed else verdict.rule.removeprefix("channel:")
+        return replace(answer, channel_safe=verdict.allowed, private_reason=reason)
 
     def _from_cache(self, ctx: _Ctx, hit: Answer) -> Answer:
         as_of = hit.created.strftime("%Y-%m-%d %H:%M UTC") if hit.created else "an earlier answer"
@@ -414,6 +482,7 @@ class Assistant:
             timings=Timings(0.0, 0.0, ctx.elapsed_ms()),
             notice=(f"From cache, sources as of {as_of}. " + hit.notice).strip(),
         )
+        answer = self._verdict(ctx, answer)  # this conversation's readers, not the first asker's
         self._record(ctx, answer=answer)
         return answer
 
@@ -421,7 +490,7 @@ class Assistant:
         ctx.decision = decision
         dept = ctx.department
         answer = Answer(
-            text=replies.denial(decision, dept, self.admins_of(dept) if dept else []),
+            text=replies.denial(decision, dept, self.admins_of(dept, ctx.config) if dept else []),
             request_id=ctx.request_id,
             status=Status.DENIED,
             department=dept.name if dept else None,
@@ -436,7 +505,7 @@ class Assistant:
         named = got.chunks[:3]  # their titles are in the text, so they decide channel safety
         titles = list(dict.fromkeys(c.title for c in named))
         answer = Answer(
-            text=replies.dont_know(dept, route.searched, titles, self.admins_of(dept)),
+            text=replies.dont_know(dept, route.searched, titles, self.admins_of(dept, ctx.config)),
             request_id=ctx.request_id,
             status=Status.DONT_KNOW,
             confidence=round(max((c.score for c in got.chunks), default=0.0), 3),
@@ -449,8 +518,8 @@ class Assistant:
             classification=label,
             created=self._clock(),
             alternative_department=route.alternative.name if route.alternative else None,
-            channel_safe=self._channel_safe(ctx.message, dept, named),
         )
+        answer = self._placed(ctx, answer, named)  # the named titles decide channel safety
         self._record(ctx, answer=answer)
         return answer
 

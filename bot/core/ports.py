@@ -176,3 +176,33 @@ class AnswerCache(Protocol):
     def get(self, key: str) -> Answer | None: ...
 
     def put(self, key: str, answer: Answer) -> None: ...
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something a department's admins must know (a skipped file, a refused reload, ...).
+
+    ``text`` names files, fields and counts, never document text; ``department`` None means
+    it concerns every department (groups.yaml, the whole configuration).
+    """
+
+    department: str | None
+    kind: str  # e.g. "refresh-failed", "files-skipped", "config-invalid", "config-reloaded"
+    text: str
+    time: datetime
+
+
+class AdminNotices(Protocol):
+    """Where fail-closed decisions are reported so admins hear of them once.
+
+    ``notify`` is idempotent for the same (department, kind, text) within a day, so a
+    problem that persists across refreshes is told once, not every tick.
+    """
+
+    def notify(self, department: str | None, kind: str, text: str) -> bool:
+        """Record a notice; True when it is new (not told in the last day)."""
+        ...
+
+    def recent(self, department: str | None = None, *, limit: int = 20) -> list[Notice]:
+        """Newest first; with ``department``, its notices plus company-wide ones."""
+        ...

@@ -53,6 +53,32 @@ class Turn:
     label: Classification | None = None
 
 
+Signature = tuple[tuple[str, ...], ...]
+"""A document's audience levels (``SourceChunk.audiences``): a reader must match every level."""
+
+
+@dataclass(frozen=True)
+class ChannelReaders:
+    """Who can read a shared conversation, as the platform reported it — never guessed.
+
+    Adapters fill this from the platform (Slack ``conversations.members``, the Teams
+    roster). ``unknown`` is set when the list cannot be trusted, and then no answer is
+    posted there: ``"unavailable"`` (API error), ``"external"`` (Slack Connect, another
+    tenant, anonymous guests), ``"too-large"`` (more members than the setting allows),
+    ``"unresolved"`` (a member without a usable e-mail, e.g. another bot). ``public`` means
+    people outside ``emails`` can read it too (a public Slack channel is readable by the
+    whole workspace); then only a declared channel ``audience`` can stand for them.
+    """
+
+    emails: frozenset[str] = frozenset()
+    unknown: str = ""
+    public: bool = False
+
+    @classmethod
+    def unavailable(cls, why: str = "unavailable") -> ChannelReaders:
+        return cls(unknown=why)
+
+
 @dataclass(frozen=True)
 class Message:
     """A question from a known person, as every adapter delivers it."""
@@ -66,8 +92,11 @@ class Message:
     department: str | None = None  # explicit choice (flag, slash command argument)
     template: str | None = None  # run this department template with ``text`` as input
     history: tuple[Turn, ...] = ()
-    channel_audience: tuple[str, ...] | None = None  # who can read the channel, if known
+    # Narrows (never widens) who may read the channel, on top of its declared ``audience``.
+    channel_audience: tuple[str, ...] | None = None
     in_channel: bool = False  # posted where others read it (not a DM): channel-safe rule applies
+    # The channel's actual readers; None in a channel means unknown, so nothing is posted there.
+    channel_readers: ChannelReaders | None = None
 
 
 @dataclass(frozen=True)
@@ -221,6 +250,11 @@ class Answer:
     alternative_department: str | None = None
     low_confidence: bool = False
     channel_safe: bool = True  # False: uses sources not everyone in the channel may see
+    # Why it is not channel-safe (``bot.core.access.CHANNEL_REASONS`` key), "" when it is.
+    private_reason: str = ""
+    # Audience signatures of every source the generator saw or the answer names, so a later
+    # "share in channel" can be re-checked against the channel's members at click time.
+    audiences: tuple[Signature, ...] = ()
     cache_hit: bool = False
     classification: Classification = Classification.INTERNAL
     created: datetime | None = None

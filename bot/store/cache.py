@@ -72,6 +72,9 @@ def answer_from_dict(data: dict[str, Any]) -> Answer:
         Citation(**{**c, "modified": _undt(c.get("modified"))}) for c in kw.get("citations", [])
     )
     kw["extra"] = dict(kw.get("extra", {}))
+    # Entries written before answers carried their sources' audiences cannot be re-checked
+    # against a channel's members: treat them as a miss (KeyError), never as "no narrowing".
+    kw["audiences"] = tuple(tuple(tuple(level) for level in sig) for sig in data["audiences"])
     return Answer(**kw)
 
 

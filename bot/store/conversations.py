@@ -72,7 +72,7 @@ class History:
         found = self._map.get(key)
         turns = found if found is not None else deque(maxlen=self._turns)
         turns.append(Turn(role="user", text=question))
-        turns.append(Turn(role="assistant", text=answer, label=label))
+        turns.append(Turn(role="assistant", text=answer, label=label))  # None counts as restricted
         self._map.put(key, turns)
 
 

@@ -43,16 +43,6 @@ def test_scope_requires_every_audience_level() -> None:
     assert not scope.admits((("group:finance-admins",), ("group:board",)))
 
 
-def test_channel_audience_defaults_to_department_ask(company) -> None:  # type: ignore[no-untyped-def]
-    policy = AccessPolicy(company=company)
-    fin = company.department("finance")
-    readers = policy.channel_audience(fin, "C0FIN", None)
-    assert readers == ("*@example.com",)
-    assert policy.channel_admits(readers, ((),)[1:])  # no narrowing: safe
-    assert policy.channel_admits(readers, (("*@example.com",),))
-    assert not policy.channel_admits(readers, (("group:finance-admins",),))
-
-
 def test_channel_with_two_groups_needs_both_covered(company) -> None:  # type: ignore[no-untyped-def]
     policy = AccessPolicy(company=company)
     readers = ("group:finance-admins", "group:hr-admins")

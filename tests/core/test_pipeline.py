@@ -10,7 +10,7 @@ import pytest
 from bot.core.cachekey import cache_key
 from bot.core.pipeline import Assistant
 from bot.core.sensitivity import PatternClassifier
-from bot.core.types import Classification, Message, Status, Turn
+from bot.core.types import ChannelReaders, Classification, Message, Status, Turn
 from bot.errors import AccessDenied, ProviderUnavailable, UsageError
 from tests.fakes import CANARIES, FakeIndexer, FakeRetriever, MemoryAudit, RecordingGenerator
 
@@ -89,12 +89,28 @@ def test_channel_mapping_routes(assistant: Assistant) -> None:
 def test_restricted_answer_is_not_channel_safe(assistant: Assistant) -> None:
     q = "payroll salary band L3"
     in_dm = ask(assistant, "carol@example.com", q, department="finance")
+    both = ChannelReaders(frozenset({"carol@example.com", "dave@example.com"}))
     in_channel = ask(
-        assistant, "carol@example.com", q, department="finance", in_channel=True, channel="C0FIN"
+        assistant,
+        "carol@example.com",
+        q,
+        department="finance",
+        in_channel=True,
+        channel="C0FIN",
+        channel_readers=both,
     )
     assert in_dm.channel_safe and CANARIES["payroll"] in in_dm.citations[0].snippet  # type: ignore[attr-defined]
     assert not in_channel.channel_safe  # type: ignore[attr-defined]
-    public = ask(assistant, "carol@example.com", "meal expenses", department="finance", in_channel=True)
+    assert in_channel.private_reason == "restricted-sources"  # type: ignore[attr-defined]
+    public = ask(
+        assistant,
+        "carol@example.com",
+        "meal expenses",
+        department="finance",
+        in_channel=True,
+        channel="C0FIN",
+        channel_readers=both,
+    )
     assert public.channel_safe  # type: ignore[attr-defined]
 
 
@@ -245,11 +261,18 @@ def test_cache_shared_only_between_people_with_the_same_relevant_access(company,
     assert audit.entries[-1].cache_hit
     ask(a, "carol@example.com", q, department="finance")  # finance-admins: sees payroll too
     assert len(gen.requests) == 2
-    ask(a, "dave@example.com", q, department="finance", in_channel=True, channel="C0FIN")
-    assert len(gen.requests) == 3  # channel answers are keyed by the channel's readers
+    # a channel hit is re-checked against that channel's members, not cached per channel
+    everyone = ChannelReaders(frozenset({"dave@example.com", "grace@example.com"}))
+    shared = ask(
+        a, "dave@example.com", q, department="finance", in_channel=True, channel="C0X",
+        channel_readers=everyone,
+    )
+    assert len(gen.requests) == 2 and shared.cache_hit and shared.channel_safe  # type: ignore[attr-defined]
+    unknown = ask(a, "dave@example.com", q, department="finance", in_channel=True, channel="C0X")
+    assert unknown.cache_hit and not unknown.channel_safe  # type: ignore[attr-defined]
     retriever.version = "v2"
     ask(a, "dave@example.com", q, department="finance")
-    assert len(gen.requests) == 4  # a refresh invalidates
+    assert len(gen.requests) == 3  # a refresh invalidates
 
 
 def test_missing_index_is_built_and_staleness_checked_once_per_interval(company, retriever, audit) -> None:  # type: ignore[no-untyped-def]
@@ -292,6 +315,10 @@ def test_history_turn_labels_count_like_document_labels(company, retriever, audi
     question = "How many vacation days do I get?"
     unlabelled = (Turn("user", "What is the relocation allowance?"), Turn("assistant", earlier))
     ask(a, "alice@example.com", question, department="hr", history=unlabelled)
+    # an assistant turn without a label is treated as restricted (fail closed)
+    assert gen.requests[-1].classification is Classification.RESTRICTED  # type: ignore[attr-defined]
+    internal = (unlabelled[0], Turn("assistant", earlier, label=Classification.INTERNAL))
+    ask(a, "alice@example.com", question, department="hr", history=internal)
     assert gen.requests[-1].classification is Classification.INTERNAL  # type: ignore[attr-defined]
 
     labelled = (unlabelled[0], Turn("assistant", earlier, label=Classification.CONFIDENTIAL))
