@@ -7,6 +7,7 @@ every string that came from a document or a model is passed through ``escape``.
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from dataclasses import asdict
 from datetime import datetime
@@ -15,6 +16,26 @@ from typing import Any
 
 from bot.core.ports import IndexReport
 from bot.core.types import Answer, Citation, Status
+
+# ANSI/VT escape sequences (CSI, OSC incl. OSC 52 clipboard writes, DCS/SOS/PM/APC strings,
+# two-byte ESC sequences), in their 7-bit and 8-bit (C1) forms.
+_ESCAPES = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f]).*?(?:\x07|\x1b\\|\x9c|$)"
+    r"|\x1b[ -/]*[0-~]?",
+    re.S,
+)
+# Controls other than newline and tab, and bidi overrides that reorder what is shown.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str) -> str:
+    """Text that cannot drive a terminal: escape sequences removed, other controls → "?".
+
+    Everything the CLI prints passes through here, because answers, titles, snippets and
+    file names come from documents that anyone with write access to a folder controls.
+    """
+    return _CONTROLS.sub("?", _ESCAPES.sub("", text))
 
 
 def _updated(c: Citation) -> str:
