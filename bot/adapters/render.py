@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from dataclasses import replace
 
+from bot.core.access import CHANNEL_REASONS
 from bot.core.ports import IndexReport, IndexStatus
 from bot.core.types import Answer, Citation
 
@@ -50,8 +52,23 @@ def department_label(answer: Answer, c: Citation) -> str:
 
 
 def channel_restricted_note(answer: Answer) -> str:
-    dept = answer.department_title or answer.department or "department"
-    return f"Only visible to you — this answer uses {dept} documents not everyone here can see."
+    """The one line above an answer only its asker sees, saying why (``private_reason``)."""
+    return f"Only visible to you — {private_reason(answer)}."
+
+
+def share_refused(answer: Answer, reason: str) -> str:
+    """"Share in channel" was checked again at click time and refused; ``reason`` is the
+    fresh verdict's ``CHANNEL_REASONS`` key."""
+    why = private_reason(replace(answer, private_reason=reason))
+    return f"Not shared: {why}. The answer is still visible only to you."
+
+
+def private_reason(answer: Answer) -> str:
+    """Why an answer asked in a shared conversation went to the asker alone, as one clause
+    ("not everyone here may ask Engineering"): ``CHANNEL_REASONS[answer.private_reason]``."""
+    dept = answer.department_title or answer.department or "this department"
+    sentence = CHANNEL_REASONS.get(answer.private_reason) or CHANNEL_REASONS["restricted-sources"]
+    return sentence.format(dept=dept)
 
 
 def report_line(report: IndexReport, title: str) -> str:

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from typing import Any, Generic, TypeVar
 
-from bot.core.types import Classification, Turn
+from bot.core.labels import answer_turns
+from bot.core.types import Answer, Classification, Turn
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -69,10 +70,17 @@ class History:
 
     def add(self, key: Hashable, question: str, answer: str, label: Classification | None = None) -> None:
         """``label``: the answer's classification, so a follow-up carrying it is labelled too."""
+        self.extend(key, (Turn(role="user", text=question), Turn(role="assistant", text=answer, label=label)))
+
+    def add_answer(self, key: Hashable, question: str, answer: Answer) -> None:
+        """Record an exchange with the core's ``answer_turns``: the answer's label travels with it."""
+        self.extend(key, answer_turns(question, answer))
+
+    def extend(self, key: Hashable, new: Iterable[Turn]) -> None:
+        """Append turns as given (an assistant turn without a label counts as restricted)."""
         found = self._map.get(key)
         turns = found if found is not None else deque(maxlen=self._turns)
-        turns.append(Turn(role="user", text=question))
-        turns.append(Turn(role="assistant", text=answer, label=label))  # None counts as restricted
+        turns.extend(new)
         self._map.put(key, turns)
 
 

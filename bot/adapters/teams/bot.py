@@ -32,6 +32,7 @@ from bot.adapters.teams.auth import TeamsSettings, check_teams_settings, is_loop
 from bot.adapters.teams.identity import MemberEmails
 from bot.adapters.teams.manifest import build_manifest_zip
 from bot.adapters.teams.outbound import to_activity
+from bot.adapters.teams.roster import Rosters, RosterSettings
 from bot.adapters.teams.turns import TeamsBot
 from bot.core.pipeline import Assistant, new_request_id
 from bot.store.conversations import ConversationStore
@@ -54,6 +55,7 @@ class TeamsEndpoint:
         teams: TeamsSettings,
         auth: BotFrameworkAuthentication | None = None,
         store: ConversationStore | None = None,
+        rosters: RosterSettings | None = None,
     ) -> None:
         self.teams = teams
         self.auth = auth or ConfigurationBotFrameworkAuthentication(teams.bot_framework_config())
@@ -61,7 +63,12 @@ class TeamsEndpoint:
         self.adapter.on_turn_error = self._on_turn_error
         self.store = store or ConversationStore()
         self.bot = TeamsBot(
-            assistant=assistant, teams=teams, adapter=self.adapter, store=self.store, members=MemberEmails()
+            assistant=assistant,
+            teams=teams,
+            adapter=self.adapter,
+            store=self.store,
+            members=MemberEmails(),
+            rosters=Rosters(settings=rosters or RosterSettings()),
         )
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -218,9 +225,15 @@ def mount(
     ``settings`` is ``bot.settings.Settings``; Teams settings come from its ``env`` and are
     validated here (ConfigError names the variable). Call ``check_teams_settings(settings,
     host)`` before binding, so a non-loopback server without an app id refuses to start.
-    ``auth`` replaces the Bot Framework authentication (tests; sovereign clouds).
+    ``auth`` replaces the Bot Framework authentication (tests; sovereign clouds). The ``[access]``
+    settings bound the channel rosters (``roster``).
     """
-    endpoint = TeamsEndpoint(assistant=assistant, teams=TeamsSettings.from_env(settings.env), auth=auth)
+    endpoint = TeamsEndpoint(
+        assistant=assistant,
+        teams=TeamsSettings.from_env(settings.env),
+        auth=auth,
+        rosters=RosterSettings.from_settings(settings),
+    )
     app[ENDPOINT_KEY] = endpoint
     app.router.add_post(ROUTE, endpoint.handle)
     app.on_shutdown.append(endpoint.drain)

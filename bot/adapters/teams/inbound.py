@@ -19,7 +19,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot.core.types import Message, Turn
+from bot.core.types import ChannelReaders, Message, Turn
 
 PERSONAL, GROUP, CHANNEL = "personal", "groupChat", "channel"
 FEEDBACK_KEY = "deptbot"  # marks our own Action.Submit payloads
@@ -167,9 +167,12 @@ def to_message(
     *,
     email: str | None,
     history: tuple[Turn, ...] = (),
+    readers: ChannelReaders | None = None,
 ) -> Message:
-    """The neutral Message for an ``ask``/``task`` command. Chats others read are "in channel"."""
+    """The neutral Message for an ``ask``/``task`` command. Chats others read are "in channel",
+    and ``readers`` (the ``roster``'s answer) says who reads them; None there means unknown."""
     kind = conversation_kind(activity)
+    shared = kind in (CHANNEL, GROUP)
     return Message(
         user_id=user_key(activity),
         text=command.text,
@@ -180,7 +183,8 @@ def to_message(
         department=command.department,
         template=command.template,
         history=history,
-        in_channel=kind in (CHANNEL, GROUP),
+        in_channel=shared,
+        channel_readers=readers if shared else None,
     )
 
 

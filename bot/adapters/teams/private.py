@@ -23,6 +23,7 @@ from typing import Any
 from botbuilder.core import CloudAdapterBase, TurnContext
 from botbuilder.schema import Activity, ChannelAccount, ConversationParameters, ConversationReference
 
+from bot.adapters import render as wording
 from bot.adapters.teams import inbound, render
 from bot.adapters.teams.auth import TeamsSettings
 from bot.adapters.teams.outbound import say, to_activity
@@ -41,12 +42,12 @@ class PrivateChats:
         self._store = store
 
     async def answer(self, ctx: TurnContext, body: Mapping[str, Any], answer: Answer, question: str) -> None:
-        """A restricted answer goes 1:1; the chat gets a note naming the department (or that it failed)."""
-        sent = await self.send(ctx, body, _answer_activities(answer, question), answer.request_id)
+        """An answer not safe for everyone there goes 1:1; the chat gets a note saying why in one
+        line (or that it could not be sent), and the 1:1 copy says the same."""
+        reason = wording.private_reason(answer)
+        sent = await self.send(ctx, body, _answer_activities(answer, question, reason), answer.request_id)
         name = str((body.get("from") or {}).get("name") or "")
-        note = (
-            render.private_note(name, answer.department_title) if sent else render.private_failed_note(name)
-        )
+        note = render.private_note(name, reason) if sent else render.private_failed_note(name, reason)
         await say(ctx, note)
 
     async def deny(
@@ -125,10 +126,10 @@ class PrivateChats:
         return reference
 
 
-def _answer_activities(answer: Answer, question: str) -> list[Activity]:
-    """The 1:1 copy of an answer: which question it is for, then the answer as a personal-chat card."""
+def _answer_activities(answer: Answer, question: str, reason: str) -> list[Activity]:
+    """The 1:1 copy of an answer: which question it is for and why it is here, then the answer."""
     return [
-        to_activity(render.text_activity(render.private_preface(question))),
+        to_activity(render.text_activity(render.private_preface(question, reason))),
         to_activity(render.render_answer(answer, kind=inbound.PERSONAL)),
     ]
 

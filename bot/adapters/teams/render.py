@@ -293,21 +293,20 @@ def _greeting(name: str) -> str:
     return neutralize(plain(name, 60) or "Hi")
 
 
-def private_note(name: str, department_title: str | None) -> str:
-    dept = department_title or "department"
+def private_note(name: str, reason: str) -> str:
+    """What the chat sees when an answer went to the asker 1:1, and why (``wording.private_reason``)."""
+    return f"{_greeting(name)}, I sent this answer to you in a private chat because {neutralize(reason)}."
+
+
+def private_preface(question: str, reason: str = "") -> str:
+    """First line of a 1:1 copy: which question it answers and, for answers, why it is here."""
+    line = f"You asked in a channel: “{neutralize(plain(question, 200))}”"
+    return f"{line}. I'm answering here because {neutralize(reason)}." if reason else line
+
+
+def private_failed_note(name: str, reason: str) -> str:
     return (
-        f"{_greeting(name)}, this answer uses {neutralize(dept)} documents not everyone here can see, "
-        "so I sent it to you in a private chat."
-    )
-
-
-def private_preface(question: str) -> str:
-    return f"You asked in a channel: “{neutralize(plain(question, 200))}”"
-
-
-def private_failed_note(name: str) -> str:
-    return (
-        f"{_greeting(name)}, this answer uses documents not everyone here can see, "
+        f"{_greeting(name)}, I can't answer here because {neutralize(reason)}, "
         "and I couldn't reach you privately. Open a chat with me and ask there."
     )
 

@@ -23,14 +23,15 @@ from botbuilder.core.teams import TeamsInfo
 from botbuilder.schema import Activity, ActivityTypes
 
 from bot.adapters import render as wording
-from bot.adapters.teams import inbound, render
+from bot.adapters.teams import inbound, render, roster
 from bot.adapters.teams.auth import TeamsSettings
 from bot.adapters.teams.commands import Commands
 from bot.adapters.teams.identity import MemberEmails
 from bot.adapters.teams.outbound import say, to_activity
 from bot.adapters.teams.private import PrivateChats
+from bot.adapters.teams.roster import Rosters
 from bot.core.pipeline import Assistant, new_request_id
-from bot.core.types import Answer, Message, Status
+from bot.core.types import Answer, ChannelReaders, Message, Status
 from bot.errors import DeptbotError
 from bot.store.conversations import ConversationStore
 
@@ -48,11 +49,13 @@ class TeamsBot:
         adapter: CloudAdapterBase,
         store: ConversationStore,
         members: MemberEmails,
+        rosters: Rosters | None = None,
     ) -> None:
         self._assistant = assistant
         self._teams = teams
         self._store = store
         self._members = members
+        self._rosters = rosters or Rosters()
         self._private = PrivateChats(teams=teams, adapter=adapter, store=store)
         self._commands = Commands(assistant=assistant, private=self._private)
 
@@ -95,12 +98,15 @@ class TeamsBot:
         )
         if await self._commands.handle(ctx, body, command, email):
             return
-        history_key = inbound.history_key(body)
-        message = inbound.to_message(body, command, email=email, history=self._store.history.get(history_key))
+        history = self._store.history.get(inbound.history_key(body))
+        readers = await self._readers(ctx, body)
+        message = inbound.to_message(body, command, email=email, history=history, readers=readers)
         answer = await asyncio.to_thread(self._assistant.ask, message)
         await self._deliver(ctx, body, message, answer)
 
     async def _on_conversation_update(self, ctx: TurnContext, body: Mapping[str, Any]) -> None:
+        # membership changes (and anything else Teams adds later): the next answer re-reads the roster
+        self._rosters.invalidate(inbound.tenant_id(body), roster.named_conversations(body))
         bot_id = (body.get("recipient") or {}).get("id")
         added = [m.get("id") for m in body.get("membersAdded") or [] if isinstance(m, Mapping)]
         if bot_id and bot_id in added:
@@ -158,9 +164,7 @@ class TeamsBot:
                 response.id, answer.request_id, answer if kind == inbound.CHANNEL else None
             )
         if answer.ok:
-            self._store.history.add(
-                inbound.history_key(body), message.text, answer.text, label=answer.classification
-            )
+            self._store.history.add_answer(inbound.history_key(body), message.text, answer)
 
     async def _card_feedback(self, ctx: TurnContext, body: Mapping[str, Any], rid: str, value: str) -> None:
         message_id = body.get("replyToId")
@@ -184,6 +188,25 @@ class TeamsBot:
 
     # ── helpers ─────────────────────────────────────────────────────────────────────
 
+    async def _readers(self, ctx: TurnContext, body: Mapping[str, Any]) -> ChannelReaders | None:
+        """Who reads the channel or group chat (None in a personal chat); see ``roster``."""
+        if inbound.conversation_kind(body) == inbound.PERSONAL:
+            return None
+        where = roster.scope(body)
+        if where is None:
+            return ChannelReaders.unavailable()
+
+        async def page(token: str | None, size: int) -> roster.Page:
+            if where.team:
+                found = await TeamsInfo.get_paged_team_members(ctx, where.conversation, token, size)
+            else:
+                found = await TeamsInfo.get_paged_members(ctx, token, size)
+            members = [m.serialize() for m in found.members or [] if m is not None]
+            return members, found.continuation_token or None
+
+        bot_id = str((body.get("recipient") or {}).get("id") or "")
+        return await self._rosters.readers(where, page, bot_id=bot_id)
+
     async def _email(self, ctx: TurnContext, body: Mapping[str, Any]) -> str | None:
         sender = body.get("from") or {}
         user_id = str(sender.get("id") or "")
@@ -194,7 +217,7 @@ class TeamsBot:
             except Exception:
                 log.warning("member lookup failed for %s", user_id, exc_info=True)
                 return None
-            return member.email or member.user_principal_name
+            return roster.member_email(member.serialize())  # the same rule as for channel readers
 
         email = await self._members.email(inbound.tenant_id(body), user_id, lookup) if user_id else None
         if email is None and self._teams.anonymous and body.get("channelId") == "emulator":

@@ -2,8 +2,11 @@
 
 The fake connector records what the bot posts (``POST /v3/conversations/{id}/activities
 [/{replyToId}]``, ``PUT …/activities/{id}``, ``POST /v3/conversations``) and answers member
-look-ups (``GET /v3/conversations/{id}/members/{userId}``). Activities sent to the bot name
-it as their ``serviceUrl``, exactly as Teams names its regional Bot Connector.
+look-ups (``GET /v3/conversations/{id}/members/{userId}``) and rosters (``GET
+/v3/conversations/{teamId or chatId}/pagedmembers?pageSize=&continuationToken=``, the route
+botbuilder's ``TeamsInfo.get_paged_team_members``/``get_paged_members`` call, answered in the
+``{"continuationToken", "members": [TeamsChannelAccount]}`` shape). Activities sent to the bot
+name it as their ``serviceUrl``, exactly as Teams names its regional Bot Connector.
 """
 
 from __future__ import annotations
@@ -34,11 +37,14 @@ TENANT = "5f0d9d35-7a3e-4c5b-9b1f-2b8a7f0e6c11"
 APP_ID = "8c5d2df2-4650-4d73-be4c-d17e28b26e5d"
 BOT = {"id": "28:" + APP_ID, "name": "deptbot"}
 TEAM_CHANNEL = "19:general@thread.tacv2"
+TEAM = "19:team@thread.tacv2"
+GROUP_CHAT = "19:groupchat@thread.v2"
 
 PEOPLE = {
     "alice": "alice@example.com",  # hr-team
     "carol": "carol@example.com",  # finance admin: may see payroll
     "hank": "hank@example.com",  # hr admin
+    "bob": "bob@example.com",  # engineering (the only one who may ask Engineering)
     "mallory": "mallory@elsewhere.test",  # not in the directory
 }
 
@@ -51,8 +57,12 @@ def member(name: str) -> dict[str, Any]:
         "email": PEOPLE[name],
         "userPrincipalName": PEOPLE[name],
         "tenantId": TENANT,
+        "userRole": "user",
     }
 
+
+# who is in the team and the group chat unless a test says otherwise: everyone at example.com
+ROSTER = ("alice", "bob", "carol", "hank")
 
 _ids = itertools.count(1)
 
@@ -78,10 +88,10 @@ def activity(
             "isGroup": True,
             "tenantId": TENANT,
         }
-        data.update(channel={"id": TEAM_CHANNEL}, team={"id": "19:team@thread.tacv2"})
+        data.update(channel={"id": TEAM_CHANNEL}, team={"id": TEAM})
     elif kind == "groupChat":
         conv = {
-            "id": "19:groupchat@thread.v2",
+            "id": GROUP_CHAT,
             "conversationType": "groupChat",
             "isGroup": True,
             "tenantId": TENANT,
@@ -129,6 +139,11 @@ class FakeConnector:
     created: list[dict[str, Any]] = field(default_factory=list)
     fail_create: bool = False
     lookups: list[str] = field(default_factory=list)
+    # conversation (team or chat) id → its members, served by /pagedmembers
+    rosters: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    roster_page: int = 2  # members per page (Teams pages by 50..500; small pages exercise paging)
+    roster_status: int = 200  # anything else: the roster call fails with that status
+    roster_calls: list[tuple[str, str | None]] = field(default_factory=list)  # (conversation, token)
     url: str = ""
 
     def app(self) -> web.Application:
@@ -138,7 +153,27 @@ class FakeConnector:
         app.router.add_post("/v3/conversations/{cid}/activities/{rid}", self._post)
         app.router.add_put("/v3/conversations/{cid}/activities/{rid}", self._post)
         app.router.add_get("/v3/conversations/{cid}/members/{uid}", self._member)
+        app.router.add_get("/v3/conversations/{cid}/pagedmembers", self._paged_members)
         return app
+
+    async def _paged_members(self, request: web.Request) -> web.Response:
+        cid = request.match_info["cid"]
+        token = request.query.get("continuationToken")
+        self.roster_calls.append((cid, token))
+        if self.roster_status != 200:
+            return web.json_response(
+                {"error": {"code": "ServiceError", "message": "roster unavailable"}},
+                status=self.roster_status,
+            )
+        members = self.rosters.get(cid)
+        if members is None:
+            return web.json_response({"error": {"code": "ConversationNotFound"}}, status=404)
+        start = int(token or 0)
+        end = start + self.roster_page
+        body: dict[str, Any] = {"members": members[start:end]}
+        if end < len(members):
+            body["continuationToken"] = str(end)
+        return web.json_response(body)
 
     async def _post(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -220,12 +255,24 @@ class Harness:
 Scenario = Callable[[Harness], Awaitable[None]]
 
 
-def make_settings(tmp_path: Path, env: dict[str, str] | None = None) -> Settings:
-    return Settings(departments_dir=tmp_path / "departments", state_dir=tmp_path / ".deptbot", env=env or {})
+def make_settings(
+    tmp_path: Path, env: dict[str, str] | None = None, access: dict[str, Any] | None = None
+) -> Settings:
+    """``access`` is the settings file's ``[access]`` table (roster limits); defaults otherwise."""
+    return Settings(
+        departments_dir=tmp_path / "departments",
+        state_dir=tmp_path / ".deptbot",
+        env=env or {},
+        file={"access": access} if access is not None else {},
+    )
 
 
 async def _run(scenario: Scenario, assistant: Assistant, settings: Settings, auth: Any = None) -> None:
-    connector = FakeConnector(members={f"29:{n}": member(n) for n in PEOPLE})
+    roster = [member(n) for n in ROSTER]
+    connector = FakeConnector(
+        members={f"29:{n}": member(n) for n in PEOPLE},
+        rosters={TEAM: list(roster), GROUP_CHAT: list(roster)},
+    )
     connector_server = TestServer(connector.app(), host="127.0.0.1")
     await connector_server.start_server()
     connector.url = str(connector_server.make_url("/")).rstrip("/") + "/"
@@ -244,8 +291,14 @@ async def _run(scenario: Scenario, assistant: Assistant, settings: Settings, aut
 def teams(assistant: Assistant, tmp_path: Path) -> Callable[..., None]:
     """Run ``async def scenario(h: Harness)`` against the bot in anonymous (Emulator) mode."""
 
-    def run(scenario: Scenario, *, env: dict[str, str] | None = None, auth: Any = None) -> None:
-        asyncio.run(_run(scenario, assistant, make_settings(tmp_path, env), auth))
+    def run(
+        scenario: Scenario,
+        *,
+        env: dict[str, str] | None = None,
+        auth: Any = None,
+        access: dict[str, Any] | None = None,
+    ) -> None:
+        asyncio.run(_run(scenario, assistant, make_settings(tmp_path, env, access), auth))
 
     return run
 
