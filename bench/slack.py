@@ -48,10 +48,14 @@ def free_port() -> int:
 
 
 def run_stub(port: int) -> None:
-    from bot.adapters.slack.stub import SlackStub
+    from bot.adapters.slack.stub import BOT_USER_ID, SlackStub, StubChannel
+
+    # The channel's members are checked before an answer is posted there (issue 8): a
+    # private channel whose members may all ask HR, so answers are posted in the thread.
+    channels = {"C0HRHELP": StubChannel(members=[*USERS, BOT_USER_ID])}
 
     async def main() -> None:
-        await SlackStub(users=USERS).start(port=port)
+        await SlackStub(users=USERS, channels=channels).start(port=port)
         await asyncio.Event().wait()
 
     asyncio.run(main())

@@ -3,7 +3,9 @@
 Thin on purpose (like bolt's own adapters): read the three environment variables,
 build one ``AsyncWebClient`` (rate-limit retries, optional ``SLACK_API_URL``), register
 listeners, and convert aiohttp requests to bolt requests. A request is checked before
-anything else runs: bad or stale signature → 401, unreadable body → 400, no work done.
+anything else runs: bad, stale or absurd signature or timestamp → 401, unreadable body →
+400, no work done. Member join/leave/share events only refresh the cached member lists
+(``members.ChannelMembers``) that decide whether an answer may be shown in a channel.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from bot.adapters.slack import blocks as bk
 from bot.adapters.slack.commands import SlashCommands
 from bot.adapters.slack.conversation import ChatState, Conversations
 from bot.adapters.slack.interactions import Interactions
+from bot.adapters.slack.members import MEMBER_EVENTS, ChannelMembers, MembersConfig
 from bot.adapters.slack.people import SlackPeople
 from bot.adapters.slack.shared import SharedAnswers
 from bot.core.pipeline import Assistant
@@ -118,7 +121,9 @@ class SlackAdapter:
         people: SlackPeople | None = None,
         socket_mode: bool = False,
         stream_interval: float = 1.0,
+        members: MembersConfig | None = None,
     ) -> None:
+        """``members``: the ``[access]`` settings for channel member checks (defaults if None)."""
         self.config = config
         self.client = make_client(config)
         self._state = state
@@ -131,11 +136,18 @@ class SlackAdapter:
         )
         people = people or SlackPeople()
         shared = SharedAnswers()
+        self.members = ChannelMembers(people=people, config=members)
         self.conversations = Conversations(
-            assistant=assistant, state=state, people=people, stream_interval=stream_interval
+            assistant=assistant,
+            state=state,
+            people=people,
+            members=self.members,
+            stream_interval=stream_interval,
         )
-        self.commands = SlashCommands(assistant=assistant, people=people, shared=shared)
-        self.interactions = Interactions(assistant=assistant, people=people, shared=shared)
+        self.commands = SlashCommands(assistant=assistant, people=people, shared=shared, members=self.members)
+        self.interactions = Interactions(
+            assistant=assistant, people=people, shared=shared, members=self.members
+        )
         self._register()
 
     def _register(self) -> None:
@@ -144,6 +156,8 @@ class SlackAdapter:
         app.event("app_mention")(self.conversations.on_mention)
         app.event("message")(self.conversations.on_message)
         app.event("app_home_opened")(self.interactions.on_home)
+        for name in MEMBER_EVENTS:
+            app.event(name)(self.members.on_change)
         for name in ("/ask", "/task", "/kb"):
             app.command(name)(self.commands.on_command)
         app.action(bk.ACTION_UP)(self.interactions.on_feedback)
@@ -194,7 +208,7 @@ class SlackAdapter:
                 timestamp=request.headers.get("X-Slack-Request-Timestamp"),
                 signature=request.headers.get("X-Slack-Signature"),
             )
-        except (ValueError, TypeError):  # non-numeric timestamp
+        except (ValueError, TypeError, OverflowError):  # non-numeric or absurdly large timestamp
             return False
 
     async def start(self) -> None:

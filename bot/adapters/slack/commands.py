@@ -1,8 +1,10 @@
 """Slash commands: ``/ask``, ``/task``, ``/kb`` — acknowledged at once, answered via ``response_url``.
 
-Replies are ephemeral; an answer that everyone in the channel may read gets a
-"Share in channel" button. ``/kb refresh`` is for that department's admins; the core
-checks and records the decision, this module only words it.
+Replies are ephemeral. In a channel or group DM the conversation's members are fetched
+(``members.ChannelMembers``) so the core can tell whether everyone there may read the
+answer: only then does it get a "Share in channel" button (checked again at click time);
+otherwise one line says why it stays with the asker. ``/kb refresh`` is for that
+department's admins; the core checks and records the decision, this module only words it.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.adapters import render
 from bot.adapters.slack import blocks as bk
 from bot.adapters.slack import translate
+from bot.adapters.slack.members import ChannelMembers, Home
 from bot.adapters.slack.people import SlackPeople
-from bot.adapters.slack.shared import SharedAnswers
+from bot.adapters.slack.shared import Shareable, SharedAnswers
 from bot.core.pipeline import Assistant
-from bot.core.types import Message, Status
+from bot.core.types import Message
 from bot.errors import DeptbotError
 
 log = logging.getLogger(__name__)
@@ -31,10 +34,18 @@ PROGRESS_EVERY = 10.0  # seconds between progress messages (response_url allows 
 
 
 class SlashCommands:
-    def __init__(self, *, assistant: Assistant, people: SlackPeople, shared: SharedAnswers) -> None:
+    def __init__(
+        self,
+        *,
+        assistant: Assistant,
+        people: SlackPeople,
+        shared: SharedAnswers,
+        members: ChannelMembers | None = None,
+    ) -> None:
         self._assistant = assistant
         self._people = people
         self._shared = shared
+        self._members = members or ChannelMembers(people=people)
 
     @property
     def _names(self) -> list[str]:
@@ -59,6 +70,7 @@ class SlashCommands:
         command: dict[str, Any],
         respond: Respond,
         client: AsyncWebClient,
+        context: Any = None,
     ) -> None:
         """Ack first (bolt answers Slack the moment ``ack`` is called), then do the work.
 
@@ -67,12 +79,14 @@ class SlashCommands:
         request, pooled client session included, which that session does not allow.
         """
         await self.ack(ack, command)
-        await self.run(command, respond, client)
+        await self.run(command, respond, client, Home.of(context))
 
-    async def run(self, command: dict[str, Any], respond: Respond, client: AsyncWebClient) -> None:
+    async def run(
+        self, command: dict[str, Any], respond: Respond, client: AsyncWebClient, home: Home | None = None
+    ) -> None:
         """The work after the ack; every failure becomes one friendly line."""
         try:
-            await self._run(command, respond, client)
+            await self._run(command, respond, client, home or Home())
         except DeptbotError as exc:
             await _say(respond, bk.escape(exc.user_message), icon=":warning:")
         except Exception:
@@ -80,14 +94,16 @@ class SlashCommands:
             log.exception("slash command failed (request %s)", rid)
             await _say(respond, bk.escape(render.sorry(rid)), icon=":warning:")
 
-    async def _run(self, command: dict[str, Any], respond: Respond, client: AsyncWebClient) -> None:
+    async def _run(
+        self, command: dict[str, Any], respond: Respond, client: AsyncWebClient, home: Home
+    ) -> None:
         cmd = translate.parse_command(command.get("command", ""), command.get("text", ""), self._names)
         email = await self._people.email(str(command.get("user_id", "")), client)
         if cmd.action == "help":
             names = [d.name for d in self._assistant.departments_for(email)] if email else []
             await _say(respond, "\n".join(render.help_lines(names)))
         elif cmd.action in ("ask", "task"):
-            await self._ask(cmd, command, email, respond)
+            await self._ask(cmd, command, email, respond, client, home)
         elif cmd.action == "status":
             await self._status(cmd, email, respond)
         elif cmd.action == "refresh":
@@ -96,35 +112,45 @@ class SlashCommands:
             await _say(respond, "I don't know that command. Try `/ask help`.")
 
     async def _ask(
-        self, cmd: translate.Command, payload: dict[str, Any], email: str | None, respond: Respond
+        self,
+        cmd: translate.Command,
+        payload: dict[str, Any],
+        email: str | None,
+        respond: Respond,
+        client: AsyncWebClient,
+        home: Home,
     ) -> None:
         if cmd.action == "task":
             problem = self._template_problem(cmd, email)
             if problem:
                 await _say(respond, problem)
                 return
-        channel = str(payload.get("channel_id") or "") or None
-        in_channel = not translate.command_is_dm(payload)
+        channel = str(payload.get("channel_id") or "")
+        user_id = str(payload.get("user_id", ""))
+        in_channel = bool(channel) and not translate.command_is_dm(payload)
+        readers = await self._members.readers(channel, client, home) if in_channel else None
         message = Message(
-            user_id=str(payload.get("user_id", "")),
+            user_id=user_id,
             text=cmd.text,
             platform="slack",
             email=email,
-            channel=channel,
+            channel=channel or None,
             department=cmd.department,
             template=cmd.template,
             in_channel=in_channel,  # so the answer knows whether it may be shared there
-            channel_audience=translate.channel_audience(self._assistant.company, channel)
-            if channel and in_channel
-            else None,
+            channel_readers=readers,
         )
         answer = await asyncio.to_thread(self._assistant.ask, message)
-        shareable = in_channel and answer.ok and answer.channel_safe and answer.status != Status.DENIED
-        blocks = bk.answer_blocks(answer, share=shareable)
-        if shareable:
-            self._shared.put(answer.request_id, bk.answer_blocks(answer), bk.fallback_text(answer))
+        kept = in_channel and answer.ok  # denials and errors are never shared
+        shareable = kept and answer.channel_safe
+        note = render.channel_restricted_note(answer) if kept and not shareable else ""
+        blocks = bk.answer_blocks(answer, note=note, share=shareable)
+        if kept:  # click-time re-check needs the Answer, with or without a button
+            self._shared.put(
+                Shareable(answer, channel, user_id, bk.answer_blocks(answer), bk.fallback_text(answer))
+            )
         await respond(
-            text=bk.fallback_text(answer),
+            text=bk.fallback_text(answer, note=note),
             blocks=blocks,
             response_type="ephemeral",
             unfurl_links=False,

@@ -1,8 +1,11 @@
 """Mentions, DMs and thread follow-ups: the asynchronous work after Slack was acknowledged.
 
 Slack calls in, bolt acknowledges at once, and these coroutines do the rest: 👀 while
-working, identity via ``users.info``, bounded thread history, the synchronous core on a
-worker thread, then one reply in the thread, in the channel only when it is channel-safe.
+working, identity via ``users.info``, bounded thread history and (in a channel or group DM)
+who can read it (``members.ChannelMembers``, fetched concurrently with the history), the
+synchronous core on a worker thread, then one reply in the thread — in the channel only
+when the core found it channel-safe for those readers, otherwise to the asker alone with
+one line saying why.
 In DMs a streaming generator's text appears as it is written (``streaming.StreamedReply``):
 still one message, finished with the same blocks as any other answer.
 """
@@ -20,10 +23,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.adapters import render
 from bot.adapters.slack import blocks as bk
 from bot.adapters.slack import translate
+from bot.adapters.slack.members import ChannelMembers, Home
 from bot.adapters.slack.people import SlackPeople
 from bot.adapters.slack.streaming import StreamedReply
 from bot.core.pipeline import Assistant
-from bot.core.types import Answer, Classification, Status, Turn
+from bot.core.types import Answer, ChannelReaders, Classification, Status, Turn
 from bot.errors import DeptbotError
 
 log = logging.getLogger(__name__)
@@ -55,6 +59,7 @@ class Conversations:
         assistant: Assistant,
         state: ChatState,
         people: SlackPeople,
+        members: ChannelMembers | None = None,
         max_active: int = 8,
         stream_interval: float = 1.0,
     ) -> None:
@@ -62,6 +67,7 @@ class Conversations:
         self._assistant = assistant
         self._state = state
         self._people = people
+        self._members = members or ChannelMembers(people=people)
         self._status_supported = True
         self._max_active = max_active
         self._slots: asyncio.Semaphore | None = None  # created on the serving loop
@@ -71,7 +77,7 @@ class Conversations:
     async def on_mention(self, event: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
         inc = translate.incoming(event, bot_user_id=context.bot_user_id)
         if inc is not None and not inc.is_dm:
-            await self.answer(inc, client, context.bot_user_id)
+            await self.answer(inc, client, Home.of(context))
 
     async def on_message(self, event: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
         inc = translate.incoming(event, bot_user_id=context.bot_user_id)
@@ -79,17 +85,17 @@ class Conversations:
             return
         known = inc.in_thread and self._state.has_thread(inc.channel, inc.thread)
         if translate.should_answer_message(inc, thread_known=known):
-            await self.answer(inc, client, context.bot_user_id)
+            await self.answer(inc, client, Home.of(context))
 
     # ── the flow ────────────────────────────────────────────────────────────────────
 
-    async def answer(self, inc: translate.Incoming, client: AsyncWebClient, bot_user_id: str | None) -> None:
+    async def answer(self, inc: translate.Incoming, client: AsyncWebClient, home: Home) -> None:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._max_active)
         async with self._slots:
-            await self._answer(inc, client, bot_user_id)
+            await self._answer(inc, client, home)
 
-    async def _answer(self, inc: translate.Incoming, client: AsyncWebClient, bot_user_id: str | None) -> None:
+    async def _answer(self, inc: translate.Incoming, client: AsyncWebClient, home: Home) -> None:
         if not inc.text:  # help names only what this person may ask (others may read it too)
             person = await self._people.lookup(inc.user, client)
             names = [d.name for d in self._assistant.departments_for(person.email)] if person.email else []
@@ -105,7 +111,7 @@ class Conversations:
                 client=client, channel=inc.channel, thread=inc.thread, interval=self.stream_interval
             )
         try:
-            answer = await self._ask(inc, client, bot_user_id, reply)
+            answer = await self._ask(inc, client, home, reply)
             if answer is not None:
                 await self._deliver(client, inc, answer, reply)
         except Exception:
@@ -121,12 +127,14 @@ class Conversations:
         self,
         inc: translate.Incoming,
         client: AsyncWebClient,
-        bot_user_id: str | None,
+        home: Home,
         reply: StreamedReply | None,
     ) -> Answer | None:
         person = await self._people.lookup(inc.user, client)
-        turns = await self._history(client, inc, bot_user_id) if inc.in_thread else ()
-        message = translate.to_message(inc, email=person.email, company=self._assistant.company, turns=turns)
+        turns, readers = await asyncio.gather(
+            self._history(client, inc, home), self._readers(client, inc, home)
+        )
+        message = translate.to_message(inc, email=person.email, turns=turns, readers=readers)
         on_delta = reply.on_delta if reply is not None else None
         try:
             return await asyncio.to_thread(self._assistant.ask, message, on_delta=on_delta)
@@ -198,9 +206,15 @@ class Conversations:
         except Exception:
             log.exception("could not tell the user about a failure")
 
-    async def _history(
-        self, client: AsyncWebClient, inc: translate.Incoming, bot_user_id: str | None
-    ) -> tuple[Turn, ...]:
+    async def _readers(
+        self, client: AsyncWebClient, inc: translate.Incoming, home: Home
+    ) -> ChannelReaders | None:
+        """Who can read the conversation; None in a DM (only the asker and the bot)."""
+        return await self._members.readers(inc.channel, client, home) if inc.in_channel else None
+
+    async def _history(self, client: AsyncWebClient, inc: translate.Incoming, home: Home) -> tuple[Turn, ...]:
+        if not inc.in_thread:
+            return ()
         try:
             resp = await client.conversations_replies(
                 channel=inc.channel,
@@ -212,8 +226,7 @@ class Conversations:
             log.info("conversations.replies failed: %s", exc.response.get("error"))
             return ()
         messages = resp.get("messages") or []
-        unlabelled = translate.unlabelled_label(self._assistant.company, inc.channel)
-        return translate.history(messages, bot_user_id=bot_user_id, before_ts=inc.ts, unlabelled=unlabelled)
+        return translate.history(messages, bot_user_id=home.bot_user_id, before_ts=inc.ts)
 
     async def _working(self, client: AsyncWebClient, inc: translate.Incoming, *, on: bool) -> None:
         """👀 on the question (and the assistant status in DMs); failures never matter."""

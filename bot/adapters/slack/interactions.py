@@ -1,4 +1,9 @@
-"""Button clicks, the 👎 reason modal, "Share in channel", and the App Home tab."""
+"""Button clicks, the 👎 reason modal, "Share in channel", and the App Home tab.
+
+"Share in channel" is decided again at click time: the members are fetched afresh (not
+from the cache) and the core's ``channel_verdict`` must say yes for the answer the asker
+saw; otherwise the asker is told why, ephemerally, and nothing is posted.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters import render
 from bot.adapters.slack import blocks as bk
+from bot.adapters.slack.members import ChannelMembers, Home
 from bot.adapters.slack.people import SlackPeople
 from bot.adapters.slack.shared import SharedAnswers
 from bot.core.pipeline import Assistant
@@ -24,10 +30,18 @@ _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 
 
 class Interactions:
-    def __init__(self, *, assistant: Assistant, people: SlackPeople, shared: SharedAnswers) -> None:
+    def __init__(
+        self,
+        *,
+        assistant: Assistant,
+        people: SlackPeople,
+        shared: SharedAnswers,
+        members: ChannelMembers | None = None,
+    ) -> None:
         self._assistant = assistant
         self._people = people
         self._shared = shared
+        self._members = members or ChannelMembers(people=people)
 
     async def _who(self, body: dict[str, Any], client: AsyncWebClient) -> str:
         user_id = str((body.get("user") or {}).get("id", ""))
@@ -73,24 +87,46 @@ class Interactions:
             log.exception("storing the feedback reason failed")
 
     async def on_share(
-        self, ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond
+        self,
+        ack: Ack,
+        body: dict[str, Any],
+        action: dict[str, Any],
+        respond: Respond,
+        client: AsyncWebClient,
+        context: Any = None,
     ) -> None:
-        """Re-post the asker's (channel-safe) answer for everyone in the channel."""
+        """Re-post the asker's answer for everyone in the channel, if they all may read it now."""
         await ack()
-        item = self._shared.pop(str(action.get("value", "")))
+        item = self._shared.take(str(action.get("value", ""))[:64])
         if item is None:
-            await respond(
-                text="That answer has expired; please ask again.",
-                response_type="ephemeral",
-                replace_original=False,
-            )
+            await _tell(respond, "That answer has expired; please ask again.")
             return
-        blocks, text = item
         user_id = str((body.get("user") or {}).get("id", ""))
+        if user_id != item.user:
+            self._shared.restore(item)
+            await _tell(respond, "Only the person who asked can share this answer.")
+            return
+        try:
+            readers = await self._members.readers(item.channel, client, Home.of(context), fresh=True)
+            verdict = await asyncio.to_thread(
+                self._assistant.channel_verdict, item.answer, channel=item.channel, readers=readers
+            )
+        except Exception:
+            self._shared.restore(item)
+            rid = render.new_request_id()
+            log.exception("share check failed (request %s)", rid)
+            await _tell(respond, bk.escape(render.sorry(rid)))
+            return
+        if not verdict.allowed:
+            self._shared.restore(item)
+            reason = verdict.rule.removeprefix("channel:")
+            log.info("share of %s refused: %s", item.answer.request_id, verdict.rule)
+            await _tell(respond, bk.escape(render.share_refused(item.answer, reason)), icon=":lock:")
+            return
         by = [bk.context(f"Shared by <@{user_id}>")] if _USER_ID.match(user_id) else []
         await respond(
-            text=text,
-            blocks=by + blocks,
+            text=item.text,
+            blocks=by + item.blocks,
             response_type="in_channel",
             replace_original=False,
             unfurl_links=False,
@@ -124,3 +160,10 @@ class Interactions:
             usage=usage,
         )
         await client.views_publish(user_id=user_id, view=view)
+
+
+async def _tell(respond: Respond, text: str, *, icon: str = "") -> None:
+    """One ephemeral line to the person who clicked; the original message stays as it was."""
+    await respond(
+        text=text, blocks=bk.line_blocks(text, icon=icon), response_type="ephemeral", replace_original=False
+    )

@@ -1,7 +1,9 @@
 """Slack user id → e-mail via ``users.info`` (scope ``users:read.email``), cached with a TTL.
 
 Only the e-mail crosses into the core; groups and roles come from the core's directory.
-Concurrent lookups for the same person share one API call.
+Concurrent lookups for the same person share one API call. The user object's ``team_id``,
+``enterprise_user.enterprise_id``, ``is_stranger``, ``is_bot``/``is_workflow_bot`` and
+``deleted`` are kept too: the channel member check (``members.py``) needs them.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ class Person:
     user_id: str
     email: str | None
     is_bot: bool = False
+    team_id: str | None = None
+    enterprise_id: str | None = None
+    is_stranger: bool = False  # a Slack Connect user from another organization
+    deleted: bool = False  # deactivated: cannot sign in
 
 
 class SlackPeople:
@@ -67,9 +73,18 @@ class SlackPeople:
             return Person(user_id, None), self._miss_ttl
         user = resp.get("user") or {}
         email = (user.get("profile") or {}).get("email")
+        enterprise = user.get("enterprise_user") or {}
         person = Person(
             user_id=user_id,
             email=str(email).lower() if email else None,
-            is_bot=bool(user.get("is_bot")),
+            is_bot=bool(user.get("is_bot") or user.get("is_workflow_bot")),
+            team_id=_text(user.get("team_id")),
+            enterprise_id=_text(enterprise.get("enterprise_id") if isinstance(enterprise, dict) else None),
+            is_stranger=bool(user.get("is_stranger")),
+            deleted=user.get("deleted") is True,
         )
         return person, self._ttl if person.email else self._miss_ttl
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None

@@ -3,8 +3,10 @@
 Like httpx's mock transport, it lets the real SDK talk to something fake: point
 ``SLACK_API_URL`` at ``stub.api_url`` and every call is recorded (method + arguments).
 It answers the methods deptbot uses (keeping posted threads, with message metadata that
-``conversations.replies`` returns only with ``include_all_metadata``) and accepts
-``response_url`` posts at ``/response/<name>``. ``GET /_stub/calls`` returns the record as
+``conversations.replies`` returns only with ``include_all_metadata``; ``conversations.info``
+with Slack's conversation object; ``conversations.members`` paged with ``limit`` and an
+opaque ``response_metadata.next_cursor``) and accepts ``response_url`` posts at
+``/response/<name>``. ``GET /_stub/calls`` returns the record as
 JSON and ``GET /_stub/summary`` counts per method (for out-of-process use, e.g. the bench).
 ``signed_headers`` builds the headers Slack would send with a request body.
 """
@@ -12,6 +14,7 @@ JSON and ``GET /_stub/summary`` counts per method (for out-of-process use, e.g. 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import hmac
@@ -38,6 +41,60 @@ def signed_headers(secret: str, body: str | bytes, *, timestamp: int | None = No
 
 
 @dataclass
+class StubChannel:
+    """A conversation the stub knows: its members (user ids, the bot included when it was
+    invited) and the flags ``conversations.info`` reports. ``num_members`` None reports
+    ``len(members)``; ``report_num_members=False`` leaves the field out."""
+
+    members: list[str]
+    is_private: bool = True
+    is_mpim: bool = False
+    is_ext_shared: bool = False
+    is_pending_ext_shared: bool = False
+    is_org_shared: bool = False
+    num_members: int | None = None
+    report_num_members: bool = True
+    name: str = ""
+
+    def conversation(self, channel: str, *, team: str, with_count: bool) -> dict[str, Any]:
+        """The conversation object as ``conversations.info`` returns it (docs example shape)."""
+        shared = self.is_ext_shared or self.is_org_shared
+        name = self.name or channel.lower()
+        out: dict[str, Any] = {
+            "id": channel,
+            "name": name,
+            "is_channel": not self.is_mpim,
+            "is_group": self.is_private and not self.is_mpim,
+            "is_im": False,
+            "is_mpim": self.is_mpim,
+            "is_private": self.is_private or self.is_mpim,
+            "created": 1449252889,
+            "is_archived": False,
+            "is_general": False,
+            "unlinked": 0,
+            "name_normalized": name,
+            "is_shared": shared,
+            "is_frozen": False,
+            "is_org_shared": self.is_org_shared,
+            "is_pending_ext_shared": self.is_pending_ext_shared,
+            "pending_shared": ["T0OTHER"] if self.is_pending_ext_shared else [],
+            "context_team_id": team,
+            "updated": 1689965803820,
+            "parent_conversation": None,
+            "creator": "U0CREATOR",
+            "is_ext_shared": self.is_ext_shared,
+            "shared_team_ids": [team, "T0OTHER"] if self.is_ext_shared else [team],
+            "pending_connected_team_ids": ["T0OTHER"] if self.is_pending_ext_shared else [],
+            "is_member": BOT_USER_ID in self.members,
+            "topic": {"value": "", "creator": "", "last_set": 0},
+            "purpose": {"value": "", "creator": "", "last_set": 0},
+        }
+        if with_count and self.report_num_members:
+            out["num_members"] = len(self.members) if self.num_members is None else self.num_members
+        return out
+
+
+@dataclass
 class Call:
     method: str  # "chat.postMessage", or "response_url" for response_url posts
     args: dict[str, Any]
@@ -46,20 +103,31 @@ class Call:
 
 
 class SlackStub:
-    """``users`` maps Slack user ids to e-mails (None: a profile without e-mail)."""
+    """``users`` maps Slack user ids to e-mails (None: a profile without e-mail);
+    ``profiles`` adds user-object fields (``is_bot``, ``team_id``, ``deleted``, ...);
+    ``channels`` are the conversations ``conversations.info``/``members`` know (any other
+    id is ``channel_not_found``, as for a channel the bot was never invited to)."""
 
     def __init__(
         self,
         *,
         users: Mapping[str, str | None] | None = None,
+        profiles: Mapping[str, Mapping[str, Any]] | None = None,
+        channels: Mapping[str, StubChannel] | None = None,
+        team_id: str = "T1",
         bot_user_id: str = BOT_USER_ID,
         errors: Mapping[str, str] | None = None,
         rate_limit_once: set[str] | None = None,
+        rate_limit_always: set[str] | None = None,
     ) -> None:
         self.users = dict(users or {})
+        self.profiles = {k: dict(v) for k, v in (profiles or {}).items()}
+        self.channels = dict(channels or {})
+        self.team_id = team_id
         self.bot_user_id = bot_user_id
         self.errors = dict(errors or {})  # method → Slack error code to answer with
         self.rate_limit_once = set(rate_limit_once or ())  # methods answered 429 once
+        self.rate_limit_always = set(rate_limit_always or ())  # methods answered 429 every time
         self.calls: list[Call] = []
         self.threads: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._ts = itertools.count(1)
@@ -144,7 +212,7 @@ class SlackStub:
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         args = await self._args(request)
-        if method in self.rate_limit_once:
+        if method in self.rate_limit_once or method in self.rate_limit_always:
             self.rate_limit_once.discard(method)
             self._record(method + ":429", args, request.path)
             return web.json_response(
@@ -158,13 +226,30 @@ class SlackStub:
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         ok: dict[str, Any] = {"ok": True}
         if method == "auth.test":
-            return {**ok, "user_id": self.bot_user_id, "bot_id": BOT_ID, "team_id": "T1", "user": "deptbot"}
+            return {
+                **ok,
+                "user_id": self.bot_user_id,
+                "bot_id": BOT_ID,
+                "team_id": self.team_id,
+                "user": "deptbot",
+            }
         if method == "users.info":
             uid = str(args.get("user", ""))
-            if uid not in self.users:
+            if uid not in self.users and uid not in self.profiles:
                 return {"ok": False, "error": "user_not_found"}
-            profile = {"email": self.users[uid]} if self.users[uid] else {}
-            return {**ok, "user": {"id": uid, "is_bot": False, "profile": profile}}
+            email = self.users.get(uid)
+            profile = {"email": email} if email else {}
+            user = {"id": uid, "team_id": self.team_id, "deleted": False, "is_bot": False, "profile": profile}
+            return {**ok, "user": {**user, **self.profiles.get(uid, {})}}
+        if method == "conversations.info":
+            conv = self.channels.get(str(args.get("channel", "")))
+            if conv is None:
+                return {"ok": False, "error": "channel_not_found"}
+            with_count = str(args.get("include_num_members", "")).lower() in ("1", "true")
+            found = conv.conversation(str(args["channel"]), team=self.team_id, with_count=with_count)
+            return {**ok, "channel": found}
+        if method == "conversations.members":
+            return self._members(args)
         if method in ("chat.postMessage", "chat.update"):
             ts = str(args.get("ts") or f"{1700000000 + next(self._ts)}.000100")
             channel = str(args.get("channel", ""))
@@ -192,6 +277,28 @@ class SlackStub:
         if method == "apps.connections.open":
             return {"ok": False, "error": "not_supported_by_stub"}
         return ok  # reactions.add/remove, assistant.threads.setStatus, ...
+
+    def _members(self, args: dict[str, Any]) -> dict[str, Any]:
+        """One page of member ids; ``next_cursor`` is "" on the last page (Slack's shape)."""
+        conv = self.channels.get(str(args.get("channel", "")))
+        if conv is None:
+            return {"ok": False, "error": "channel_not_found"}
+        try:
+            limit = int(args.get("limit") or 100)
+        except ValueError:
+            return {"ok": False, "error": "invalid_limit"}
+        if not 1 <= limit < 1000:
+            return {"ok": False, "error": "invalid_limit"}
+        start = 0
+        if args.get("cursor"):
+            try:
+                start = int(base64.b64decode(str(args["cursor"])).decode().removeprefix("offset:"))
+            except ValueError:
+                return {"ok": False, "error": "invalid_cursor"}
+        page = conv.members[start : start + limit]
+        more = start + limit < len(conv.members)
+        cursor = base64.b64encode(f"offset:{start + limit}".encode()).decode() if more else ""
+        return {"ok": True, "members": page, "response_metadata": {"next_cursor": cursor}}
 
     def add_thread_message(self, channel: str, thread: str, message: dict[str, Any]) -> None:
         """Seed a human message into a thread (what conversations.replies will return)."""

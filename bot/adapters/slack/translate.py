@@ -13,8 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.config import Company
-from bot.core.types import Classification, Message, Turn
+from bot.core.types import ChannelReaders, Classification, Message, Turn
 
 HISTORY_TURNS = 10  # earlier messages of a thread passed to the core
 HISTORY_CHARS = 1500  # per earlier message
@@ -106,14 +105,6 @@ def should_answer_message(inc: Incoming, *, thread_known: bool) -> bool:
     return inc.in_thread and thread_known and not inc.mentions_bot
 
 
-def channel_audience(company: Company, channel: str) -> tuple[str, ...] | None:
-    """Who can read ``channel``, when some department file declares it."""
-    for dept in company:
-        if channel in dept.channels.audience:
-            return tuple(dept.channels.audience[channel])
-    return None
-
-
 def answer_metadata(label: Classification, request_id: str = "") -> dict[str, Any]:
     """Slack message metadata for what the bot posts: the label travels with the message."""
     payload = {"label": label.label, **({"request_id": request_id} if request_id else {})}
@@ -133,12 +124,6 @@ def posted_label(message: Mapping[str, Any]) -> Classification | None:
         return None
 
 
-def unlabelled_label(company: Company, channel: str) -> Classification:
-    """For our messages without a readable label: the channel's department's label, else restricted."""
-    found = [d.classification for d in company if channel in d.channels.slack]
-    return max(found) if found else Classification.RESTRICTED
-
-
 def history(
     messages: Iterable[Mapping[str, Any]],
     *,
@@ -150,7 +135,9 @@ def history(
     """Earlier turns of a thread (``conversations.replies``), oldest first, bounded.
 
     The bot's own messages carry the label they were posted with (message metadata); one
-    without a readable label counts as ``unlabelled`` (fail closed).
+    without a readable label (posted before labels existed, a streamed placeholder never
+    finished, metadata stripped) counts as ``unlabelled``: restricted, in every channel
+    (fail closed — a channel's department label says nothing about what one answer cited).
     """
     turns: list[Turn] = []
     for m in sorted(messages, key=lambda m: _ts(str(m.get("ts", "")))):
@@ -183,9 +170,11 @@ def to_message(
     inc: Incoming,
     *,
     email: str | None,
-    company: Company,
     turns: tuple[Turn, ...] = (),
+    readers: ChannelReaders | None = None,
 ) -> Message:
+    """``readers``: who can read the conversation (``members.ChannelMembers``); in a channel
+    None means unknown, and the core then keeps the answer with the asker."""
     return Message(
         user_id=inc.user,
         text=inc.text,
@@ -195,7 +184,7 @@ def to_message(
         thread=inc.thread,
         history=turns,
         in_channel=inc.in_channel,
-        channel_audience=channel_audience(company, inc.channel) if inc.in_channel else None,
+        channel_readers=readers if inc.in_channel else None,
     )
 
 

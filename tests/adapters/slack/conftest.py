@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 
 from bot.adapters.http import SLACK, build_app
-from bot.adapters.slack.stub import SlackStub, signed_headers
+from bot.adapters.slack.stub import BOT_USER_ID, SlackStub, StubChannel, signed_headers
 from bot.config import Company, load_company
 from bot.core.pipeline import Assistant
 from bot.settings import Settings
@@ -33,6 +33,10 @@ USERS: dict[str, str | None] = {
     "UBOB": "bob@example.com",  # engineering
     "UGRACE": "grace@example.com",  # nobody special
     "UNOMAIL": None,  # a profile without an e-mail
+}
+CHANNELS: dict[str, list[str]] = {
+    "C0HRHELP": ["UALICE", "UHANK", BOT_USER_ID],  # private; everyone here may ask HR
+    "C0FIN": ["UCAROL", "UALICE", BOT_USER_ID],  # private; alice may not see payroll
 }
 INJECTION = "<!channel> <!here> <@U999EVIL> via <https://evil.example/login|the HR portal>"
 
@@ -55,8 +59,14 @@ def company(tmp_path: Path) -> Company:
     return load_company(tmp_path / "departments")
 
 
+def default_channels() -> dict[str, StubChannel]:
+    """The private channels every harness knows (tests add their own to ``stub.channels``)."""
+    return {cid: StubChannel(members=list(members)) for cid, members in CHANNELS.items()}
+
+
 class SlackHarness:
-    """``stream_interval`` (seconds between streamed DM updates) defaults to the adapter's."""
+    """``stream_interval`` (seconds between streamed DM updates) defaults to the adapter's;
+    ``access`` overrides settings of the ``[access]`` table (member checks)."""
 
     def __init__(
         self,
@@ -64,11 +74,14 @@ class SlackHarness:
         state_dir: Path,
         *,
         stream_interval: float | None = None,
+        access: dict[str, Any] | None = None,
         **stub_kwargs: Any,
     ) -> None:
         self.assistant = assistant
         self.state_dir = state_dir
         self.stream_interval = stream_interval
+        self.access = dict(access or {})
+        stub_kwargs.setdefault("channels", default_channels())
         self.stub = SlackStub(users=USERS, **stub_kwargs)
         self._runner: web.AppRunner | None = None
         self.session: aiohttp.ClientSession | None = None
@@ -83,7 +96,8 @@ class SlackHarness:
 
     async def start_server(self) -> None:
         env = {"SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": self.stub.api_url}
-        settings = Settings(departments_dir=Path("."), state_dir=self.state_dir, env=env)
+        file = {"access": self.access} if self.access else {}
+        settings = Settings(departments_dir=Path("."), state_dir=self.state_dir, env=env, file=file)
         app = build_app(assistant=self.assistant, settings=settings)
         if self.stream_interval is not None:
             app[SLACK].conversations.stream_interval = self.stream_interval
@@ -165,7 +179,13 @@ class SlackHarness:
         return await self.post(body, content_type="application/x-www-form-urlencoded")
 
     async def click(
-        self, action_id: str, value: str, *, user: str = "UALICE", name: str = "click"
+        self,
+        action_id: str,
+        value: str,
+        *,
+        user: str = "UALICE",
+        name: str = "click",
+        channel: str = "C0HRHELP",
     ) -> tuple[int, str]:
         return await self.interaction(
             {
@@ -173,8 +193,8 @@ class SlackHarness:
                 "user": {"id": user},
                 "trigger_id": "trigger-2",
                 "response_url": self.stub.response_url(name),
-                "container": {"type": "message", "message_ts": "1.1", "channel_id": "C0HRHELP"},
-                "channel": {"id": "C0HRHELP"},
+                "container": {"type": "message", "message_ts": "1.1", "channel_id": channel},
+                "channel": {"id": channel},
                 "actions": [
                     {
                         "action_id": action_id,
