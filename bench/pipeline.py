@@ -22,11 +22,11 @@ from bench.handbook import DEFAULT_ROOT, make_beir, make_knowledge
 from bench.retrieval import CHUNKS_PER_COPY, llama_embedding, timed
 from bot.config import load_company
 from bot.core.pipeline import Assistant
-from bot.core.sensitivity import PatternClassifier
 from bot.core.types import Message, Status
 from bot.knowledge import KnowledgeBase
 from bot.knowledge.evaluate import load_beir
 from bot.llm.factory import build_generator, open_usage_store
+from bot.sensitivity import PatternClassifier
 from bot.settings import Settings
 from bot.store.audit import SqliteAuditLog
 

@@ -21,13 +21,13 @@ from pathlib import Path
 
 from bot.core.pipeline import Assistant
 from bot.core.ports import DeltaFn
-from bot.core.sensitivity import PatternClassifier
 from bot.core.types import Classification, GenerationRequest, Message, SourceChunk
 from bot.llm.config import LLMConfig, Price
 from bot.llm.extractive import ExtractiveGenerator
 from bot.llm.prompts import Prompt, build_prompt, encoder_name
 from bot.llm.provider import Completion
 from bot.llm.router import Router
+from bot.sensitivity import PatternClassifier
 from bot.store.cache import MemoryAnswerCache, SqliteAnswerCache
 from bot.store.usage import BudgetLimits, UsageStore
 from tests.fakes import FakeIndexer, FakeRetriever, MemoryAudit, chunks_from_folder, make_company

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from bot.core.pipeline import Assistant
-from bot.core.sensitivity import PatternClassifier
 from bot.core.types import Message, Status
 from bot.knowledge import KnowledgeBase
 from bot.llm.factory import build_generator, open_usage_store
+from bot.sensitivity import PatternClassifier
 from bot.settings import Settings
 from bot.store.audit import SqliteAuditLog
 from bot.store.cache import SqliteAnswerCache

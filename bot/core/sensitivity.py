@@ -1,25 +1,29 @@
-"""Label a request's own text by what it contains: personal data, secrets, department words.
+"""The pure half of request classification: detector names, levels, regexes and checksums.
 
-Pure Python so it can live in the core. Each detector has a name and a level; the result
-is the highest level found plus the detector names — never the matched text, so the
-reasons can go into audit rows and route explanations. Checks that have a checksum use it
-(Luhn for payment cards, mod-97 for IBANs) to keep false positives down.
+Pure Python so it can live in the core (no third-party import; see
+tests/core/test_sensitivity.py). The classifier that implements the
+``SensitivityClassifier`` port is ``bot.sensitivity.PatternClassifier``: it adds the
+library detectors (detect-secrets, phonenumbers, python-stdnum) and stemmed keywords to
+what is here, and ``PatternClassifier(libraries=False)`` is exactly :data:`DETECTORS` plus
+:func:`keyword_pattern` — the regex-only baseline that ``bench/sensitivity.py`` compares
+against.
 
-Default levels: contact details (e-mail, phone) and department keywords are
-confidential; identity numbers, payment cards, IBANs, API keys and private keys are
-restricted. Pass ``levels`` to change them.
+Each detector has a name and a level; a result is the highest level found plus the
+detector names — never the matched text, so the reasons can go into audit rows and route
+explanations. Checks that have a checksum use it (Luhn for payment cards, mod-97 for
+IBANs) to keep false positives down.
+
+Default levels: contact details (e-mail, phone), department keywords and built-in
+sensitive topics are confidential; identity numbers, payment cards, bank details, keys,
+tokens, passwords and other secrets are restricted. Pass ``levels`` to change them.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from bot.core.types import Classification
-
-if TYPE_CHECKING:
-    from bot.config import Department
 
 C, R = Classification.CONFIDENTIAL, Classification.RESTRICTED
 
@@ -27,11 +31,16 @@ DEFAULT_LEVELS: Mapping[str, Classification] = {
     "email-address": C,
     "phone-number": C,
     "department-keyword": C,
+    "sensitive-topic": C,
     "national-id": R,
     "payment-card": R,
     "iban": R,
+    "bank-account": R,
     "api-key": R,
     "private-key": R,
+    "jwt": R,
+    "password": R,
+    "secret": R,
 }
 
 EMAIL_RE = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
@@ -51,6 +60,8 @@ API_KEY_RE = re.compile(
     r"|gh[pousr]_[A-Za-z0-9]{30,})"
 )
 PRIVATE_KEY_RE = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY( BLOCK)?-----")
+
+Detector = Callable[[str], bool]
 
 
 def luhn_ok(digits: str) -> bool:
@@ -74,7 +85,7 @@ def iban_ok(candidate: str) -> bool:
         return False
 
 
-def _phone(text: str) -> bool:
+def phone(text: str) -> bool:
     for m in PHONE_RE.finditer(text):
         n = sum(ch.isdigit() for ch in m.group())
         if 7 <= n <= 15 and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", m.group()):
@@ -82,7 +93,8 @@ def _phone(text: str) -> bool:
     return False
 
 
-def _card(text: str) -> bool:
+def card(text: str) -> bool:
+    """A 13-19 digit run on a card network's first digit (2-6) that passes Luhn."""
     for m in CARD_RE.finditer(text):
         digits = re.sub(r"\D", "", m.group())
         if 13 <= len(digits) <= 19 and digits[0] in "23456" and luhn_ok(digits):
@@ -90,44 +102,37 @@ def _card(text: str) -> bool:
     return False
 
 
-def _iban(text: str) -> bool:
-    """Any IBAN-shaped run whose prefix (trailing words may stick to it) passes mod-97."""
+def iban_candidates(text: str) -> Iterable[str]:
+    """Compact IBAN-shaped runs, longest prefix first (trailing words may stick to a run)."""
     for m in IBAN_RE.finditer(text.upper()):
         compact = m.group().replace(" ", "")
-        if any(iban_ok(compact[:n]) for n in range(min(34, len(compact)), 14, -1)):
-            return True
-    return False
+        for n in range(min(34, len(compact)), 14, -1):
+            yield compact[:n]
 
 
-DETECTORS: tuple[tuple[str, Callable[[str], bool]], ...] = (
+def iban(text: str) -> bool:
+    """Any IBAN-shaped run whose prefix passes mod-97."""
+    return any(iban_ok(c) for c in iban_candidates(text))
+
+
+DETECTORS: tuple[tuple[str, Detector], ...] = (
     ("private-key", lambda t: PRIVATE_KEY_RE.search(t) is not None),
     ("api-key", lambda t: API_KEY_RE.search(t) is not None),
-    ("payment-card", _card),
-    ("iban", _iban),
+    ("payment-card", card),
+    ("iban", iban),
     ("national-id", lambda t: SSN_RE.search(t) is not None or UK_NINO_RE.search(t) is not None),
     ("email-address", lambda t: EMAIL_RE.search(t) is not None),
-    ("phone-number", _phone),
+    ("phone-number", phone),
 )
+"""The regex-only detectors (the baseline); ``bot.sensitivity`` reuses some of them."""
 
 
-class PatternClassifier:
-    """The ``SensitivityClassifier`` port: regex detectors + the department's keywords."""
+def keyword_pattern(words: Sequence[str]) -> re.Pattern[str] | None:
+    """Whole-word, case-insensitive, exact-form match of any keyword (the baseline's rule)."""
+    alts = [r"\s+".join(map(re.escape, w.split())) for w in words if w.strip()]
+    return re.compile(r"\b(?:" + "|".join(alts) + r")\b", re.I) if alts else None
 
-    def __init__(self, *, levels: Mapping[str, Classification] | None = None) -> None:
-        self._levels = {**DEFAULT_LEVELS, **(levels or {})}
-        self._keyword_res: dict[tuple[str, ...], re.Pattern[str] | None] = {}
 
-    def _keywords(self, words: list[str]) -> re.Pattern[str] | None:
-        key = tuple(words)
-        if key not in self._keyword_res:
-            alts = [r"\s+".join(map(re.escape, w.split())) for w in words if w.strip()]
-            self._keyword_res[key] = re.compile(r"\b(?:" + "|".join(alts) + r")\b", re.I) if alts else None
-        return self._keyword_res[key]
-
-    def classify(self, text: str, department: Department) -> tuple[Classification, tuple[str, ...]]:
-        found = [name for name, detect in DETECTORS if detect(text)]
-        kw = self._keywords(list(department.sensitive_keywords))
-        if kw is not None and kw.search(text):
-            found.append("department-keyword")
-        label = max((self._levels[n] for n in found), default=Classification.PUBLIC)
-        return label, tuple(found)
+def label_for(found: Iterable[str], levels: Mapping[str, Classification]) -> Classification:
+    """The highest level among the detectors that fired (PUBLIC when none did)."""
+    return max((levels[name] for name in found), default=Classification.PUBLIC)

@@ -9,9 +9,9 @@ import pytest
 
 from bot.core.cachekey import cache_key
 from bot.core.pipeline import Assistant
-from bot.core.sensitivity import PatternClassifier
 from bot.core.types import ChannelReaders, Classification, Message, Status, Turn
 from bot.errors import AccessDenied, ProviderUnavailable, UsageError
+from bot.sensitivity import PatternClassifier
 from tests.fakes import CANARIES, FakeIndexer, FakeRetriever, MemoryAudit, RecordingGenerator
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from bot.core.pipeline import Assistant
-from bot.core.sensitivity import PatternClassifier
 from bot.core.types import Classification, Generation, GenerationRequest, Message, Status, Turn
 from bot.llm.extractive import ExtractiveGenerator
+from bot.sensitivity import PatternClassifier
 from tests.fakes import FakeIndexer, MemoryAudit, RecordingGenerator
 
 

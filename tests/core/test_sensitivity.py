@@ -1,4 +1,8 @@
-"""The request classifier: detectors with checksums, department keywords, no matched text out."""
+"""The pure half of classification: baseline regexes, checksums, keyword rule, levels.
+
+The classifier itself (library detectors, stemming, the labelled corpus) is tested in
+tests/sensitivity/.
+"""
 
 from __future__ import annotations
 
@@ -6,45 +10,34 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Department
-from bot.core.sensitivity import PatternClassifier, iban_ok, luhn_ok
+from bot.core.sensitivity import DEFAULT_LEVELS, DETECTORS, iban_ok, keyword_pattern, label_for, luhn_ok
 from bot.core.types import Classification
 
 C, R, P = Classification.CONFIDENTIAL, Classification.RESTRICTED, Classification.PUBLIC
 
-HR = Department(
-    name="hr",
-    title="Human Resources",
-    knowledge=Path("k"),
-    sensitive_keywords=["investigation", "harassment complaint"],
-)
+
+def fired(text: str) -> set[str]:
+    return {name for name, detect in DETECTORS if detect(text)}
 
 
 @pytest.mark.parametrize(
-    ("text", "label", "reason"),
+    ("text", "reason"),
     [
-        ("Can you email jane.doe@example.com about it?", C, "email-address"),
-        ("Call me on +44 20 7946 0958 please", C, "phone-number"),
-        ("My number is (415) 555-2671", C, "phone-number"),
-        ("My SSN is 123-45-6789", R, "national-id"),
-        ("NI number AB 12 34 56 C", R, "national-id"),
-        ("Card 4111 1111 1111 1111 was charged twice", R, "payment-card"),
-        ("Pay to DE89 3704 0044 0532 0130 00 by Friday", R, "iban"),
-        ("GB82WEST12345698765432", R, "iban"),
-        ("is sk-proj-abcdefghijklmnopqrstuvwxyz123456 still valid?", R, "api-key"),
-        ("the bot token xoxb-1234567890-abcdefghij leaked", R, "api-key"),
-        ("AKIAIOSFODNN7EXAMPLE in the config", R, "api-key"),
-        ("ghp_abcdefghijklmnopqrstuvwxyz0123456789 in CI", R, "api-key"),
-        ("-----BEGIN RSA PRIVATE KEY-----\nMIIE...", R, "private-key"),
-        ("-----BEGIN OPENSSH PRIVATE KEY-----", R, "private-key"),
-        ("How do I file a Harassment   Complaint?", C, "department-keyword"),
-        ("What happens in an investigation?", C, "department-keyword"),
+        ("Can you email jane.doe@example.com about it?", "email-address"),
+        ("Call me on +44 20 7946 0958 please", "phone-number"),
+        ("My number is (415) 555-2671", "phone-number"),
+        ("My SSN is 123-45-6789", "national-id"),
+        ("NI number AB 12 34 56 C", "national-id"),
+        ("Card 4111 1111 1111 1111 was charged twice", "payment-card"),
+        ("Pay to DE89 3704 0044 0532 0130 00 by Friday", "iban"),
+        ("GB82WEST12345698765432", "iban"),
+        ("is sk-proj-abcdefghijklmnopqrstuvwxyz123456 still valid?", "api-key"),
+        ("AKIAIOSFODNN7EXAMPLE in the config", "api-key"),
+        ("-----BEGIN OPENSSH PRIVATE KEY-----", "private-key"),
     ],
 )
-def test_detectors(text: str, label: Classification, reason: str) -> None:
-    got, reasons = PatternClassifier().classify(text, HR)
-    assert got == label and reason in reasons
-    assert all(text not in r for r in reasons)
+def test_baseline_detectors(text: str, reason: str) -> None:
+    assert reason in fired(text)
 
 
 @pytest.mark.parametrize(
@@ -53,22 +46,27 @@ def test_detectors(text: str, label: Classification, reason: str) -> None:
         "How many vacation days do I get?",
         "Is the office closed on 2026-12-24?",
         "Card 4111 1111 1111 1112 is not a valid number",  # fails Luhn
-        "Order 1234567890123 shipped",  # Luhn-valid? starts with 1: not a card network
+        "Order 1234567890123 shipped",  # starts with 1: not a card network
         "Pay to DE89 3704 0044 0532 0130 01",  # fails mod-97
-        "The budget is 1,250,000 dollars for 2026",
         "What is sk-learn?",
-        "Investigations team",  # plural is a different word (whole-word match)
     ],
 )
-def test_ordinary_text_is_not_flagged(text: str) -> None:
-    assert PatternClassifier().classify(text, HR) == (P, ())
+def test_baseline_detectors_ignore_ordinary_text(text: str) -> None:
+    assert fired(text) == set()
 
 
-def test_highest_level_wins_and_levels_are_configurable() -> None:
-    label, reasons = PatternClassifier().classify("jane@example.com card 4111111111111111", HR)
-    assert label == R and set(reasons) == {"email-address", "payment-card"}
-    relaxed = PatternClassifier(levels={"email-address": Classification.INTERNAL})
-    assert relaxed.classify("jane@example.com", HR)[0] == Classification.INTERNAL
+def test_keyword_pattern_is_exact_whole_words() -> None:
+    kw = keyword_pattern(["investigation", "harassment complaint", " "])
+    assert kw is not None
+    assert kw.search("How do I file a Harassment   Complaint?")
+    assert not kw.search("Investigations team")
+    assert keyword_pattern([]) is None
+
+
+def test_label_is_the_highest_level_found() -> None:
+    assert label_for([], DEFAULT_LEVELS) == P
+    assert label_for(["email-address", "payment-card"], DEFAULT_LEVELS) == R
+    assert label_for(["sensitive-topic"], DEFAULT_LEVELS) == C
 
 
 def test_checksums() -> None:

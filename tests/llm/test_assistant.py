@@ -12,8 +12,8 @@ import pytest
 
 from bot.config import Company
 from bot.core.pipeline import Assistant
-from bot.core.sensitivity import PatternClassifier
 from bot.core.types import Message, Status
+from bot.sensitivity import PatternClassifier
 from bot.store.cache import SqliteAnswerCache
 from tests.fakes import CANARIES, FakeIndexer, FakeRetriever, MemoryAudit
 from tests.llm.conftest import RouterFactory, down_url, env_for
