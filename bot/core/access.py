@@ -173,6 +173,8 @@ class AccessPolicy:
             if not all(scope.admits(sig) for sig in levels):
                 return _private("restricted-sources")
         declarations = self.declared_audiences(channel, declared)
+        if readers.public and readers.stand_in:
+            declarations.append(readers.stand_in)
         if readers.public and not declarations:
             return _private("public-undeclared")
         for audience in declarations:

@@ -67,12 +67,15 @@ class ChannelReaders:
     tenant, anonymous guests), ``"too-large"`` (more members than the setting allows),
     ``"unresolved"`` (a member without a usable e-mail, e.g. another bot). ``public`` means
     people outside ``emails`` can read it too (a public Slack channel is readable by the
-    whole workspace); then only a declared channel ``audience`` can stand for them.
+    whole workspace); then only a declared channel ``audience``, or ``stand_in`` (the
+    access entries an operator says cover everyone who can browse public channels, setting
+    ``access.slack_workspace_audience``), can stand for them.
     """
 
     emails: frozenset[str] = frozenset()
     unknown: str = ""
     public: bool = False
+    stand_in: tuple[str, ...] = ()
 
     @classmethod
     def unavailable(cls, why: str = "unavailable") -> ChannelReaders:

@@ -166,3 +166,12 @@ def test_cache_key_keeps_comparison_signs() -> None:
     assert normalize_question("How many vacation days, do I get?!") == normalize_question(
         "how many  vacation days do I get"
     )
+
+
+def test_workspace_stand_in_lets_public_channels_answer_what_everyone_may_read(assistant: Assistant) -> None:
+    workspace = ChannelReaders(FINANCE, public=True, stand_in=("*@example.com",))
+    fine = channel_ask(assistant, "dave@example.com", "meal expenses", department="finance", readers=workspace)
+    assert fine.channel_safe
+    engineers = ChannelReaders(ENGINEERS, public=True, stand_in=("*@example.com",))
+    eng = channel_ask(assistant, "bob@example.com", "production deploys", department="eng", readers=engineers)
+    assert not eng.channel_safe and eng.private_reason == "declared-audience"

@@ -44,6 +44,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters.slack.people import Person, SlackPeople
+from bot.config import check_entries
 from bot.core.types import ChannelReaders
 from bot.errors import ConfigError
 
@@ -69,6 +70,7 @@ class MembersConfig:
     max_members: int = 500
     ttl: float = 120.0
     ignore_bots: bool = False
+    workspace_audience: tuple[str, ...] = ()  # who can browse public channels (access entries)
 
     @classmethod
     def from_section(cls, section: Mapping[str, Any]) -> MembersConfig:
@@ -82,7 +84,14 @@ class MembersConfig:
             raise ConfigError("must be a number of seconds ≥ 0", file=_SETTINGS, field="members_ttl_seconds")
         if not isinstance(bots, bool):
             raise ConfigError("must be true or false", file=_SETTINGS, field="ignore_bot_members")
-        return cls(max_members=maximum, ttl=float(ttl), ignore_bots=bots)
+        workspace = section.get("slack_workspace_audience", [])
+        try:
+            if not isinstance(workspace, list) or not all(isinstance(e, str) for e in workspace):
+                raise ValueError("must be a list of access entries, e.g. ['*@example.com']")
+            entries = tuple(check_entries(workspace))
+        except ValueError as exc:
+            raise ConfigError(str(exc), file=_SETTINGS, field="slack_workspace_audience") from None
+        return cls(max_members=maximum, ttl=float(ttl), ignore_bots=bots, workspace_audience=entries)
 
 
 @dataclass(frozen=True)
@@ -187,7 +196,8 @@ class ChannelMembers:
         except (SlackClientError, aiohttp.ClientError, TimeoutError, OSError) as exc:
             log.warning("members of %s unavailable: %s", channel, type(exc).__name__)
             return ChannelReaders.unavailable("unavailable")
-        return ChannelReaders(emails=frozenset(emails), public=public)
+        stand_in = self.config.workspace_audience if public else ()
+        return ChannelReaders(emails=frozenset(emails), public=public, stand_in=stand_in)
 
     async def _conversation(self, channel: str, client: AsyncWebClient) -> bool:
         """Check ``conversations.info``; True when the whole workspace can read it."""

@@ -167,3 +167,21 @@ def test_a_network_failure_is_unavailable_not_an_exception() -> None:
         assert readers == ChannelReaders.unavailable("unavailable")
 
     asyncio.run(main())
+
+
+def test_workspace_audience_stands_in_for_public_channel_readers() -> None:
+    config = MembersConfig.from_section({"slack_workspace_audience": ["*@example.com"]})
+    assert config.workspace_audience == ("*@example.com",)
+    with pytest.raises(ConfigError, match="slack_workspace_audience"):
+        MembersConfig.from_section({"slack_workspace_audience": ["not an entry"]})
+
+    async def scenario(stub: SlackStub, client: AsyncWebClient) -> None:
+        members = ChannelMembers(people=SlackPeople(), config=config)
+        stub.channels["CPUB"] = StubChannel(members=["UALICE", BOT_USER_ID], is_private=False)
+        stub.channels["CPRIV"] = StubChannel(members=["UALICE", BOT_USER_ID], is_private=True)
+        public = await members.readers("CPUB", client, HOME)
+        assert public.public and public.stand_in == ("*@example.com",)
+        private = await members.readers("CPRIV", client, HOME)
+        assert not private.public and private.stand_in == ()
+
+    with_stub(scenario)
