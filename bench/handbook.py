@@ -49,10 +49,14 @@ def make_knowledge(
             out = dest / (f"copy{c:03d}" if copies > 1 else "") / rel
             out.parent.mkdir(parents=True, exist_ok=True)
             text = p.read_text(encoding="utf-8")
+            meta, body = front_matter(text)
+            # The handbook's front matter is publishing data (layout, questions, steps …);
+            # deptbot refuses unknown keys, so only the title is kept, as an admin would.
+            title = json.dumps(str(meta.get("title") or p.stem))
             if c:
-                meta, body = front_matter(text)
-                title = str(meta.get("title") or p.stem)
-                text = f"---\ntitle: {title} (edition {c})\n---\nEdition {c} of this page.\n\n{body}"
+                text = f"---\ntitle: {title[:-1]} (edition {c})\"\n---\nEdition {c} of this page.\n\n{body}"
+            elif meta:
+                text = f"---\ntitle: {title}\n---\n{body}"
             out.write_text(text, encoding="utf-8")
             n += 1
     return n

@@ -10,10 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.config import Department
-from bot.core.ports import IndexReport, IndexStatus, ProgressFn
+from bot.core.ports import AdminNotices, IndexReport, IndexStatus, ProgressFn
 from bot.core.types import AccessScope, SourceChunk
 from bot.knowledge.embedders import DEFAULT_EMBEDDER, Embedder, get_embedder
 from bot.knowledge.index import Indexer
+from bot.knowledge.ingest import Limits
 from bot.knowledge.retrieve import CANDIDATES, DEFAULT_FUSION, IndexReader
 
 
@@ -22,7 +23,9 @@ class KnowledgeBase:
 
     ``embedder`` is the default profile name ("wordllama" | "minilm") or an ``Embedder``
     instance (tests pass counting fakes); a department's own ``embedder`` field wins
-    over a default name. ``fusion`` is "minmax" (default) or "rrf".
+    over a default name. ``fusion`` is "minmax" (default) or "rrf". ``limits`` are the
+    ``[knowledge]`` caps and link rule (``ingest.Limits``; defaults when None), and
+    ``notices`` hears about files not indexed and refreshes that had to narrow.
     """
 
     def __init__(
@@ -32,11 +35,15 @@ class KnowledgeBase:
         embedder: str | Embedder = DEFAULT_EMBEDDER,
         fusion: str = DEFAULT_FUSION,
         candidates: int = CANDIDATES,
+        limits: Limits | None = None,
+        notices: AdminNotices | None = None,
     ) -> None:
         self.state_dir = Path(state_dir)
         self._instance = None if isinstance(embedder, str) else embedder
         self._default = embedder if isinstance(embedder, str) else embedder.name
-        self.indexer = Indexer(state_dir=self.state_dir, embedder_for=self._embedder_for)
+        self.indexer = Indexer(
+            state_dir=self.state_dir, embedder_for=self._embedder_for, limits=limits, notices=notices
+        )
         self.reader = IndexReader(
             state_dir=self.state_dir,
             embedder_named=self._embedder_named,

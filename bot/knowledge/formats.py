@@ -9,9 +9,13 @@ Why it looks like this:
 * Headings are tracked here rather than by LlamaIndex's stock Markdown/HTML/DOCX readers,
   because those drop the heading path (or need extra dependencies). HTML and DOCX are first
   turned into Markdown so that one heading tracker serves all three.
-* ``PDFReader`` is the one LlamaIndex reader used (for pages); it is imported lazily.
-* Every failure is an ``IngestError`` with a short reason safe to show a person, so one
-  broken file never aborts a batch.
+* PDFs are read with pypdf from the bytes the caller already read and checked (never by
+  re-opening the path, which a swap between scan and read could redirect), page by page
+  with their page labels, as LlamaIndex's ``PDFReader`` does; pypdf is imported lazily.
+* Decompressing formats are capped: a DOCX's declared uncompressed sizes and the bytes
+  actually inflated, a PDF's page count and extracted text (``max_bytes``, ``max_pages``).
+* Every expected failure is an ``IngestError`` with a short reason safe to show a person,
+  so one broken file never aborts a batch (the indexer also contains unexpected ones).
 """
 
 from __future__ import annotations
@@ -21,10 +25,10 @@ import html.parser
 import io
 import re
 import zipfile
-from pathlib import Path
+import zlib
 from xml.etree import ElementTree
 
-from bot.knowledge.chunking import CHUNK_TOKENS, SEP, offline_llama_index
+from bot.knowledge.chunking import CHUNK_TOKENS, SEP
 
 Sections = list[tuple[str, str]]
 
@@ -54,6 +58,7 @@ def parse_text(text: str) -> tuple[str, Sections]:
     return "", [("", text)]
 
 
+MAX_HEADING_CHARS = 1000  # longer lines are body text (and keep the heading regexes linear)
 _ATX = re.compile(r"^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
 _FENCE = re.compile(r"^ {0,3}(```|~~~)")
 
@@ -85,7 +90,7 @@ def parse_markdown(text: str) -> tuple[str, Sections]:
     for line in text.splitlines():
         if _FENCE.match(line):
             in_fence = not in_fence
-        if not in_fence:
+        if not in_fence and len(line) <= MAX_HEADING_CHARS:
             m = _ATX.match(line)
             if m and m.group(2):
                 heading(len(m.group(1)), m.group(2))
@@ -106,8 +111,8 @@ def parse_html(text: str) -> tuple[str, Sections]:
     return html_title or title, sections
 
 
-def parse_docx(data: bytes) -> tuple[str, Sections]:
-    return parse_markdown(_docx_to_markdown(data))
+def parse_docx(data: bytes, *, max_bytes: int = 100 << 20) -> tuple[str, Sections]:
+    return parse_markdown(_docx_to_markdown(data, max_bytes))
 
 
 def parse_csv(text: str) -> tuple[str, Sections]:
@@ -144,21 +149,34 @@ def parse_csv(text: str) -> tuple[str, Sections]:
     return "", sections
 
 
-def parse_pdf(path: Path, data: bytes) -> tuple[str, Sections]:
+def parse_pdf(data: bytes, *, max_pages: int = 2000, max_bytes: int = 100 << 20) -> tuple[str, Sections]:
+    """Pages of the PDF in ``data`` as ``("page <label>", text)`` sections."""
     if not data.lstrip()[:5].startswith(b"%PDF"):
         raise IngestError("not a valid PDF")
-    offline_llama_index()
-    from llama_index.readers.file import PDFReader
+    import pypdf
 
     try:
-        pages = PDFReader(return_full_document=False).load_data(file=path)
+        pdf = pypdf.PdfReader(io.BytesIO(data))
+        count = len(pdf.pages)
     except Exception:  # pypdf raises many types for broken/encrypted files
         raise IngestError("not a valid PDF") from None
+    if count > max_pages:
+        raise IngestError(f"has {count} pages, more than {max_pages} (setting knowledge.max_pdf_pages)")
     sections: Sections = []
-    for i, page in enumerate(pages, start=1):
-        text = page.text or ""
+    total = 0
+    for i in range(count):
+        try:
+            text = pdf.pages[i].extract_text() or ""
+            label = pdf.page_labels[i]
+        except Exception:
+            raise IngestError("not a valid PDF") from None
+        total += len(text)
+        if total > max_bytes:
+            raise IngestError(
+                f"holds more than {max_bytes >> 20} MB of text (setting knowledge.max_decompressed_mb)"
+            )
         if text.strip():
-            sections.append((f"page {page.metadata.get('page_label') or i}", text))
+            sections.append((f"page {label or i + 1}", text))
     if not sections:
         raise IngestError("no extractable text in PDF (scanned?)")
     return "", sections
@@ -167,13 +185,30 @@ def parse_pdf(path: Path, data: bytes) -> tuple[str, Sections]:
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 
 
-def _docx_to_markdown(data: bytes) -> str:
-    """DOCX paragraphs as Markdown, heading styles → ``#`` levels (docx2txt drops them)."""
+def _docx_to_markdown(data: bytes, max_bytes: int) -> str:
+    """DOCX paragraphs as Markdown, heading styles → ``#`` levels (docx2txt drops them).
+
+    A zip can declare small sizes and inflate to gigabytes: the declared total is checked
+    first, and the body is read in blocks that stop at ``max_bytes`` whatever was declared.
+    """
+    too_big = f"expands to more than {max_bytes >> 20} MB (setting knowledge.max_decompressed_mb)"
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            xml = zf.read("word/document.xml")
+            if sum(info.file_size for info in zf.infolist()) > max_bytes:
+                raise IngestError(too_big)
+            blocks: list[bytes] = []
+            size = 0
+            with zf.open("word/document.xml") as fh:
+                while block := fh.read(1 << 20):
+                    size += len(block)
+                    if size > max_bytes:
+                        raise IngestError(too_big)
+                    blocks.append(block)
+        xml = b"".join(blocks)
+        if b"<!DOCTYPE" in xml or b"<!ENTITY" in xml:
+            raise IngestError("Word document declares XML entities (refused)")
         root = ElementTree.fromstring(xml)
-    except (zipfile.BadZipFile, KeyError, ElementTree.ParseError):
+    except (zipfile.BadZipFile, KeyError, ElementTree.ParseError, zlib.error, EOFError):
         raise IngestError("not a valid Word document") from None
     lines: list[str] = []
     for para in root.iter(f"{_W}p"):

@@ -13,6 +13,10 @@ points ``CURRENT`` at it, so a crash at any moment leaves the previous version s
 Unchanged files (same size+mtime, or same content hash) keep their chunks, vectors and
 token ids; only new/changed files are parsed and embedded. The BM25 matrix is rebuilt
 vectorised from stored token ids, which is cheap.
+
+Fail closed: a file that cannot be parsed fails alone (reported, not indexed), and a
+refresh that fails after its scan first narrows the served version to the documents whose
+file and access context did not change, so a revoked audience never keeps serving.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -33,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from bot.config import Department
-from bot.core.ports import FailedFile, IndexReport, IndexStatus, ProgressFn
+from bot.core.ports import AdminNotices, FailedFile, IndexReport, IndexStatus, ProgressFn
 from bot.errors import KnowledgeError
 from bot.knowledge import ingest, lexical
 from bot.knowledge.chunking import index_text
@@ -41,6 +46,9 @@ from bot.knowledge.embedders import Embedder, check_embedder_allowed
 
 FORMAT = 1
 EMBED_BATCH = 512
+NOTICE_FILES = 10  # files named in one admin notice
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -144,7 +152,7 @@ def write_version(
         bm25 = lexical.build_bm25(
             data.tokens, data.token_offsets, len(data.vocab), {t: i for i, t in enumerate(data.vocab)}
         )
-        bm25.save(str(tmp / "bm25"), show_progress=False)
+        lexical.save_bm25(bm25, tmp / "bm25")
         meta = {
             "format": FORMAT,
             "version": version,
@@ -284,90 +292,147 @@ def assemble(
     return out
 
 
-class Indexer:
-    """The ``Indexer`` port: ``refresh`` (incremental, crash-safe) and cheap ``status``."""
+class _StoredEmbedder:
+    """Stands in for the embedder of a stored version when nothing needs embedding.
 
-    def __init__(self, *, state_dir: Path, embedder_for: Callable[[Department], Embedder]) -> None:
+    Narrowing after a failed refresh reuses stored vectors only, so it must not depend on
+    the embedder that may be what failed.
+    """
+
+    is_cloud = False
+
+    def __init__(self, data: IndexData) -> None:
+        self.name = data.embedder
+        self.dim = data.dim
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        raise KnowledgeError("narrowing an index never embeds")
+
+
+class Indexer:
+    """The ``Indexer`` port: ``refresh`` (incremental, crash-safe) and cheap ``status``.
+
+    ``limits`` are the ``[knowledge]`` caps and link rule (``ingest.Limits``); ``notices``
+    hears, once per refresh, which files were not indexed and why, and when a failed
+    refresh had to narrow the served index.
+    """
+
+    def __init__(
+        self,
+        *,
+        state_dir: Path,
+        embedder_for: Callable[[Department], Embedder],
+        limits: ingest.Limits | None = None,
+        notices: AdminNotices | None = None,
+    ) -> None:
         self._state_dir = Path(state_dir)
         self._embedder_for = embedder_for
+        self.limits = limits or ingest.DEFAULT_LIMITS
+        self._notices = notices
         self.before_switch: Callable[[], None] | None = None  # test hook (crash injection)
 
     def root(self, department: str) -> Path:
         return dept_dir(self._state_dir, department)
 
     def refresh(self, department: Department, *, progress: ProgressFn | None = None) -> IndexReport:
+        """Build the next version; one bad file fails alone.
+
+        If the refresh fails after the scan (the embedder, the disk), the served version is
+        narrowed before the exception propagates: every document whose file changed, lost
+        its access context or disappeared is dropped, so revoked access never keeps serving.
+        """
         started = time.perf_counter()
-        embedder = self._embedder_for(department)
-        check_embedder_allowed(embedder, department.classification)
         if not Path(department.knowledge).is_dir():
             raise KnowledgeError(f"The knowledge folder of {department.title} does not exist.")
         root = self.root(department.name)
         with locked(root):
             version = current_version(root)
-            prev: IndexData | None = None
+            stored: IndexData | None = None
             if version is not None:
                 try:
-                    prev = load_data(root / "versions" / version)
+                    stored = load_data(root / "versions" / version)
                 except (OSError, ValueError, KeyError):
-                    prev = None  # unreadable: rebuild everything
+                    stored = None  # unreadable: rebuild everything
+            sources = ingest.scan(department, self.limits)
+            try:
+                embedder = self._embedder_for(department)
+                check_embedder_allowed(embedder, department.classification)
+                prev = stored
                 if prev is not None and (prev.embedder != embedder.name or prev.dim != embedder.dim):
                     prev = None
-            report, data = self._plan_and_build(department, prev, embedder, progress)
-            if data is None:
-                return _finish(report, version or "", started)
-            new_version = write_version(root, department.name, data, before_switch=self.before_switch)
-            collect_garbage(root, previous=version)
-            return _finish(report, new_version, started)
+                report, data = self._plan_and_build(department, prev, embedder, progress, sources)
+                new_version = version or ""
+                if data is not None:
+                    new_version = write_version(root, department.name, data, before_switch=self.before_switch)
+            except Exception as exc:
+                self._narrow(root, department, stored, sources, exc)
+                raise
+            if data is not None:
+                collect_garbage(root, previous=version)
+        self._tell_failed(department, report)
+        return _finish(report, new_version, started)
 
     def _plan_and_build(
-        self, dept: Department, prev: IndexData | None, embedder: Embedder, progress: ProgressFn | None
+        self,
+        dept: Department,
+        prev: IndexData | None,
+        embedder: Embedder,
+        progress: ProgressFn | None,
+        sources: list[ingest.SourceFile],
     ) -> tuple[IndexReport, IndexData | None]:
         prev_files = prev.files if prev else {}
-        sources = ingest.scan(dept)
         counts = {"added": 0, "changed": 0, "unchanged": 0}
         failed: list[FailedFile] = []
         files: dict[str, dict[str, Any]] = {}
         order: list[tuple[str, ingest.DocRecord | None]] = []
         touched = False  # any fingerprint or document changed
-        to_parse: list[tuple[ingest.SourceFile, str, str]] = []  # (source, kind, sha)
+        to_read: list[tuple[ingest.SourceFile, dict[str, Any] | None]] = []
         for src in sources:
             old = prev_files.get(src.rel)
-            entry = {"size": src.size, "mtime_ns": src.mtime_ns, "context": src.context}
-            if old and old["context"] == src.context:
-                same_stat = old["size"] == src.size and old["mtime_ns"] == src.mtime_ns
-                sha = old["sha256"] if same_stat else _hash(src)
-                if sha == old["sha256"]:
-                    touched |= not same_stat
-                    files[src.rel] = {**old, **entry}
+            if old and _fingerprint(old) == (src.size, src.mtime_ns, src.context):
+                files[src.rel] = old
+                if old.get("reason"):
+                    failed.append(FailedFile(ingest.shown_path(dept.knowledge, src.rel), old["reason"]))
+                else:
+                    counts["unchanged"] += 1
+                    order.append((src.rel, None))
+            else:
+                to_read.append((src, old))
+        present = {s.rel for s in sources}
+        gone = [rel for rel in prev_files if rel not in present]
+        removed = sum(1 for rel in gone if not prev_files[rel].get("reason"))
+        touched |= bool(to_read) or bool(gone)
+        # Progress counts every file (unchanged ones are already done), as people expect
+        # "310/310 files" for a department of 310 files, not "2/2".
+        settled = len(sources) - len(to_read)
+        for i, (src, old) in enumerate(to_read):
+            if progress is not None:
+                progress(settled + i, len(sources), src.rel)
+            entry: dict[str, Any] = {"size": src.size, "mtime_ns": src.mtime_ns, "context": src.context}
+            try:
+                data = ingest.read_source(src, self.limits)
+                entry["sha256"] = ingest.content_hash(data)
+                if old and old["context"] == src.context and old.get("sha256") == entry["sha256"]:
+                    files[src.rel] = {**old, **entry}  # touched, same content: reuse
                     if old.get("reason"):
                         failed.append(FailedFile(ingest.shown_path(dept.knowledge, src.rel), old["reason"]))
                     else:
                         counts["unchanged"] += 1
                         order.append((src.rel, None))
                     continue
-                to_parse.append((src, "changed", sha))
-            else:
-                to_parse.append((src, "changed" if old else "added", _hash(src)))
-        present = {s.rel for s in sources}
-        gone = [rel for rel in prev_files if rel not in present]
-        removed = sum(1 for rel in gone if not prev_files[rel].get("reason"))
-        touched |= bool(to_parse) or bool(gone)
-        # Progress counts every file (unchanged ones are already done), as people expect
-        # "310/310 files" for a department of 310 files, not "2/2".
-        settled = len(sources) - len(to_parse)
-        for i, (src, kind, sha) in enumerate(to_parse):
-            if progress is not None:
-                progress(settled + i, len(sources), src.rel)
-            entry = {"size": src.size, "mtime_ns": src.mtime_ns, "context": src.context, "sha256": sha}
-            try:
-                doc = ingest.parse_file(src, dept)
+                doc = ingest.parse_file(src, dept, self.limits, data=data)
             except ingest.IngestError as exc:
-                failed.append(FailedFile(ingest.shown_path(dept.knowledge, src.rel), exc.reason))
-                files[src.rel] = {**entry, "reason": exc.reason}
+                reason = exc.reason
+            except Exception as exc:  # a parser bug or pathology: this file fails alone
+                reason = f"could not be parsed ({type(exc).__name__})"
+                log.warning("%s: %s could not be parsed (%s)", dept.name, src.rel, type(exc).__name__)
+            else:
+                counts["changed" if old else "added"] += 1
+                files[src.rel] = {**entry, "reason": ""}
+                order.append((src.rel, doc))
                 continue
-            counts[kind] += 1
-            files[src.rel] = {**entry, "reason": ""}
-            order.append((src.rel, doc))
+            failed.append(FailedFile(ingest.shown_path(dept.knowledge, src.rel), reason))
+            files[src.rel] = {"sha256": "", **entry, "reason": reason}
         if progress is not None:
             progress(len(sources), len(sources), "")
         report = IndexReport(
@@ -376,15 +441,85 @@ class Indexer:
             changed=counts["changed"],
             unchanged=counts["unchanged"],
             removed=removed,
-            failed=tuple(failed),
+            failed=tuple(sorted(failed, key=lambda f: f.path)),
         )
         if not touched and prev is not None:
             return _with_chunks(report, len(prev.texts)), None
         order.sort(key=lambda item: item[0])
-        data = assemble(prev, order, embedder)
-        data.files = files
-        data.failed = [{"path": f.path, "reason": f.reason} for f in failed]
-        return _with_chunks(report, len(data.texts)), data
+        data_out = assemble(prev, order, embedder)
+        data_out.files = files
+        data_out.failed = [{"path": f.path, "reason": f.reason} for f in report.failed]
+        return _with_chunks(report, len(data_out.texts)), data_out
+
+    def _narrow(
+        self,
+        root: Path,
+        dept: Department,
+        stored: IndexData | None,
+        sources: list[ingest.SourceFile],
+        exc: Exception,
+    ) -> None:
+        """After a failed refresh: serve only documents whose file and context are unchanged."""
+        kind = type(exc).__name__
+        if stored is None:
+            return
+        now = {s.rel: (s.size, s.mtime_ns, s.context) for s in sources}
+        indexed = [d["rel"] for d in stored.docs]
+        keep = [
+            rel
+            for rel in indexed
+            if (f := stored.files.get(rel)) is not None and now.get(rel) == _fingerprint(f)
+        ]
+        dropped = len(indexed) - len(keep)
+        if not dropped:
+            text = f"{dept.name}: refresh failed ({kind}); nothing to revoke, the served index is unchanged"
+            log.warning("%s", text)
+            self._tell(dept, "refresh-failed", text)
+            return
+        try:
+            data = assemble(stored, [(rel, None) for rel in sorted(keep)], _StoredEmbedder(stored))
+            data.files = {rel: stored.files[rel] for rel in keep}  # the others count as new next time
+            reason = f"dropped: refresh failed ({kind})"
+            data.failed = [
+                {"path": ingest.shown_path(dept.knowledge, rel), "reason": reason}
+                for rel in sorted(set(indexed) - set(keep))
+            ]
+            write_version(root, dept.name, data)
+            collect_garbage(root)
+            text = (
+                f"{dept.name}: refresh failed ({kind}); {dropped} changed or removed document(s) were "
+                f"dropped from the served index until the next successful refresh"
+            )
+        except Exception as inner:
+            # Cannot narrow: serve nothing rather than revoked documents.
+            with contextlib.suppress(OSError):
+                (root / "CURRENT").unlink()
+            text = (
+                f"{dept.name}: refresh failed ({kind}) and the index could not be narrowed "
+                f"({type(inner).__name__}); the department has no index until the next successful refresh"
+            )
+        log.warning("%s", text)
+        exc.add_note(text)
+        self._tell(dept, "refresh-failed", text)
+
+    def _tell_failed(self, dept: Department, report: IndexReport) -> None:
+        """One notice per refresh listing the files not indexed (names and reasons only)."""
+        if not report.failed:
+            return
+        prefix = f"{Path(dept.knowledge).parent.name}/{Path(dept.knowledge).name}/"
+        items = [f"{f.path.removeprefix(prefix)} ({f.reason})" for f in report.failed]
+        n = len(items)
+        more = f"; and {n - NOTICE_FILES} more" if n > NOTICE_FILES else ""
+        text = f"{dept.name}: {n} file{'s' if n != 1 else ''} not indexed: " + "; ".join(items[:NOTICE_FILES])
+        self._tell(dept, "files-skipped", text + more)
+
+    def _tell(self, dept: Department, kind: str, text: str) -> None:
+        if self._notices is None:
+            return
+        try:
+            self._notices.notify(dept.name, kind, text)
+        except Exception:
+            log.exception("could not record an admin notice for %s", dept.name)
 
     def status(self, department: Department) -> IndexStatus:
         root = self.root(department.name)
@@ -394,8 +529,8 @@ class Indexer:
         vdir = root / "versions" / version
         meta = read_meta(vdir)
         files = json.loads((vdir / "files.json").read_text(encoding="utf-8"))
-        now = {s.rel: (s.size, s.mtime_ns, s.context) for s in ingest.scan(department)}
-        built = {rel: (f["size"], f["mtime_ns"], f["context"]) for rel, f in files.items()}
+        now = {s.rel: (s.size, s.mtime_ns, s.context) for s in ingest.scan(department, self.limits)}
+        built = {rel: _fingerprint(f) for rel, f in files.items()}
         wanted = department.embedder or meta["embedder"]
         stale = now != built or wanted != meta["embedder"]
         return IndexStatus(
@@ -409,11 +544,9 @@ class Indexer:
         )
 
 
-def _hash(src: ingest.SourceFile) -> str:
-    try:
-        return ingest.content_hash(src.abspath)
-    except OSError:
-        return ""
+def _fingerprint(entry: dict[str, Any]) -> tuple[int, int, str]:
+    """What decides "unchanged" without reading the file: size, mtime and access context."""
+    return entry["size"], entry["mtime_ns"], entry["context"]
 
 
 def _with_chunks(report: IndexReport, chunks: int) -> IndexReport:

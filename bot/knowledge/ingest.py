@@ -1,59 +1,81 @@
 """Turn a department's knowledge folder into documents and chunks with citation anchors.
 
+Public entry points::
+
+    scan(dept, limits=DEFAULT_LIMITS) -> list[SourceFile]     stat + access context, no reads
+    parse_file(src, dept, limits=DEFAULT_LIMITS, *, data=None) -> DocRecord   or IngestError
+    read_source(src, limits) -> bytes                          the checked read parse_file uses
+    check_folder(dept, limits=DEFAULT_LIMITS) -> list[Problem] every link/metadata/size problem
+                                                               of a folder, without indexing
+                                                               (for ``deptbot check``)
+    Limits.from_settings(settings.section("knowledge"))        the caps and the link rule
+
 Why it looks like this:
 
-* Every chunk keeps what a person needs to check it: the page of a PDF ("page 2"), the
-  heading path of Markdown/HTML/DOCX ("Time off › Annual vacation"), CSV row ranges, and
-  the file's modification time.
+* **Fail closed.** When deptbot cannot be sure who may read a file, the file is not
+  indexed and is reported: ``scan`` (``folder.Walker``) reads nothing but access files and
+  marks links, special files and folders under a bad access file as ``refused``; only
+  regular files whose real path stays inside the folder are read, with a check that they
+  were not swapped since the scan, and every format is parsed from those bytes.
 * Access narrowing is data, not code: ``_access.yaml`` files (outermost first) and the
   front-matter ``audience`` each add one audience tuple; a reader must match every one.
-  The department's own ``ask`` list is checked by the core before retrieval, so it is not
-  repeated here. A folder whose ``_access.yaml`` is invalid fails closed: its documents are
-  reported as failed, never indexed without the narrowing.
-* Broken input never aborts a batch: a file that cannot be read becomes a ``FailedFile``
-  with a short human reason and the rest is indexed.
-* This module owns the folder walk, access and front matter, and assembling a
-  ``DocRecord``; ``formats`` parses each file format into sections and ``chunking`` cuts
-  them into chunks (LlamaIndex's ``PDFReader`` and ``SentenceSplitter``, imported lazily).
-* ``IngestError`` and ``Chunk`` are re-exported on purpose: they are part of what callers of
-  ``parse_file`` handle (the error it raises, the parts of the ``DocRecord`` it returns).
+  Their schema and rules (strict YAML, exact lower-case keys, front matter only in
+  Markdown on line 1, look-alike access file names) live in ``metadata``.
+* Broken input never aborts a batch: each file becomes a ``DocRecord`` or an
+  ``IngestError`` with a short human reason. Caps (``Limits``) bound file size,
+  decompressed size, PDF pages and chunks per file.
+* Every chunk keeps what a person needs to check it: the page of a PDF, the heading path of
+  Markdown/HTML/DOCX, CSV row ranges, and the file's modification time.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
+import logging
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
-import yaml
-
-from bot.config import ACCESS_FILE, Department, DocumentAccess, check_entries, load_access_file
-from bot.core.types import Classification
-from bot.errors import ConfigError
+from bot.config import Department
 from bot.knowledge import formats
-from bot.knowledge.chunking import SEP, Chunk, chunk_sections
+from bot.knowledge.chunking import SEP, Chunk, ChunkLimit, chunk_sections
+from bot.knowledge.folder import (
+    DEFAULT_LIMITS,
+    SUFFIXES,
+    Limits,
+    SourceFile,
+    Walker,
+    read_source,
+    shown_path,
+)
 from bot.knowledge.formats import IngestError
+from bot.knowledge.metadata import MetadataError, Problem, split_front_matter
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "PARSER_VERSION",
     "SUFFIXES",
     "Chunk",
     "DocRecord",
     "IngestError",
+    "Limits",
+    "Problem",
     "SourceFile",
+    "check_folder",
     "content_hash",
     "parse_file",
     "prettify",
+    "read_source",
     "scan",
     "shown_path",
 ]
 
-SUFFIXES = frozenset({".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx", ".csv"})
-PARSER_VERSION = "1"  # bump when parsing/chunking changes so refresh re-parses everything
+log = logging.getLogger(__name__)
+
+TEXT_SUFFIXES = SUFFIXES - {".pdf", ".docx"}
+# Bump when parsing/chunking changes so refresh re-parses everything. "2": strict metadata,
+# links and special files refused, caps (indexes built under the lenient rules are stale).
+PARSER_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -70,102 +92,56 @@ class DocRecord:
     chunks: tuple[Chunk, ...]
 
 
-@dataclass(frozen=True)
-class SourceFile:
-    """A candidate document on disk plus the access context that applies to it."""
-
-    abspath: Path
-    rel: str
-    size: int
-    mtime_ns: int
-    context: str  # hash of access files above it + department classification + parser version
-    access: tuple[DocumentAccess, ...] = ()
-    access_error: str = ""
+def scan(dept: Department, limits: Limits = DEFAULT_LIMITS) -> list[SourceFile]:
+    """Stat every candidate document (reads only ``_access.yaml``); sorted by path."""
+    return Walker(dept, limits, version=PARSER_VERSION).run()
 
 
-# ── folder walk ──────────────────────────────────────────────────────────────────────
-
-
-def shown_path(knowledge: Path, rel: str) -> str:
-    """Stable, readable path: the knowledge folder's last two parts plus ``rel``."""
-    return f"{knowledge.parent.name}/{knowledge.name}/{rel}"
-
-
-def scan(dept: Department) -> list[SourceFile]:
-    """Stat every candidate document (no reads except ``_access.yaml``); sorted by path."""
-    root = Path(dept.knowledge)
-    out: list[SourceFile] = []
-    # dir → (access chain, raw-bytes digest chain, error)
-    chains: dict[str, tuple[tuple[DocumentAccess, ...], str, str]] = {}
-    base_ctx = f"{PARSER_VERSION}:{int(dept.classification)}"
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        here = Path(dirpath)
-        rel_dir = here.relative_to(root).as_posix()
-        parent = chains.get(Path(rel_dir).parent.as_posix()) if rel_dir != "." else None
-        access, ctx, error = parent if parent else ((), base_ctx, "")
-        if ACCESS_FILE in filenames:
-            af = here / ACCESS_FILE
-            try:
-                raw = af.read_bytes()
-                ctx = hashlib.sha256((ctx + ":").encode() + raw).hexdigest()[:16]
-                access = (*access, load_access_file(af))
-            except (ConfigError, OSError):
-                error = error or f"invalid {ACCESS_FILE} in {rel_dir if rel_dir != '.' else 'the top folder'}"
-        chains[rel_dir] = (access, ctx, error)
-        for name in sorted(filenames):
-            if name.startswith(("_", ".")) or Path(name).suffix.lower() not in SUFFIXES:
-                continue
-            p = here / name
-            try:
-                st = p.stat()
-            except OSError:
-                continue
-            rel = p.relative_to(root).as_posix()
-            out.append(SourceFile(p, rel, st.st_size, st.st_mtime_ns, ctx, access, error))
-    out.sort(key=lambda s: s.rel)
-    return out
-
-
-def content_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 # ── parsing ──────────────────────────────────────────────────────────────────────────
 
 
-def parse_file(src: SourceFile, dept: Department) -> DocRecord:
-    """Parse and chunk one file; raises IngestError with a short reason."""
-    if src.access_error:
-        raise IngestError(src.access_error)
+def parse_file(
+    src: SourceFile, dept: Department, limits: Limits = DEFAULT_LIMITS, *, data: bytes | None = None
+) -> DocRecord:
+    """Parse and chunk one file; raises IngestError with a short reason.
+
+    ``data`` is what ``read_source`` returned (the indexer reads once to hash and parse).
+    """
+    if src.refused:
+        raise IngestError(src.refused)
     if src.size == 0:
         raise IngestError("empty file")
-    suffix = src.abspath.suffix.lower()
-    try:
-        data = src.abspath.read_bytes()
-    except OSError:
-        raise IngestError("cannot be read") from None
-    meta: dict[str, Any] = {}
+    if data is None:
+        data = read_source(src, limits)
+    suffix = src.suffix
+    meta = None
     if suffix == ".pdf":
-        title, sections = formats.parse_pdf(src.abspath, data)
+        title, sections = formats.parse_pdf(
+            data, max_pages=limits.max_pdf_pages, max_bytes=limits.max_decompressed_bytes
+        )
     elif suffix == ".docx":
-        title, sections = formats.parse_docx(data)
+        title, sections = formats.parse_docx(data, max_bytes=limits.max_decompressed_bytes)
     else:
         text = formats.decode(data)
+        meta, body = split_front_matter(text, suffix=suffix, ignore=frozenset(limits.front_matter_ignore))
         if suffix == ".csv":
-            title, sections = formats.parse_csv(text)
+            title, sections = formats.parse_csv(body)
         elif suffix in (".html", ".htm"):
-            title, sections = formats.parse_html(text)
+            title, sections = formats.parse_html(body)
         elif suffix in (".md", ".markdown"):
-            meta, body = _split_front_matter(text)
             title, sections = formats.parse_markdown(_strip_templates(body))
         else:
-            title, sections = formats.parse_text(text)
-    chunks = chunk_sections(sections)
+            title, sections = formats.parse_text(body)
+    try:
+        chunks = chunk_sections(sections, max_chunks=limits.max_chunks_per_file)
+    except ChunkLimit:
+        raise IngestError(
+            f"more than {limits.max_chunks_per_file} chunks (setting knowledge.max_chunks_per_file)"
+        ) from None
     if not chunks:
         raise IngestError("no text" if suffix == ".pdf" or meta else "empty file")
     classification = int(dept.classification)
@@ -173,50 +149,53 @@ def parse_file(src: SourceFile, dept: Department) -> DocRecord:
         if access.classification is not None:
             classification = max(classification, int(access.classification))
     audiences = [tuple(a.audience) for a in src.access]
-    if meta:
-        fm_title = meta.get("title")
-        if isinstance(fm_title, str | int | float) and str(fm_title).strip():
-            title = str(fm_title).strip()
-        if meta.get("classification") is not None:
-            try:
-                classification = max(classification, int(Classification.parse(str(meta["classification"]))))
-            except KeyError:
-                raise IngestError("invalid classification in front matter") from None
-        if "audience" in meta:
-            raw = meta["audience"]
-            entries = [raw] if isinstance(raw, str) else raw
-            if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
-                raise IngestError("invalid audience in front matter")
-            try:
-                audiences.append(tuple(check_entries(entries)))
-            except ValueError:
-                raise IngestError("invalid audience in front matter") from None
+    modified = src.mtime_ns / 1e9
+    if meta is not None:
+        title = meta.title or title
+        if meta.classification is not None:
+            classification = max(classification, int(meta.classification))
+        if meta.audience is not None:
+            audiences.append(tuple(meta.audience))
+        if meta.updated is not None:
+            modified = meta.updated.timestamp()
     title = title or prettify(src.abspath.name)
     return DocRecord(
         doc_id=f"{dept.name}/{src.rel}",
         rel=src.rel,
         path=shown_path(Path(dept.knowledge), src.rel),
         title=title,
-        modified=_updated(meta) or src.mtime_ns / 1e9,
+        modified=modified,
         classification=classification,
         audiences=tuple(audiences),
         chunks=_without_document_heading(tuple(_drop_title_from_anchor(c, title) for c in chunks)),
     )
 
 
-def _updated(meta: dict[str, Any]) -> float | None:
-    """Front matter ``updated: 2026-09-14`` is the date people mean, not the file mtime."""
-    value = meta.get("updated")
-    if isinstance(value, datetime):
-        return value.timestamp()
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp()
-    if isinstance(value, str):
+def check_folder(dept: Department, limits: Limits = DEFAULT_LIMITS) -> list[Problem]:
+    """Every link, access-file, front-matter and size problem of ``dept``'s folder.
+
+    Reads access files and text files (not PDF/DOCX contents), never chunks or embeds;
+    sorted by file. An empty list means every candidate file's metadata is acceptable.
+    """
+    walker = Walker(dept, limits, version=PARSER_VERSION)
+    sources = walker.run()
+    problems = list(walker.problems)
+    for src in sources:
+        if src.refused:
+            continue
+        shown = shown_path(Path(dept.knowledge), src.rel)
         try:
-            return datetime.fromisoformat(value).replace(tzinfo=UTC).timestamp()
-        except ValueError:
-            return None
-    return None
+            data = read_source(src, limits)
+            if src.suffix in TEXT_SUFFIXES and data:
+                split_front_matter(
+                    formats.decode(data), suffix=src.suffix, ignore=frozenset(limits.front_matter_ignore)
+                )
+        except MetadataError as exc:
+            problems.append(exc.at(shown))
+        except IngestError as exc:
+            problems.append(Problem(shown, exc.reason))
+    problems.sort(key=lambda p: (p.file, p.line or 0))
+    return problems
 
 
 def _drop_title_from_anchor(chunk: Chunk, title: str) -> Chunk:
@@ -242,26 +221,26 @@ def prettify(filename: str) -> str:
     return stem[:1].upper() + stem[1:] if stem else filename
 
 
-# ── front matter ─────────────────────────────────────────────────────────────────────
-
-
-_FRONT = re.compile(r"\A---[ \t]*\r?\n(.*?\r?\n)?(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S)
-_TEMPLATE = re.compile(r"\{%.*?%\}|\{\{.*?\}\}|<!--.*?-->", re.S)
-
-
-def _split_front_matter(text: str) -> tuple[dict[str, Any], str]:
-    match = _FRONT.match(text)
-    if not match:
-        return {}, text
-    try:
-        meta = yaml.safe_load(match.group(1) or "") or {}
-    except yaml.YAMLError:
-        raise IngestError("invalid front matter") from None
-    if not isinstance(meta, dict):
-        raise IngestError("invalid front matter")
-    return meta, text[match.end() :]
+_TEMPLATE_MARKS = (("{%", "%}"), ("{{", "}}"), ("<!--", "-->"))
 
 
 def _strip_templates(text: str) -> str:
-    """Jekyll/Liquid tags and HTML comments are build instructions, not content."""
-    return _TEMPLATE.sub("", text)
+    """Jekyll/Liquid tags and HTML comments are build instructions, not content.
+
+    A linear scan: an opener without a closer ends the search for that kind (a regex with
+    ``.*?`` rescans the rest of the text for every unclosed opener: quadratic).
+    """
+    for opener, closer in _TEMPLATE_MARKS:
+        if opener not in text:
+            continue
+        out: list[str] = []
+        pos = 0
+        while (start := text.find(opener, pos)) != -1:
+            end = text.find(closer, start + len(opener))
+            if end == -1:
+                break
+            out.append(text[pos:start])
+            pos = end + len(closer)
+        out.append(text[pos:])
+        text = "".join(out)
+    return text

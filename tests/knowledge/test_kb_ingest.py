@@ -154,4 +154,5 @@ def test_invalid_access_file_fails_closed(dept: Department, write: Callable[...,
     docs, failed = parse_all(dept)
     assert docs == {}
     assert failed["secret/pay.md"].startswith("invalid _access.yaml")
-    assert failed["bad-audience.md"] == "invalid audience in front matter"
+    # The reason now names the line and field (it was "invalid audience in front matter").
+    assert failed["bad-audience.md"].startswith("line 2, audience: 'nobody at all' is not an access entry")
