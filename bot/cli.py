@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from bot.core.labels import answer_turns
 from bot.core.types import Message, Status, Turn
 from bot.errors import AccessDenied, ConfigError, DeptbotError, UsageError
 from bot.settings import Settings
@@ -34,11 +36,16 @@ def _printable(value: object) -> object:
 
 
 def _out(text: str = "") -> None:
-    sys.stdout.write(text + "\n")
+    """Every line the CLI prints goes through ``terminal_safe`` (documents control the text)."""
+    from bot.adapters.console import terminal_safe
+
+    sys.stdout.write(terminal_safe(text) + "\n")
 
 
 def _err(text: str) -> None:
-    sys.stderr.write(text + "\n")
+    from bot.adapters.console import terminal_safe
+
+    sys.stderr.write(terminal_safe(text) + "\n")
 
 
 @contextmanager
@@ -71,19 +78,104 @@ def _progress(label: str) -> Iterator[Callable[[int, int, str], None]]:
 
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.config import load_company
+    """Every problem in one run: department files and groups.yaml, knowledge folders, and
+    a state folder other accounts can read. One ``file:line: field: problem`` line each
+    (stderr), a summary, exit 2; otherwise the OK table. Recent admin notices either way."""
+    from bot.config import describe, inspect_company, knowledge_roots
+    from bot.knowledge.ingest import Limits, check_folder
+    from bot.settings import DEFAULTS_FILE
 
-    company = load_company(settings.departments_dir)
-    _out(f"{len(company.departments)} departments, {len(company.groups)} groups — configuration OK")
-    for dept in company:
-        files = sum(1 for p in dept.knowledge.rglob("*") if p.is_file() and not p.name.startswith((".", "_")))
-        _out(
-            f"  {dept.name:<12} {dept.title:<24} {dept.classification.label:<12} "
-            f"{files:>4} files  {len(dept.templates)} templates  route {dept.route}"
+    problems: list[ConfigError] = []
+    try:
+        roots = knowledge_roots(settings)
+    except ConfigError as exc:
+        problems.append(exc)
+        roots = ()
+    report = inspect_company(settings.departments_dir, allowed_roots=roots)
+    problems += report.problems
+    try:  # every link, access-file, front-matter and size problem in the knowledge folders
+        limits = Limits.from_settings(settings.section("knowledge"))
+    except ConfigError as exc:
+        problems.append(
+            ConfigError(exc.problem, file=settings.settings_file or DEFAULTS_FILE, field=exc.field)
         )
-    for line in _provider_lines(settings):
+        limits = Limits()
+    for dept in report.departments.values():
+        problems += [
+            ConfigError(p.problem, file=p.file, line=p.line, field=p.field)
+            for p in check_folder(dept, limits)
+        ]
+    problems += _check_state_permissions(settings.state_dir)
+    if problems:
+        for problem in problems:
+            _err(describe(problem, Path.cwd()))
+        n, files = len(problems), len({p.file for p in problems})
+        _err(
+            f"{n} problem{'s' if n != 1 else ''} in {files} file{'s' if files != 1 else ''}"
+            " — fix them and run deptbot check again"
+        )
+    else:
+        company = report.company
+        assert company is not None
+        _out(f"{len(company.departments)} departments, {len(company.groups)} groups — configuration OK")
+        for dept in company:
+            files = sum(
+                1 for p in dept.knowledge.rglob("*") if p.is_file() and not p.name.startswith((".", "_"))
+            )
+            _out(
+                f"  {dept.name:<12} {dept.title:<24} {dept.classification.label:<12} "
+                f"{files:>4} files  {len(dept.templates)} templates  route {dept.route}"
+            )
+        for line in _provider_lines(settings):
+            _out(line)
+    for line in _recent_notices(settings.state_dir):
         _out(line)
-    return EXIT_OK
+    return EXIT_USAGE if problems else EXIT_OK
+
+
+STATE_LINES = 20  # permission problems listed one by one; the rest are counted
+
+
+def _check_state_permissions(state: Path) -> list[ConfigError]:
+    """The state folder holds restricted text (index chunks, cached answers, questions):
+    a folder wider than 0700 or a file wider than 0600 is a problem. Never creates it."""
+    from bot.store.state import wider_than_private
+
+    wide = wider_than_private(state)
+    found: list[ConfigError] = []
+    for path, mode in wide[:STATE_LINES]:
+        if path.is_dir():
+            why = f"mode {mode:04o} lets other accounts in; it holds restricted text (chmod 700)"
+            found.append(ConfigError(why, file=path, field="state folder"))
+        else:
+            why = f"mode {mode:04o} lets other accounts read it (chmod 600)"
+            found.append(ConfigError(why, file=path, field="state file"))
+    if len(wide) > STATE_LINES:
+        more = f"{len(wide) - STATE_LINES} more entries other accounts can read (chmod -R go-rwx {state})"
+        found.append(ConfigError(more, file=state, field="state folder"))
+    return found
+
+
+def _recent_notices(state: Path) -> list[str]:
+    """Recent admin notices, when the state folder and its notices database exist."""
+    from bot.store.notices import SqliteNotices
+
+    if not (state / SqliteNotices.FILE).is_file():
+        return []
+    try:
+        store = SqliteNotices.in_state_dir(state)
+        try:
+            notices = store.recent()
+        finally:
+            store.close()
+    except DeptbotError as exc:
+        return [f"recent admin notices: unavailable ({exc.user_message})"]
+    if not notices:
+        return []
+    lines = ["recent admin notices:"]
+    for n in notices:
+        lines.append(f"  {n.time:%Y-%m-%d %H:%M}  {n.department or 'all'}  {n.kind}  {n.text}")
+    return lines
 
 
 def _provider_lines(settings: Settings) -> list[str]:
@@ -184,7 +276,7 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
             continue
         _out(render_text(answer))
         _out()
-        history += [Turn("user", line), Turn("assistant", answer.text)]
+        history += answer_turns(line, answer)
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
@@ -252,6 +344,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.adapters.http import serve
     from bot.adapters.teams.bot import check_teams_settings, mount
     from bot.knowledge.refresher import start_refresher
+    from bot.reload import start_config_watcher
     from bot.wiring import build
 
     wired = build(settings)
@@ -259,11 +352,22 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if settings.env.get("MicrosoftAppId") or _is_loopback(args.host):
         check_teams_settings(settings, args.host)
         mounts.append(functools.partial(mount, assistant=wired.assistant, settings=settings))
+    notices = wired.notices
     with _progress("Indexing") as progress:
         for dept in wired.company:
-            if wired.knowledge.status(dept).stale:
-                wired.knowledge.refresh(dept, progress=progress)
-    scheduler = start_refresher(wired.knowledge, list(wired.company), settings)
+            try:  # one department that cannot be indexed never keeps the others from serving
+                if wired.knowledge.status(dept).stale:
+                    wired.knowledge.refresh(dept, progress=progress)
+            except Exception as exc:
+                logging.getLogger(__name__).exception("start-up refresh of %s failed", dept.name)
+                notices.notify(
+                    dept.name,
+                    "refresh-failed",
+                    f"{dept.name}: the start-up refresh failed ({type(exc).__name__}); "
+                    "the previous index serves until the next refresh",
+                )
+    scheduler = start_refresher(wired.knowledge, lambda: list(wired.assistant.company), settings)
+    watcher = start_config_watcher(wired.assistant, settings, notices)
     try:
         serve(
             settings,
@@ -274,6 +378,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             socket_mode=args.slack_socket_mode,
         )
     finally:
+        watcher.stop()
         if scheduler is not None:
             scheduler.shutdown(wait=False)
     return EXIT_OK
@@ -384,6 +489,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
+    from bot.store.state import PRIVATE_UMASK
+
+    os.umask(PRIVATE_UMASK)  # indexes, databases and caches hold restricted text: 0600/0700
     try:
         settings = Settings.load(departments=args.departments, state=args.state, settings_file=args.settings)
         result: int = args.func(args, settings)
@@ -402,3 +510,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (``deptbot ask … | head -1``): exit quietly, as cat does.
+        # stdout is pointed at /dev/null so the interpreter's final flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141

@@ -1,22 +1,34 @@
 """Load and validate ``departments/*.yaml`` and ``groups.yaml`` into frozen models.
 
-Department files are data written by people, so every error names the file, the line
-(from the YAML node marks), the field and what is wrong; nothing is half-loaded.
+Department files are data written by people and decide who may read what, so:
+
+* every file is read by ``bot.yamlstrict`` (no aliases, merge keys or duplicate keys — a
+  second ``ask:`` line is an error, not a silent replacement; group names that collide
+  after lower-casing are an error too);
+* every error names the file, the line, the field and what is wrong, and
+  ``check_company`` collects all of them in one pass (``deptbot check`` prints them);
+* nothing is half-loaded: a Company exists only when there is no problem at all;
+* a knowledge folder must resolve inside the configuration tree (the parent of the
+  departments folder) or an operator's ``knowledge.allowed_roots``, and no two
+  departments may share documents (the same folder, or one inside the other).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bot import yamlstrict
 from bot.core.types import Classification
 from bot.errors import ConfigError
+from bot.settings import DEFAULTS_FILE, Settings
+from bot.yamlstrict import Lines
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 ENTRY_RE = re.compile(r"^(\*|group:[A-Za-z0-9_.-]+|\*@[A-Za-z0-9.-]+|[^@\s*]+@[A-Za-z0-9.-]+)$")
@@ -179,189 +191,402 @@ class Company:
         return iter(self.departments.values())
 
 
-# ── YAML with line numbers ────────────────────────────────────────────────────────────
+# ── YAML, strictly, with line numbers ────────────────────────────────────────────────
+
+_DUPLICATE = re.compile(r"duplicate key '([^']*)'")
 
 
-def _load_yaml(path: Path) -> tuple[Any, dict[tuple[str | int, ...], int]]:
-    """Parse YAML, returning the data and a map from key path to 1-based line."""
+def read_yaml(path: Path) -> tuple[Any, Lines]:
+    """``bot.yamlstrict.load_file`` (no aliases, merge keys, duplicate keys, deep nesting or
+    files over 256 KB), with a duplicate key also named as the error's field."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError("is not UTF-8 text", file=path) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot be read ({exc.strerror})", file=path) from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigError(f"is not valid YAML ({exc.problem})", file=path, line=line) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"is not valid YAML ({exc})", file=path) from None
-    lines: dict[tuple[str | int, ...], int] = {}
-
-    def walk(n: yaml.Node | None, prefix: tuple[str | int, ...]) -> None:
-        if isinstance(n, yaml.MappingNode):
-            for k, v in n.value:
-                key = (*prefix, str(k.value))
-                lines[key] = k.start_mark.line + 1
-                walk(v, key)
-        elif isinstance(n, yaml.SequenceNode):
-            for i, v in enumerate(n.value):
-                key = (*prefix, i)
-                lines[key] = v.start_mark.line + 1
-                walk(v, key)
-
-    walk(node, ())
-    return data, lines
+        return yamlstrict.load_file(path)
+    except ConfigError as exc:
+        found = _DUPLICATE.search(exc.problem) if exc.field is None else None
+        if found:
+            raise ConfigError(exc.problem, file=exc.file, line=exc.line, field=found.group(1)) from None
+        raise
 
 
-def _line_for(lines: dict[tuple[str | int, ...], int], loc: tuple[str | int, ...]) -> int | None:
+def _line_for(lines: Lines, loc: tuple[str | int, ...]) -> int | None:
     for end in range(len(loc), 0, -1):
         if loc[:end] in lines:
             return lines[loc[:end]]
     return None
 
 
-def _raise_validation(path: Path, exc: ValidationError, lines: dict[tuple[str | int, ...], int]) -> None:
-    err = exc.errors()[0]
-    loc = tuple(err["loc"])
-    field = ".".join(str(p) for p in loc) or None
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        msg = "unknown field (check the spelling; see README 'Department config')"
-    elif err["type"] == "missing":
-        msg = "is required"
-    raise ConfigError(msg, file=path, line=_line_for(lines, loc), field=field)
+def _validation_problems(path: Path, exc: ValidationError, lines: Lines) -> list[ConfigError]:
+    """Every error pydantic found in one file (not only the first)."""
+    out: list[ConfigError] = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field (check the spelling; see README 'Department config')"
+        elif err["type"] == "missing":
+            msg = "is required"
+        field = ".".join(str(p) for p in loc) or None
+        out.append(ConfigError(msg, file=path, line=_line_for(lines, loc), field=field))
+    return out
 
 
-def load_model(path: Path, model: type[_Strict], extra: Mapping[str, Any] | None = None) -> Any:
-    """Validate one YAML file against ``model``; ConfigError names file, line, field."""
-    data, lines = _load_yaml(path)
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError("must be a mapping of field: value", file=path, line=1)
-    try:
-        return model.model_validate({**data, **(extra or {})})
-    except ValidationError as exc:
-        _raise_validation(path, exc, lines)
-        raise  # pragma: no cover - _raise_validation always raises
+# ── groups.yaml ──────────────────────────────────────────────────────────────────────
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
 
 
-def load_groups(path: Path) -> dict[str, frozenset[str]]:
+def _read_groups(path: Path) -> tuple[dict[str, frozenset[str]] | None, list[ConfigError]]:
+    """Groups (names lower-cased) and every problem; None when the file is unreadable as a
+    mapping, so references to groups cannot be checked."""
     if not path.exists():
-        return {}
-    data, lines = _load_yaml(path)
+        return {}, []
+    try:
+        data, lines = read_yaml(path)
+    except ConfigError as exc:
+        return None, [exc]
     if data is None:
-        return {}
+        return {}, []
     if not isinstance(data, dict):
-        raise ConfigError("must map group names to lists of e-mails", file=path, line=1)
+        return None, [ConfigError("must map group names to lists of e-mails", file=path, line=1)]
     groups: dict[str, frozenset[str]] = {}
-    for name, members in data.items():
-        line = lines.get((str(name),))
-        if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
-            raise ConfigError("must be a list of e-mail addresses", file=path, line=line, field=str(name))
-        for i, m in enumerate(members):
-            if not re.match(r"^[^@\s]+@[^@\s]+$", m):
-                raise ConfigError(
-                    f"{m!r} is not an e-mail address",
+    first: dict[str, tuple[str, int | None]] = {}
+    problems: list[ConfigError] = []
+    for raw_name, members in data.items():
+        name = str(raw_name)
+        line = lines.get((name,))
+        if name.lower() in first:
+            other, at = first[name.lower()]
+            problems.append(
+                ConfigError(
+                    f"group {name!r} is the same group as {other!r} on line {at} (group names ignore case)",
                     file=path,
-                    line=lines.get((str(name), i), line),
-                    field=f"{name}[{i}]",
+                    line=line,
+                    field=name,
                 )
-        groups[str(name).lower()] = frozenset(m.lower() for m in members)
-    return groups
+            )
+            continue
+        first[name.lower()] = (name, line)
+        if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+            problems.append(
+                ConfigError("must be a list of e-mail addresses", file=path, line=line, field=name)
+            )
+            groups[name.lower()] = frozenset()
+            continue
+        for i, m in enumerate(members):
+            if not EMAIL_RE.match(m):
+                problems.append(
+                    ConfigError(
+                        f"{m!r} is not an e-mail address",
+                        file=path,
+                        line=lines.get((name, i), line),
+                        field=f"{name}[{i}]",
+                    )
+                )
+        groups[name.lower()] = frozenset(m.strip().lower() for m in members if EMAIL_RE.match(m))
+    return groups, problems
 
 
-def load_company(root: Path) -> Company:
-    """Load every department under ``root`` and check cross-references.
+# ── departments ──────────────────────────────────────────────────────────────────────
 
-    Raises ConfigError for the first problem found (file, line, field, what is wrong).
+
+def access_lists(data: Mapping[str, Any]) -> dict[tuple[str | int, ...], list[str]]:
+    """Every access list in a department file's raw data, by key path: ``("admins",)``,
+    ``("ask",)``, ``("templates", T, "allowed")``, ``("channels", "audience", C)``.
+
+    Entries are normalised; a value that is not a list reads as empty, non-strings are dropped.
+    Used to check group references in files that do not validate, and by the configuration
+    watcher to narrow access when a new file is invalid.
+    """
+
+    def entries(value: Any) -> list[str]:
+        if not isinstance(value, list):
+            return []
+        return [normalize_entry(v) for v in value if isinstance(v, str)]
+
+    found: dict[tuple[str | int, ...], list[str]] = {
+        ("admins",): entries(data.get("admins")),
+        ("ask",): entries(data.get("ask")),
+    }
+    templates = data.get("templates")
+    if isinstance(templates, dict):
+        for name, tpl in templates.items():
+            if isinstance(tpl, dict):
+                found[("templates", str(name), "allowed")] = entries(tpl.get("allowed", ["*"]))
+    channels = data.get("channels")
+    audience = channels.get("audience") if isinstance(channels, dict) else None
+    if isinstance(audience, dict):
+        for chan, readers in audience.items():
+            found[("channels", "audience", str(chan))] = entries(readers)
+    return found
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or path.is_relative_to(folder)
+
+
+@dataclass
+class _File:
+    """What one department file yielded: its line map, knowledge folder and model (if valid)."""
+
+    name: str
+    path: Path
+    lines: Lines
+    knowledge: Path | None = None
+    department: Department | None = None
+
+
+@dataclass(frozen=True)
+class ConfigReport:
+    """Everything ``inspect_company`` found: the departments whose file validated and whose
+    knowledge folder exists in an allowed place (so ``deptbot check`` can check the folders
+    too), the groups, and every problem. A Company exists only when ``problems`` is empty."""
+
+    root: Path
+    departments: Mapping[str, Department]
+    groups: Mapping[str, frozenset[str]]
+    problems: list[ConfigError]
+
+    @property
+    def company(self) -> Company | None:
+        if self.problems:
+            return None
+        return Company(departments=self.departments, groups=self.groups, root=self.root)
+
+
+def inspect_company(root: Path, *, allowed_roots: Sequence[Path] = ()) -> ConfigReport:
+    """Check every department file and ``groups.yaml`` under ``root``; collect all problems.
+
+    A schema error in one file does not stop the others; cross-references (unknown groups,
+    a channel mapped twice, overlapping knowledge folders) are checked for every file that
+    could be read. A knowledge folder must resolve (symlinks followed) inside the
+    configuration tree — the parent of ``root`` — or inside one of ``allowed_roots``.
     """
     root = Path(root)
     if not root.is_dir():
-        raise ConfigError("departments folder does not exist", file=root)
+        return ConfigReport(root, {}, {}, [ConfigError("departments folder does not exist", file=root)])
+    tree = root.resolve().parent
+    roots = tuple(Path(r).resolve() for r in allowed_roots)
     groups_file = root / "groups.yaml"
-    groups = load_groups(groups_file)
-    departments: dict[str, Department] = {}
-    files = sorted(p for p in root.iterdir() if p.suffix in (".yaml", ".yml") and p.name != "groups.yaml")
+    groups, problems = _read_groups(groups_file)
+    try:
+        names = sorted(root.iterdir())
+    except OSError as exc:
+        return ConfigReport(root, {}, {}, [ConfigError(f"cannot be read ({exc.strerror})", file=root)])
+    files: list[_File] = []
     seen: dict[str, Path] = {}
-    for path in files:
+    for path in names:
+        if path.suffix not in (".yaml", ".yml") or path.name == "groups.yaml" or path.name.startswith("."):
+            continue
         name = path.stem.lower()
         if not NAME_RE.match(name):
-            raise ConfigError(
-                "file name must be the department name: lower-case letters, digits, - or _",
-                file=path,
-            )
+            msg = "file name must be the department name: lower-case letters, digits, - or _"
+            problems.append(ConfigError(msg, file=path))
+            continue
         if name in seen:
-            raise ConfigError(f"duplicate department name {name!r} (also {seen[name].name})", file=path)
+            msg = f"duplicate department name {name!r} (also {seen[name].name})"
+            problems.append(ConfigError(msg, file=path))
+            continue
         seen[name] = path
-        data, lines = _load_yaml(path)
-        if not isinstance(data, dict):
-            raise ConfigError("must be a mapping of field: value", file=path, line=1)
-        if "name" in data or "source_file" in data:
-            key = "name" if "name" in data else "source_file"
-            raise ConfigError(
-                "is taken from the file name; remove it", file=path, line=lines.get((key,)), field=key
-            )
-        try:
-            dept = Department.model_validate({**data, "name": name, "source_file": path})
-        except ValidationError as exc:
-            _raise_validation(path, exc, lines)
-            raise  # pragma: no cover
-        knowledge = (path.parent / dept.knowledge).resolve()
-        if not knowledge.is_dir():
-            raise ConfigError(
-                f"knowledge folder {knowledge} does not exist",
-                file=path,
-                line=lines.get(("knowledge",)),
-                field="knowledge",
-            )
-        dept = dept.model_copy(update={"knowledge": knowledge})
-        _check_groups(dept, groups, lines, path, groups_file)
-        departments[name] = dept
-    _check_unique_channels(departments)
-    return Company(departments=departments, groups=groups, root=root)
+        found = _check_department(path, name, groups, groups_file, tree, roots, problems)
+        if found is not None:
+            files.append(found)
+    problems += _overlapping_knowledge(files)
+    departments = {f.name: f.department for f in files if f.department is not None}
+    problems += _channels_mapped_twice(files)
+    # groups.yaml first (department files refer to it), then files by name, lines in order
+    order = {str(p): i for i, p in enumerate(names)} | {str(groups_file): -1}
+    problems.sort(key=lambda p: (order.get(p.file or "", -2), p.line or 0))
+    return ConfigReport(root, departments, groups or {}, problems)
 
 
-def _check_groups(
-    dept: Department,
-    groups: Mapping[str, frozenset[str]],
-    lines: dict[tuple[str | int, ...], int],
+def check_company(
+    root: Path, *, allowed_roots: Sequence[Path] = ()
+) -> tuple[Company | None, list[ConfigError]]:
+    """``(company, [])`` when everything is valid, else ``(None, every problem found)``."""
+    report = inspect_company(root, allowed_roots=allowed_roots)
+    return report.company, report.problems
+
+
+def load_company(root: Path, *, allowed_roots: Sequence[Path] = ()) -> Company:
+    """Load every department under ``root`` and check cross-references.
+
+    Raises ConfigError for the first problem found (file, line, field, what is wrong),
+    saying how many more there are; ``deptbot check`` lists them all.
+    """
+    company, problems = check_company(root, allowed_roots=allowed_roots)
+    if company is not None:
+        return company
+    first = problems[0]
+    if len(problems) > 1:
+        more = len(problems) - 1
+        note = f" (and {more} more problem{'s' if more > 1 else ''}; deptbot check lists them all)"
+        raise ConfigError(first.problem + note, file=first.file, line=first.line, field=first.field)
+    raise first
+
+
+def _check_department(
     path: Path,
+    name: str,
+    groups: Mapping[str, frozenset[str]] | None,
     groups_file: Path,
-) -> None:
-    fields: list[tuple[tuple[str | int, ...], list[str]]] = [(("admins",), dept.admins), (("ask",), dept.ask)]
-    fields += [(("templates", t, "allowed"), tpl.allowed) for t, tpl in dept.templates.items()]
-    fields += [(("channels", "audience", c), a) for c, a in dept.channels.audience.items()]
-    for loc, entries in fields:
-        for i, entry in enumerate(entries):
-            if entry.startswith("group:") and entry[6:] not in groups:
-                raise ConfigError(
-                    f"group {entry[6:]!r} does not exist in {groups_file.name}",
-                    file=path,
-                    line=_line_for(lines, (*loc, i)),
-                    field=".".join(str(p) for p in loc) + f"[{i}]",
+    tree: Path,
+    roots: tuple[Path, ...],
+    problems: list[ConfigError],
+) -> _File | None:
+    """Every problem in one department file, appended to ``problems``."""
+    try:
+        data, lines = read_yaml(path)
+    except ConfigError as exc:
+        problems.append(exc)
+        return None
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        problems.append(ConfigError("must be a mapping of field: value", file=path, line=1))
+        return None
+    found = _File(name=name, path=path, lines=lines)
+    for key in ("name", "source_file"):
+        if key in data:
+            problems.append(
+                ConfigError(
+                    "is taken from the file name; remove it", file=path, line=lines.get((key,)), field=key
                 )
+            )
+    data = {k: v for k, v in data.items() if k not in ("name", "source_file")}
+    dept: Department | None = None
+    try:
+        dept = Department.model_validate({**data, "name": name, "source_file": path})
+    except ValidationError as exc:
+        problems += _validation_problems(path, exc, lines)
+    allowed = False
+    if isinstance(data.get("knowledge"), str):
+        found.knowledge, allowed = _knowledge_folder(path, data["knowledge"], lines, tree, roots, problems)
+    if groups is not None:
+        problems += _unknown_groups(path, data, lines, groups, groups_file)
+    if dept is not None and found.knowledge is not None and allowed:
+        found.department = dept.model_copy(update={"knowledge": found.knowledge})
+    return found
 
 
-def _check_unique_channels(departments: Mapping[str, Department]) -> None:
-    owner: dict[tuple[str, str], str] = {}
-    for dept in departments.values():
-        for platform, chans in (("slack", dept.channels.slack), ("teams", dept.channels.teams)):
-            for chan in chans:
-                other = owner.setdefault((platform, chan), dept.name)
-                if other != dept.name:
-                    raise ConfigError(
-                        f"{platform} channel {chan!r} is already mapped to department {other!r}",
-                        file=dept.source_file,
-                        field=f"channels.{platform}",
+def _knowledge_folder(
+    path: Path, raw: str, lines: Lines, tree: Path, roots: tuple[Path, ...], problems: list[ConfigError]
+) -> tuple[Path | None, bool]:
+    """The resolved folder (None if missing) and whether it is in an allowed place."""
+    line = lines.get(("knowledge",))
+    folder = (path.parent / raw).resolve()
+    if not folder.is_dir():
+        problems.append(
+            ConfigError(f"knowledge folder {folder} does not exist", file=path, line=line, field="knowledge")
+        )
+        return None, False
+    if _inside(folder, tree) or any(_inside(folder, r) for r in roots):
+        return folder, True
+    problems.append(
+        ConfigError(
+            f"knowledge folder {folder} is outside the configuration folder {tree}; "
+            "list its parent in the settings' knowledge.allowed_roots if that is intended",
+            file=path,
+            line=line,
+            field="knowledge",
+        )
+    )
+    return folder, False  # still compared with the others: overlaps are reported too
+
+
+def _unknown_groups(
+    path: Path, data: Mapping[str, Any], lines: Lines, groups: Mapping[str, frozenset[str]], groups_file: Path
+) -> list[ConfigError]:
+    out: list[ConfigError] = []
+    for loc in access_lists(data):
+        raw: Any = data
+        for part in loc:  # the raw list, so item indexes stay right when some are not strings
+            raw = raw.get(part) if isinstance(raw, dict) else None
+        for i, entry in enumerate(raw if isinstance(raw, list) else []):
+            if isinstance(entry, str) and normalize_entry(entry).startswith("group:"):
+                group = normalize_entry(entry)[6:]
+                if group not in groups:
+                    out.append(
+                        ConfigError(
+                            f"group {group!r} does not exist in {groups_file.name}",
+                            file=path,
+                            line=_line_for(lines, (*loc, i)),
+                            field=".".join(str(p) for p in loc) + f"[{i}]",
+                        )
                     )
+    return out
 
 
-def load_access_file(path: Path) -> DocumentAccess:
-    """Validate a knowledge subfolder's ``_access.yaml``."""
-    result: DocumentAccess = load_model(path, DocumentAccess)
-    return result
+def _overlapping_knowledge(files: list[_File]) -> list[ConfigError]:
+    """Two departments must not share documents: the same folder, or one inside the other."""
+    out: list[ConfigError] = []
+    placed = [f for f in files if f.knowledge is not None]
+    for i, a in enumerate(placed):
+        for b in placed[i + 1 :]:
+            assert a.knowledge is not None and b.knowledge is not None
+            if a.knowledge == b.knowledge:
+                how = f"both use {a.knowledge}"
+            elif _inside(b.knowledge, a.knowledge):
+                how = f"overlap: {b.knowledge} is inside {a.knowledge}"
+            elif _inside(a.knowledge, b.knowledge):
+                how = f"overlap: {b.knowledge} contains {a.knowledge}"
+            else:
+                continue
+            out.append(
+                ConfigError(
+                    f"departments {a.name!r} ({a.path.name}) and {b.name!r} ({b.path.name}) {how}; "
+                    "each department needs its own knowledge folder",
+                    file=b.path,
+                    line=b.lines.get(("knowledge",)),
+                    field="knowledge",
+                )
+            )
+    return out
+
+
+def _channels_mapped_twice(files: list[_File]) -> list[ConfigError]:
+    out: list[ConfigError] = []
+    owner: dict[tuple[str, str], str] = {}
+    for f in files:
+        if f.department is None:
+            continue
+        channels = f.department.channels
+        for platform, chans in (("slack", channels.slack), ("teams", channels.teams)):
+            for i, chan in enumerate(chans):
+                other = owner.setdefault((platform, chan), f.name)
+                if other != f.name:
+                    out.append(
+                        ConfigError(
+                            f"{platform} channel {chan!r} is already mapped to department {other!r}",
+                            file=f.path,
+                            line=f.lines.get(("channels", platform, i)),
+                            field=f"channels.{platform}[{i}]",
+                        )
+                    )
+    return out
+
+
+def describe(err: ConfigError, base: Path | None = None) -> str:
+    """``file:line: field: problem``, with the file shown relative to ``base`` when inside it."""
+    shown: str | None = err.file
+    if err.file and base is not None:
+        with contextlib.suppress(ValueError):
+            shown = str(Path(err.file).resolve().relative_to(base.resolve()))
+    return str(ConfigError(err.problem, file=shown, line=err.line, field=err.field))
+
+
+def knowledge_roots(settings: Settings) -> tuple[Path, ...]:
+    """The settings' ``knowledge.allowed_roots``: absolute folders outside the configuration
+    tree where an operator allows knowledge folders to live."""
+    raw = settings.section("knowledge").get("allowed_roots", [])
+    where = settings.settings_file or DEFAULTS_FILE
+    if not isinstance(raw, list) or not all(isinstance(r, str) for r in raw):
+        raise ConfigError(
+            "must be a list of absolute folder paths", file=where, field="knowledge.allowed_roots"
+        )
+    for r in raw:
+        if not Path(r).is_absolute():
+            raise ConfigError(
+                f"{r!r} is not an absolute path; list absolute folders",
+                file=where,
+                field="knowledge.allowed_roots",
+            )
+    return tuple(Path(r) for r in raw)

@@ -113,6 +113,7 @@ def test_channel_mapped_twice(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_company(root)
     assert "already mapped" in str(err.value)
+    assert (err.value.field, err.value.line) == ("channels.slack[0]", 4)
 
 
 def test_bad_groups_file(tmp_path: Path) -> None:

@@ -1,0 +1,342 @@
+"""Configuration reload while serving: edits to ``departments/*.yaml`` and ``groups.yaml``
+reach the running assistant without a restart, and an invalid edit never widens access.
+
+Why: "A person removed from ``finance-admins`` in groups.yaml still read payroll through the
+running server." A server that reads its configuration once keeps every grant an admin has
+since taken away; one that simply refuses an invalid edit keeps them too.
+
+``ConfigWatcher.poll()`` stats the files (names, sizes, ``mtime_ns``, inodes — no reads) and,
+when something changed, loads everything with ``check_company``:
+
+* valid → ``assistant.reconfigure(new)`` and a "config-reloaded" notice;
+* invalid → the assistant keeps serving the NARROWER of the old configuration (the last
+  valid one) and the new files, and the admins get one "config-invalid" notice per problem
+  (``file:line: field: problem``). While invalid, every poll re-checks, so fixing the
+  mistake (or creating a missing folder) applies the new configuration.
+
+Narrowing rules (``narrowed(old, root)``), applied only while the configuration is invalid:
+
+* **groups** — if the new ``groups.yaml`` parses strictly as a mapping whose values are all
+  lists of strings (a missing or empty file is an empty mapping), each old group's members
+  become old ∩ new (members compared lower-cased; a group missing from the new file is
+  empty; names that collide after lower-casing keep only who is in every one of them);
+  otherwise the old groups are kept. Groups that exist only in the new file are not added.
+* **departments** — only departments of the old configuration exist (new ones are not added
+  while invalid); for each, its file in the departments folder:
+
+  - deleted → the department is removed;
+  - does not parse as a YAML mapping (syntax error, alias, duplicate key, too large, empty,
+    a list, …) → PAUSED: ``ask``, ``admins`` and every template's ``allowed`` emptied, so
+    nobody may ask, run or administer it; a "department-paused" notice names file and line;
+  - parses as a mapping (valid on its own or not) → the old department, with each access
+    list reduced to the entries that appear, normalised, in the corresponding new raw list
+    (string intersection: ``ask``, ``admins``, ``templates.X.allowed``; a list that is
+    missing, not a list, or a template missing from the new file counts as empty; an absent
+    ``allowed`` counts as its default ``["*"]``); ``classification`` = max(old, new) when
+    the new value is readable (absent = the default, internal); ``route`` = "private" when
+    either says private. Everything else (title, knowledge folder, channels, prompts, …)
+    stays as it was. An unchanged file therefore keeps its department exactly.
+  - ``channels.audience.C`` is the one list that narrows by growing: it declares who can
+    read channel C, and every declared reader must be allowed to see an answer before it is
+    posted there, so fewer declared readers would let more through (an empty declaration
+    admits everything). It becomes old ∪ new entries when the new file declares C, else old;
+    channels the old configuration did not declare are not added.
+
+The watcher runs in a daemon thread started by ``deptbot serve`` (``start_config_watcher``);
+tests call ``poll()`` directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from bot.config import (
+    Company,
+    Department,
+    access_lists,
+    check_company,
+    describe,
+    knowledge_roots,
+    normalize_entry,
+    read_yaml,
+)
+from bot.core.ports import AdminNotices
+from bot.core.types import Classification
+from bot.errors import ConfigError
+from bot.settings import DEFAULTS_FILE, Settings
+
+log = logging.getLogger(__name__)
+
+Signature = dict[str, tuple[int, int, int]]  # file name → (size, mtime_ns, inode)
+
+
+class Reconfigurable(Protocol):
+    """What the watcher needs from the Assistant."""
+
+    @property
+    def company(self) -> Company: ...
+
+    def reconfigure(self, company: Company) -> None: ...
+
+
+# ── narrowing (pure; no threads) ─────────────────────────────────────────────────────
+
+
+@dataclass
+class _Narrowed:
+    company: Company
+    problems: list[ConfigError]
+    paused: dict[str, ConfigError] = field(default_factory=dict)  # department → why
+
+
+def narrowed(
+    old: Company, root: Path, *, allowed_roots: Sequence[Path] = ()
+) -> tuple[Company, list[ConfigError]]:
+    """The configuration to serve after the files under ``root`` changed.
+
+    ``(new company, [])`` when the files are valid; otherwise ``(old narrowed by the new
+    files, every problem)`` — see the module docstring for the rules.
+    """
+    result = _narrow(old, Path(root), tuple(allowed_roots))
+    return result.company, result.problems
+
+
+def _narrow(old: Company, root: Path, allowed_roots: tuple[Path, ...]) -> _Narrowed:
+    company, problems = check_company(root, allowed_roots=allowed_roots)
+    if company is not None:
+        return _Narrowed(company, [])
+    departments: dict[str, Department] = {}
+    paused: dict[str, ConfigError] = {}
+    for name, dept in old.departments.items():
+        path = root / (dept.source_file.name if dept.source_file else f"{name}.yaml")
+        if not path.exists():
+            continue  # deleted: the department is removed
+        try:
+            data, _ = read_yaml(path)
+            if not isinstance(data, dict):
+                raise ConfigError("must be a mapping of field: value", file=path, line=1)
+        except ConfigError as exc:
+            departments[name], paused[name] = _paused(dept), exc
+            continue
+        departments[name] = _narrow_department(dept, data)
+    groups = _narrow_groups(old.groups, root / "groups.yaml")
+    return _Narrowed(Company(departments=departments, groups=groups, root=old.root), problems, paused)
+
+
+def _narrow_groups(old: Mapping[str, frozenset[str]], path: Path) -> Mapping[str, frozenset[str]]:
+    data: Any = {}
+    if path.exists():
+        try:
+            data, _ = read_yaml(path)
+        except ConfigError:
+            return old
+    data = {} if data is None else data
+    if not isinstance(data, dict) or not all(
+        isinstance(v, list) and all(isinstance(m, str) for m in v) for v in data.values()
+    ):
+        return old
+    new: dict[str, set[str]] = {}
+    for name, members in data.items():
+        key, emails = str(name).lower(), {m.strip().lower() for m in members}
+        new[key] = new[key] & emails if key in new else emails
+    return {group: members & frozenset(new.get(group, ())) for group, members in old.items()}
+
+
+def _paused(dept: Department) -> Department:
+    templates = {n: t.model_copy(update={"allowed": []}) for n, t in dept.templates.items()}
+    return dept.model_copy(update={"ask": [], "admins": [], "templates": templates})
+
+
+def _narrow_department(dept: Department, data: Mapping[str, Any]) -> Department:
+    lists = access_lists(data)
+
+    def keep(old: list[str], loc: tuple[str | int, ...]) -> list[str]:
+        new = set(lists.get(loc, ()))
+        return [e for e in old if e in new]
+
+    templates = {
+        n: t.model_copy(update={"allowed": keep(t.allowed, ("templates", n, "allowed"))})
+        for n, t in dept.templates.items()
+    }
+    audience: dict[str, list[str]] = {}
+    for chan, readers in dept.channels.audience.items():
+        more = lists.get(("channels", "audience", chan), [])
+        audience[chan] = [*readers, *(e for e in dict.fromkeys(more) if e not in readers)]
+    classification = dept.classification
+    with contextlib.suppress(KeyError):  # an unreadable label keeps the old one
+        classification = max(
+            classification, Classification.parse(str(data.get("classification", "internal")))
+        )
+    route = "private" if normalize_entry(str(data.get("route", ""))) == "private" else dept.route
+    return dept.model_copy(
+        update={
+            "ask": keep(dept.ask, ("ask",)),
+            "admins": keep(dept.admins, ("admins",)),
+            "templates": templates,
+            "channels": dept.channels.model_copy(update={"audience": audience}),
+            "classification": classification,
+            "route": route,
+        }
+    )
+
+
+# ── the watcher ──────────────────────────────────────────────────────────────────────
+
+
+def signature(root: Path) -> Signature:
+    """Cheap change detection: one ``stat`` per ``*.yaml``/``*.yml`` file, no reads."""
+    found: Signature = {}
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return found
+    for entry in entries:
+        if entry.name.endswith((".yaml", ".yml")):
+            try:
+                st = entry.stat()
+            except OSError:
+                continue
+            found[entry.name] = (st.st_size, st.st_mtime_ns, st.st_ino)
+    return found
+
+
+def _changes(before: Signature, after: Signature) -> list[str]:
+    out = [f"{n} added" for n in sorted(after.keys() - before.keys())]
+    out += [f"{n} removed" for n in sorted(before.keys() - after.keys())]
+    out += [f"{n} changed" for n in sorted(before.keys() & after.keys()) if before[n] != after[n]]
+    return out
+
+
+class ConfigWatcher:
+    """Polls the departments folder and applies changes to a running assistant."""
+
+    def __init__(
+        self,
+        *,
+        assistant: Reconfigurable,
+        root: Path,
+        notices: AdminNotices,
+        allowed_roots: Sequence[Path] = (),
+        interval: float = 2.0,
+    ) -> None:
+        self._assistant = assistant
+        self._root = Path(root)
+        self._notices = notices
+        self._allowed_roots = tuple(allowed_roots)
+        self.interval = interval
+        self._valid = assistant.company  # the last valid configuration: narrowing starts here
+        self._signature = signature(self._root)
+        self._invalid = False
+        self._first = True  # the first poll checks even without a change: the files may have
+        # changed between loading the assistant's configuration and starting the watcher
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def poll(self) -> bool:
+        """Check the files once; True when a different configuration was applied."""
+        with self._lock:
+            now = signature(self._root)
+            if now == self._signature and not (self._invalid or self._first):
+                return False
+            changes = _changes(self._signature, now)
+            result = _narrow(self._valid, self._root, self._allowed_roots)
+            applied = result.company != self._assistant.company
+            if applied:
+                self._assistant.reconfigure(result.company)
+            was_invalid, self._invalid = self._invalid, bool(result.problems)
+            self._signature, self._first = now, False
+            if not result.problems:
+                self._valid = result.company
+            try:
+                self._tell(result, changes, applied or was_invalid)
+            except Exception:  # a notices failure must not undo or repeat the reload
+                log.exception("could not record configuration notices")
+            return applied
+
+    def _tell(self, result: _Narrowed, changes: list[str], reloaded: bool) -> None:
+        if not result.problems:
+            if reloaded:
+                what = f": {', '.join(changes)}" if changes else ""
+                self._notices.notify(None, "config-reloaded", f"configuration reloaded{what}")
+            return
+        for name, why in result.paused.items():
+            self._notices.notify(
+                name,
+                "department-paused",
+                f"{describe(why, self._root.parent)} — {name} is paused: nobody may ask it, run its "
+                "templates or administer it until the file is fixed",
+            )
+        for problem in result.problems:
+            if any(_same(problem, why) for why in result.paused.values()):  # told above
+                continue
+            self._notices.notify(
+                self._department_of(problem),
+                "config-invalid",
+                f"{describe(problem, self._root.parent)} — not applied; serving the narrower of the "
+                "old and new access until it is fixed",
+            )
+
+    def _department_of(self, err: ConfigError) -> str | None:
+        if not err.file or Path(err.file).name == "groups.yaml":
+            return None
+        name = Path(err.file).stem.lower()
+        return name if name in self._valid.departments else None
+
+    # ── the thread ──
+
+    def start(self) -> ConfigWatcher:
+        """Poll every ``interval`` seconds in a daemon thread (not at all when it is 0)."""
+        if self.interval > 0 and self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="deptbot-config-watcher", daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.poll()
+            except Exception:  # keep serving what was applied last; try again next tick
+                log.exception("configuration reload failed; keeping the current configuration")
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+
+def _same(a: ConfigError, b: ConfigError) -> bool:
+    return (a.file, a.line, a.field, a.problem) == (b.file, b.line, b.field, b.problem)
+
+
+def start_config_watcher(
+    assistant: Reconfigurable, settings: Settings, notices: AdminNotices
+) -> ConfigWatcher:
+    """Start watching ``settings.departments_dir`` every ``config.reload_seconds``; the
+    returned handle's ``stop()`` ends the thread."""
+    seconds = settings.section("config").get("reload_seconds", 2)
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        raise ConfigError(
+            "must be a number of seconds (0 = off)",
+            file=settings.settings_file or DEFAULTS_FILE,
+            field="config.reload_seconds",
+        )
+    watcher = ConfigWatcher(
+        assistant=assistant,
+        root=settings.departments_dir,
+        notices=notices,
+        allowed_roots=knowledge_roots(settings),
+        interval=float(seconds),
+    )
+    return watcher.start()
