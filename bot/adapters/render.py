@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from bot.core.access import CHANNEL_REASONS
-from bot.core.ports import IndexReport, IndexStatus
+from bot.core.ports import IndexReport, IndexStatus, Notice
 from bot.core.types import Answer, Citation
 
 SORRY = "Sorry, I couldn't answer that just now (request {rid}). Try again in a minute."
@@ -119,3 +119,8 @@ def help_lines(departments: Sequence[str], *, command: str = "/ask") -> list[str
         "`/kb status [DEPT]` — knowledge status; `/kb refresh DEPT` — refresh (department admins).",
         "Mention me in a channel or message me directly; I answer in the thread with sources.",
     ]
+
+
+def notice_lines(notices: Sequence[Notice]) -> list[str]:
+    """Admin notices as short lines ("Nov 30 14:02 · hr: 2 files not indexed: …")."""
+    return [f"{n.time:%b} {n.time.day} {n.time:%H:%M} UTC · {n.text}" for n in notices]

@@ -21,6 +21,7 @@ from bot.core.access import AccessPolicy, GroupDirectory
 from bot.core.caching import CacheGate
 from bot.core.labels import DepartmentLabel, request_label
 from bot.core.ports import (
+    AdminNotices,
     AnswerCache,
     AuditEntry,
     AuditLog,
@@ -30,6 +31,7 @@ from bot.core.ports import (
     Indexer,
     IndexReport,
     IndexStatus,
+    Notice,
     ProgressFn,
     Retriever,
     SensitivityClassifier,
@@ -117,6 +119,7 @@ class Assistant:
         directory: Directory | None = None,
         classifier: SensitivityClassifier | None = None,
         cache: AnswerCache | None = None,
+        notices: AdminNotices | None = None,
         top_k: int = 6,
         auto_index: bool = True,
         stale_check_seconds: float = 60.0,
@@ -130,6 +133,7 @@ class Assistant:
         self._audit = audit
         self._classifier: SensitivityClassifier = classifier or DepartmentLabel()
         self._cache = CacheGate(cache=cache, retriever=retriever)
+        self._notices = notices
         self._top_k = top_k
         self._auto_index = auto_index
         self._stale_check_seconds = stale_check_seconds
@@ -243,6 +247,23 @@ class Assistant:
         return config.policy.channel_verdict(
             dept, channel, readers, answer.audiences, principal_of=self._principal_of(config)
         )
+
+    def notices_for(
+        self, email: str | None, department: str | None = None, *, limit: int = 5
+    ) -> list[Notice]:
+        """Recent admin notices this person may read: those of departments they administer
+        (one, or all of them), plus company-wide ones if they administer any department.
+        Notices name files and fields, so nobody else sees them."""
+        if self._notices is None or not email:
+            return []
+        mine = [d.name for d in self.company if self.is_admin(email, d.name)]
+        if department is not None:
+            mine = [department] if department in mine else []
+        found: dict[tuple[str | None, str, str], Notice] = {}
+        for name in mine:
+            for notice in self._notices.recent(name, limit=limit):
+                found.setdefault((notice.department, notice.kind, notice.text), notice)
+        return sorted(found.values(), key=lambda n: n.time, reverse=True)[:limit]
 
     def admins_of(self, dept: Department, config: _Config | None = None) -> list[str]:
         """Admin e-mails (groups expanded) to name in denials and "I don't know"."""

@@ -170,7 +170,9 @@ def test_cache_key_keeps_comparison_signs() -> None:
 
 def test_workspace_stand_in_lets_public_channels_answer_what_everyone_may_read(assistant: Assistant) -> None:
     workspace = ChannelReaders(FINANCE, public=True, stand_in=("*@example.com",))
-    fine = channel_ask(assistant, "dave@example.com", "meal expenses", department="finance", readers=workspace)
+    fine = channel_ask(
+        assistant, "dave@example.com", "meal expenses", department="finance", readers=workspace
+    )
     assert fine.channel_safe
     engineers = ChannelReaders(ENGINEERS, public=True, stand_in=("*@example.com",))
     eng = channel_ask(assistant, "bob@example.com", "production deploys", department="eng", readers=engineers)

@@ -201,7 +201,11 @@ class SlashCommands:
             return
         statuses = [s for n in names for s in await asyncio.to_thread(a.status, n)]
         lines = [render.status_line(s, a.company.department(s.department).title) for s in statuses]
-        await _say(respond, "*Knowledge status*\n" + "\n".join("• " + bk.escape(line) for line in lines))
+        text = "*Knowledge status*\n" + "\n".join("• " + bk.escape(line) for line in lines)
+        notices = render.notice_lines(a.notices_for(email, cmd.department))  # admins only
+        if notices:
+            text += "\n*Admin notices*\n" + "\n".join("• " + bk.escape(line) for line in notices)
+        await _say(respond, text)
 
     async def _refresh(self, cmd: translate.Command, email: str | None, respond: Respond) -> None:
         if not cmd.department:

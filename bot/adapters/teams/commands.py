@@ -78,7 +78,11 @@ class Commands:
             return
         statuses = [s for n in names for s in await asyncio.to_thread(a.status, n)]
         titles = {d.name: d.title for d in a.company}
-        await say(ctx, render.status_text(statuses, titles, details_for=admin_of))
+        text = render.status_text(statuses, titles, details_for=admin_of)
+        notices = wording.notice_lines(a.notices_for(email, department))  # admins only
+        if notices:
+            text += "\n\n**Admin notices**\n" + "\n".join("- " + render.neutralize(n) for n in notices)
+        await say(ctx, text)
 
     async def _refresh(
         self, ctx: TurnContext, body: Mapping[str, Any], department: str, email: str | None
