@@ -1,7 +1,7 @@
 """Hybrid, access-filtered retrieval with a calibrated 0..1 relevance.
 
-Pipeline per query: tokenise (bm25s + Snowball) → BM25 scores with the visibility mask
-as bm25s ``weight_mask`` → dense cosine over the float16 matrix, masked to -inf → top
+Pipeline per query: tokenise (bm25s + Snowball) → BM25 over the query terms' postings,
+visible chunks only → dense cosine over the float16 matrix, masked to -inf → top
 candidates of each → fusion → top_k → calibrated score → assert every chunk is admitted.
 
 Filtering happens *inside* both scorers: a chunk the scope may not see has BM25 score 0
@@ -9,6 +9,19 @@ and cosine -inf and is never a candidate, so ``top_k`` larger than the number of
 matches cannot surface it. The visibility mask is cached per distinct scope keys; a
 document's audiences are grouped into signatures so building a mask costs one
 ``scope.admits`` per signature, not per chunk.
+
+Statistics are per scope, too. BM25's document frequencies, N and average length, and
+the idf weights of query-term coverage (so the calibrated confidence), are counted over
+the chunks the asker may see, never over the whole department. Otherwise a word that only
+a restricted document contains would change what an outsider sees — a known word gets
+a lower idf than an unknown one, so asking for it would betray that it exists, and
+restricted chunks' lengths and term counts would reorder visible ones. With per-scope
+statistics an outsider's chunks and scores are the same as if the restricted documents
+did not exist (tests/knowledge/test_kb_scoped_stats.py). The stored bm25s matrix holds
+whole-department weights and is no longer read at query time; BM25 is recomputed from
+per-posting term frequencies (``bm25/tf.csc.index.npy``, or derived from ``tokens.npy``
+for versions written before it existed) for the few query terms only, which costs
+about as much as bm25s's masked scoring. N and avgdl are cached with each mask.
 
 Fusion, compared with ``python -m bench.quality`` (nDCG@10 / Recall@100; BEIR set built
 at run time from the 18F handbook, 245 pages → 1,571 chunks, 300 rule-made queries from
@@ -53,8 +66,8 @@ remains available. Neither set is a public BEIR set (none can be fetched offline
 Calibration: ``SourceChunk.score`` is not the fusion score (which only orders one
 query's candidates) but an absolute relevance: a 0.6/0.4 weighted mean of (a) the chunk's cosine mapped
 through an embedder-specific ramp and (b) query-term coverage — the idf-weighted
-fraction of the query's terms present in the chunk, where terms the department has never
-seen count as missing with maximal idf. Off-topic questions ("What is the cafeteria menu
+fraction of the query's terms present in the chunk, where terms no chunk visible to the
+asker contains count as missing with maximal idf. Off-topic questions ("What is the cafeteria menu
 on Tuesday?") miss most terms and score well below on-topic ones. Scores are made
 non-increasing down the list so ``chunks[0].score`` is the confidence.
 """
@@ -74,7 +87,7 @@ from typing import Any
 import numpy as np
 
 from bot.core.types import AccessScope, Classification, SourceChunk
-from bot.errors import IndexMissing, UsageError
+from bot.errors import IndexMissing, KnowledgeError, UsageError
 from bot.knowledge import lexical
 from bot.knowledge.embedders import Embedder
 from bot.knowledge.index import current_version, dept_dir, read_meta
@@ -129,11 +142,22 @@ class LoadedIndex:
         dense = np.load(vdir / "dense.npy", mmap_mode="r")
         in_ram = dense.size <= DENSE_IN_RAM_MAX
         self.dense: np.ndarray = np.asarray(dense, dtype=np.float32) if in_ram else dense
+        token_offsets = np.load(vdir / "token_offsets.npy")
+        self.lengths = np.diff(token_offsets).astype(np.float32)  # tokens per chunk (BM25 dl)
         self.bm25: Any = None
-        self.df = np.zeros(0)
+        self.indptr = np.zeros(1, dtype=np.int64)
+        self.rows: np.ndarray = np.zeros(0, dtype=np.int32)  # chunk of each posting (CSC)
+        self.tf: np.ndarray = np.zeros(0, dtype=np.int32)  # term frequency of each posting
         if self.n:
             self.bm25 = bm25s.BM25.load(str(vdir / "bm25"), mmap=True, show_progress=False)
-            self.df = lexical.doc_freqs(self.bm25)
+            self.indptr = np.asarray(self.bm25.scores["indptr"], dtype=np.int64)
+            # Plain ndarray views of the memory maps: slicing a np.memmap costs microseconds.
+            self.rows = np.asarray(self.bm25.scores["indices"])
+            self.tf = np.asarray(
+                lexical.load_term_freqs(vdir / "bm25", lambda: np.load(vdir / "tokens.npy"), token_offsets)
+            )
+            if len(self.tf) != len(self.rows) or len(self.lengths) != self.n:
+                raise KnowledgeError(f"The index version {vdir.name} is inconsistent; rebuild it.")
         sigs: dict[tuple[tuple[str, ...], ...], int] = {}
         doc_sig = [sigs.setdefault(tuple(tuple(a) for a in d["audiences"]), len(sigs)) for d in self.docs]
         self.signatures = list(sigs)
@@ -141,6 +165,9 @@ class LoadedIndex:
             np.asarray(doc_sig, dtype=np.int32)[self.chunk_doc] if self.n else np.zeros(0, np.int32)
         )
         self._masks: OrderedDict[frozenset[str], np.ndarray] = OrderedDict()
+        # id(mask) → (mask, visible chunks, their mean length); holding the mask keeps
+        # the id from being reused while the entry lives.
+        self._stats: dict[int, tuple[np.ndarray, int, float]] = {}
         self._lock = threading.Lock()
 
     def text(self, i: int) -> str:
@@ -156,21 +183,62 @@ class LoadedIndex:
         admitted = np.array([scope.admits(sig) for sig in self.signatures] or [False], dtype=bool)
         mask = admitted[self.chunk_sig] if self.n else np.zeros(0, dtype=bool)
         mask.setflags(write=False)
+        stats = (mask, *self._visible_stats(mask))
         with self._lock:
             self._masks[scope.keys] = mask
+            self._stats[id(mask)] = stats
             while len(self._masks) > 256:
-                self._masks.popitem(last=False)
+                _, old = self._masks.popitem(last=False)
+                self._stats.pop(id(old), None)
         return mask
+
+    def _visible_stats(self, mask: np.ndarray) -> tuple[int, float]:
+        """Visible chunk count and mean visible length (BM25's N and avgdl for this scope)."""
+        cached = self._stats.get(id(mask))
+        if cached is not None and cached[0] is mask:
+            return cached[1], cached[2]
+        lengths = self.lengths[mask]
+        n_vis = len(lengths)
+        total = float(lengths.sum(dtype=np.float64))
+        return n_vis, (total / n_vis if n_vis and total else 1.0)
 
     # ── scoring ──────────────────────────────────────────────────────────────────
 
-    def query_terms(self, query: str) -> tuple[list[int], float]:
-        """Vocabulary ids of the query's terms, and the idf mass of unseen terms."""
+    def query_terms(self, query: str) -> tuple[list[int], int]:
+        """Vocabulary ids of the query's distinct terms, and how many are not in it."""
         tokens = list(dict.fromkeys(lexical.tokenize([query])[0]))
         vocab = self.bm25.vocab_dict if self.bm25 is not None else {}
         ids = [int(vocab[t]) for t in tokens if t in vocab]
-        unseen = sum(1 for t in tokens if t not in vocab)
-        return ids, float(unseen * lexical.idf(np.array([0.0]), self.n)[0])
+        return ids, len(tokens) - len(ids)
+
+    def visible_terms(self, query: str, mask: np.ndarray) -> tuple[dict[int, float], float, np.ndarray]:
+        """The query's terms as this scope sees them, and their BM25 over visible chunks.
+
+        Returns the visible terms' Lucene idf (df and N counted over visible chunks only),
+        the idf mass of terms no visible chunk contains (they count as if the department
+        had never seen them, so a word only a restricted document holds is
+        indistinguishable from a made-up one), and BM25 per chunk (0 where not visible).
+        """
+        ids, unknown = self.query_terms(query)
+        n_vis, avgdl = self._visible_stats(mask)
+        spans = [(int(self.indptr[t]), int(self.indptr[t + 1])) for t in ids]
+        rows = np.concatenate([self.rows[a:b] for a, b in spans]) if spans else np.zeros(0, np.int32)
+        tf = np.concatenate([self.tf[a:b] for a, b in spans]) if spans else np.zeros(0, np.int32)
+        term = np.repeat(np.arange(len(ids)), [b - a for a, b in spans])
+        seen = mask[rows]
+        rows, tf, term = rows[seen], tf[seen].astype(np.float32), term[seen]
+        df = np.bincount(term, minlength=len(ids))
+        idf = lexical.idf(df.astype(np.float64), n_vis)
+        weights = {ids[j]: float(idf[j]) for j in np.flatnonzero(df)}
+        unknown += int(np.count_nonzero(df == 0))
+        unseen = float(unknown * lexical.idf(np.array([0.0]), n_vis)[0])
+        if len(rows) == 0:
+            return weights, unseen, np.zeros(self.n, dtype=np.float32)
+        norm = np.float32(lexical.K1) * (
+            np.float32(1.0 - lexical.B) + np.float32(lexical.B) * self.lengths[rows] / np.float32(avgdl)
+        )
+        part = idf[term] * tf / (tf + norm)
+        return weights, unseen, np.bincount(rows, weights=part, minlength=self.n).astype(np.float32)
 
     def cosines(self, qvec: np.ndarray, mask: np.ndarray) -> np.ndarray:
         if self.dense.dtype == np.float32:
@@ -193,8 +261,8 @@ class LoadedIndex:
         fusion: str = DEFAULT_FUSION,
         candidates: int = CANDIDATES,
         dense_weight: float | None = None,
-    ) -> tuple[list[Hit], list[int], float]:
-        """Top ``k`` visible chunks; also the query term ids and unseen idf mass.
+    ) -> tuple[list[Hit], dict[int, float], float]:
+        """Top ``k`` visible chunks; also the visible query terms' idf and the unseen idf mass.
 
         ``dense_weight`` defaults to the embedder's own (``Embedder.dense_weight``).
         """
@@ -202,14 +270,11 @@ class LoadedIndex:
             dense_weight = float(getattr(embedder, "dense_weight", DENSE_WEIGHT))
         visible = np.flatnonzero(mask)
         if self.n == 0 or len(visible) == 0:
-            return [], [], 0.0
-        term_ids, unseen = self.query_terms(query)
+            return [], {}, 0.0
+        terms, unseen, bm25 = self.visible_terms(query, mask)
+        if mode == "dense":
+            bm25 = np.zeros(self.n, dtype=np.float32)
         pool = max(candidates, k)
-        bm25 = np.zeros(self.n, dtype=np.float32)
-        if term_ids and mode != "dense":
-            bm25 = np.asarray(
-                self.bm25.get_scores(term_ids, weight_mask=mask.astype(np.float32)), dtype=np.float32
-            )
         cos = self.cosines(embedder.embed([query])[0], mask) if mode != "bm25" else np.full(self.n, -np.inf)
         lex = _top(visible, bm25[visible], pool, positive=True)
         sem = _top(visible, cos[visible], pool, positive=False) if mode != "bm25" else np.zeros(0, np.int64)
@@ -228,17 +293,20 @@ class LoadedIndex:
             Hit(int(i), float(f), float(c), float(bm25[i]))
             for i, f, c in zip(order[:k], fused[:k], cos_sel, strict=True)
         ]
-        return hits, term_ids, unseen
+        return hits, terms, unseen
 
-    def coverage(self, chunk_ids: np.ndarray, term_ids: list[int], unseen: float) -> np.ndarray:
-        """idf-weighted fraction of query terms present in each chunk (NaN: no terms)."""
-        if not term_ids and unseen == 0:
+    def coverage(self, chunk_ids: np.ndarray, terms: dict[int, float], unseen: float) -> np.ndarray:
+        """idf-weighted fraction of query terms present in each chunk (NaN: no terms).
+
+        ``terms`` and ``unseen`` come from :meth:`search` for the same scope, so the
+        weights are the scope's own; ``chunk_ids`` are visible chunks.
+        """
+        if not terms and unseen == 0:
             return np.full(len(chunk_ids), np.nan)
-        weights = lexical.idf(self.df[term_ids].astype(np.float64), self.n) if term_ids else np.zeros(0)
         got = np.zeros(len(chunk_ids), dtype=np.float64)
-        for tid, w in zip(term_ids, weights, strict=True):
+        for tid, w in terms.items():
             got += w * lexical.contains(self.bm25, tid, chunk_ids)
-        return got / (float(weights.sum()) + unseen)
+        return got / (sum(terms.values()) + unseen)
 
 
 def _top(ids: np.ndarray, scores: np.ndarray, k: int, *, positive: bool) -> np.ndarray:
