@@ -10,10 +10,12 @@ import pytest
 from bot.config import Company, Department
 from bot.core.pipeline import Assistant
 from bot.core.ports import FailedFile, IndexStatus
+from bot.store.notices import MemoryNotices
 from tests.adapters.teams.conftest import Harness
 from tests.fakes import FakeIndexer, FakeRetriever, MemoryAudit, RecordingGenerator
 
 FAILED = "knowledge/finance/payroll/bonus-pool-draft.pdf"
+NOTICE = "finance: 1 file not indexed: payroll/plan.md (duplicate key 'audience')"
 
 
 class FailingIndexer(FakeIndexer):
@@ -26,8 +28,15 @@ class FailingIndexer(FakeIndexer):
 def assistant(
     company: Company, retriever: FakeRetriever, audit: MemoryAudit, generator: RecordingGenerator
 ) -> Assistant:
+    notices = MemoryNotices()
+    notices.notify("finance", "files-skipped", NOTICE)
     return Assistant(
-        company=company, retriever=retriever, indexer=FailingIndexer(), generator=generator, audit=audit
+        company=company,
+        retriever=retriever,
+        indexer=FailingIndexer(),
+        generator=generator,
+        audit=audit,
+        notices=notices,
     )
 
 
@@ -37,6 +46,7 @@ def test_status_lists_only_what_the_person_may_ask(teams: Callable[..., None]) -
         assert "Human Resources" in text and "Finance" in text
         assert "Engineering" not in text  # alice cannot ask engineering
         assert "bonus-pool-draft" not in text  # not a Finance admin
+        assert "Admin notices" not in text and "plan.md" not in text
         one = (await h.ask(h.activity("kb status eng")))[-1].body["text"]
         assert "Engineering" not in one and "documents" not in one
         stranger = (await h.ask(h.activity("kb status", user="mallory")))[-1].body["text"]
@@ -49,5 +59,6 @@ def test_admins_see_failed_file_names(teams: Callable[..., None]) -> None:
     async def scenario(h: Harness) -> None:
         text = (await h.ask(h.activity("kb status finance", user="carol")))[-1].body["text"]
         assert "bonus-pool-draft.pdf" in text
+        assert "Admin notices" in text and "payroll/plan.md" in text
 
     teams(scenario)
