@@ -101,8 +101,11 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         )
         limits = Limits()
     for dept in report.departments.values():
+        # Problem.file is shown as "<knowledge parent>/<dept folder>/<rel>"; anchor it to
+        # the folder on disk so the line is right from any working directory.
+        anchor = Path(dept.knowledge).parent.parent
         problems += [
-            ConfigError(p.problem, file=p.file, line=p.line, field=p.field)
+            ConfigError(p.problem, file=anchor / p.file, line=p.line, field=p.field)
             for p in check_folder(dept, limits)
         ]
     problems += _check_state_permissions(settings.state_dir)

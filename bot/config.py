@@ -16,6 +16,7 @@ Department files are data written by people and decide who may read what, so:
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -568,8 +569,9 @@ def describe(err: ConfigError, base: Path | None = None) -> str:
     """``file:line: field: problem``, with the file shown relative to ``base`` when inside it."""
     shown: str | None = err.file
     if err.file and base is not None:
+        # abspath, not resolve: a problem about a symbolic link names the link, not its target
         with contextlib.suppress(ValueError):
-            shown = str(Path(err.file).resolve().relative_to(base.resolve()))
+            shown = str(Path(os.path.abspath(err.file)).relative_to(os.path.abspath(base)))
     return str(ConfigError(err.problem, file=shown, line=err.line, field=err.field))
 
 

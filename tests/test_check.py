@@ -106,3 +106,17 @@ def test_knowledge_folder_problems_are_listed_with_the_config_ones(run) -> None:
     assert any("hr.yaml:3: bogus: unknown field" in line for line in lines)
     assert any("payroll/_access.yaml:2" in line and "duplicate key" in line for line in lines)
     assert lines[-1].startswith("2 problems in 2 files")
+
+
+def test_a_link_problem_names_the_link_not_its_target(run, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Resolving the reported path followed the link, so the line named the payroll file."""
+    hr = run.root / "knowledge" / "hr"
+    os.symlink(run.root / "knowledge" / "finance" / "payroll" / "salary-bands.md", hr / "bands.md")
+    monkeypatch.chdir(run.root)
+    code, _, err = run("check")
+    assert code == 2
+    assert "knowledge/hr/bands.md: symbolic link pointing outside the knowledge folder" in err
+    assert "salary-bands.md" not in err
+    monkeypatch.chdir(run.root.parent)  # from elsewhere the path is still right
+    _, _, err = run("check")
+    assert f"{run.root.name}/knowledge/hr/bands.md: symbolic link" in err
