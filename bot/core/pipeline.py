@@ -9,6 +9,7 @@ and any generation, every time, and a denial is recorded.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -409,6 +410,10 @@ class Assistant:
         )
         # Every source the generator saw counts: a model may paraphrase without citing.
         base = self._placed(ctx, base, chunks)
+        cited = citations.validate(generation.text, chunks, dept.link) if generation else None
+        if generation is not None and not generation.sources_only and not _has_words(cited):
+            # Nothing left once invalid markers are gone ("[9]", whitespace): not an answer.
+            generation = replace(generation, sources_only=True, notice=replies.NO_WORDS)
         if generation is None or generation.sources_only:
             notice = failure if generation is None else generation.notice
             markers = "".join(f"[{i}]" for i in range(1, len(chunks) + 1))
@@ -427,7 +432,7 @@ class Assistant:
                 route_reason=generation.route_reason if generation else notice,
             )
             return sources_only, error
-        cited = citations.validate(generation.text, chunks, dept.link)
+        assert cited is not None
         conf = citations.confidence(chunks, cited)
         alternative = got.route.alternative
         notice = " ".join(
@@ -575,6 +580,11 @@ def _checked_text(message: Message) -> str:
     if len(text) > MAX_QUESTION_CHARS:
         raise UsageError(f"That is {len(text):,} characters; please keep it under {MAX_QUESTION_CHARS:,}.")
     return text
+
+
+def _has_words(cited: citations.CitedText | None) -> bool:
+    """Any letter or digit outside the ``[n]`` markers."""
+    return cited is not None and re.search(r"\w", re.sub(r"\[\d+\]", " ", cited.text)) is not None
 
 
 def _admitted(chunks: list[SourceChunk], scope: AccessScope) -> list[SourceChunk]:

@@ -38,6 +38,9 @@ def dont_know(dept: Department, searched: Sequence[str], titles: Sequence[str], 
     return text
 
 
+NO_WORDS = "The model returned no usable answer."
+
+
 def sources_only(dept: Department, notice: str) -> str:
     return f"{notice} Here are the most relevant {dept.title} sources.".strip()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bot.core.pipeline import Assistant
 from bot.core.types import Classification, Generation, GenerationRequest, Message, Status, Turn
 from bot.llm.extractive import ExtractiveGenerator
@@ -130,3 +132,21 @@ def test_answer_cached_across_a_refresh_is_not_served_to_narrower_access(company
     retriever.version, retriever.flip = "v1", False  # the same version id again (e.g. a revert)
     dave = a.ask(Message(user_id="d", email="dave@example.com", text=q, department="finance"))
     assert CANARIES["payroll"] not in repr(dave)
+
+
+@pytest.mark.parametrize("reply", ["[9]", "   ", "[7] [8].", "\n[12]\n"])
+def test_a_reply_with_no_words_left_is_sources_only(company, retriever, audit, reply: str) -> None:  # type: ignore[no-untyped-def]
+    """A model reply made only of out-of-range markers or whitespace was an empty answer."""
+    from bot.core.types import Generation
+
+    class Fixed:
+        name = "fixed"
+
+        def generate(self, request, *, on_delta=None):  # type: ignore[no-untyped-def]
+            return Generation(text=reply, model="m", generator="fixed", route="cloud")
+
+    a = Assistant(company=company, retriever=retriever, indexer=FakeIndexer(), generator=Fixed(), audit=audit)
+    answer = a.ask(Message(user_id="alice@example.com", text="How many vacation days?", department="hr"))
+    assert answer.status is Status.SOURCES_ONLY
+    assert answer.text.strip() and answer.citations
+    assert "no usable answer" in answer.text
