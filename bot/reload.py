@@ -70,7 +70,7 @@ from bot.config import (
 from bot.core.ports import AdminNotices
 from bot.core.types import Classification
 from bot.errors import ConfigError
-from bot.settings import DEFAULTS_FILE, Settings
+from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -325,13 +325,7 @@ def start_config_watcher(
 ) -> ConfigWatcher:
     """Start watching ``settings.departments_dir`` every ``config.reload_seconds``; the
     returned handle's ``stop()`` ends the thread."""
-    seconds = settings.section("config").get("reload_seconds", 2)
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-        raise ConfigError(
-            "must be a number of seconds (0 = off)",
-            file=settings.settings_file or DEFAULTS_FILE,
-            field="config.reload_seconds",
-        )
+    seconds = settings.values.config.reload_seconds
     watcher = ConfigWatcher(
         assistant=assistant,
         root=settings.departments_dir,

@@ -38,11 +38,11 @@ class Wired:
 def build_knowledge(settings: Settings, *, notices: AdminNotices | None = None) -> KnowledgeBase:
     """The knowledge base with the ``[knowledge]`` caps and link rule; files it does not index
     are told to admins through ``notices`` (default: ``<state>/notices.sqlite3``)."""
-    r = settings.retrieval
+    r = settings.values.retrieval
     return KnowledgeBase(
         state_dir=settings.state_dir,
-        embedder=str(r.get("embedder", "wordllama")),
-        fusion=str(r.get("fusion", "minmax")),
+        embedder=r.embedder,
+        fusion=r.fusion,
         limits=Limits.from_settings(settings.section("knowledge")),
         notices=notices if notices is not None else SqliteNotices.in_state_dir(settings.state_dir),
     )
@@ -64,7 +64,7 @@ def build(settings: Settings, *, company: Company | None = None) -> Wired:
         classifier=PatternClassifier(),
         cache=build_cache(settings),
         notices=notices,
-        top_k=int(settings.retrieval.get("top_k", 6)),
+        top_k=settings.values.retrieval.top_k,
     )
     return Wired(
         assistant=assistant,

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Department
-from bot.errors import ConfigError, KnowledgeError
+from bot.errors import KnowledgeError
 from bot.knowledge.formats import IngestError
 from bot.knowledge.metadata import (
     ACCESS_FILE,
@@ -41,12 +41,11 @@ from bot.knowledge.metadata import (
     MetadataError,
     Problem,
     access_name_kind,
-    check_ignored_keys,
     parse_access,
 )
+from bot.settings_schema import Knowledge, parse_section
 
 SUFFIXES = frozenset({".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx", ".csv"})
-FOLLOW_LINKS = ("never", "inside")
 NOT_REGULAR = "not a regular file (FIFO, socket or device): skipped"
 OUTSIDE = "symbolic link pointing outside the knowledge folder: not followed"
 SWAPPED = "changed between scan and read: not indexed this time"
@@ -65,32 +64,17 @@ class Limits:
 
     @classmethod
     def from_settings(cls, section: Mapping[str, Any]) -> Limits:
-        """Validate the ``[knowledge]`` table; ConfigError names the setting."""
-        values: dict[str, Any] = {}
-        for key, kind in (
-            ("max_file_mb", float),
-            ("max_decompressed_mb", float),
-            ("max_pdf_pages", int),
-            ("max_chunks_per_file", int),
-        ):
-            if key in section:
-                value = section[key]
-                if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                    raise ConfigError("must be a positive number", field=f"knowledge.{key}")
-                values[key] = kind(value)
-        follow = section.get("follow_links", "never")
-        if follow not in FOLLOW_LINKS:
-            raise ConfigError('must be "never" or "inside"', field="knowledge.follow_links")
-        values["follow_links"] = follow
-        if "front_matter_ignore" in section:
-            keys = section["front_matter_ignore"]
-            try:
-                if not isinstance(keys, list):
-                    raise ValueError("must be a list of front-matter key names")
-                values["front_matter_ignore"] = check_ignored_keys(keys)
-            except ValueError as exc:
-                raise ConfigError(str(exc), field="knowledge.front_matter_ignore") from None
-        return cls(**values)
+        """The ``[knowledge]`` table, checked by the settings schema (missing keys take the
+        packaged defaults); ConfigError names the setting."""
+        k = parse_section(Knowledge, section, "knowledge")
+        return cls(
+            max_file_mb=k.max_file_mb,
+            max_decompressed_mb=k.max_decompressed_mb,
+            max_pdf_pages=k.max_pdf_pages,
+            max_chunks_per_file=k.max_chunks_per_file,
+            follow_links=k.follow_links,
+            front_matter_ignore=tuple(k.front_matter_ignore),
+        )
 
     @property
     def max_file_bytes(self) -> int:

@@ -63,7 +63,7 @@ def start_refresher(
     ``departments`` is a callable returning the current departments (preferred), or a
     fixed collection (then read once, as before).
     """
-    minutes = float(settings.section("knowledge").get("refresh_minutes", 15))
+    minutes = settings.values.knowledge.refresh_minutes
     if minutes <= 0:
         return None
     source = departments if callable(departments) else list(departments)

@@ -1,19 +1,16 @@
 """The ``[llm]``, ``[budgets]`` and ``[cache]`` settings as frozen, validated objects.
 
-Read once from ``Settings`` (the documented ``bot/settings.toml`` plus any override); a
-wrong type names the section and key. Secrets and endpoints are not here: they come from
-``Settings.env`` (see ``bot/llm/factory.py``).
+Read once from ``Settings`` (the documented ``bot/settings.toml`` plus any override and
+environment variables), already checked by ``bot/settings_schema.py``. Secrets and
+endpoints are not here: they come from ``Settings.env`` (see ``bot/llm/factory.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-from bot.errors import ConfigError
-from bot.settings import DEFAULTS_FILE, Settings
+from bot.settings import Settings
 from bot.store.usage import BudgetLimits
 
 TIERS = ("small", "large")
@@ -63,84 +60,39 @@ class CacheConfig:
     max_entries: int = 10000
 
 
-def _get(section: Mapping[str, Any], key: str, kind: type, default: Any, name: str, where: Path) -> Any:
-    """``section[key]`` checked against ``kind`` (ints accepted for floats)."""
-    value = section.get(key, default)
-    ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value, ok = float(value), True
-    if not ok:
-        raise ConfigError(f"must be {kind.__name__}, got {value!r}", file=where, field=f"{name}.{key}")
-    if kind in (int, float) and value < 0:
-        raise ConfigError("must not be negative", file=where, field=f"{name}.{key}")
-    return value
-
-
 def llm_config(settings: Settings) -> LLMConfig:
-    where = settings.settings_file or DEFAULTS_FILE
-    s = settings.section("llm")
-    d = LLMConfig()
-    models: dict[str, dict[str, str]] = {}
-    for provider in PROVIDERS:
-        table = s.get(provider, {})
-        if not isinstance(table, Mapping):
-            raise ConfigError("must be a table", file=where, field=f"llm.{provider}")
-        models[provider] = {t: str(table[t]) for t in TIERS if table.get(t)}
-    prices: dict[str, Price] = {}
-    for model, pair in dict(s.get("prices", {})).items():
-        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, int | float) for x in pair)):
-            raise ConfigError(
-                "must be [input, output] dollars per million tokens",
-                file=where,
-                field=f"llm.prices.{model}",
-            )
-        prices[model] = Price(float(pair[0]), float(pair[1]))
-    order = s.get("cloud_order", list(d.cloud_order))
-    if not isinstance(order, list) or any(p not in ("anthropic", "openai") for p in order):
-        raise ConfigError('must list "anthropic" and/or "openai"', file=where, field="llm.cloud_order")
+    s = settings.values.llm
+    tiers = {"anthropic": s.anthropic, "openai": s.openai, "private": s.private}
     return LLMConfig(
-        cloud_order=tuple(order),
-        models=models,
-        prices=prices,
-        max_tokens=max(1, _get(s, "max_tokens", int, d.max_tokens, "llm", where)),
-        timeout_seconds=_get(s, "timeout_seconds", float, d.timeout_seconds, "llm", where),
-        deadline_seconds=_get(s, "deadline_seconds", float, d.deadline_seconds, "llm", where),
-        max_retries=_get(s, "max_retries", int, d.max_retries, "llm", where),
-        history_tokens=_get(s, "history_tokens", int, d.history_tokens, "llm", where),
-        source_tokens=_get(s, "source_tokens", int, d.source_tokens, "llm", where),
-        breaker_failures=max(1, _get(s, "breaker_failures", int, d.breaker_failures, "llm", where)),
-        breaker_cooldown_seconds=_get(
-            s, "breaker_cooldown_seconds", float, d.breaker_cooldown_seconds, "llm", where
-        ),
-        large_question_chars=_get(s, "large_question_chars", int, d.large_question_chars, "llm", where),
-        large_source_docs=_get(s, "large_source_docs", int, d.large_source_docs, "llm", where),
-        estimate_margin=max(1.0, _get(s, "estimate_margin", float, d.estimate_margin, "llm", where)),
+        cloud_order=tuple(s.cloud_order),
+        models={p: {t: name for t, name in m.model_dump().items() if name} for p, m in tiers.items()},
+        prices={model: Price(pair[0], pair[1]) for model, pair in s.prices.items()},
+        max_tokens=s.max_tokens,
+        timeout_seconds=s.timeout_seconds,
+        deadline_seconds=s.deadline_seconds,
+        max_retries=s.max_retries,
+        history_tokens=s.history_tokens,
+        source_tokens=s.source_tokens,
+        breaker_failures=s.breaker_failures,
+        breaker_cooldown_seconds=s.breaker_cooldown_seconds,
+        large_question_chars=s.large_question_chars,
+        large_source_docs=s.large_source_docs,
+        estimate_margin=s.estimate_margin,
     )
 
 
 def budget_limits(settings: Settings) -> BudgetLimits:
-    where = settings.settings_file or DEFAULTS_FILE
-    s = settings.section("budgets")
+    s = settings.values.budgets
     return BudgetLimits(
-        user_tokens=_get(s, "user_daily_tokens", int, 0, "budgets", where),
-        user_cost=_get(s, "user_daily_cost", float, 0.0, "budgets", where),
-        department_tokens=_get(s, "department_daily_tokens", int, 0, "budgets", where),
-        department_cost=_get(s, "department_daily_cost", float, 0.0, "budgets", where),
+        user_tokens=s.user_daily_tokens,
+        user_cost=s.user_daily_cost,
+        department_tokens=s.department_daily_tokens,
+        department_cost=s.department_daily_cost,
     )
 
 
 def cache_config(settings: Settings) -> CacheConfig:
-    where = settings.settings_file or DEFAULTS_FILE
-    s = settings.section("cache")
-    backend = s.get("backend", "sqlite")
-    if backend not in ("sqlite", "memory"):
-        raise ConfigError('must be "sqlite" or "memory"', file=where, field="cache.backend")
-    enabled = s.get("enabled", True)
-    if not isinstance(enabled, bool):
-        raise ConfigError("must be true or false", file=where, field="cache.enabled")
+    s = settings.values.cache
     return CacheConfig(
-        enabled=enabled,
-        backend=backend,
-        ttl_seconds=_get(s, "ttl_seconds", float, 86400.0, "cache", where),
-        max_entries=max(1, _get(s, "max_entries", int, 10000, "cache", where)),
+        enabled=s.enabled, backend=s.backend, ttl_seconds=s.ttl_seconds, max_entries=s.max_entries
     )
