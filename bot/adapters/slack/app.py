@@ -1,7 +1,7 @@
 """Wiring: settings → a slack-bolt ``AsyncApp`` whose listeners are our translators.
 
 Thin on purpose (like bolt's own adapters): read the three environment variables,
-build one ``AsyncWebClient`` (rate-limit retries, optional ``SLACK_API_URL``), register
+configure bolt's one ``AsyncWebClient`` (rate-limit retries, optional ``SLACK_API_URL``), register
 listeners, and convert aiohttp requests to bolt requests. A request is checked before
 anything else runs: bad, stale or absurd signature or timestamp → 401, unreadable body →
 400, no work done. Member join/leave/share events only refresh the cached member lists
@@ -97,16 +97,17 @@ class SlackConfig:
         return cls(token, secret, app_token, api_url.rstrip("/") + "/")
 
 
-def make_client(config: SlackConfig) -> AsyncWebClient:
-    return AsyncWebClient(
-        token=config.bot_token,
-        base_url=config.api_url,
-        timeout=15,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
-        ],
-    )
+def configure_client(client: AsyncWebClient, config: SlackConfig) -> AsyncWebClient:
+    """Our settings on the client bolt built: ``SLACK_API_URL``, a 15 s timeout, retries on
+    connection errors and rate limits. bolt copies these into the client it gives each
+    listener (``AsyncApp._init_context``)."""
+    client.base_url = config.api_url
+    client.timeout = 15
+    client.retry_handlers = [
+        AsyncConnectionErrorRetryHandler(),
+        AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+    ]
+    return client
 
 
 class SlackAdapter:
@@ -125,15 +126,18 @@ class SlackAdapter:
     ) -> None:
         """``members``: the ``[access]`` settings for channel member checks (defaults if None)."""
         self.config = config
-        self.client = make_client(config)
         self._state = state
         self._verifier = SignatureVerifier(config.signing_secret) if config.signing_secret else None
+        # The token, not a client: bolt falls back to SLACK_BOT_TOKEN from the environment
+        # whenever ``token`` is empty, and then logs "As you gave `client` as well, `token`
+        # will be unused." at every start. So bolt builds the client and we configure it.
         self.app = AsyncApp(
             name="deptbot",
-            client=self.client,
+            token=config.bot_token,
             signing_secret=config.signing_secret or "unused-in-socket-mode",
             request_verification_enabled=not socket_mode,
         )
+        self.client = configure_client(self.app.client, config)
         people = people or SlackPeople()
         shared = SharedAnswers()
         self.members = ChannelMembers(people=people, config=members)

@@ -3,8 +3,11 @@
 Escaping ``&``, ``<`` and ``>`` is what makes ``<!channel>``, ``<@U…>`` and ``<https://x|y>``
 inert in Slack: they become visible text, never a notification or a disguised link.
 Markdown is converted to mrkdwn after escaping (its syntax uses none of those three
-characters), and Slack's limits are respected: 3,000 characters per section text,
-10 context elements, 50 blocks per message.
+characters), and Slack's limits are respected (``limits``): 3,000 characters per section
+text, 10 context elements, 50 blocks per message; text is cut only between escapes, and no
+text object is ever empty or blank (Slack rejects the message with ``invalid_blocks``). An
+answer with no words in it — a model reply of "[9]" once invalid markers are gone, or only
+spaces — is shown as "no usable answer" with its sources, never as an empty section.
 """
 
 from __future__ import annotations
@@ -14,14 +17,21 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.adapters import render
+from bot.adapters.slack import limits
 from bot.core.types import Answer, Citation, Status
 
 Block = dict[str, Any]
 
-MAX_BLOCKS = 50
-MAX_SECTION = 3000
+MAX_BLOCKS = limits.MESSAGE_BLOCKS
+MAX_SECTION = limits.TEXT
 MAX_CONTEXT = 2000  # per context element (Slack allows more; stay well clear)
 FALLBACK_CHARS = 3000
+ELLIPSIS = "…"
+# The core says the same ("no usable answer") when it turns such a reply into sources only.
+NO_WORDS = "The model returned no usable answer."
+NO_WORDS_SOURCES = NO_WORDS + " Here are the most relevant sources."
+NO_WORDS_NONE = NO_WORDS + " Please try again, or ask in other words."
+_MARKER = re.compile(r"\[\d+\]")
 
 ACTION_UP = "feedback_up"
 ACTION_DOWN = "feedback_down"
@@ -32,6 +42,23 @@ FEEDBACK_VIEW = "feedback_reason"
 def escape(text: str) -> str:
     """Slack's three control characters, escaped (the only escaping Slack needs)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(escaped: str, limit: int, *, more: str = "") -> str:
+    """``escaped`` cut to at most ``limit`` characters, never inside an escape like ``&amp;``
+    (every ``&`` in escaped text starts one); ``more`` (e.g. "…") marks a cut."""
+    if len(escaped) <= limit:
+        return escaped
+    cut = escaped[: limit - len(more)]
+    amp = cut.rfind("&", len(cut) - 5)  # the longest escape, "&amp;", is 5 characters
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + more
+
+
+def has_words(text: str) -> bool:
+    """A letter or digit outside ``[n]`` markers: something a person can read."""
+    return re.search(r"\w", _MARKER.sub(" ", text)) is not None
 
 
 _BOLD = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*|__(?=\S)(.+?)(?<=\S)__")
@@ -88,26 +115,35 @@ def split_text(text: str, limit: int = MAX_SECTION) -> list[str]:
         if cut < limit // 3:
             cut = window.rfind(" ")
         if cut < limit // 3:
-            cut = limit
-            amp = window.rfind("&", limit - 6)
-            if amp != -1 and ";" not in window[amp:]:
-                cut = amp  # never cut an escape like "&amp;" in half
-        pieces.append(rest[:cut].rstrip())
+            cut = len(clip(window, limit))  # never cut an escape like "&amp;" in half
+        piece = rest[:cut].rstrip()
+        if piece:
+            pieces.append(piece)
         rest = rest[cut:].lstrip()
     if rest:
         pieces.append(rest)
-    return pieces or [""]
+    return pieces  # [] for blank text: no empty section
 
 
 def section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:MAX_SECTION]}}
+    """One section; ``text`` must have something visible (ValueError otherwise: Slack
+    rejects a blank section with ``invalid_blocks``, so it is a bug to build one)."""
+    if not text.strip():
+        raise ValueError("a Slack section needs visible text")
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, MAX_SECTION, more=ELLIPSIS)}}
+
+
+def sections(text: str) -> list[Block]:
+    """``text`` (already mrkdwn) as as many sections as it needs; [] when blank."""
+    return [section(p) for p in split_text(text)]
 
 
 def context(*texts: str) -> Block:
-    return {
-        "type": "context",
-        "elements": [{"type": "mrkdwn", "text": t[:MAX_CONTEXT]} for t in texts[:10] if t],
-    }
+    """A context block of the non-blank ``texts`` (at most 10); callers pass at least one."""
+    elements = [{"type": "mrkdwn", "text": clip(t, MAX_CONTEXT, more=ELLIPSIS)} for t in texts if t.strip()]
+    if not elements:
+        raise ValueError("a Slack context block needs visible text")
+    return {"type": "context", "elements": elements[:10]}
 
 
 def source_line(c: Citation, answer: Answer) -> str:
@@ -125,7 +161,7 @@ def sources_block(answer: Answer) -> Block | None:
     chunks: list[str] = ["*Sources*"]
     for line in lines:
         if len(chunks[-1]) + 1 + len(line) > MAX_CONTEXT:
-            chunks.append(line[:MAX_CONTEXT])
+            chunks.append(clip(line, MAX_CONTEXT, more=ELLIPSIS))
         else:
             chunks[-1] += "\n" + line
     return context(*chunks)
@@ -165,29 +201,40 @@ def _button(text: str, action_id: str, value: str, label: str | None = None) -> 
     return button
 
 
-def answer_blocks(answer: Answer, *, note: str = "", share: bool = False) -> list[Block]:
-    """The whole reply: answer sections, notes, sources, footer, feedback (≤ 50 blocks)."""
+def answer_text(answer: Answer) -> str:
+    """What the answer says, in words: its text, or — when the text has no words in it
+    (blank, or only ``[n]`` markers) — one sentence saying so."""
+    if has_words(answer.text):
+        return answer.text
+    if answer.status == Status.DENIED:
+        return answer.text if answer.text.strip() else "You can't ask that here."
+    if answer.status == Status.ERROR:
+        return answer.text if answer.text.strip() else render.sorry(answer.request_id)
+    return NO_WORDS_SOURCES if answer.citations else NO_WORDS_NONE
+
+
+def answer_blocks(answer: Answer, *, note: str = "", share: bool = False, reserve: int = 0) -> list[Block]:
+    """The whole reply: answer sections, notes, sources, footer, feedback (≤ 50 blocks,
+    less ``reserve`` a caller will put in front, e.g. "Shared by")."""
+    text = answer_text(answer)
     if answer.status in (Status.DENIED, Status.ERROR):
         icon = ":no_entry:" if answer.status == Status.DENIED else ":warning:"
-        return [
-            section(f"{icon} {mrkdwn(answer.text)}"[:MAX_SECTION]),
-            context(f"request {answer.request_id}"),
-        ]
+        return [section(f"{icon} {mrkdwn(text)}"), context(f"request {escape(answer.request_id)}")]
     head: list[Block] = []
-    if note:
+    if note.strip():
         head.append(context(f":lock: {escape(note)}"))
     tail: list[Block] = []
-    if answer.low_confidence and answer.status == Status.ANSWERED:
+    if has_words(answer.text) and answer.low_confidence and answer.status == Status.ANSWERED:
         tail.append(context(":grey_question: Low confidence — check the sources before relying on this."))
-    if answer.notice and answer.notice not in answer.text:
+    if answer.notice.strip() and answer.notice not in text:
         tail.append(context(escape(answer.notice)))
     sources = sources_block(answer)
     if sources:
         tail.append(sources)
     tail.append(context(footer(answer)))
     tail.append(feedback_actions(answer.request_id, share=share))
-    room = MAX_BLOCKS - len(head) - len(tail)
-    body = [section(t) for t in split_text(mrkdwn(answer.text))]
+    room = MAX_BLOCKS - reserve - len(head) - len(tail)
+    body = sections(mrkdwn(text))
     if len(body) > room:
         cut = context("… the answer was too long for one Slack message; see the sources.")
         body = [*body[: room - 1], cut]
@@ -195,16 +242,16 @@ def answer_blocks(answer: Answer, *, note: str = "", share: bool = False) -> lis
 
 
 def fallback_text(answer: Answer, *, note: str = "") -> str:
-    """Notification/accessibility text: escaped, short."""
-    text = (note + "\n" if note else "") + answer.text
-    return escape(text)[:FALLBACK_CHARS]
+    """Notification/accessibility text: escaped, short, never blank, never cut in an escape."""
+    text = (note.strip() + "\n" if note.strip() else "") + answer_text(answer)
+    return clip(escape(text), FALLBACK_CHARS, more=ELLIPSIS)
 
 
 def line_blocks(text: str, *, icon: str = "", rid: str = "") -> list[Block]:
     """A one-line reply (help, errors, progress); ``text`` is already safe mrkdwn."""
     blocks = [section(f"{icon} {text}".strip())]
     if rid:
-        blocks.append(context(f"request {rid}"))
+        blocks.append(context(f"request {escape(rid)}"))
     return blocks
 
 
@@ -249,13 +296,13 @@ def home_view(
         section("*Departments you can ask*"),
     ]
     dept_lines = [f"• *{escape(t)}* (`{escape(n)}`) — {escape(d)}" for n, t, d in departments]
-    blocks += [section(p) for p in split_text("\n".join(dept_lines) or "None yet — ask an admin.")][:10]
+    blocks += sections("\n".join(dept_lines) or "None yet — ask an admin.")[:10]
     blocks.append(section("*Templates you can run*"))
     tpl_lines = [f"• `/task {escape(d)} {escape(t)} …` — {escape(desc)}" for d, t, desc in templates]
-    blocks += [section(p) for p in split_text("\n".join(tpl_lines) or "None.")][:10]
-    if usage:
+    blocks += sections("\n".join(tpl_lines) or "None.")[:10]
+    if usage.strip():
         blocks += [section("*Your usage today*"), context(escape(usage))]
-    if status_lines:
-        blocks.append(section("*Knowledge status* (departments you administer)"))
-        blocks += [section(p) for p in split_text("\n".join(escape(s) for s in status_lines))][:10]
-    return {"type": "home", "blocks": blocks[:100]}
+    status = sections("\n".join(escape(s) for s in status_lines))[:10]
+    if status:
+        blocks += [section("*Knowledge status* (departments you administer)"), *status]
+    return {"type": "home", "blocks": blocks[: limits.VIEW_BLOCKS]}

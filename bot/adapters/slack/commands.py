@@ -147,7 +147,10 @@ class SlashCommands:
         blocks = bk.answer_blocks(answer, note=note, share=shareable)
         if kept:  # click-time re-check needs the Answer, with or without a button
             self._shared.put(
-                Shareable(answer, channel, user_id, bk.answer_blocks(answer), bk.fallback_text(answer))
+                # room for the "Shared by" line the share puts in front (≤ 50 blocks in all)
+                Shareable(
+                    answer, channel, user_id, bk.answer_blocks(answer, reserve=1), bk.fallback_text(answer)
+                )
             )
         await respond(
             text=bk.fallback_text(answer, note=note),

@@ -44,9 +44,8 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters.slack.people import Person, SlackPeople
-from bot.config import check_entries
 from bot.core.types import ChannelReaders
-from bot.errors import ConfigError
+from bot.settings_schema import Access, parse_section
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +59,6 @@ MEMBER_EVENTS = (
     "channel_left",
     "group_left",
 )
-_SETTINGS = "settings [access]"
 
 
 @dataclass(frozen=True)
@@ -74,24 +72,14 @@ class MembersConfig:
 
     @classmethod
     def from_section(cls, section: Mapping[str, Any]) -> MembersConfig:
-        """Validated ``settings.section("access")``; ConfigError names the bad key."""
-        maximum = section.get("max_channel_members", cls.max_members)
-        ttl = section.get("members_ttl_seconds", cls.ttl)
-        bots = section.get("ignore_bot_members", cls.ignore_bots)
-        if isinstance(maximum, bool) or not isinstance(maximum, int) or maximum < 1:
-            raise ConfigError("must be a whole number ≥ 1", file=_SETTINGS, field="max_channel_members")
-        if isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl < 0:
-            raise ConfigError("must be a number of seconds ≥ 0", file=_SETTINGS, field="members_ttl_seconds")
-        if not isinstance(bots, bool):
-            raise ConfigError("must be true or false", file=_SETTINGS, field="ignore_bot_members")
-        workspace = section.get("slack_workspace_audience", [])
-        try:
-            if not isinstance(workspace, list) or not all(isinstance(e, str) for e in workspace):
-                raise ValueError("must be a list of access entries, e.g. ['*@example.com']")
-            entries = tuple(check_entries(workspace))
-        except ValueError as exc:
-            raise ConfigError(str(exc), file=_SETTINGS, field="slack_workspace_audience") from None
-        return cls(max_members=maximum, ttl=float(ttl), ignore_bots=bots, workspace_audience=entries)
+        """``settings.section("access")`` checked by the settings schema; ConfigError names the key."""
+        a = parse_section(Access, section, "access")
+        return cls(
+            max_members=a.max_channel_members,
+            ttl=a.members_ttl_seconds,
+            ignore_bots=a.ignore_bot_members,
+            workspace_audience=tuple(a.slack_workspace_audience),
+        )
 
 
 @dataclass(frozen=True)

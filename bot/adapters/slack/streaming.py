@@ -26,7 +26,7 @@ from bot.adapters.slack import blocks as bk
 
 log = logging.getLogger(__name__)
 
-ELLIPSIS = "…"
+ELLIPSIS = bk.ELLIPSIS
 
 
 def partial_blocks(text: str) -> list[bk.Block]:
@@ -36,8 +36,8 @@ def partial_blocks(text: str) -> list[bk.Block]:
 
 
 def partial_text(text: str) -> str:
-    """Notification text for the placeholder (escaped, short)."""
-    return (bk.escape(text.rstrip()) + ELLIPSIS)[: bk.FALLBACK_CHARS]
+    """Notification text for the placeholder (escaped, short, never cut inside an escape)."""
+    return bk.clip(bk.escape(text.rstrip()) + ELLIPSIS, bk.FALLBACK_CHARS, more=ELLIPSIS)
 
 
 class StreamedReply:

@@ -1,12 +1,17 @@
 """A stand-in Slack Web API on 127.0.0.1, for tests, the bench and trying deptbot offline.
 
 Like httpx's mock transport, it lets the real SDK talk to something fake: point
-``SLACK_API_URL`` at ``stub.api_url`` and every call is recorded (method + arguments).
+``SLACK_API_URL`` at ``stub.api_url`` and every call is recorded (method + arguments)
+and checked against Slack's published limits (``limits.problems``): a broken one is kept
+in ``violations`` and, when Slack would refuse it, answered as Slack does
+(``invalid_blocks``; ``invalid_arguments`` for a view).
 It answers the methods deptbot uses (keeping posted threads, with message metadata that
 ``conversations.replies`` returns only with ``include_all_metadata``; ``conversations.info``
 with Slack's conversation object; ``conversations.members`` paged with ``limit`` and an
 opaque ``response_metadata.next_cursor``) and accepts ``response_url`` posts at
-``/response/<name>``. ``GET /_stub/calls`` returns the record as
+``/response/<name>``. Given ``scopes`` (the manifest's bot scopes), reading a conversation
+without the scope for its type (``mpim:history`` for a group DM's thread, ...) is
+``missing_scope``, as in Slack. ``GET /_stub/calls`` returns the record as
 JSON and ``GET /_stub/summary`` counts per method (for out-of-process use, e.g. the bench).
 ``signed_headers`` builds the headers Slack would send with a request body.
 """
@@ -21,12 +26,14 @@ import hmac
 import itertools
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
+
+from bot.adapters.slack import limits
 
 BOT_USER_ID = "UBOT"
 BOT_ID = "BBOT"
@@ -119,6 +126,7 @@ class SlackStub:
         errors: Mapping[str, str] | None = None,
         rate_limit_once: set[str] | None = None,
         rate_limit_always: set[str] | None = None,
+        scopes: Collection[str] | None = None,
     ) -> None:
         self.users = dict(users or {})
         self.profiles = {k: dict(v) for k, v in (profiles or {}).items()}
@@ -128,7 +136,9 @@ class SlackStub:
         self.errors = dict(errors or {})  # method → Slack error code to answer with
         self.rate_limit_once = set(rate_limit_once or ())  # methods answered 429 once
         self.rate_limit_always = set(rate_limit_always or ())  # methods answered 429 every time
+        self.scopes = None if scopes is None else frozenset(scopes)  # None: every scope granted
         self.calls: list[Call] = []
+        self.violations: list[str] = []  # "method: problem" for each broken Slack limit
         self.threads: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._ts = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -219,9 +229,46 @@ class SlackStub:
                 {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "0"}
             )
         self._record(method, args, request.path)
+        if self._refused(method, args):
+            error = "invalid_arguments" if method in limits.VIEW_METHODS else "invalid_blocks"
+            return web.json_response({"ok": False, "error": error})
         if method in self.errors:
             return web.json_response({"ok": False, "error": self.errors[method]})
+        needed = self._needed_scope(method, args)
+        if needed is not None and self.scopes is not None and needed not in self.scopes:
+            provided = ",".join(sorted(self.scopes))
+            return web.json_response(
+                {"ok": False, "error": "missing_scope", "needed": needed, "provided": provided}
+            )
         return web.json_response(self._answer(method, args))
+
+    def _refused(self, method: str, args: dict[str, Any]) -> bool:
+        """Record every broken limit; True when Slack itself would refuse the payload (a
+        missing or blank top-level ``text`` with valid blocks is accepted, but still recorded)."""
+        found = limits.problems(method, args)
+        self.violations += [f"{method}: {p}" for p in found]
+        return any(not p.startswith("top-level text") for p in found)
+
+    def _needed_scope(self, method: str, args: dict[str, Any]) -> str | None:
+        """The ``channels|groups|mpim|im`` × ``history|read`` scope a conversation method needs
+        for the conversation it names (docs: each method's "Required scopes")."""
+        verb = {
+            "conversations.replies": "history",
+            "conversations.history": "history",
+            "conversations.info": "read",
+            "conversations.members": "read",
+        }.get(method)
+        if verb is None:
+            return None
+        channel = str(args.get("channel", ""))
+        conv = self.channels.get(channel)
+        if conv is not None:
+            kind = "mpim" if conv.is_mpim else "groups" if conv.is_private else "channels"
+        elif channel.startswith("D"):
+            kind = "im"
+        else:
+            return None  # unknown here: the stub's own answer (channel_not_found) applies
+        return f"{kind}:{verb}"
 
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         ok: dict[str, Any] = {"ok": True}
@@ -307,6 +354,8 @@ class SlackStub:
     async def _response_url(self, request: web.Request) -> web.Response:
         args = await self._args(request)
         self._record("response_url", {**args, "_name": request.match_info["name"]}, request.path)
+        if self._refused("response_url", args):
+            return web.Response(status=400, text="invalid_blocks")
         return web.Response(text="ok")
 
     async def _summary(self, request: web.Request) -> web.Response:
@@ -320,7 +369,9 @@ class SlackStub:
             if c.method in ("chat.postMessage", "chat.postEphemeral")
         ]
         last = max((c.at for c in self.calls if c.method == "chat.postMessage"), default=0.0)
-        return web.json_response({"counts": counts, "replies": replies, "last_reply_at": last})
+        return web.json_response(
+            {"counts": counts, "replies": replies, "last_reply_at": last, "violations": self.violations}
+        )
 
     async def _dump(self, request: web.Request) -> web.Response:
         return web.json_response([{"method": c.method, "args": c.args, "at": c.at} for c in self.calls])

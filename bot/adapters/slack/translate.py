@@ -68,7 +68,8 @@ def incoming(event: Mapping[str, Any], *, bot_user_id: str | None) -> Incoming |
     """The question in an ``app_mention`` or ``message`` event, or None when it is not one.
 
     Ignored: other bots and the bot itself, edits, deletions, joins and every other
-    subtype, hidden messages, and events without a user or channel.
+    subtype, hidden messages, and events without a user or channel. Group DMs (``mpim``)
+    are conversations like channels, not DMs.
     """
     if event.get("type") not in ("app_mention", "message"):
         return None
@@ -81,7 +82,7 @@ def incoming(event: Mapping[str, Any], *, bot_user_id: str | None) -> Incoming |
         return None
     raw = event.get("text") if isinstance(event.get("text"), str) else ""
     thread = event.get("thread_ts") if isinstance(event.get("thread_ts"), str) else None
-    is_dm = event.get("channel_type") == "im" or channel.startswith("D")
+    is_dm = _is_dm(event.get("channel_type"), channel)
     return Incoming(
         user=user,
         channel=channel,
@@ -92,6 +93,16 @@ def incoming(event: Mapping[str, Any], *, bot_user_id: str | None) -> Incoming |
         in_thread=bool(thread) and thread != ts,
         mentions_bot=bool(bot_user_id) and f"<@{bot_user_id}" in str(raw),
     )
+
+
+def _is_dm(channel_type: object, channel: str) -> bool:
+    """A one-to-one DM with the bot (no member check needed). ``message`` events say which
+    kind of conversation they come from (``channel_type``: channel, group, im, mpim, or the
+    legacy 1:1 ``app_home``) and that decides; only without it (``app_mention``) does a
+    ``D…`` id count. A group DM (``mpim``) is never a DM: every member must be allowed."""
+    if isinstance(channel_type, str) and channel_type:
+        return channel_type in ("im", "app_home")
+    return channel.startswith("D")
 
 
 def should_answer_message(inc: Incoming, *, thread_known: bool) -> bool:

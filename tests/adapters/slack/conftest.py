@@ -1,7 +1,11 @@
 """Slack fixtures: the real server on 127.0.0.1 talking to a stub Slack Web API on 127.0.0.1.
 
 ``SlackHarness`` posts signed events, slash commands and interactions exactly as Slack
-would; ``harness.stub`` records every Web API and ``response_url`` call the bot makes.
+would; ``harness.stub`` records every Web API and ``response_url`` call the bot makes and
+checks it against Slack's published limits — any violation fails the test at exit.
+Like Slack, the harness holds the app to its manifest (``manifest/slack/manifest.yaml``):
+an event the manifest does not subscribe to is never delivered, and the stub answers
+``missing_scope`` for a conversation the manifest's scopes cannot read.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ from urllib.parse import urlencode
 
 import aiohttp
 import pytest
+import yaml
 from aiohttp import web
 
 from bot.adapters.http import SLACK, build_app
+from bot.adapters.slack.manifest import render_manifest
 from bot.adapters.slack.stub import BOT_USER_ID, SlackStub, StubChannel, signed_headers
 from bot.config import Company, load_company
 from bot.core.pipeline import Assistant
@@ -39,6 +45,24 @@ CHANNELS: dict[str, list[str]] = {
     "C0FIN": ["UCAROL", "UALICE", BOT_USER_ID],  # private; alice may not see payroll
 }
 INJECTION = "<!channel> <!here> <@U999EVIL> via <https://evil.example/login|the HR portal>"
+_MANIFEST = yaml.safe_load(render_manifest("https://bot.example.com"))
+SCOPES: frozenset[str] = frozenset(_MANIFEST["oauth_config"]["scopes"]["bot"])
+BOT_EVENTS: frozenset[str] = frozenset(_MANIFEST["settings"]["event_subscriptions"]["bot_events"])
+# message events are subscribed per conversation type (``channel_type`` in the event)
+_MESSAGE_EVENTS = {
+    "channel": "message.channels",
+    "group": "message.groups",
+    "im": "message.im",
+    "mpim": "message.mpim",
+}
+
+
+def subscription(event: dict[str, Any]) -> str | None:
+    """The ``bot_events`` entry that makes Slack deliver ``event`` (None: cannot tell)."""
+    kind = event.get("type")
+    if kind == "message":
+        return _MESSAGE_EVENTS.get(str(event.get("channel_type")))
+    return kind if isinstance(kind, str) else None
 
 
 @pytest.fixture
@@ -82,6 +106,7 @@ class SlackHarness:
         self.stream_interval = stream_interval
         self.access = dict(access or {})
         stub_kwargs.setdefault("channels", default_channels())
+        stub_kwargs.setdefault("scopes", SCOPES)
         self.stub = SlackStub(users=USERS, **stub_kwargs)
         self._runner: web.AppRunner | None = None
         self.session: aiohttp.ClientSession | None = None
@@ -118,6 +143,8 @@ class SlackHarness:
             await self.session.close()
         await self.stop_server()
         await self.stub.stop()
+        if self.stub.violations:  # every test checks what the bot sent against Slack's limits
+            raise AssertionError("payloads Slack would refuse:\n" + "\n".join(self.stub.violations))
 
     # ── requests as Slack sends them ────────────────────────────────────────────────
 
@@ -142,6 +169,12 @@ class SlackHarness:
     async def event(
         self, event: dict[str, Any], *, event_id: str | None = None, retry: int | None = None
     ) -> tuple[int, str]:
+        """Deliver ``event`` as Slack would — only when the manifest subscribes to it."""
+        name = subscription(event)
+        if name is not None and name not in BOT_EVENTS:
+            raise AssertionError(
+                f"Slack would not deliver this event: {name!r} is not in the manifest's bot_events"
+            )
         self._n += 1
         envelope = {
             "token": "legacy",
