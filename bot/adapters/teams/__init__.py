@@ -9,5 +9,6 @@
 - ``outbound``: ``render``'s dicts → botbuilder activities, posting and updating text;
 - ``bot``: ``mount(app, assistant=, settings=)`` for the shared aiohttp server;
 - ``auth``: settings from the environment, ``check_teams_settings(settings, host)``;
-- ``manifest`` / ``icons``: the app package (``build_manifest_zip``).
+- ``manifest`` / ``icons``: the app package (``build_manifest_zip``);
+- ``pages``: the help, privacy and terms pages the app package links to.
 """

@@ -2,7 +2,9 @@
 
 The Bot Framework's own variable names are used (``MicrosoftAppId``, ``MicrosoftAppPassword``,
 ``MicrosoftAppType``, ``MicrosoftAppTenantId``) plus ``DEPTBOT_TEAMS_TENANTS``, an
-allow-list of Microsoft Entra tenant ids.
+allow-list of Microsoft Entra tenant ids, and ``DEPTBOT_TEAMS_EMULATOR_EMAIL``, who the Bot
+Framework Emulator's user is (anonymous loopback mode only; with an app id it is an error, so
+a forgotten development setting can never name anyone in production).
 
 Why so strict: with an empty ``MicrosoftAppId`` botbuilder silently accepts requests
 with no token at all. That is what the Bot Framework Emulator needs on a laptop, and a
@@ -28,6 +30,8 @@ APP_TYPES = {
     "userassignedmsi": "UserAssignedMSI",
 }
 TENANTS_VAR = "DEPTBOT_TEAMS_TENANTS"
+EMULATOR_VAR = "DEPTBOT_TEAMS_EMULATOR_EMAIL"
+EMAIL_RE = re.compile(r"[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+")
 
 
 def is_guid(value: str) -> bool:
@@ -54,6 +58,7 @@ class TeamsSettings:
     app_type: str = "MultiTenant"
     app_tenant_id: str = ""
     tenants: frozenset[str] = frozenset()  # effective allow-list (lower case); empty = any
+    emulator_email: str = ""  # the Emulator user's address (anonymous mode only), lower case
 
     @property
     def anonymous(self) -> bool:
@@ -72,13 +77,25 @@ class TeamsSettings:
                 raise ConfigError(f"{t!r} is not a tenant id (a GUID)", field=TENANTS_VAR)
         if tenant and not is_guid(tenant):
             raise ConfigError("must be your Microsoft Entra tenant id (a GUID)", field="MicrosoftAppTenantId")
+        emulator = env.get(EMULATOR_VAR, "").strip().lower()
+        if emulator and not EMAIL_RE.fullmatch(emulator):
+            raise ConfigError(
+                f"{emulator!r} is not one e-mail address (who the Bot Framework Emulator's user is)",
+                field=EMULATOR_VAR,
+            )
         if not app_id:
             if password:
                 raise ConfigError(
                     "is set but MicrosoftAppId is empty; set both (or neither for local development)",
                     field="MicrosoftAppPassword",
                 )
-            return cls(tenants=tenants, app_tenant_id=tenant)
+            return cls(tenants=tenants, app_tenant_id=tenant, emulator_email=emulator)
+        if emulator:
+            raise ConfigError(
+                "is for local testing with the Bot Framework Emulator (no MicrosoftAppId) only; "
+                "unset it when MicrosoftAppId is set",
+                field=EMULATOR_VAR,
+            )
         if not is_guid(app_id):
             raise ConfigError("must be the bot's Microsoft app (client) id, a GUID", field="MicrosoftAppId")
         if not raw_type:

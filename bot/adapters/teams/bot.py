@@ -27,7 +27,7 @@ from botbuilder.schema import Activity, ActivityTypes
 from botframework.connector.auth import AuthenticateRequestResult, BotFrameworkAuthentication
 
 from bot.adapters import render as wording
-from bot.adapters.teams import inbound, render
+from bot.adapters.teams import inbound, pages, render
 from bot.adapters.teams.auth import TeamsSettings, check_teams_settings, is_loopback_host
 from bot.adapters.teams.identity import MemberEmails
 from bot.adapters.teams.manifest import build_manifest_zip
@@ -220,7 +220,8 @@ def mount(
     settings: Any,
     auth: BotFrameworkAuthentication | None = None,
 ) -> None:
-    """Add ``POST /api/messages`` to the shared server.
+    """Add ``POST /api/messages`` to the shared server, and the pages the app package links
+    to (``GET /about``, ``/privacy``, ``/terms``: ``pages``).
 
     ``settings`` is ``bot.settings.Settings``; Teams settings come from its ``env`` and are
     validated here (ConfigError names the variable). Call ``check_teams_settings(settings,
@@ -236,4 +237,5 @@ def mount(
     )
     app[ENDPOINT_KEY] = endpoint
     app.router.add_post(ROUTE, endpoint.handle)
+    pages.add_routes(app)
     app.on_shutdown.append(endpoint.drain)

@@ -1,8 +1,9 @@
 """Teams member id → e-mail, with a time-limited cache.
 
 Teams activities carry an opaque user id and an Entra object id, never an e-mail, so the
-adapter asks the Bot Connector (``TeamsInfo.get_member``) and caches the answer: people
-ask several questions in a row, and a lookup costs a round trip.
+adapter asks the Bot Connector for the member record (``GET /v3/conversations/{id}/members/
+{userId}``, what ``TeamsInfo.get_member`` calls; see ``turns._email``) and caches the answer:
+people ask several questions in a row, and a lookup costs a round trip.
 """
 
 from __future__ import annotations

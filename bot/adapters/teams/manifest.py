@@ -2,7 +2,17 @@
 
 Teams' upload rejects a package with a cryptic message; we check what breaks most often
 first (ids, icon sizes and colours, text lengths, command limits, leftover placeholders)
-and name the field. Limits follow the published app manifest schema.
+and name the field. Limits follow the published app manifest schema
+(OfficeDev/microsoft-teams-app-schema, ``MicrosoftTeams.schema.json`` v1.25): the developer
+links are required https URLs (at most 2048 characters); at most 3 command lists, "a separate
+command list should be used for each scope", scopes ``team``, ``personal``, ``groupChat``,
+``copilot`` (the lower-case ``groupchat`` was dropped in 1.16). The command limits (10
+commands, titles of 32 and descriptions of 128 characters) are the bot-menu documentation's,
+stricter than the schema's.
+
+The developer links default to the pages ``deptbot serve`` itself serves on the bot's host
+(``pages``: ``/about``, ``/privacy``, ``/terms``); ``website_url``, ``privacy_url`` and
+``terms_url`` point them at the organisation's own pages instead.
 """
 
 from __future__ import annotations
@@ -13,6 +23,7 @@ import re
 import zipfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from PIL import Image, UnidentifiedImageError
 
@@ -22,7 +33,9 @@ from bot.errors import ConfigError
 TEMPLATE_DIR = Path(__file__).resolve().parents[3] / "manifest" / "teams"
 SCHEMA_URL = "https://developer.microsoft.com/json-schemas/teams/v{v}/MicrosoftTeams.schema.json"
 ICON_SIZES = {"color": (192, 192), "outline": (32, 32)}
-BOT_SCOPES = {"personal", "team", "groupChat", "groupchat", "copilot"}
+BOT_SCOPES = {"personal", "team", "groupChat", "copilot"}
+URL_CHARS = 2048
+LINKS = {"website_url": "websiteUrl", "privacy_url": "privacyUrl", "terms_url": "termsOfUseUrl"}
 MAX_COMMAND_LISTS, MAX_COMMANDS, MAX_TITLE, MAX_DESCRIPTION = 3, 10, 32, 128
 TEXT_LIMITS = {
     ("name", "short"): 30,
@@ -48,9 +61,28 @@ def normalize_domain(domain: str) -> str:
 
 
 def build_manifest_zip(
-    app_id: str, domain: str, out_path: Path | str, *, source: Path | None = None, version: str | None = None
+    app_id: str,
+    domain: str,
+    out_path: Path | str,
+    *,
+    source: Path | None = None,
+    version: str | None = None,
+    website_url: str | None = None,
+    privacy_url: str | None = None,
+    terms_url: str | None = None,
 ) -> Path:
-    """Write the validated Teams app package for bot ``app_id`` served at ``domain``; returns its path."""
+    """Write the validated Teams app package for bot ``app_id`` served at ``domain``; returns its path.
+
+    ``website_url`` / ``privacy_url`` / ``terms_url`` replace the template's developer links
+    (ConfigError naming ``--website-url`` / ``--privacy-url`` / ``--terms-url`` if not https).
+    """
+    links = {"website_url": website_url, "privacy_url": privacy_url, "terms_url": terms_url}
+    for name, url in links.items():
+        if url is not None and not _https_url(url):
+            raise ConfigError(
+                f"must be an https:// URL of at most {URL_CHARS} characters",
+                field="--" + name.replace("_", "-"),
+            )
     if not is_guid(app_id.strip()):
         raise ConfigError("must be the bot's Microsoft app (client) id, a GUID", field="--app-id")
     app_id, host = app_id.strip().lower(), normalize_domain(domain)
@@ -69,6 +101,9 @@ def build_manifest_zip(
         raise ConfigError(f"is not valid JSON ({exc})", file=template) from None
     if version is not None:
         manifest["version"] = version
+    for name, url in links.items():
+        if url is not None:
+            manifest.setdefault("developer", {})[LINKS[name]] = url.strip()
     icons = {kind: _read_icon(folder, manifest, kind) for kind in ICON_SIZES}
     validate_manifest(manifest, icons, domain=host)
     out = Path(out_path)
@@ -111,9 +146,11 @@ def validate_manifest(manifest: dict[str, Any], icons: dict[str, bytes], *, doma
             continue
         if not isinstance(value, str) or not value.strip() or len(value) > limit:
             raise ConfigError(f"must be 1–{limit} characters", field=f"{section}.{key}")
-    for key in ("websiteUrl", "privacyUrl", "termsOfUseUrl"):
-        if not str((manifest.get("developer") or {}).get(key, "")).startswith("https://"):
-            raise ConfigError("must be an https:// URL", field=f"developer.{key}")
+    for key in LINKS.values():
+        if not _https_url(str((manifest.get("developer") or {}).get(key, ""))):
+            raise ConfigError(
+                f"must be an https:// URL of at most {URL_CHARS} characters", field=f"developer.{key}"
+            )
     if not re.fullmatch(r"#[0-9a-fA-F]{6}", str(manifest.get("accentColor", "#000000"))):
         raise ConfigError("must be a colour like #2B5797", field="accentColor")
     _validate_bots(manifest)
@@ -140,10 +177,17 @@ def _validate_bots(manifest: dict[str, Any]) -> None:
     lists = bot.get("commandLists") or []
     if len(lists) > MAX_COMMAND_LISTS:
         raise ConfigError(f"at most {MAX_COMMAND_LISTS} command lists", field="bots[0].commandLists")
+    listed: set[str] = set()
     for i, cl in enumerate(lists):
         where = f"bots[0].commandLists[{i}]"
         if not set(cl.get("scopes") or []) <= set(scopes) or not cl.get("scopes"):
             raise ConfigError("scopes must be among the bot's scopes", field=f"{where}.scopes")
+        if listed & set(cl["scopes"]):
+            raise ConfigError(
+                "each scope may have one command list only (the schema wants one list per scope)",
+                field=f"{where}.scopes",
+            )
+        listed |= set(cl["scopes"])
         commands = cl.get("commands") or []
         if not 1 <= len(commands) <= MAX_COMMANDS:
             raise ConfigError(f"must list 1–{MAX_COMMANDS} commands", field=f"{where}.commands")
@@ -157,6 +201,11 @@ def _validate_bots(manifest: dict[str, Any]) -> None:
                 raise ConfigError(
                     f"must be 1–{MAX_DESCRIPTION} characters", field=f"{where}.commands[{j}].description"
                 )
+
+
+def _https_url(url: str) -> bool:
+    parts = urlsplit(url.strip())
+    return parts.scheme == "https" and bool(parts.hostname) and len(url.strip()) <= URL_CHARS
 
 
 def _validate_icon(data: bytes, kind: str, width: int, height: int) -> None:

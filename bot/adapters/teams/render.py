@@ -8,6 +8,14 @@ unchanged.
 ``feedbackLoopEnabled`` in chats; an Adaptive Card with 👍/👎 in channels. Short texts for
 commands (help, status, refresh, private-answer notes). Text from documents or a model is
 neutralized: no live mentions, no clickable links.
+
+Teams' limits for citations (MicrosoftDocs/msteams-docs, bot-messages-ai-generated-content.md):
+at most 20 per message (more is a 400), ``name`` ≤ 80 characters, ``abstract`` ≤ 160, at most
+three ``keywords`` of ≤ 28 characters. Lengths are counted in UTF-16 code units, as a
+JavaScript client counts them. An answer citing more than 20 sources (``capped``) keeps
+numbered markers only for sources 1–20, so every ``[n]`` a reader sees opens its source; the
+sentences citing only later sources keep their text, and those sources are listed by title
+under "More sources". Channel cards follow the same rule, so both renderings agree.
 """
 
 from __future__ import annotations
@@ -28,9 +36,11 @@ from bot.core.types import Answer, Citation, Status
 
 CARD_TYPE = "application/vnd.microsoft.card.adaptive"
 CARD_VERSION = "1.4"
-MAX_CITATIONS = 20  # Teams shows at most 20 citation claims per message
-NAME_CHARS = 80
-ABSTRACT_CHARS = 160  # Teams' limit for citation.appearance.abstract
+MAX_CITATIONS = 20  # Teams shows at most 20 citation claims per message (more: 400)
+NAME_CHARS = 80  # citation.appearance.name
+ABSTRACT_CHARS = 160  # citation.appearance.abstract
+MAX_KEYWORDS, KEYWORD_CHARS = 3, 28  # citation.appearance.keywords
+MARKER_RE = re.compile(r"\[(\d{1,3})\]")
 
 _MD_LINK_RE = re.compile(r"!?\[([^\]\n]*)\]\(\s*<?([^)\s>]*)>?(?:\s+\"[^\"]*\")?\s*\)")
 _URL_RE = re.compile(r"\b(?:https?|ftp|file|mailto|javascript|data|vbscript|tel|msteams):[^\s<>`]*", re.I)
@@ -58,10 +68,23 @@ def neutralize(text: str, *, for_card: bool = False) -> str:
     return html.escape(text, quote=False)
 
 
+def units(text: str) -> int:
+    """Length in UTF-16 code units: how Teams' (JavaScript) limits count characters."""
+    return len(text.encode("utf-16-le")) // 2
+
+
 def plain(text: str, limit: int) -> str:
-    """One line of plain text for citation hover cards and fact values."""
+    """One line of plain text, at most ``limit`` UTF-16 units, for hover cards and fact values."""
     flat = " ".join(AT_TAG_RE.sub(lambda m: m.group(1), text).replace("<", "‹").replace(">", "›").split())
-    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+    if units(flat) <= limit:
+        return flat
+    cut, used = [], 1  # room for the ellipsis
+    for ch in flat:
+        used += units(ch)
+        if used > limit:
+            break
+        cut.append(ch)
+    return "".join(cut).rstrip() + "…"
 
 
 def _code(url: str) -> str:
@@ -81,8 +104,45 @@ def citation_detail(c: Citation, department_title: str | None) -> str:
     return " · ".join(bits)
 
 
+def capped(answer: Answer) -> tuple[str, tuple[Citation, ...], tuple[Citation, ...]]:
+    """(text, numbered sources, more sources): at most ``MAX_CITATIONS`` numbered sources.
+
+    The core numbers citations 1..k by first use. Beyond Teams' 20, the markers of later
+    sources are taken out of the text (the sentences stay) and those sources are returned
+    separately, to be listed by title without numbers: every ``[n]`` left has its source.
+    """
+    ordered = sorted(answer.citations, key=lambda c: c.n)
+    shown, more = tuple(ordered[:MAX_CITATIONS]), tuple(ordered[MAX_CITATIONS:])
+    if not more:
+        return answer.text, shown, more
+    keep = {c.n for c in shown}
+    text = MARKER_RE.sub(lambda m: m.group(0) if int(m.group(1)) in keep else "", answer.text)
+    text = re.sub(r"[ \t]+([.,;:!?])", r"\1", text)
+    return re.sub(r"[ \t]{2,}", " ", text).strip(), shown, more
+
+
+def listed_title(c: Citation, *, for_card: bool = False) -> str:
+    """A source's title for a list in the text: a "[3]" in a title would read as a citation."""
+    return neutralize(MARKER_RE.sub(r"(\1)", plain(citation_title(c), NAME_CHARS)), for_card=for_card)
+
+
+def more_sources(more: Sequence[Citation], *, for_card: bool = False) -> str:
+    """The sources beyond the numbered ones, by title (no [n]: there is no claim to open)."""
+    return "More sources: " + "; ".join(listed_title(c, for_card=for_card) for c in more)
+
+
+def keywords(c: Citation) -> list[str]:
+    """Department and file name, each within Teams' keyword limit; no blanks, no repeats."""
+    found: list[str] = []
+    for raw in (c.department, PurePosixPath(c.path).name):
+        word = plain(raw, KEYWORD_CHARS)
+        if word and word not in found:
+            found.append(word)
+    return found[:MAX_KEYWORDS]
+
+
 def ai_entity(citations: Sequence[Citation]) -> dict[str, Any]:
-    """Teams' AI message entity: the "AI generated" label plus one claim per [n]."""
+    """Teams' AI message entity: the "AI generated" label plus one claim per [n] (≤ 20: see ``capped``)."""
     entity: dict[str, Any] = {
         "type": "https://schema.org/Message",
         "@type": "Message",
@@ -96,8 +156,10 @@ def ai_entity(citations: Sequence[Citation]) -> dict[str, Any]:
             "@type": "DigitalDocument",
             "name": plain(citation_title(c), NAME_CHARS),
             "abstract": plain(c.snippet or c.path, ABSTRACT_CHARS),
-            "keywords": [plain(c.department, 30), plain(str(PurePosixPath(c.path).name), 30)],
         }
+        words = keywords(c)
+        if words:
+            appearance["keywords"] = words
         if c.url.startswith("https://"):  # Teams opens only https citation links
             appearance["url"] = c.url
         claims.append({"@type": "Claim", "position": c.n, "appearance": appearance})
@@ -118,26 +180,30 @@ def render_answer(answer: Answer, *, kind: str) -> dict[str, Any]:
     if answer.status in (Status.DENIED, Status.ERROR):
         return text_activity(neutralize(answer.text))
     if kind == CHANNEL:
-        return card_activity(answer_card(answer), summary=plain(answer.text, 120))
-    body = neutralize(answer.text)
-    if answer.status == Status.SOURCES_ONLY and answer.citations:
-        body += "\n\n" + "\n\n".join(f"[{c.n}] {neutralize(citation_title(c))}" for c in answer.citations)
+        return card_activity(answer_card(answer), summary=plain(capped(answer)[0], 120))
+    text, shown, more = capped(answer)
+    body = neutralize(text)
+    if answer.status == Status.SOURCES_ONLY and shown:
+        body += "\n\n" + "\n\n".join(f"[{c.n}] {listed_title(c)}" for c in shown)
+    if more:
+        body += "\n\n" + more_sources(more)
     if answer.notice and answer.notice not in answer.text:
         body += "\n\n" + neutralize(answer.notice)
     body += f"\n\n_{neutralize(footer(answer))}_"
     activity = text_activity(body)
     activity["channelData"] = {"feedbackLoopEnabled": True}
     if answer.status in (Status.ANSWERED, Status.SOURCES_ONLY):
-        activity["entities"] = [ai_entity(answer.citations)]
+        activity["entities"] = [ai_entity(shown)]
     return activity
 
 
 def answer_card(answer: Answer, *, voted: str | None = None) -> dict[str, Any]:
     """Channels: answer, a Sources fact list and 👍/👎 buttons carrying the request id."""
+    text, shown, more = capped(answer)
     body: list[dict[str, Any]] = [
-        {"type": "TextBlock", "text": neutralize(answer.text, for_card=True), "wrap": True},
+        {"type": "TextBlock", "text": neutralize(text, for_card=True), "wrap": True},
     ]
-    if answer.citations:
+    if shown:
         body.append({"type": "TextBlock", "text": "Sources", "weight": "Bolder", "spacing": "Medium"})
         body.append(
             {
@@ -150,10 +216,12 @@ def answer_card(answer: Answer, *, voted: str | None = None) -> dict[str, Any]:
                             plain(citation_detail(c, answer.department_title), 200), for_card=True
                         ),
                     }
-                    for c in answer.citations[:MAX_CITATIONS]
+                    for c in shown
                 ],
             }
         )
+    if more:
+        body.append({"type": "TextBlock", "text": more_sources(more, for_card=True), "wrap": True})
     if answer.notice and answer.notice not in answer.text:
         body.append({"type": "TextBlock", "text": neutralize(answer.notice, for_card=True), "wrap": True})
     body.append(

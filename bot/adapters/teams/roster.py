@@ -3,7 +3,7 @@
 The core posts an answer where it was asked only when it knows every reader; this module
 finds them, and says why when it cannot (a ``ChannelReaders.unknown`` reason). No botbuilder
 import: the roster arrives as plain ``TeamsChannelAccount`` dicts from a page function the
-caller supplies (``turns`` wraps ``TeamsInfo``), so the rules here are tested on their own.
+caller supplies (``turns`` pages the Bot Connector), so the rules here are tested on their own.
 
 Whose roster (``scope``):
 
@@ -41,7 +41,7 @@ from typing import Any
 
 from bot.adapters.teams import inbound
 from bot.core.types import ChannelReaders
-from bot.errors import ConfigError
+from bot.settings_schema import Access, parse_section
 from bot.store.conversations import BoundedMap
 
 log = logging.getLogger(__name__)
@@ -67,19 +67,14 @@ class RosterSettings:
 
     @classmethod
     def from_settings(cls, settings: Any) -> RosterSettings:
-        """From ``bot.settings.Settings``; a missing key keeps its default."""
-        section = settings.section("access")
-        default = cls()
-        max_members = section.get("max_channel_members", default.max_members)
-        ttl = section.get("members_ttl_seconds", default.ttl_seconds)
-        ignore = section.get("ignore_bot_members", default.ignore_bots)
-        if isinstance(max_members, bool) or not isinstance(max_members, int) or max_members < 1:
-            raise ConfigError("must be a whole number of at least 1", field="access.max_channel_members")
-        if isinstance(ttl, bool) or not isinstance(ttl, int | float) or ttl < 0:
-            raise ConfigError("must be a number of seconds (0 or more)", field="access.members_ttl_seconds")
-        if not isinstance(ignore, bool):
-            raise ConfigError("must be true or false", field="access.ignore_bot_members")
-        return cls(max_members=max_members, ttl_seconds=float(ttl), ignore_bots=ignore)
+        """From ``bot.settings.Settings``, checked by the settings schema; a missing key
+        keeps its packaged default."""
+        a = parse_section(Access, settings.section("access"), "access")
+        return cls(
+            max_members=a.max_channel_members,
+            ttl_seconds=a.members_ttl_seconds,
+            ignore_bots=a.ignore_bot_members,
+        )
 
     @property
     def page_size(self) -> int:

@@ -9,6 +9,17 @@ This module dispatches by activity type and owns the question → answer path, f
 and the welcome card. Commands (help, status, refresh) are answered by ``commands``; whatever
 must reach the asker alone goes through ``private``; ``outbound`` turns ``render``'s dicts
 into botbuilder activities.
+
+Members and rosters are read through the turn's connector client (the calls botbuilder's
+``TeamsInfo`` makes), not through ``TeamsInfo`` itself: its helpers first parse
+``TeamsChannelData(**activity.channel_data)``, a TypeError for an activity without
+``channelData`` (the Emulator, some proactive and system activities).
+
+Who is asking (``_email``): the sender's e-mail from the Bot Connector's member record
+(``roster.member_email``: the mailbox, else a plain-address UPN), cached by ``identity``.
+The Bot Framework Emulator has no directory; in anonymous loopback mode only, its user is
+``DEPTBOT_TEAMS_EMULATOR_EMAIL`` or, without it, the Emulator's user id when that is an
+address. Anything else is unknown, and the core answers "I don't know who you are".
 """
 
 from __future__ import annotations
@@ -19,8 +30,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from botbuilder.core import CloudAdapterBase, InvokeResponse, TurnContext
-from botbuilder.core.teams import TeamsInfo
 from botbuilder.schema import Activity, ActivityTypes
+from botframework.connector.aio import ConnectorClient
 
 from bot.adapters import render as wording
 from bot.adapters.teams import inbound, render, roster
@@ -53,6 +64,7 @@ class TeamsBot:
     ) -> None:
         self._assistant = assistant
         self._teams = teams
+        self._adapter = adapter
         self._store = store
         self._members = members
         self._rosters = rosters or Rosters()
@@ -117,9 +129,15 @@ class TeamsBot:
             )
 
     async def _on_invoke(self, ctx: TurnContext, body: Mapping[str, Any]) -> None:
-        """Teams' 👍/👎 (``message/submitAction``): store it, answer 200 with an empty body."""
+        """Teams' 👍/👎 (``message/submitAction``): store it, answer 200 with ``{}``.
+
+        "Return a status code 200 with an empty JSON object" (msteams-docs,
+        bot-messages-ai-generated-content.md), whatever the feedback said; other invokes
+        get 200 with no body.
+        """
+        feedback_invoke = body.get("name") == "message/submitAction"
         try:
-            if body.get("name") == "message/submitAction":
+            if feedback_invoke:
                 feedback = inbound.feedback_from_invoke(body)
                 rid = self._store.replies.request_id(body.get("replyToId"))
                 if feedback is not None and rid is not None:
@@ -136,9 +154,8 @@ class TeamsBot:
                     log.info("feedback for unknown message %r ignored", body.get("replyToId"))
         except Exception:
             log.exception("feedback invoke failed")
-        await ctx.send_activity(
-            Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=200))
-        )
+        response = InvokeResponse(status=200, body={} if feedback_invoke else None)
+        await ctx.send_activity(Activity(type=ActivityTypes.invoke_response, value=response))
 
     # ── answers ─────────────────────────────────────────────────────────────────────
 
@@ -197,10 +214,10 @@ class TeamsBot:
             return ChannelReaders.unavailable()
 
         async def page(token: str | None, size: int) -> roster.Page:
-            if where.team:
-                found = await TeamsInfo.get_paged_team_members(ctx, where.conversation, token, size)
-            else:
-                found = await TeamsInfo.get_paged_members(ctx, token, size)
+            # GET /v3/conversations/{team or chat id}/pagedmembers, as TeamsInfo.get_paged_*_members
+            found = await self._connector(ctx).conversations.get_teams_conversation_paged_members(
+                where.conversation, size, token
+            )
             members = [m.serialize() for m in found.members or [] if m is not None]
             return members, found.continuation_token or None
 
@@ -210,16 +227,41 @@ class TeamsBot:
     async def _email(self, ctx: TurnContext, body: Mapping[str, Any]) -> str | None:
         sender = body.get("from") or {}
         user_id = str(sender.get("id") or "")
+        if self._teams.anonymous and body.get("channelId") == "emulator":
+            return self._emulator_email(user_id)  # anonymous mode: loopback requests only
+        conversation = str((body.get("conversation") or {}).get("id") or "")
 
         async def lookup() -> str | None:
-            try:
-                member = await TeamsInfo.get_member(ctx, user_id)
-            except Exception:
-                log.warning("member lookup failed for %s", user_id, exc_info=True)
+            try:  # GET /v3/conversations/{id}/members/{userId}, as TeamsInfo.get_member
+                member = await self._connector(ctx).conversations.get_conversation_member(
+                    conversation, user_id
+                )
+            except Exception as exc:
+                log.warning("member lookup failed for %s: %s", user_id, _reason(exc))
+                log.debug("member lookup failure", exc_info=True)
                 return None
-            return roster.member_email(member.serialize())  # the same rule as for channel readers
+            record = dict(member.serialize(), **(member.additional_properties or {}))
+            return roster.member_email(record)  # the same rule as for channel readers
 
-        email = await self._members.email(inbound.tenant_id(body), user_id, lookup) if user_id else None
-        if email is None and self._teams.anonymous and body.get("channelId") == "emulator":
-            email = user_id.lower() if "@" in user_id else None  # local Emulator only
-        return email
+        if not user_id or not conversation:
+            return None
+        return await self._members.email(inbound.tenant_id(body), user_id, lookup)
+
+    def _emulator_email(self, user_id: str) -> str | None:
+        """The Emulator's user: the configured address, else its user id when that is one."""
+        if self._teams.emulator_email:
+            return self._teams.emulator_email
+        return roster.member_email({"email": user_id})
+
+    def _connector(self, ctx: TurnContext) -> ConnectorClient:
+        """The turn's connector client: botbuilder built it for the authenticated serviceUrl."""
+        connector = ctx.turn_state.get(self._adapter.BOT_CONNECTOR_CLIENT_KEY)
+        if connector is None:
+            raise RuntimeError("this turn has no connector client")
+        return connector
+
+
+def _reason(exc: Exception) -> str:
+    """A one-line reason for the log (no traceback: a 404 for a departed member is routine)."""
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return f"{type(exc).__name__} {status}" if status else type(exc).__name__

@@ -7,6 +7,10 @@ look-ups (``GET /v3/conversations/{id}/members/{userId}``) and rosters (``GET
 botbuilder's ``TeamsInfo.get_paged_team_members``/``get_paged_members`` call, answered in the
 ``{"continuationToken", "members": [TeamsChannelAccount]}`` shape). Activities sent to the bot
 name it as their ``serviceUrl``, exactly as Teams names its regional Bot Connector.
+
+Like Teams, the fake connector refuses (400) an activity that breaks a published limit
+(``limits.problems``: citations, AI entity, Adaptive Card basics, size), and every scenario
+ends by asserting that nothing was refused, so each Teams test checks every payload it causes.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from jwt.algorithms import RSAAlgorithm
 from bot.adapters.teams.bot import ENDPOINT_KEY, mount
 from bot.core.pipeline import Assistant
 from bot.settings import Settings
+from tests.adapters.teams.limits import problems
 
 TENANT = "5f0d9d35-7a3e-4c5b-9b1f-2b8a7f0e6c11"
 APP_ID = "8c5d2df2-4650-4d73-be4c-d17e28b26e5d"
@@ -144,6 +149,7 @@ class FakeConnector:
     roster_page: int = 2  # members per page (Teams pages by 50..500; small pages exercise paging)
     roster_status: int = 200  # anything else: the roster call fails with that status
     roster_calls: list[tuple[str, str | None]] = field(default_factory=list)  # (conversation, token)
+    invalid: list[tuple[str, list[str]]] = field(default_factory=list)  # (path, problems) refused with 400
     url: str = ""
 
     def app(self) -> web.Application:
@@ -177,6 +183,12 @@ class FakeConnector:
 
     async def _post(self, request: web.Request) -> web.Response:
         body = await request.json()
+        found = problems(body)
+        if found:  # what Teams answers for a payload it cannot take
+            self.invalid.append((request.path, found))
+            return web.json_response(
+                {"error": {"code": "BadArgument", "message": "; ".join(found)}}, status=400
+            )
         rid = request.match_info.get("rid")
         new_id = rid if request.method == "PUT" and rid else f"bot-msg-{next(_ids)}"
         self.posted.append(
@@ -282,6 +294,7 @@ async def _run(scenario: Scenario, assistant: Assistant, settings: Settings, aut
     await client.start_server()
     try:
         await scenario(Harness(client=client, connector=connector, app=app))
+        assert connector.invalid == [], "Teams would refuse these activities"
     finally:
         await client.close()
         await connector_server.close()
