@@ -10,20 +10,29 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.core.labels import answer_turns
-from bot.core.types import Message, Status, Turn
+from bot.core.types import Answer, Message, Status, Turn
 from bot.errors import AccessDenied, ConfigError, DeptbotError, UsageError
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.config import Department
+    from bot.core.pipeline import Assistant
+    from bot.wiring import Wired
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DENIED = 0, 1, 2, 3
 CHAT_HISTORY_TURNS = 6
 
 Handler = Callable[[argparse.Namespace, Settings], int]
+log = logging.getLogger(__name__)
 
 
 def _printable(value: object) -> object:
@@ -40,6 +49,15 @@ def _out(text: str = "") -> None:
     from bot.adapters.console import terminal_safe
 
     sys.stdout.write(terminal_safe(text) + "\n")
+
+
+def _say(text: str) -> None:
+    """A sentence for a person (chat notes), wrapped like answer text."""
+    import textwrap
+
+    from bot.adapters.console import PROSE_WIDTH, terminal_width
+
+    _out(textwrap.fill(text, width=min(terminal_width(), PROSE_WIDTH), break_long_words=False))
 
 
 def _err(text: str) -> None:
@@ -81,11 +99,11 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     """Every problem in one run: department files and groups.yaml, knowledge folders, and
     a state folder other accounts can read. One ``file:line: field: problem`` line each
     (stderr), a summary, exit 2; otherwise the OK table. Recent admin notices either way."""
+    from bot.adapters.console import plural
     from bot.config import describe, inspect_company, knowledge_roots
     from bot.knowledge.ingest import Limits, check_folder
-    from bot.settings import DEFAULTS_FILE
 
-    problems: list[ConfigError] = []
+    problems: list[ConfigError] = list(settings.problems)  # bad values: the rest uses defaults
     try:
         roots = knowledge_roots(settings)
     except ConfigError as exc:
@@ -93,13 +111,8 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         roots = ()
     report = inspect_company(settings.departments_dir, allowed_roots=roots)
     problems += report.problems
-    try:  # every link, access-file, front-matter and size problem in the knowledge folders
-        limits = Limits.from_settings(settings.section("knowledge"))
-    except ConfigError as exc:
-        problems.append(
-            ConfigError(exc.problem, file=settings.settings_file or DEFAULTS_FILE, field=exc.field)
-        )
-        limits = Limits()
+    # every link, access-file, front-matter and size problem in the knowledge folders
+    limits = Limits.from_settings(settings.section("knowledge"))
     for dept in report.departments.values():
         # Problem.file is shown as "<knowledge parent>/<dept folder>/<rel>"; anchor it to
         # the folder on disk so the line is right from any working directory.
@@ -127,7 +140,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
             )
             _out(
                 f"  {dept.name:<12} {dept.title:<24} {dept.classification.label:<12} "
-                f"{files:>4} files  {len(dept.templates)} templates  route {dept.route}"
+                f"{files:>4} files  {plural(len(dept.templates), 'template'):<12} route {dept.route}"
             )
         for line in _provider_lines(settings):
             _out(line)
@@ -207,14 +220,55 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def _ask_once(args: argparse.Namespace, settings: Settings, message: Message) -> int:
-    from bot.adapters.console import render_json, render_text
+def _build(settings: Settings) -> Wired:
+    """The wired assistant; with ``-v`` says what it was built from and how long it took."""
     from bot.wiring import build
 
+    started = time.perf_counter()
     wired = build(settings)
+    log.info(
+        "ready in %.0f ms: %d departments from %s, state in %s, settings %s",
+        (time.perf_counter() - started) * 1000,
+        len(wired.company.departments),
+        settings.departments_dir,
+        settings.state_dir,
+        settings.settings_file or "defaults",
+    )
+    return wired
+
+
+def _log_answer(answer: Answer) -> None:
+    """One ``-v`` line per request: what happened and where the time went (never the
+    question, the answer or document names)."""
+    t = answer.timings
+    log.info(
+        "request %s: %s, department %s, route %s, %d sources, confidence %.2f%s; "
+        "retrieve %.0f ms, generate %.0f ms, total %.0f ms",
+        answer.request_id,
+        answer.status.value,
+        answer.department or "-",
+        answer.route or "-",
+        len(answer.citations),
+        answer.confidence,
+        ", cached" if answer.cache_hit else "",
+        t.retrieve_ms,
+        t.generate_ms,
+        t.total_ms,
+    )
+
+
+def _ask(wired: Wired, message: Message) -> Answer:
     with _progress("Indexing") as progress:
         wired.assistant.index_progress = progress
         answer = wired.assistant.ask(message)
+    _log_answer(answer)
+    return answer
+
+
+def _ask_once(args: argparse.Namespace, wired: Wired, message: Message) -> int:
+    from bot.adapters.console import render_json, render_text
+
+    answer = _ask(wired, message)
     _out(render_json(answer) if args.json else render_text(answer))
     if answer.status == Status.DENIED:
         return EXIT_DENIED
@@ -224,11 +278,14 @@ def _ask_once(args: argparse.Namespace, settings: Settings, message: Message) ->
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     question = " ".join(args.question)
     return _ask_once(
-        args, settings, Message(user_id=args.user, email=args.user, text=question, department=args.department)
+        args,
+        _build(settings),
+        Message(user_id=args.user, email=args.user, text=question, department=args.department),
     )
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    wired = _build(settings)
     message = Message(
         user_id=args.user,
         email=args.user,
@@ -236,19 +293,136 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         department=args.department,
         template=args.template,
     )
-    return _ask_once(args, settings, message)
+    try:
+        return _ask_once(args, wired, message)
+    except UsageError as exc:
+        company = wired.assistant.company
+        if args.department not in (None, *company.departments) or _template_exists(
+            wired.assistant, args.template, args.department
+        ):
+            raise  # an unknown department or an unusable input: the message says it all
+        raise UsageError(f"{exc.user_message} {_runnable_hint(wired.assistant, args.user)}") from None
+
+
+def _template_exists(assistant: Assistant, template: str, department: str | None) -> bool:
+    depts = [assistant.company.department(department)] if department else list(assistant.company)
+    return any(template in d.templates for d in depts)
+
+
+def _runnable_hint(assistant: Assistant, user: str) -> str:
+    """What ``user`` may run instead, for "no such template" messages."""
+    runnable = [f"{name} ({dept.name})" for dept, name in _sorted_templates(assistant.templates_for(user))]
+    if not runnable:
+        return f"{user} may not run any templates."
+    details = f"deptbot templates --user {shlex.quote(user)}"
+    return f"Templates you may run: {', '.join(runnable)}. Details: {details}"
+
+
+def _sorted_templates(pairs: Sequence[tuple[Department, str]]) -> list[tuple[Department, str]]:
+    """By department name; each department's templates in the order its file lists them."""
+    return sorted(pairs, key=lambda pair: pair[0].name)
+
+
+def cmd_templates(args: argparse.Namespace, settings: Settings) -> int:
+    """Every template, or those ``--user`` may run, with a command line that runs it."""
+    assistant = _build(settings).assistant
+    company = assistant.company
+    everything = [(d, name) for d in company for name in d.templates]
+    pairs = _sorted_templates(assistant.templates_for(args.user) if args.user else everything)
+    owners: dict[str, int] = {}
+    for _, name in everything:
+        owners[name] = owners.get(name, 0) + 1
+    rows = []
+    for dept, name in pairs:
+        template = dept.templates[name]
+        example = f'deptbot run {name} "INPUT" --user {shlex.quote(args.user) if args.user else "EMAIL"}'
+        if owners[name] > 1:  # two departments share the name: run needs --department
+            example += f" --department {dept.name}"
+        rows.append(
+            {
+                "department": dept.name,
+                "department_title": dept.title,
+                "name": name,
+                "description": template.description,
+                "allowed": list(template.allowed),
+                "example": example,
+            }
+        )
+    if args.json:
+        _out(json.dumps(rows, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    if not rows:
+        _out(f"{args.user} may not run any templates." if args.user else "No department has templates.")
+        return EXIT_OK
+    if args.user:
+        _out(f"Templates {args.user} may run:")
+    else:
+        _out("All templates (deptbot templates --user EMAIL lists those one person may run):")
+    for row in rows:
+        allowed = row["allowed"]
+        who = f"anyone who may ask {row['department_title']}" if allowed == ["*"] else ", ".join(allowed)
+        _out()
+        _out(f"{row['name']} — {row['description']}")
+        _out(f"  {row['department_title']} ({row['department']}) · for {who}")
+        _out(f"  {row['example']}")
+    return EXIT_OK
+
+
+CHAT_HELP = """\
+Commands:
+  /dept NAME   ask only NAME from now on (you can ask: {names})
+  /dept        choose the department for each question automatically again
+  /help        this list
+  /quit        leave (also /exit or Ctrl-D)
+Anything else is a question (a line starting with a path such as /etc/hosts is too)."""
+
+
+def _chat_command(line: str) -> tuple[str, str] | None:
+    """``("/dept", "hr")`` for a chat command; None for a question. A first word with a
+    second slash is a path (``/etc/hosts``), so that line is a question."""
+    if not line.startswith("/"):
+        return None
+    word, _, rest = line.partition(" ")
+    if "/" in word[1:]:
+        return None
+    return word.lower(), rest.strip()
+
+
+def _askable_department(assistant: Assistant, user: str, name: str) -> str:
+    """``name`` when ``user`` may ask it; otherwise UsageError (no such department) or
+    AccessDenied (the same reason ``ask`` gives), each listing what they can ask."""
+    from bot.core import replies
+    from bot.core.types import Decision
+
+    askable = [d.name for d in assistant.departments_for(user)]
+    you_can = f"You can ask: {', '.join(askable)}." if askable else "You can't ask any department."
+    name = name.strip().lower()
+    if name not in assistant.company.departments:
+        raise UsageError(f"Unknown department {name!r}. {you_can}")
+    if name not in askable:
+        dept = assistant.company.department(name)
+        principal = assistant.principal(user)
+        decision = (
+            assistant.policy.may_ask(principal, dept) if principal else Decision(False, "unknown-user", "")
+        )
+        raise AccessDenied(f"{replies.denial(decision, dept, assistant.admins_of(dept))} {you_can}")
+    return name
 
 
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     from bot.adapters.console import render_text
-    from bot.wiring import build
 
-    wired = build(settings)
-    names = ", ".join(d.name for d in wired.assistant.departments_for(args.user)) or "none"
+    wired = _build(settings)
+    assistant = wired.assistant
+    department: str | None = None
+    if args.department:  # checked now, not on the first question
+        department = _askable_department(assistant, args.user, args.department)
+    names = ", ".join(d.name for d in assistant.departments_for(args.user)) or "none"
     _out(f"deptbot chat as {args.user} — departments you can ask: {names}")
-    _out("Type a question; '/dept NAME' to pin a department, '/dept' to unpin, '/quit' to leave.")
+    _out("Type a question, or /help for the commands (/dept NAME pins a department, /quit leaves).")
+    if department:
+        _out(f"department: {department}")
     history: list[Turn] = []
-    department: str | None = args.department
     while True:
         try:
             line = input("you> ").strip()
@@ -257,11 +431,22 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
             return EXIT_OK
         if not line:
             continue
-        if line in ("/quit", "/exit"):
-            return EXIT_OK
-        if line.startswith("/dept"):
-            department = line[5:].strip() or None
-            _out(f"department: {department or 'automatic'}")
+        command = _chat_command(line)
+        if command is not None:
+            word, rest = command
+            if word in ("/quit", "/exit"):
+                return EXIT_OK
+            if word == "/help":
+                _out(CHAT_HELP.format(names=names))
+            elif word == "/dept":
+                try:
+                    department = _askable_department(assistant, args.user, rest) if rest else None
+                except DeptbotError as exc:
+                    _say(f"{exc.user_message} Still asking: {department or 'automatic'}.")
+                    continue
+                _out(f"department: {department or 'automatic'}")
+            else:
+                _say(f"Unknown command {word} — type /help for the commands.")
             continue
         message = Message(
             user_id=args.user,
@@ -271,21 +456,42 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
             history=tuple(history[-CHAT_HISTORY_TURNS:]),
         )
         try:
-            with _progress("Indexing") as progress:
-                wired.assistant.index_progress = progress
-                answer = wired.assistant.ask(message)
+            answer = _ask(wired, message)
         except DeptbotError as exc:
-            _out(exc.user_message)
+            _say(exc.user_message)
             continue
         _out(render_text(answer))
         _out()
         history += answer_turns(line, answer)
 
 
+def _eval_embedder(args: argparse.Namespace, settings: Settings) -> str:
+    """The embedder to evaluate, checked before any work: a wrong ``--embedder`` is a usage
+    error, a wrong ``retrieval.embedder`` a configuration error naming the file (exit 2)."""
+    from bot.knowledge.embedders import embedder_names
+    from bot.settings import DEFAULTS_FILE
+
+    valid = embedder_names()
+    if args.embedder is not None:
+        if args.embedder.strip().lower() not in valid:
+            raise UsageError(
+                f"Unknown embedder {args.embedder!r} (--embedder). Valid embedders: {', '.join(valid)}."
+            )
+        return str(args.embedder)
+    embedder = settings.retrieval.get("embedder", "wordllama")
+    if not isinstance(embedder, str) or embedder.strip().lower() not in valid:
+        raise ConfigError(
+            f"unknown embedder {embedder!r}; valid embedders: {', '.join(valid)}",
+            file=settings.settings_file or DEFAULTS_FILE,
+            field="retrieval.embedder",
+        )
+    return embedder
+
+
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     from bot.knowledge.evaluate import evaluate_beir
 
-    embedder = args.embedder or str(settings.retrieval.get("embedder", "wordllama"))
+    embedder = _eval_embedder(args, settings)
     result = evaluate_beir(Path(args.beir_dir), embedder=embedder, mode=args.mode)
     if args.json:
         _out(json.dumps(result.as_dict(), indent=2))
@@ -400,7 +606,14 @@ def cmd_manifest(args: argparse.Namespace, settings: Settings) -> int:
     if not args.app_id or not args.domain:
         raise UsageError("deptbot manifest teams needs --app-id ID and --domain HOST.")
     out = Path(args.out or "deptbot-teams.zip")
-    path = build_manifest_zip(args.app_id, args.domain, out)
+    path = build_manifest_zip(
+        args.app_id,
+        args.domain,
+        out,
+        website_url=args.website_url,
+        privacy_url=args.privacy_url,
+        terms_url=args.terms_url,
+    )
     _out(f"wrote {path} — upload it in Teams › Apps › Manage your apps › Upload an app")
     return EXIT_OK
 
@@ -417,86 +630,148 @@ def build_parser() -> argparse.ArgumentParser:
         "--state", help="state folder for indexes and databases (env DEPTBOT_STATE, default ./.deptbot)"
     )
     p.add_argument("--settings", help="settings file overriding bot/settings.toml (env DEPTBOT_SETTINGS)")
-    p.add_argument("-v", "--verbose", action="store_true", help="log diagnostics to stderr")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="diagnostics on stderr: deptbot's own logs and timings (-vv: debug, and other libraries' logs)",
+    )
+    sub = p.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="deptbot COMMAND -h describes each one"
+    )
 
     c = sub.add_parser("check", help="validate department configs, folders and providers")
     c.set_defaults(func=cmd_check)
 
     c = sub.add_parser("index", help="build or refresh department indexes incrementally")
-    c.add_argument("names", nargs="*", metavar="DEPT")
+    c.add_argument("names", nargs="*", metavar="DEPT", help="departments to index (default: all)")
     c.set_defaults(func=cmd_index)
 
     c = sub.add_parser("ask", help="ask one question")
-    c.add_argument("question", nargs="+")
-    c.add_argument("--user", required=True, help="asker's e-mail")
-    c.add_argument("--department", help="ask this department instead of routing automatically")
+    c.add_argument("question", nargs="+", help="the question (quotes optional)")
+    c.add_argument("--user", metavar="EMAIL", required=True, help="asker's e-mail")
+    c.add_argument(
+        "--department", metavar="DEPT", help="ask this department instead of routing automatically"
+    )
     c.add_argument("--json", action="store_true", help="print the Answer as one JSON object")
     c.set_defaults(func=cmd_ask)
 
-    c = sub.add_parser("run", help="run a department template")
-    c.add_argument("template")
-    c.add_argument("input")
-    c.add_argument("--user", required=True)
-    c.add_argument("--department", help="needed only when two departments share a template name")
-    c.add_argument("--json", action="store_true")
+    c = sub.add_parser(
+        "run",
+        help="run a department template",
+        description='Run a template: deptbot run TEMPLATE "INPUT" --user EMAIL [--department D]. '
+        "deptbot templates --user EMAIL lists the ones you may run.",
+    )
+    c.add_argument("template", metavar="TEMPLATE", help="template name (deptbot templates lists them)")
+    c.add_argument("input", metavar="INPUT", help="what the template works on, in quotes")
+    c.add_argument(
+        "--user", metavar="EMAIL", required=True, help="e-mail of the person running it (role-checked)"
+    )
+    c.add_argument(
+        "--department", metavar="DEPT", help="needed only when two departments share a template name"
+    )
+    c.add_argument("--json", action="store_true", help="print the Answer as one JSON object")
     c.set_defaults(func=cmd_run)
 
+    c = sub.add_parser("templates", help="list templates, or those one person may run, with examples")
+    c.add_argument("--user", metavar="EMAIL", help="only the templates this e-mail may run")
+    c.add_argument("--json", action="store_true", help="one JSON list of templates")
+    c.set_defaults(func=cmd_templates)
+
     c = sub.add_parser("chat", help="interactive terminal session with history")
-    c.add_argument("--user", required=True)
-    c.add_argument("--department")
+    c.add_argument("--user", metavar="EMAIL", required=True, help="asker's e-mail")
+    c.add_argument("--department", metavar="DEPT", help="start pinned to this department (/dept changes it)")
     c.set_defaults(func=cmd_chat)
 
     c = sub.add_parser("eval", help="retrieval quality on a BEIR-format folder")
-    c.add_argument("beir_dir", metavar="BEIR_DIR")
-    c.add_argument("--json", action="store_true")
-    c.add_argument("--mode", choices=["hybrid", "bm25", "dense"], default="hybrid")
+    c.add_argument(
+        "beir_dir", metavar="BEIR_DIR", help="folder with corpus.jsonl, queries.jsonl and qrels/test.tsv"
+    )
+    c.add_argument("--json", action="store_true", help="print the scores as one JSON object")
+    c.add_argument(
+        "--mode",
+        choices=["hybrid", "bm25", "dense"],
+        default="hybrid",
+        help="retrieval to score (default hybrid)",
+    )
     c.add_argument("--embedder", help="override the settings' embedder (wordllama | minilm)")
     c.set_defaults(func=cmd_eval)
 
     c = sub.add_parser("usage", help="tokens and cost per user and department")
-    c.add_argument("--user")
-    c.add_argument("--department")
+    c.add_argument("--user", metavar="EMAIL", help="only this e-mail")
+    c.add_argument("--department", metavar="DEPT", help="only this department")
     c.add_argument("--since", help="first day to include, YYYY-MM-DD")
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--json", action="store_true", help="print the rows as JSON")
     c.set_defaults(func=cmd_usage)
 
     c = sub.add_parser("serve", help="run the HTTP server for Slack, Teams and /healthz")
-    c.add_argument("--host", default="127.0.0.1")
-    c.add_argument("--port", type=int, default=3978)
+    c.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    c.add_argument("--port", type=int, default=3978, help="port to listen on (default 3978)")
     c.add_argument("--slack-socket-mode", action="store_true", help="connect to Slack over Socket Mode")
     c.set_defaults(func=cmd_serve)
 
     c = sub.add_parser("manifest", help="print the Slack manifest or build the Teams app package")
-    c.add_argument("platform", choices=["slack", "teams"])
+    c.add_argument("platform", choices=["slack", "teams"], help="slack or teams")
     c.add_argument("--url", help="slack: public base URL, e.g. https://bot.example.com")
     c.add_argument("--socket-mode", action="store_true", help="slack: the Socket Mode variant")
     c.add_argument("--app-id", help="teams: the Azure Bot's Microsoft App ID")
     c.add_argument("--domain", help="teams: the host serving /api/messages")
     c.add_argument("--out", help="teams: zip file to write (default deptbot-teams.zip)")
+    c.add_argument("--website-url", metavar="URL", help="teams: https link for 'website' (default https://HOST/about)")
+    c.add_argument("--privacy-url", metavar="URL", help="teams: https privacy statement (default https://HOST/privacy)")
+    c.add_argument("--terms-url", metavar="URL", help="teams: https terms of use (default https://HOST/terms)")
     c.set_defaults(func=cmd_manifest)
 
     c = sub.add_parser("audit", help="read the audit log")
-    audit_sub = c.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    audit_sub = c.add_subparsers(dest="audit_command", required=True, metavar="ACTION", help="tail")
     t = audit_sub.add_parser("tail", help="the latest audit rows")
-    t.add_argument("-n", type=int, default=20)
-    t.add_argument("--user")
-    t.add_argument("--department")
-    t.add_argument("--json", action="store_true")
+    t.add_argument("-n", type=int, default=20, metavar="N", help="how many rows (default 20)")
+    t.add_argument("--user", metavar="EMAIL", help="only this e-mail")
+    t.add_argument("--department", metavar="DEPT", help="only this department")
+    t.add_argument("--json", action="store_true", help="print the rows as JSON")
     t.set_defaults(func=cmd_audit_tail)
 
     return p
 
 
+class _SafeFormatter(logging.Formatter):
+    """Log lines pass through ``terminal_safe`` like everything else the CLI prints."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from bot.adapters.console import terminal_safe
+
+        return terminal_safe(super().format(record))
+
+
+def _configure_logging(verbosity: int) -> None:
+    """Warnings only by default; ``-v``: deptbot's own INFO logs (the ``bot`` loggers);
+    ``-vv``: deptbot's DEBUG and every library's INFO. Levels are touched only when asked
+    for, so a host that already configured logging (pytest) keeps its own."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_SafeFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])  # no-op if already configured
+    if verbosity > 1:
+        logging.getLogger().setLevel(logging.INFO)
+    if verbosity:
+        logging.getLogger("bot").setLevel(logging.DEBUG if verbosity > 1 else logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr)
+    _configure_logging(args.verbose)
     from bot.store.state import PRIVATE_UMASK
 
     os.umask(PRIVATE_UMASK)  # indexes, databases and caches hold restricted text: 0600/0700
     try:
-        settings = Settings.load(departments=args.departments, state=args.state, settings_file=args.settings)
+        settings = Settings.load(
+            departments=args.departments, state=args.state, settings_file=args.settings, collect=True
+        )
+        if settings.problems and args.func is not cmd_check:  # check lists them with the rest
+            for problem in settings.problems:
+                _err(f"configuration error: {problem.user_message}")
+            return EXIT_USAGE
         result: int = args.func(args, settings)
         return result
     except ConfigError as exc:

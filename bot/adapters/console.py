@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import textwrap
 from dataclasses import asdict
 from datetime import datetime
@@ -38,6 +39,21 @@ def terminal_safe(text: str) -> str:
     return _CONTROLS.sub("?", _ESCAPES.sub("", text))
 
 
+MIN_WIDTH = 40  # narrower terminals (or a bogus COLUMNS) get 40-column lines anyway
+PROSE_WIDTH = 88  # answer text stays readable on wide terminals
+
+
+def terminal_width() -> int:
+    """Columns to lay out for: the terminal's (``COLUMNS`` first), at least ``MIN_WIDTH``;
+    88 when stdout is not a terminal (pipes, files, tests)."""
+    return max(MIN_WIDTH, shutil.get_terminal_size((PROSE_WIDTH, 24)).columns)
+
+
+def plural(n: int, word: str) -> str:
+    """``1 template``, ``0 templates``, ``2 files`` (regular English plurals only)."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def _updated(c: Citation) -> str:
     return f"(updated {c.modified:%Y-%m-%d})" if c.modified else ""
 
@@ -49,29 +65,33 @@ def source_line(c: Citation) -> str:
     return f"[{c.n}] {c.title} — {where}   {_updated(c)}".rstrip()
 
 
-def render_text(answer: Answer, *, width: int = 88) -> str:
-    """The UX.md terminal layout."""
-    lines: list[str] = []
-    wrap = lambda s: textwrap.fill(s, width=width, break_long_words=False)  # noqa: E731
-    if answer.status in (Status.DENIED, Status.ERROR):
-        lines.append(wrap(answer.text))
-        lines.append(f"request {answer.request_id}")
-        return "\n".join(lines)
-    n = len(answer.citations)
-    head = [answer.department_title or answer.department or "deptbot"]
-    head.append(f"{n} source{'s' if n != 1 else ''}")
-    head.append(f"confidence {answer.confidence:.2f}")
-    if answer.low_confidence and answer.status == Status.ANSWERED:
-        head.append("low confidence")
-    lines.append(" · ".join(head))
-    lines.append("")
-    lines.append(wrap(answer.text))
-    if answer.notice and answer.notice not in answer.text:
-        lines += ["", wrap(answer.notice)]
-    if answer.citations:
-        lines += ["", "Sources"]
-        lines += ["  " + source_line(c) for c in answer.citations]
-    foot = [answer.generator or "none"]
+def _source_lines(c: Citation, width: int) -> list[str]:
+    """One source, wrapped to ``width`` with continuation lines indented under the title;
+    paths are never broken inside a word, so they stay copyable."""
+    line = "  " + source_line(c)
+    if len(line) <= width:
+        return [line]
+    indent = " " * (len(f"  [{c.n}] "))
+    # the three spaces before "(updated …)" only align it on one line
+    text = source_line(c).replace("   (updated", " (updated")
+    return textwrap.wrap(
+        text,
+        width=width,
+        initial_indent="  ",
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
+def _footer(answer: Answer) -> list[str]:
+    """What produced the answer, what it cost and how long it took."""
+    if answer.status == Status.DONT_KNOW:
+        foot = ["no answer generated"]  # nothing relevant enough: no model was asked
+    elif answer.status == Status.SOURCES_ONLY and not answer.generator:
+        foot = ["sources only"]
+    else:
+        foot = [answer.generator or "no generator"]
     if answer.model and answer.model != answer.generator:
         foot.append(answer.model)
     if answer.route and answer.route not in ("local", "none"):
@@ -83,7 +103,63 @@ def render_text(answer: Answer, *, width: int = 88) -> str:
         foot.append("cached")
     foot.append(f"{answer.timings.total_ms:.0f} ms")
     foot.append(f"request {answer.request_id}")
-    lines += ["", " · ".join(foot)]
+    return foot
+
+
+def _join_wrapped(parts: list[str], width: int) -> list[str]:
+    """``a · b · c`` on as few lines as fit ``width``, breaking only between parts."""
+    lines: list[str] = []
+    for part in parts:
+        if lines and len(lines[-1]) + 3 + len(part) <= width:
+            lines[-1] += " · " + part
+        else:
+            lines.append(part)
+    return lines
+
+
+_LIST_ITEM = re.compile(r"^(\s*(?:[-*•]|\d{1,3}[.)])\s+)")
+
+
+def _wrap_paragraphs(text: str, width: int) -> str:
+    """Wrap each line of ``text`` on its own: a model's bullet lists and paragraph breaks
+    survive, and a list item's continuation lines hang under its text."""
+    out: list[str] = []
+    for line in text.splitlines():
+        if not line.strip():
+            out.append("")
+            continue
+        item = _LIST_ITEM.match(line)
+        lead = len(item.group(1)) if item else len(line) - len(line.lstrip())
+        out.append(textwrap.fill(line, width=width, subsequent_indent=" " * lead, break_long_words=False))
+    return "\n".join(out)
+
+
+def render_text(answer: Answer, *, width: int | None = None) -> str:
+    """The UX.md terminal layout, wrapped to the terminal (``terminal_width``)."""
+    width = width or terminal_width()
+    prose = min(width, PROSE_WIDTH)
+    lines: list[str] = []
+    wrap = lambda s: _wrap_paragraphs(s, prose)  # noqa: E731
+    if answer.status in (Status.DENIED, Status.ERROR):
+        lines.append(wrap(answer.text))
+        lines.append(f"request {answer.request_id}")
+        return "\n".join(lines)
+    n = len(answer.citations)
+    head = [answer.department_title or answer.department or "deptbot"]
+    head.append(plural(n, "source"))
+    head.append(f"confidence {answer.confidence:.2f}")
+    if answer.low_confidence and answer.status == Status.ANSWERED:
+        head.append("low confidence")
+    lines += _join_wrapped(head, width)
+    lines.append("")
+    lines.append(wrap(answer.text))
+    if answer.notice and answer.notice not in answer.text:
+        lines += ["", wrap(answer.notice)]
+    if answer.citations:
+        lines += ["", "Sources"]
+        for c in answer.citations:
+            lines += _source_lines(c, width)
+    lines += ["", *_join_wrapped(_footer(answer), width)]
     return "\n".join(lines)
 
 

@@ -19,6 +19,28 @@ def join_titles(items: Sequence[str]) -> str:
     return ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
 
+_VOWEL_LETTERS = frozenset("AEFHILMNORSX")  # letters whose English names start with a vowel sound
+_SAYS_YOU = ("uni", "use", "usu", "uti", "eu", "one")  # "a university", "a user", "a one-stop"
+_SILENT_H = ("hour", "honest", "honor", "honour", "heir")  # "an hourly", "an honors"
+
+
+def indefinite(title: str) -> str:
+    """``title`` after "a" or "an": "an IT Help Desk", "an HR", "a Finance", "a User
+    Research". An all-capitals first word is read letter by letter."""
+    word = title.split(maxsplit=1)[0] if title.strip() else ""
+    if not word:
+        return f"a {title}"
+    if len(word) == 1 or word.isupper():  # IT, HR, R&D: said letter by letter
+        article = "an" if word[0].upper() in _VOWEL_LETTERS else "a"
+    elif word.lower().startswith(_SAYS_YOU):
+        article = "a"
+    elif word.lower().startswith(_SILENT_H):
+        article = "an"
+    else:
+        article = "an" if word[0].lower() in "aeiou" else "a"
+    return f"{article} {title}"
+
+
 def denial(decision: Decision, dept: Department | None, admins: Sequence[str]) -> str:
     text = decision.reason or "You don't have access to that."
     if dept is not None and admins:
@@ -34,7 +56,7 @@ def dont_know(dept: Department, searched: Sequence[str], titles: Sequence[str], 
     if titles:
         text += " The closest documents are " + join_titles(titles) + "."
     if admins:
-        text += f" For anything else, ask a {dept.title} admin: {', '.join(admins)}."
+        text += f" For anything else, ask {indefinite(dept.title)} admin: {', '.join(admins)}."
     return text
 
 
