@@ -41,7 +41,8 @@ def build_app(
     socket_mode: bool = False,
     state: DedupStore | None = None,
 ) -> web.Application:
-    """The web application; raises ConfigError for inconsistent Slack settings.
+    """The web application; raises ConfigError for inconsistent Slack settings (or a short
+    ``DEPTBOT_SCIM_TOKEN``; when set, ``/scim/v2/`` serves SCIM provisioning).
 
     ``state`` defaults to ``DedupStore`` in ``settings.state_dir`` (event de-duplication and
     answered threads, persisted across restarts).
@@ -68,6 +69,12 @@ def build_app(
         app.on_cleanup.append(_slack_cleanup)
         if state is None:
             app.on_cleanup.append(lambda _app: _close_store(store))
+    if settings.env.get("DEPTBOT_SCIM_TOKEN", "").strip():  # SCIM provisioning, only when asked for
+        from bot.directory.scim import mount_scim, token_from_env  # its libraries cost ~0.5 s to import
+
+        scim_token = token_from_env(settings.env)
+        if scim_token is not None:
+            mount_scim(app, token=scim_token, state_dir=settings.state_dir)
     for mount in mounts:
         mount(app)
     return app
