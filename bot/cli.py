@@ -15,8 +15,9 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.core.labels import answer_turns
 from bot.core.types import Answer, Message, Status, Turn
@@ -24,8 +25,9 @@ from bot.errors import AccessDenied, ConfigError, DeptbotError, UsageError
 from bot.settings import Settings
 
 if TYPE_CHECKING:
-    from bot.config import Department
+    from bot.config import ConfigReport, Department
     from bot.core.pipeline import Assistant
+    from bot.directory.sync import SourceStatus
     from bot.wiring import Wired
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DENIED = 0, 1, 2, 3
@@ -97,11 +99,14 @@ def _progress(label: str) -> Iterator[Callable[[int, int, str], None]]:
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     """Every problem in one run: department files and groups.yaml, knowledge folders, and
-    a state folder other accounts can read. One ``file:line: field: problem`` line each
-    (stderr), a summary, exit 2; otherwise the OK table. Recent admin notices either way."""
+    a state folder other accounts can read, groups from a directory source that is not
+    configured. One ``file:line: field: problem`` line each (stderr), a summary, exit 2;
+    otherwise the OK table. Recent admin notices either way. Nothing remote is contacted
+    unless ``--directory`` asks to read every directory group once (exit 2 if one fails)."""
     from bot.adapters.console import plural
-    from bot.config import describe, inspect_company, knowledge_roots
+    from bot.config import describe, inspect_company, knowledge_roots, unavailable_sources
     from bot.knowledge.ingest import Limits, check_folder
+    from bot.wiring import directory_problems
 
     problems: list[ConfigError] = list(settings.problems)  # bad values: the rest uses defaults
     try:
@@ -111,6 +116,8 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         roots = ()
     report = inspect_company(settings.departments_dir, allowed_roots=roots)
     problems += report.problems
+    missing = directory_problems(settings, {r.kind for r in report.sources.values()})  # offline
+    problems += unavailable_sources(report.sources, missing, settings.departments_dir / "groups.yaml")
     # every link, access-file, front-matter and size problem in the knowledge folders
     limits = Limits.from_settings(settings.section("knowledge"))
     for dept in report.departments.values():
@@ -144,9 +151,58 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
             )
         for line in _provider_lines(settings):
             _out(line)
+    failing = _check_directory(settings, report) if args.directory else 0
     for line in _recent_notices(settings.state_dir):
         _out(line)
-    return EXIT_USAGE if problems else EXIT_OK
+    return EXIT_USAGE if problems or failing else EXIT_OK
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "never read"
+    if seconds < 120:
+        return f"read {seconds:.0f} s ago"
+    if seconds < 7200:
+        return f"read {seconds / 60:.0f} min ago"
+    return f"read {seconds / 3600:.0f} h ago"
+
+
+def _status_line(s: SourceStatus) -> str:
+    from bot.adapters.console import plural
+
+    what = f"{s.state:<8} {plural(s.members, 'member'):<12} {_age(s.age_seconds)}"
+    if s.grace_until is not None:
+        when = datetime.fromtimestamp(s.grace_until, UTC).strftime("%H:%M:%S UTC")
+        what += f"; last list kept until {when}"
+    return what + (f" — {s.error}" if s.error else "")
+
+
+def _check_directory(settings: Settings, report: ConfigReport) -> int:
+    """Read every directory group once and print its state; the number failing."""
+    from bot.config import Company
+    from bot.store.notices import MemoryNotices
+    from bot.wiring import build_directory
+
+    if not report.sources:
+        _out("directory: no group in groups.yaml comes from a directory source")
+        return 0
+    company = Company(report.departments, report.groups, report.root, report.sources)
+    sync = build_directory(settings, notices=MemoryNotices())
+    sync.refresh(company, notify=False)
+    statuses = sync.status(company)
+    width = max(len(s.group) for s in statuses)
+    source_width = max(len(s.source) for s in statuses)
+    _out(f"directory groups (read just now; refreshed every {settings.values.directory.ttl_seconds:g} s):")
+    for s in statuses:
+        _out(f"  {s.group:<{width}}  {s.source:<{source_width}}  {_status_line(s)}")
+    failing = [s for s in statuses if s.state != "ok"]
+    if failing:
+        n = len(failing)
+        _err(
+            f"{n} directory group{'s' if n != 1 else ''} cannot be read — nobody gets access through "
+            f"{'them' if n != 1 else 'it'} until {'they' if n != 1 else 'it'} can"
+        )
+    return len(failing)
 
 
 STATE_LINES = 20  # permission problems listed one by one; the rest are counted
@@ -226,6 +282,7 @@ def _build(settings: Settings) -> Wired:
 
     started = time.perf_counter()
     wired = build(settings)
+    _sync_directory(wired)
     log.info(
         "ready in %.0f ms: %d departments from %s, state in %s, settings %s",
         (time.perf_counter() - started) * 1000,
@@ -235,6 +292,22 @@ def _build(settings: Settings) -> Wired:
         settings.settings_file or "defaults",
     )
     return wired
+
+
+def _sync_directory(wired: Wired) -> None:
+    """One read of the directory groups before answering (bounded by
+    ``directory.timeout_seconds``); a group that cannot be read stays empty and is named
+    on stderr. Admin notices are left to ``deptbot serve``."""
+    company = wired.assistant.company
+    if wired.directory is None or not company.sources:
+        return
+    wired.assistant.reconfigure(wired.directory.refresh(company, notify=False))
+    for s in wired.directory.status(company):
+        if s.state != "ok":
+            _err(
+                f"warning: group {s.group} ({s.source}) cannot be read ({s.error}); "
+                "nobody gets access through it"
+            )
 
 
 def _log_answer(answer: Answer) -> None:
@@ -365,6 +438,88 @@ def cmd_templates(args: argparse.Namespace, settings: Settings) -> int:
         _out(f"{row['name']} — {row['description']}")
         _out(f"  {row['department_title']} ({row['department']}) · for {who}")
         _out(f"  {row['example']}")
+    return EXIT_OK
+
+
+def _via(rule: str) -> str:
+    """The access entry a Decision's rule names: "ask:group:x" → "group:x"."""
+    kind, _, rest = rule.partition(":")
+    return rest.split(":", 1)[1] if kind == "template" else rest
+
+
+def who_report(wired: Wired, email: str) -> dict[str, Any]:
+    """Everything ``deptbot who`` shows, from the same access rules every request uses."""
+    assistant = wired.assistant
+    company, policy = assistant.company, assistant.policy
+    person = assistant.principal(email)
+    if person is None:
+        raise UsageError(f"{email!r} is not an e-mail address.")
+    statuses = {s.group: s for s in (wired.directory.status(company) if wired.directory else [])}
+    groups = []
+    for group in sorted(person.groups):
+        ref = company.sources.get(group)
+        state = statuses[group].state if group in statuses else None
+        source = ref.kind if ref else "groups.yaml"
+        groups.append({"group": group, "source": source, "ref": ref.ref if ref else None, "state": state})
+    askable = assistant.departments_for(person.email)
+    return {
+        "email": person.email,
+        "groups": groups,
+        "ask": [
+            {"department": d.name, "title": d.title, "via": _via(policy.may_ask(person, d).rule)}
+            for d in askable
+        ],
+        "admin": [
+            {"department": d.name, "title": d.title, "via": _via(policy.may_admin(person, d).rule)}
+            for d in company
+            if assistant.is_admin(person.email, d.name)
+        ],
+        "run": [
+            {"department": d.name, "template": t, "via": _via(policy.may_run(person, d, t).rule)}
+            for d, t in _sorted_templates(assistant.templates_for(person.email))
+        ],
+        "not_asked": [
+            {"department": d.name, "reason": policy.may_ask(person, d).reason}
+            for d in company
+            if d not in askable
+        ],
+        "unreadable": [
+            {"group": s.group, "source": s.kind, "ref": s.ref, "error": s.error or "not read yet"}
+            for s in statuses.values()
+            if s.state != "ok"
+        ],
+    }
+
+
+def cmd_who(args: argparse.Namespace, settings: Settings) -> int:
+    """A person's groups (and where each came from) and what they may ask, administer and run."""
+    report = who_report(_build(settings), args.email)
+    if args.json:
+        _out(json.dumps(report, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    rows: dict[str, list[dict[str, Any]]] = {k: v for k, v in report.items() if isinstance(v, list)}
+
+    def section(title: str, table: list[list[str]], empty: str = "nothing") -> None:
+        _out(f"{title}: {empty}" if not table else f"{title}:")
+        widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))] if table else []
+        for row in table:
+            _out("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+    def source(g: dict[str, Any]) -> str:
+        return "groups.yaml" if g["source"] == "groups.yaml" else f"{g['source']} {g['ref']} ({g['state']})"
+
+    _out(str(report["email"]))
+    section("groups", [[g["group"], f"from {source(g)}"] for g in rows["groups"]], "none")
+    section("may ask", [[r["department"], r["title"], f"via {r['via']}"] for r in rows["ask"]])
+    section("administers", [[r["department"], r["title"], f"via {r['via']}"] for r in rows["admin"]])
+    section("may run", [[r["template"], f"({r['department']})", f"via {r['via']}"] for r in rows["run"]])
+    if rows["not_asked"]:
+        section("may not ask", [[r["department"], str(r["reason"])] for r in rows["not_asked"]])
+    if rows["unreadable"]:
+        section(
+            "directory groups that cannot be read (nobody gets access through them)",
+            [[r["group"], f"{r['source']} {r['ref']}", f"— {r['error']}"] for r in rows["unreadable"]],
+        )
     return EXIT_OK
 
 
@@ -575,8 +730,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
                     f"{dept.name}: the start-up refresh failed ({type(exc).__name__}); "
                     "the previous index serves until the next refresh",
                 )
+    directory = wired.directory
+    if directory is not None:  # directory groups: read once now, then every directory.ttl_seconds
+        if wired.company.sources:
+            wired.assistant.reconfigure(directory.refresh(wired.company))
+        directory.start(wired.assistant)
     scheduler = start_refresher(wired.knowledge, lambda: list(wired.assistant.company), settings)
-    watcher = start_config_watcher(wired.assistant, settings, notices)
+    watcher = start_config_watcher(wired.assistant, settings, notices, directory=directory)
     try:
         serve(
             settings,
@@ -588,6 +748,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         )
     finally:
         watcher.stop()
+        if directory is not None:
+            directory.stop()
         if scheduler is not None:
             scheduler.shutdown(wait=False)
     return EXIT_OK
@@ -642,6 +804,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     c = sub.add_parser("check", help="validate department configs, folders and providers")
+    c.add_argument(
+        "--directory",
+        action="store_true",
+        help="also read every directory group (Slack, Entra ID, SCIM) once: state, members, age",
+    )
     c.set_defaults(func=cmd_check)
 
     c = sub.add_parser("index", help="build or refresh department indexes incrementally")
@@ -678,6 +845,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--user", metavar="EMAIL", help="only the templates this e-mail may run")
     c.add_argument("--json", action="store_true", help="one JSON list of templates")
     c.set_defaults(func=cmd_templates)
+
+    c = sub.add_parser("who", help="one person's groups, where each comes from, and what they may do")
+    c.add_argument("email", metavar="EMAIL", help="the person's e-mail address")
+    c.add_argument("--json", action="store_true", help="print everything as one JSON object")
+    c.set_defaults(func=cmd_who)
 
     c = sub.add_parser("chat", help="interactive terminal session with history")
     c.add_argument("--user", metavar="EMAIL", required=True, help="asker's e-mail")

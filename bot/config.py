@@ -16,10 +16,11 @@ Department files are data written by people and decide who may read what, so:
 from __future__ import annotations
 
 import contextlib
+import difflib
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -171,13 +172,36 @@ class DocumentAccess(_Strict):
             raise ValueError(f"{v!r} is not one of public, internal, confidential, restricted") from None
 
 
+SOURCE_KINDS: tuple[str, ...] = ("slack", "entra", "scim")
+
+
+@dataclass(frozen=True)
+class GroupRef:
+    """Where a sourced group's members come from: ``kind`` (the ``groups.yaml`` key:
+    slack, entra or scim) and ``ref`` as written there (an Entra object id lower-cased).
+    ``line`` is only for messages and does not take part in comparisons."""
+
+    kind: str
+    ref: str
+    line: int | None = field(default=None, compare=False)
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.ref}"
+
+
 @dataclass(frozen=True)
 class Company:
-    """All departments and groups, validated together (cross-references checked)."""
+    """All departments and groups, validated together (cross-references checked).
+
+    A group listed in ``sources`` is fetched from the company directory by
+    ``bot.directory.sync``; as loaded from the files it is EMPTY (fail closed) until the
+    sync overlays the members it could read.
+    """
 
     departments: Mapping[str, Department]
     groups: Mapping[str, frozenset[str]]  # group name → member e-mails (lower case)
     root: Path
+    sources: Mapping[str, GroupRef] = field(default_factory=dict)  # sourced group → where
 
     def department(self, name: str) -> Department:
         try:
@@ -234,22 +258,79 @@ def _validation_problems(path: Path, exc: ValidationError, lines: Lines) -> list
 # ── groups.yaml ──────────────────────────────────────────────────────────────────────
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
+_SLACK_REF = re.compile(r"^(@[^\s@]+|S[A-Z0-9]{2,})$")
+_ENTRA_REF = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+_GROUP_VALUE = (
+    'must be a list of e-mail addresses or one source: slack: "@handle", '
+    "entra: GROUP-OBJECT-ID or scim: GROUP-NAME"
+)
 
 
-def _read_groups(path: Path) -> tuple[dict[str, frozenset[str]] | None, list[ConfigError]]:
-    """Groups (names lower-cased) and every problem; None when the file is unreadable as a
-    mapping, so references to groups cannot be checked."""
+class BadGroupRef(ValueError):
+    """A group value that is a mapping but not exactly one valid source; ``key`` is the
+    source key the problem is about (None: the mapping as a whole)."""
+
+    def __init__(self, problem: str, key: str | None = None) -> None:
+        super().__init__(problem)
+        self.problem, self.key = problem, key
+
+
+def parse_group_ref(value: Mapping[Any, Any]) -> GroupRef:
+    """``{slack: "@hr-team"}`` → GroupRef("slack", "@hr-team"); anything but exactly one of
+    slack / entra / scim with a well-formed reference raises BadGroupRef."""
+    keys = [str(k) for k in value]
+    unknown = [k for k in keys if k not in SOURCE_KINDS]
+    if unknown:
+        near = difflib.get_close_matches(unknown[0].lower(), SOURCE_KINDS, n=1)
+        hint = f"; did you mean {near[0]}?" if near else ""
+        raise BadGroupRef(f"unknown source {unknown[0]!r} (use slack, entra or scim){hint}", unknown[0])
+    if len(keys) != 1:
+        named = " and ".join(keys) if keys else "no source"
+        raise BadGroupRef(f"names {named}; a group comes from exactly one source: slack, entra or scim")
+    kind = keys[0]
+    raw = next(iter(value.values()))
+    if not isinstance(raw, str) or not raw.strip() or not raw.strip().isprintable():
+        raise BadGroupRef("must be a non-empty line of text naming the group", kind)
+    ref = raw.strip()
+    if kind == "slack" and not _SLACK_REF.match(ref):
+        raise BadGroupRef(
+            f'{ref!r} is not a Slack user group: write its handle with the @ ("@hr-team") '
+            'or its id ("S0123ABC")',
+            kind,
+        )
+    if kind == "entra":
+        if not _ENTRA_REF.match(ref):
+            raise BadGroupRef(
+                f"{ref!r} is not an Entra group object id (a GUID such as "
+                "9f1c2a4e-0b1d-4c3e-8f5a-1b2c3d4e5f60; Entra admin center › Groups › Object id)",
+                kind,
+            )
+        ref = ref.lower()
+    return GroupRef(kind, ref)
+
+
+def _read_groups(
+    path: Path,
+) -> tuple[dict[str, frozenset[str]] | None, dict[str, GroupRef], list[ConfigError]]:
+    """Groups (names lower-cased; sourced groups empty), the sourced groups, and every
+    problem; groups None when the file is unreadable as a mapping, so references to groups
+    cannot be checked."""
     if not path.exists():
-        return {}, []
+        return {}, {}, []
     try:
         data, lines = read_yaml(path)
     except ConfigError as exc:
-        return None, [exc]
+        return None, {}, [exc]
     if data is None:
-        return {}, []
+        return {}, {}, []
     if not isinstance(data, dict):
-        return None, [ConfigError("must map group names to lists of e-mails", file=path, line=1)]
+        return (
+            None,
+            {},
+            [ConfigError("must map group names to lists of e-mails or sources", file=path, line=1)],
+        )
     groups: dict[str, frozenset[str]] = {}
+    sources: dict[str, GroupRef] = {}
     first: dict[str, tuple[str, int | None]] = {}
     problems: list[ConfigError] = []
     for raw_name, members in data.items():
@@ -267,11 +348,20 @@ def _read_groups(path: Path) -> tuple[dict[str, frozenset[str]] | None, list[Con
             )
             continue
         first[name.lower()] = (name, line)
+        groups[name.lower()] = frozenset()  # sourced, or not valid: empty
+        if isinstance(members, dict):
+            try:
+                ref = parse_group_ref(members)
+            except BadGroupRef as bad:
+                where = (name, bad.key) if bad.key is not None else (name,)
+                problems.append(
+                    ConfigError(bad.problem, file=path, line=lines.get(where, line), field=".".join(where))
+                )
+                continue
+            sources[name.lower()] = GroupRef(ref.kind, ref.ref, line=lines.get((name, ref.kind), line))
+            continue
         if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
-            problems.append(
-                ConfigError("must be a list of e-mail addresses", file=path, line=line, field=name)
-            )
-            groups[name.lower()] = frozenset()
+            problems.append(ConfigError(_GROUP_VALUE, file=path, line=line, field=name))
             continue
         for i, m in enumerate(members):
             if not EMAIL_RE.match(m):
@@ -284,7 +374,24 @@ def _read_groups(path: Path) -> tuple[dict[str, frozenset[str]] | None, list[Con
                     )
                 )
         groups[name.lower()] = frozenset(m.strip().lower() for m in members if EMAIL_RE.match(m))
-    return groups, problems
+    return groups, sources, problems
+
+
+def unavailable_sources(
+    sources: Mapping[str, GroupRef], missing: Mapping[str, str], groups_file: Path
+) -> list[ConfigError]:
+    """One problem per sourced group whose kind cannot be used here; ``missing`` maps a
+    kind to what is missing ("set SLACK_BOT_TOKEN …"), as worked out by ``bot.wiring``."""
+    return [
+        ConfigError(
+            f"{ref.kind} groups cannot be read: {missing[ref.kind]}",
+            file=groups_file,
+            line=ref.line,
+            field=f"{name}.{ref.kind}",
+        )
+        for name, ref in sources.items()
+        if ref.kind in missing
+    ]
 
 
 # ── departments ──────────────────────────────────────────────────────────────────────
@@ -346,12 +453,13 @@ class ConfigReport:
     departments: Mapping[str, Department]
     groups: Mapping[str, frozenset[str]]
     problems: list[ConfigError]
+    sources: Mapping[str, GroupRef] = field(default_factory=dict)
 
     @property
     def company(self) -> Company | None:
         if self.problems:
             return None
-        return Company(departments=self.departments, groups=self.groups, root=self.root)
+        return Company(departments=self.departments, groups=self.groups, root=self.root, sources=self.sources)
 
 
 def inspect_company(root: Path, *, allowed_roots: Sequence[Path] = ()) -> ConfigReport:
@@ -368,7 +476,7 @@ def inspect_company(root: Path, *, allowed_roots: Sequence[Path] = ()) -> Config
     tree = root.resolve().parent
     roots = tuple(Path(r).resolve() for r in allowed_roots)
     groups_file = root / "groups.yaml"
-    groups, problems = _read_groups(groups_file)
+    groups, sources, problems = _read_groups(groups_file)
     try:
         names = sorted(root.iterdir())
     except OSError as exc:
@@ -397,7 +505,7 @@ def inspect_company(root: Path, *, allowed_roots: Sequence[Path] = ()) -> Config
     # groups.yaml first (department files refer to it), then files by name, lines in order
     order = {str(p): i for i, p in enumerate(names)} | {str(groups_file): -1}
     problems.sort(key=lambda p: (order.get(p.file or "", -2), p.line or 0))
-    return ConfigReport(root, departments, groups or {}, problems)
+    return ConfigReport(root, departments, groups or {}, problems, sources)
 
 
 def check_company(

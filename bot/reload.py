@@ -21,6 +21,10 @@ Narrowing rules (``narrowed(old, root)``), applied only while the configuration 
   become old ∩ new (members compared lower-cased; a group missing from the new file is
   empty; names that collide after lower-casing keep only who is in every one of them);
   otherwise the old groups are kept. Groups that exist only in the new file are not added.
+  A group's value may also be a directory source (``{entra: ID}``, see README "Directory
+  groups") — such a value counts as readable. An old sourced group keeps its source only
+  when the new file names exactly the same source for it; otherwise it is empty. A literal
+  group that became a source in the new file is empty too.
 * **departments** — only departments of the old configuration exist (new ones are not added
   while invalid); for each, its file in the departments folder:
 
@@ -42,6 +46,11 @@ Narrowing rules (``narrowed(old, root)``), applied only while the configuration 
     admits everything). It becomes old ∪ new entries when the new file declares C, else old;
     channels the old configuration did not declare are not added.
 
+Groups synced from the company directory (``bot.directory.sync``) are not in the files:
+when a sync is given (``directory=``), every configuration is applied through it, so its
+current members are laid over the sourced groups and a reload never drops or resurrects
+them (and a new or changed source is fetched soon after).
+
 The watcher runs in a daemon thread started by ``deptbot serve`` (``start_config_watcher``);
 tests call ``poll()`` directly.
 """
@@ -58,13 +67,16 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bot.config import (
+    BadGroupRef,
     Company,
     Department,
+    GroupRef,
     access_lists,
     check_company,
     describe,
     knowledge_roots,
     normalize_entry,
+    parse_group_ref,
     read_yaml,
 )
 from bot.core.ports import AdminNotices
@@ -84,6 +96,15 @@ class Reconfigurable(Protocol):
     def company(self) -> Company: ...
 
     def reconfigure(self, company: Company) -> None: ...
+
+
+class GroupSync(Protocol):
+    """What the watcher needs from the directory sync (``bot.directory.sync``)."""
+
+    def swap(self, assistant: Reconfigurable, company: Company) -> bool:
+        """Serve ``company`` with the synced members laid over its sourced groups; True
+        when that differs from what the assistant served."""
+        ...
 
 
 # ── narrowing (pure; no threads) ─────────────────────────────────────────────────────
@@ -126,27 +147,50 @@ def _narrow(old: Company, root: Path, allowed_roots: tuple[Path, ...]) -> _Narro
             departments[name], paused[name] = _paused(dept), exc
             continue
         departments[name] = _narrow_department(dept, data)
-    groups = _narrow_groups(old.groups, root / "groups.yaml")
-    return _Narrowed(Company(departments=departments, groups=groups, root=old.root), problems, paused)
+    groups, sources = _narrow_groups(old, root / "groups.yaml")
+    company = Company(departments=departments, groups=groups, root=old.root, sources=sources)
+    return _Narrowed(company, problems, paused)
 
 
-def _narrow_groups(old: Mapping[str, frozenset[str]], path: Path) -> Mapping[str, frozenset[str]]:
+def _source_of(value: Any) -> GroupRef | None:
+    if not isinstance(value, dict):
+        return None
+    with contextlib.suppress(BadGroupRef):
+        return parse_group_ref(value)
+    return None
+
+
+def _narrow_groups(old: Company, path: Path) -> tuple[Mapping[str, frozenset[str]], Mapping[str, GroupRef]]:
     data: Any = {}
     if path.exists():
         try:
             data, _ = read_yaml(path)
         except ConfigError:
-            return old
+            return old.groups, old.sources
     data = {} if data is None else data
     if not isinstance(data, dict) or not all(
-        isinstance(v, list) and all(isinstance(m, str) for m in v) for v in data.values()
+        (isinstance(v, list) and all(isinstance(m, str) for m in v)) or _source_of(v) is not None
+        for v in data.values()
     ):
-        return old
+        return old.groups, old.sources
     new: dict[str, set[str]] = {}
+    new_sources: dict[str, GroupRef | None] = {}
     for name, members in data.items():
-        key, emails = str(name).lower(), {m.strip().lower() for m in members}
-        new[key] = new[key] & emails if key in new else emails
-    return {group: members & frozenset(new.get(group, ())) for group, members in old.items()}
+        key = str(name).lower()
+        if isinstance(members, list):
+            emails = {m.strip().lower() for m in members}
+            new[key] = new[key] & emails if key in new else emails
+        else:  # names colliding after lower-casing keep a source only when they all agree
+            ref = _source_of(members)
+            new_sources[key] = ref if new_sources.get(key, ref) == ref else None
+    sources = {g: ref for g, ref in old.sources.items() if new_sources.get(g) == ref and g not in new}
+    groups = {
+        group: (members if group in sources else members & frozenset(new.get(group, ())))
+        for group, members in old.groups.items()
+    }
+    for group in old.sources.keys() - sources.keys():
+        groups[group] = frozenset()
+    return groups, sources
 
 
 def _paused(dept: Department) -> Department:
@@ -225,8 +269,10 @@ class ConfigWatcher:
         notices: AdminNotices,
         allowed_roots: Sequence[Path] = (),
         interval: float = 2.0,
+        directory: GroupSync | None = None,
     ) -> None:
         self._assistant = assistant
+        self._directory = directory
         self._root = Path(root)
         self._notices = notices
         self._allowed_roots = tuple(allowed_roots)
@@ -248,9 +294,12 @@ class ConfigWatcher:
                 return False
             changes = _changes(self._signature, now)
             result = _narrow(self._valid, self._root, self._allowed_roots)
-            applied = result.company != self._assistant.company
-            if applied:
-                self._assistant.reconfigure(result.company)
+            if self._directory is not None:  # synced members laid over the sourced groups
+                applied = self._directory.swap(self._assistant, result.company)
+            else:
+                applied = result.company != self._assistant.company
+                if applied:
+                    self._assistant.reconfigure(result.company)
             was_invalid, self._invalid = self._invalid, bool(result.problems)
             self._signature, self._first = now, False
             if not result.problems:
@@ -321,7 +370,11 @@ def _same(a: ConfigError, b: ConfigError) -> bool:
 
 
 def start_config_watcher(
-    assistant: Reconfigurable, settings: Settings, notices: AdminNotices
+    assistant: Reconfigurable,
+    settings: Settings,
+    notices: AdminNotices,
+    *,
+    directory: GroupSync | None = None,
 ) -> ConfigWatcher:
     """Start watching ``settings.departments_dir`` every ``config.reload_seconds``; the
     returned handle's ``stop()`` ends the thread."""
@@ -332,5 +385,6 @@ def start_config_watcher(
         notices=notices,
         allowed_roots=knowledge_roots(settings),
         interval=float(seconds),
+        directory=directory,
     )
     return watcher.start()

@@ -137,6 +137,14 @@ class Reload(_Section):
     reload_seconds: float = Field(ge=0)
 
 
+class DirectorySettings(_Section):
+    """Groups read from Slack, Entra ID or SCIM (bot.directory.sync)."""
+
+    ttl_seconds: float = Field(ge=1)
+    grace_seconds: float = Field(ge=0, le=900)  # "short": a longer grace defeats failing closed
+    timeout_seconds: float = Field(gt=0, le=120)
+
+
 class SettingsModel(BaseModel):
     """The whole settings file."""
 
@@ -149,6 +157,7 @@ class SettingsModel(BaseModel):
     knowledge: Knowledge
     access: Access
     config: Reload
+    directory: DirectorySettings
 
 
 class EnvRule(BaseSettings, SettingsModel):

@@ -6,11 +6,15 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 
-from bot.config import Company, knowledge_roots, load_company
+from bot.config import SOURCE_KINDS, Company, knowledge_roots, load_company
 from bot.core.pipeline import Assistant
 from bot.core.ports import AdminNotices
+from bot.directory.source import GroupSource
+from bot.directory.sync import DirectorySync, UnavailableSource
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.ingest import Limits
 from bot.llm.factory import build_cache, build_generator, open_usage_store
@@ -33,6 +37,7 @@ class Wired:
     usage: UsageStore
     settings: Settings
     notices: SqliteNotices
+    directory: DirectorySync | None = None  # reads the sourced groups of groups.yaml
 
 
 def build_knowledge(settings: Settings, *, notices: AdminNotices | None = None) -> KnowledgeBase:
@@ -55,6 +60,7 @@ def build(settings: Settings, *, company: Company | None = None) -> Wired:
     knowledge = build_knowledge(settings, notices=notices)
     audit = SqliteAuditLog(path=settings.state_dir / "audit.db")
     usage = open_usage_store(settings)
+    directory = build_directory(settings, notices=notices)
     assistant = Assistant(
         company=company,
         retriever=knowledge,
@@ -73,6 +79,162 @@ def build(settings: Settings, *, company: Company | None = None) -> Wired:
         audit=audit,
         usage=usage,
         settings=settings,
+        notices=notices,
+        directory=directory,
+    )
+
+
+# ── directory group sources ──────────────────────────────────────────────────────────
+
+log = logging.getLogger(__name__)
+
+DEADLINE_FACTOR = 3  # one refresh waits at most this many directory.timeout_seconds per source
+
+
+def _first(env: Mapping[str, str], *names: str) -> tuple[str, str]:
+    """(value, name) of the first variable set among ``names``; ("", names[0]) if none."""
+    for name in names:
+        value = env.get(name, "").strip()
+        if value:
+            return value, name
+    return "", names[0]
+
+
+def _graph_credentials(env: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """Entra app credentials and the variables missing. The client id and secret are taken
+    as a pair (deptbot's own app, else the Teams bot's), never one from each."""
+    tenant, tenant_var = _first(env, "DEPTBOT_GRAPH_TENANT_ID", "MicrosoftAppTenantId")
+    own = any(env.get(v, "").strip() for v in ("DEPTBOT_GRAPH_CLIENT_ID", "DEPTBOT_GRAPH_CLIENT_SECRET"))
+    id_var, secret_var = (
+        ("DEPTBOT_GRAPH_CLIENT_ID", "DEPTBOT_GRAPH_CLIENT_SECRET")
+        if own
+        else ("MicrosoftAppId", "MicrosoftAppPassword")
+    )
+    found = {
+        "tenant_id": tenant,
+        "client_id": env.get(id_var, "").strip(),
+        "client_secret": env.get(secret_var, ""),
+    }
+    missing = [
+        var
+        for var, value in (
+            (tenant_var, tenant),
+            (id_var, found["client_id"]),
+            (secret_var, found["client_secret"]),
+        )
+        if not value.strip()
+    ]
+    return found, missing
+
+
+def missing_directory_settings(env: Mapping[str, str]) -> dict[str, str]:
+    """Kind → what must be set before groups of that kind can be read (kinds not listed
+    are usable). Reads only the environment: nothing is contacted."""
+    out: dict[str, str] = {}
+    if not env.get("SLACK_BOT_TOKEN", "").strip():
+        out["slack"] = (
+            "set SLACK_BOT_TOKEN (a bot token with the usergroups:read and users:read.email scopes)"
+        )
+    _, missing = _graph_credentials(env)
+    if len(missing) == 3:
+        out["entra"] = (
+            "set DEPTBOT_GRAPH_TENANT_ID, DEPTBOT_GRAPH_CLIENT_ID and DEPTBOT_GRAPH_CLIENT_SECRET (or "
+            "the Teams bot's MicrosoftAppTenantId, MicrosoftAppId and MicrosoftAppPassword): an app "
+            "with the Microsoft Graph application permissions GroupMember.Read.All and User.Read.All"
+        )
+    elif missing:
+        out["entra"] = f"set {' and '.join(missing)} too"
+    if not env.get("DEPTBOT_SCIM_TOKEN", "").strip():
+        out["scim"] = (
+            "set DEPTBOT_SCIM_TOKEN so the identity provider can push users and groups to "
+            "/scim/v2/ on deptbot serve (without it the pushed groups would never change)"
+        )
+    return out
+
+
+class DirectorySources(Mapping[str, GroupSource]):
+    """The group sources, built from the environment on first use (so a kind no group
+    uses is never imported or set up). A kind that cannot be used is an
+    ``UnavailableSource`` whose reads fail with the reason (its groups stay empty)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._built: dict[str, GroupSource] = {}
+
+    def __getitem__(self, kind: str) -> GroupSource:
+        if kind not in SOURCE_KINDS:
+            raise KeyError(kind)
+        if kind not in self._built:
+            self._built[kind] = self._build(kind)
+        return self._built[kind]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(SOURCE_KINDS)
+
+    def __len__(self) -> int:
+        return len(SOURCE_KINDS)
+
+    def _build(self, kind: str) -> GroupSource:
+        env = self._settings.env
+        missing = missing_directory_settings(env).get(kind)
+        if missing is not None:
+            return UnavailableSource(kind, f"not configured: {missing}")
+        timeout = self._settings.values.directory.timeout_seconds
+        try:
+            if kind == "slack":
+                from bot.directory.slack import SlackGroupSource
+
+                token, api_url = env["SLACK_BOT_TOKEN"].strip(), env.get("SLACK_API_URL", "").strip()
+                if api_url:
+                    return SlackGroupSource(token=token, api_url=api_url, timeout=timeout)
+                return SlackGroupSource(token=token, timeout=timeout)
+            if kind == "entra":
+                from bot.directory.entra import EntraGroupSource
+
+                urls = {
+                    key: env[var].strip()
+                    for key, var in (
+                        ("authority_url", "DEPTBOT_GRAPH_AUTHORITY_URL"),
+                        ("graph_url", "DEPTBOT_GRAPH_URL"),
+                    )
+                    if env.get(var, "").strip()
+                }
+                credentials, _ = _graph_credentials(env)
+                return EntraGroupSource(**credentials, **urls, timeout=timeout)
+            from bot.directory.scim import ScimGroupSource
+            from bot.directory.scim_store import ScimStore
+            from bot.store.state import ensure_private_dir
+
+            return ScimGroupSource(store=ScimStore.in_state_dir(ensure_private_dir(self._settings.state_dir)))
+        except ValueError as exc:  # the source refused a setting: its message names it, no secrets
+            return UnavailableSource(kind, f"not configured: {str(exc)[:200]}")
+        except Exception as exc:  # a missing library, an unreadable database: fail closed
+            log.exception("setting up the %s group source failed", kind)
+            return UnavailableSource(kind, f"the {kind} source could not be set up ({type(exc).__name__})")
+
+
+def directory_problems(settings: Settings, kinds: Collection[str]) -> dict[str, str]:
+    """Kind → why groups of that kind (among ``kinds``) cannot be read here, for
+    ``deptbot check``: the environment, and the Slack and Entra sources' own checks of
+    their settings. Nothing is contacted or written (the SCIM store is not opened)."""
+    out = {k: why for k, why in missing_directory_settings(settings.env).items() if k in kinds}
+    sources = DirectorySources(settings)
+    for kind in sorted(set(kinds) - set(out) - {"scim"}):
+        source = sources[kind]
+        if isinstance(source, UnavailableSource):
+            out[kind] = source.reason.removeprefix("not configured: ")
+    return out
+
+
+def build_directory(settings: Settings, *, notices: AdminNotices) -> DirectorySync:
+    """The directory sync with the ``[directory]`` settings; nothing is read until
+    ``refresh`` or ``start``."""
+    d = settings.values.directory
+    return DirectorySync(
+        DirectorySources(settings),
+        ttl_seconds=d.ttl_seconds,
+        grace_seconds=d.grace_seconds,
+        deadline_seconds=d.timeout_seconds * DEADLINE_FACTOR,
         notices=notices,
     )
 
