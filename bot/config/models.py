@@ -1,0 +1,139 @@
+"""The frozen models a department file validates into: Department, Template, Channels,
+and DocumentAccess (the schema of an ``_access.yaml`` in a knowledge folder)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from bot.config.access import check_entries
+from bot.core.types import Classification
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+ACCESS_FILE = "_access.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Template(_Strict):
+    """A named task; ``prompt`` must contain ``{input}``."""
+
+    description: str
+    prompt: str
+    allowed: list[str] = Field(default_factory=lambda: ["*"])
+    tier: Literal["small", "large"] | None = None
+
+    @field_validator("allowed")
+    @classmethod
+    def _entries(cls, v: list[str]) -> list[str]:
+        return check_entries(v)
+
+    @field_validator("prompt")
+    @classmethod
+    def _has_input(cls, v: str) -> str:
+        if "{input}" not in v:
+            raise ValueError("must contain the placeholder {input}")
+        return v
+
+    def fill(self, text: str) -> str:
+        return self.prompt.replace("{input}", text)
+
+
+class Channels(_Strict):
+    slack: list[str] = Field(default_factory=list)
+    teams: list[str] = Field(default_factory=list)
+    # Who can read a channel, when narrower or wider than the department's ask list.
+    audience: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("audience")
+    @classmethod
+    def _audience(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {k: check_entries(entries) for k, entries in v.items()}
+
+
+class Department(_Strict):
+    """One department, as validated from ``departments/<name>.yaml``."""
+
+    name: str
+    title: str
+    knowledge: Path
+    classification: Classification = Classification.INTERNAL
+    admins: list[str] = Field(default_factory=list)
+    ask: list[str] = Field(default_factory=list)
+    templates: dict[str, Template] = Field(default_factory=dict)
+    channels: Channels = Field(default_factory=Channels)
+    dont_know_below: float = Field(default=0.35, ge=0.0, le=1.0)
+    # Fields used by providers (issue 3) and adapters; optional for the core.
+    route: Literal["auto", "cloud", "private"] = "auto"
+    tier: Literal["small", "large"] | None = None
+    sensitive_keywords: list[str] = Field(default_factory=list)
+    embedder: str | None = None  # None = settings default
+    docs_url: str | None = None  # e.g. "https://intranet.example.com/hr/{path}" → citation links
+    description: str = ""
+    source_file: Path | None = None
+
+    @field_validator("classification", mode="before")
+    @classmethod
+    def _classification(cls, v: Any) -> Classification:
+        if isinstance(v, Classification):
+            return v
+        try:
+            return Classification.parse(str(v))
+        except KeyError:
+            raise ValueError(f"{v!r} is not one of public, internal, confidential, restricted") from None
+
+    @field_validator("admins", "ask")
+    @classmethod
+    def _entries(cls, v: list[str]) -> list[str]:
+        return check_entries(v)
+
+    @field_validator("docs_url")
+    @classmethod
+    def _docs_url(cls, v: str | None) -> str | None:
+        if v is not None and (not v.startswith(("https://", "http://")) or "{path}" not in v):
+            raise ValueError("must be an http(s) URL containing {path}, e.g. https://intranet/hr/{path}")
+        return v
+
+    def link(self, doc_id: str) -> str:
+        """The ``docs_url`` link for a document id ("hr/time-off.md"), or "" when unset."""
+        if not self.docs_url:
+            return ""
+        from urllib.parse import quote
+
+        rel = doc_id.split("/", 1)[1] if "/" in doc_id else doc_id
+        return self.docs_url.replace("{path}", quote(rel))
+
+    @field_validator("templates")
+    @classmethod
+    def _template_names(cls, v: dict[str, Template]) -> dict[str, Template]:
+        for name in v:
+            if not NAME_RE.match(name):
+                raise ValueError(f"template name {name!r} must be lower-case letters, digits, - or _")
+        return v
+
+
+class DocumentAccess(_Strict):
+    """Schema of an ``_access.yaml`` inside a knowledge folder."""
+
+    audience: list[str]
+    classification: Classification | None = None
+
+    @field_validator("audience")
+    @classmethod
+    def _aud(cls, v: list[str]) -> list[str]:
+        return check_entries(v)
+
+    @field_validator("classification", mode="before")
+    @classmethod
+    def _classification(cls, v: Any) -> Classification | None:
+        if v is None or isinstance(v, Classification):
+            return v
+        try:
+            return Classification.parse(str(v))
+        except KeyError:
+            raise ValueError(f"{v!r} is not one of public, internal, confidential, restricted") from None
