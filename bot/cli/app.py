@@ -1,0 +1,76 @@
+"""``main``: parse, load settings, run the command, and turn every error into a message
+and an exit code (never a traceback); ``-v``/``-vv`` logging is set up here."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from bot.cli.check import cmd_check
+from bot.cli.output import EXIT_DENIED, EXIT_ERROR, EXIT_USAGE, _err
+from bot.cli.parser import build_parser
+from bot.errors import AccessDenied, ConfigError, DeptbotError, UsageError
+from bot.settings import Settings
+
+
+class _SafeFormatter(logging.Formatter):
+    """Log lines pass through ``terminal_safe`` like everything else the CLI prints."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from bot.adapters.console import terminal_safe
+
+        return terminal_safe(super().format(record))
+
+
+def _configure_logging(verbosity: int) -> None:
+    """Warnings only by default; ``-v``: deptbot's own INFO logs (the ``bot`` loggers);
+    ``-vv``: deptbot's DEBUG and every library's INFO. Levels are touched only when asked
+    for, so a host that already configured logging (pytest) keeps its own."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_SafeFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])  # no-op if already configured
+    if verbosity > 1:
+        logging.getLogger().setLevel(logging.INFO)
+    if verbosity:
+        logging.getLogger("bot").setLevel(logging.DEBUG if verbosity > 1 else logging.INFO)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
+    from bot.store.state import PRIVATE_UMASK
+
+    os.umask(PRIVATE_UMASK)  # indexes, databases and caches hold restricted text: 0600/0700
+    try:
+        settings = Settings.load(
+            departments=args.departments, state=args.state, settings_file=args.settings, collect=True
+        )
+        if settings.problems and args.func is not cmd_check:  # check lists them with the rest
+            for problem in settings.problems:
+                _err(f"configuration error: {problem.user_message}")
+            return EXIT_USAGE
+        result: int = args.func(args, settings)
+        return result
+    except ConfigError as exc:
+        _err(f"configuration error: {exc.user_message}")
+        return EXIT_USAGE
+    except UsageError as exc:
+        _err(exc.user_message)
+        return EXIT_USAGE
+    except AccessDenied as exc:
+        _err(exc.user_message)
+        return EXIT_DENIED
+    except DeptbotError as exc:
+        _err(exc.user_message)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (``deptbot ask … | head -1``): exit quietly, as cat does.
+        # stdout is pointed at /dev/null so the interpreter's final flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141

@@ -1,0 +1,181 @@
+"""``deptbot check``: every configuration problem in one run (department files, knowledge
+folders, state folder permissions, directory sources), or the OK table."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bot.cli.output import EXIT_OK, EXIT_USAGE, _err, _out
+from bot.errors import ConfigError, DeptbotError
+from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.config import ConfigReport
+    from bot.directory.sync import SourceStatus
+
+
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    """Every problem in one run: department files and groups.yaml, knowledge folders, and
+    a state folder other accounts can read, groups from a directory source that is not
+    configured. One ``file:line: field: problem`` line each (stderr), a summary, exit 2;
+    otherwise the OK table. Recent admin notices either way. Nothing remote is contacted
+    unless ``--directory`` asks to read every directory group once (exit 2 if one fails)."""
+    from bot.adapters.console import plural
+    from bot.config import describe, inspect_company, knowledge_roots, unavailable_sources
+    from bot.knowledge.ingest import Limits, check_folder
+    from bot.wiring import directory_problems
+
+    problems: list[ConfigError] = list(settings.problems)  # bad values: the rest uses defaults
+    try:
+        roots = knowledge_roots(settings)
+    except ConfigError as exc:
+        problems.append(exc)
+        roots = ()
+    report = inspect_company(settings.departments_dir, allowed_roots=roots)
+    problems += report.problems
+    missing = directory_problems(settings, {r.kind for r in report.sources.values()})  # offline
+    problems += unavailable_sources(report.sources, missing, settings.departments_dir / "groups.yaml")
+    # every link, access-file, front-matter and size problem in the knowledge folders
+    limits = Limits.from_settings(settings.section("knowledge"))
+    for dept in report.departments.values():
+        # Problem.file is shown as "<knowledge parent>/<dept folder>/<rel>"; anchor it to
+        # the folder on disk so the line is right from any working directory.
+        anchor = Path(dept.knowledge).parent.parent
+        problems += [
+            ConfigError(p.problem, file=anchor / p.file, line=p.line, field=p.field)
+            for p in check_folder(dept, limits)
+        ]
+    problems += _check_state_permissions(settings.state_dir)
+    if problems:
+        for problem in problems:
+            _err(describe(problem, Path.cwd()))
+        n, files = len(problems), len({p.file for p in problems})
+        _err(
+            f"{n} problem{'s' if n != 1 else ''} in {files} file{'s' if files != 1 else ''}"
+            " — fix them and run deptbot check again"
+        )
+    else:
+        company = report.company
+        assert company is not None
+        _out(f"{len(company.departments)} departments, {len(company.groups)} groups — configuration OK")
+        for dept in company:
+            files = sum(
+                1 for p in dept.knowledge.rglob("*") if p.is_file() and not p.name.startswith((".", "_"))
+            )
+            _out(
+                f"  {dept.name:<12} {dept.title:<24} {dept.classification.label:<12} "
+                f"{files:>4} files  {plural(len(dept.templates), 'template'):<12} route {dept.route}"
+            )
+        for line in _provider_lines(settings):
+            _out(line)
+    failing = _check_directory(settings, report) if args.directory else 0
+    for line in _recent_notices(settings.state_dir):
+        _out(line)
+    return EXIT_USAGE if problems or failing else EXIT_OK
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "never read"
+    if seconds < 120:
+        return f"read {seconds:.0f} s ago"
+    if seconds < 7200:
+        return f"read {seconds / 60:.0f} min ago"
+    return f"read {seconds / 3600:.0f} h ago"
+
+
+def _status_line(s: SourceStatus) -> str:
+    from bot.adapters.console import plural
+
+    what = f"{s.state:<8} {plural(s.members, 'member'):<12} {_age(s.age_seconds)}"
+    if s.grace_until is not None:
+        when = datetime.fromtimestamp(s.grace_until, UTC).strftime("%H:%M:%S UTC")
+        what += f"; last list kept until {when}"
+    return what + (f" — {s.error}" if s.error else "")
+
+
+def _check_directory(settings: Settings, report: ConfigReport) -> int:
+    """Read every directory group once and print its state; the number failing."""
+    from bot.config import Company
+    from bot.store.notices import MemoryNotices
+    from bot.wiring import build_directory
+
+    if not report.sources:
+        _out("directory: no group in groups.yaml comes from a directory source")
+        return 0
+    company = Company(report.departments, report.groups, report.root, report.sources)
+    sync = build_directory(settings, notices=MemoryNotices())
+    sync.refresh(company, notify=False)
+    statuses = sync.status(company)
+    width = max(len(s.group) for s in statuses)
+    source_width = max(len(s.source) for s in statuses)
+    _out(f"directory groups (read just now; refreshed every {settings.values.directory.ttl_seconds:g} s):")
+    for s in statuses:
+        _out(f"  {s.group:<{width}}  {s.source:<{source_width}}  {_status_line(s)}")
+    failing = [s for s in statuses if s.state != "ok"]
+    if failing:
+        n = len(failing)
+        _err(
+            f"{n} directory group{'s' if n != 1 else ''} cannot be read — nobody gets access through "
+            f"{'them' if n != 1 else 'it'} until {'they' if n != 1 else 'it'} can"
+        )
+    return len(failing)
+
+
+STATE_LINES = 20  # permission problems listed one by one; the rest are counted
+
+
+def _check_state_permissions(state: Path) -> list[ConfigError]:
+    """The state folder holds restricted text (index chunks, cached answers, questions):
+    a folder wider than 0700 or a file wider than 0600 is a problem. Never creates it."""
+    from bot.store.state import wider_than_private
+
+    wide = wider_than_private(state)
+    found: list[ConfigError] = []
+    for path, mode in wide[:STATE_LINES]:
+        if path.is_dir():
+            why = f"mode {mode:04o} lets other accounts in; it holds restricted text (chmod 700)"
+            found.append(ConfigError(why, file=path, field="state folder"))
+        else:
+            why = f"mode {mode:04o} lets other accounts read it (chmod 600)"
+            found.append(ConfigError(why, file=path, field="state file"))
+    if len(wide) > STATE_LINES:
+        more = f"{len(wide) - STATE_LINES} more entries other accounts can read (chmod -R go-rwx {state})"
+        found.append(ConfigError(more, file=state, field="state folder"))
+    return found
+
+
+def _recent_notices(state: Path) -> list[str]:
+    """Recent admin notices, when the state folder and its notices database exist."""
+    from bot.store.notices import SqliteNotices
+
+    if not (state / SqliteNotices.FILE).is_file():
+        return []
+    try:
+        store = SqliteNotices.in_state_dir(state)
+        try:
+            notices = store.recent()
+        finally:
+            store.close()
+    except DeptbotError as exc:
+        return [f"recent admin notices: unavailable ({exc.user_message})"]
+    if not notices:
+        return []
+    lines = ["recent admin notices:"]
+    for n in notices:
+        lines.append(f"  {n.time:%Y-%m-%d %H:%M}  {n.department or 'all'}  {n.kind}  {n.text}")
+    return lines
+
+
+def _provider_lines(settings: Settings) -> list[str]:
+    try:
+        from bot.llm.factory import provider_status
+    except ImportError:
+        return ["providers: extractive (offline) only"]
+    lines = ["providers:"]
+    for name, configured, detail in provider_status(settings):
+        lines.append(f"  {name:<12} {'configured' if configured else 'not configured':<15} {detail}")
+    return lines

@@ -1,0 +1,142 @@
+"""``build_parser``: every command, its options and help text, and the handler it runs.
+Importing it imports no handler's dependencies (those load when the command runs)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from bot.cli.answers import cmd_ask, cmd_run, cmd_templates
+from bot.cli.chat import cmd_chat
+from bot.cli.check import cmd_check
+from bot.cli.directory import cmd_who
+from bot.cli.index import cmd_eval, cmd_index
+from bot.cli.records import cmd_audit_tail, cmd_usage
+from bot.cli.serve import cmd_manifest, cmd_serve
+from bot.settings import Settings
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="deptbot", description="Department-aware assistant with cited answers.")
+    p.add_argument(
+        "--departments", help="departments folder (env DEPTBOT_DEPARTMENTS, default ./departments)"
+    )
+    p.add_argument(
+        "--state", help="state folder for indexes and databases (env DEPTBOT_STATE, default ./.deptbot)"
+    )
+    p.add_argument("--settings", help="settings file overriding bot/settings.toml (env DEPTBOT_SETTINGS)")
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="diagnostics on stderr: deptbot's own logs and timings (-vv: debug, and other libraries' logs)",
+    )
+    sub = p.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="deptbot COMMAND -h describes each one"
+    )
+
+    c = sub.add_parser("check", help="validate department configs, folders and providers")
+    c.add_argument(
+        "--directory",
+        action="store_true",
+        help="also read every directory group (Slack, Entra ID, SCIM) once: state, members, age",
+    )
+    c.set_defaults(func=cmd_check)
+
+    c = sub.add_parser("index", help="build or refresh department indexes incrementally")
+    c.add_argument("names", nargs="*", metavar="DEPT", help="departments to index (default: all)")
+    c.set_defaults(func=cmd_index)
+
+    c = sub.add_parser("ask", help="ask one question")
+    c.add_argument("question", nargs="+", help="the question (quotes optional)")
+    c.add_argument("--user", metavar="EMAIL", required=True, help="asker's e-mail")
+    c.add_argument(
+        "--department", metavar="DEPT", help="ask this department instead of routing automatically"
+    )
+    c.add_argument("--json", action="store_true", help="print the Answer as one JSON object")
+    c.set_defaults(func=cmd_ask)
+
+    c = sub.add_parser(
+        "run",
+        help="run a department template",
+        description='Run a template: deptbot run TEMPLATE "INPUT" --user EMAIL [--department D]. '
+        "deptbot templates --user EMAIL lists the ones you may run.",
+    )
+    c.add_argument("template", metavar="TEMPLATE", help="template name (deptbot templates lists them)")
+    c.add_argument("input", metavar="INPUT", help="what the template works on, in quotes")
+    c.add_argument(
+        "--user", metavar="EMAIL", required=True, help="e-mail of the person running it (role-checked)"
+    )
+    c.add_argument(
+        "--department", metavar="DEPT", help="needed only when two departments share a template name"
+    )
+    c.add_argument("--json", action="store_true", help="print the Answer as one JSON object")
+    c.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("templates", help="list templates, or those one person may run, with examples")
+    c.add_argument("--user", metavar="EMAIL", help="only the templates this e-mail may run")
+    c.add_argument("--json", action="store_true", help="one JSON list of templates")
+    c.set_defaults(func=cmd_templates)
+
+    c = sub.add_parser("who", help="one person's groups, where each comes from, and what they may do")
+    c.add_argument("email", metavar="EMAIL", help="the person's e-mail address")
+    c.add_argument("--json", action="store_true", help="print everything as one JSON object")
+    c.set_defaults(func=cmd_who)
+
+    c = sub.add_parser("chat", help="interactive terminal session with history")
+    c.add_argument("--user", metavar="EMAIL", required=True, help="asker's e-mail")
+    c.add_argument("--department", metavar="DEPT", help="start pinned to this department (/dept changes it)")
+    c.set_defaults(func=cmd_chat)
+
+    c = sub.add_parser("eval", help="retrieval quality on a BEIR-format folder")
+    c.add_argument(
+        "beir_dir", metavar="BEIR_DIR", help="folder with corpus.jsonl, queries.jsonl and qrels/test.tsv"
+    )
+    c.add_argument("--json", action="store_true", help="print the scores as one JSON object")
+    c.add_argument(
+        "--mode",
+        choices=["hybrid", "bm25", "dense"],
+        default="hybrid",
+        help="retrieval to score (default hybrid)",
+    )
+    c.add_argument("--embedder", help="override the settings' embedder (wordllama | minilm)")
+    c.set_defaults(func=cmd_eval)
+
+    c = sub.add_parser("usage", help="tokens and cost per user and department")
+    c.add_argument("--user", metavar="EMAIL", help="only this e-mail")
+    c.add_argument("--department", metavar="DEPT", help="only this department")
+    c.add_argument("--since", help="first day to include, YYYY-MM-DD")
+    c.add_argument("--json", action="store_true", help="print the rows as JSON")
+    c.set_defaults(func=cmd_usage)
+
+    c = sub.add_parser("serve", help="run the HTTP server for Slack, Teams and /healthz")
+    c.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    c.add_argument("--port", type=int, default=3978, help="port to listen on (default 3978)")
+    c.add_argument("--slack-socket-mode", action="store_true", help="connect to Slack over Socket Mode")
+    c.set_defaults(func=cmd_serve)
+
+    c = sub.add_parser("manifest", help="print the Slack manifest or build the Teams app package")
+    c.add_argument("platform", choices=["slack", "teams"], help="slack or teams")
+    c.add_argument("--url", help="slack: public base URL, e.g. https://bot.example.com")
+    c.add_argument("--socket-mode", action="store_true", help="slack: the Socket Mode variant")
+    c.add_argument("--app-id", help="teams: the Azure Bot's Microsoft App ID")
+    c.add_argument("--domain", help="teams: the host serving /api/messages")
+    c.add_argument("--out", help="teams: zip file to write (default deptbot-teams.zip)")
+    c.add_argument("--website-url", metavar="URL", help="teams: https link for 'website' (default https://HOST/about)")
+    c.add_argument("--privacy-url", metavar="URL", help="teams: https privacy statement (default https://HOST/privacy)")
+    c.add_argument("--terms-url", metavar="URL", help="teams: https terms of use (default https://HOST/terms)")
+    c.set_defaults(func=cmd_manifest)
+
+    c = sub.add_parser("audit", help="read the audit log")
+    audit_sub = c.add_subparsers(dest="audit_command", required=True, metavar="ACTION", help="tail")
+    t = audit_sub.add_parser("tail", help="the latest audit rows")
+    t.add_argument("-n", type=int, default=20, metavar="N", help="how many rows (default 20)")
+    t.add_argument("--user", metavar="EMAIL", help="only this e-mail")
+    t.add_argument("--department", metavar="DEPT", help="only this department")
+    t.add_argument("--json", action="store_true", help="print the rows as JSON")
+    t.set_defaults(func=cmd_audit_tail)
+
+    return p

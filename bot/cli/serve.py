@@ -1,0 +1,101 @@
+"""``deptbot serve`` runs the HTTP server for Slack, Teams and /healthz; ``deptbot
+manifest`` prints the Slack manifest or builds the Teams app package that points at it."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from bot.cli.output import EXIT_OK, _out, _progress
+from bot.errors import UsageError
+from bot.settings import Settings
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import functools
+
+    from bot.adapters.http import serve
+    from bot.adapters.teams.bot import check_teams_settings, mount
+    from bot.knowledge.refresher import start_refresher
+    from bot.reload import start_config_watcher
+    from bot.wiring import build
+
+    wired = build(settings)
+    mounts = []
+    if settings.env.get("MicrosoftAppId") or _is_loopback(args.host):
+        check_teams_settings(settings, args.host)
+        mounts.append(functools.partial(mount, assistant=wired.assistant, settings=settings))
+    notices = wired.notices
+    with _progress("Indexing") as progress:
+        for dept in wired.company:
+            try:  # one department that cannot be indexed never keeps the others from serving
+                if wired.knowledge.status(dept).stale:
+                    wired.knowledge.refresh(dept, progress=progress)
+            except Exception as exc:
+                logging.getLogger(__name__).exception("start-up refresh of %s failed", dept.name)
+                notices.notify(
+                    dept.name,
+                    "refresh-failed",
+                    f"{dept.name}: the start-up refresh failed ({type(exc).__name__}); "
+                    "the previous index serves until the next refresh",
+                )
+    directory = wired.directory
+    if directory is not None:  # directory groups: read once now, then every directory.ttl_seconds
+        if wired.company.sources:
+            wired.assistant.reconfigure(directory.refresh(wired.company))
+        directory.start(wired.assistant)
+    scheduler = start_refresher(wired.knowledge, lambda: list(wired.assistant.company), settings)
+    watcher = start_config_watcher(wired.assistant, settings, notices, directory=directory)
+    try:
+        serve(
+            settings,
+            wired.assistant,
+            host=args.host,
+            port=args.port,
+            mounts=mounts,
+            socket_mode=args.slack_socket_mode,
+        )
+    finally:
+        watcher.stop()
+        if directory is not None:
+            directory.stop()
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+    return EXIT_OK
+
+
+def cmd_manifest(args: argparse.Namespace, settings: Settings) -> int:
+    if args.platform == "slack":
+        from bot.adapters.slack.manifest import render_manifest
+
+        if not args.url and not args.socket_mode:
+            raise UsageError("deptbot manifest slack needs --url https://HOST (or --socket-mode).")
+        _out(render_manifest(args.url, socket_mode=args.socket_mode))
+        return EXIT_OK
+    from bot.adapters.teams.manifest import build_manifest_zip
+
+    if not args.app_id or not args.domain:
+        raise UsageError("deptbot manifest teams needs --app-id ID and --domain HOST.")
+    out = Path(args.out or "deptbot-teams.zip")
+    path = build_manifest_zip(
+        args.app_id,
+        args.domain,
+        out,
+        website_url=args.website_url,
+        privacy_url=args.privacy_url,
+        terms_url=args.terms_url,
+    )
+    _out(f"wrote {path} — upload it in Teams › Apps › Manage your apps › Upload an app")
+    return EXIT_OK
