@@ -1,6 +1,6 @@
-"""Small in-memory state that chat adapters keep between turns.
+"""Small state that chat adapters keep between turns: three bounded maps.
 
-Three bounded maps, each safe to share between asyncio tasks and worker threads:
+Each is safe to share between asyncio tasks and worker threads:
 
 - ``History``: the last few turns per conversation (answers with their label), so
   follow-ups carry context;
@@ -9,22 +9,44 @@ Three bounded maps, each safe to share between asyncio tasks and worker threads:
 - ``References``: opaque conversation references (JSON-able dicts) per person, for
   proactive 1:1 messages.
 
-Memory is deliberate: losing these on restart only costs context and late feedback, and
-nothing here is a secret. Bounds keep a busy server from growing without limit.
+The classes here keep them in memory (tests, the console); ``bot.store.teams_state`` keeps
+the same three in SQLite in the state folder, so a restarted Teams bot still has its
+follow-up history (labels included), feedback mapping and 1:1 references
+(``ConversationStore.in_state_dir``). The ``*Store`` protocols are what adapters rely on.
+Bounds keep a busy server from growing without limit.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Hashable, Iterable
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Hashable, Iterable
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
 
 from bot.core.labels import answer_turns
 from bot.core.types import Answer, Classification, Turn
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+
+
+class HistoryStore(Protocol):
+    def get(self, key: Hashable) -> tuple[Turn, ...]: ...
+    def add(self, key: Hashable, question: str, answer: str, label: Classification | None = None) -> None: ...
+    def add_answer(self, key: Hashable, question: str, answer: Answer) -> None: ...
+    def extend(self, key: Hashable, new: Iterable[Turn]) -> None: ...
+
+
+class ReplyStore(Protocol):
+    def remember(self, message_id: str, request_id: str, payload: Any = None) -> None: ...
+    def request_id(self, message_id: str | None) -> str | None: ...
+    def payload(self, message_id: str | None) -> Any: ...
+
+
+class ReferenceStore(Protocol):
+    def put(self, key: Hashable, reference: dict[str, Any]) -> None: ...
+    def get(self, key: Hashable) -> dict[str, Any] | None: ...
 
 
 class BoundedMap(Generic[K, V]):
@@ -118,9 +140,32 @@ class References:
 
 
 class ConversationStore:
-    """The three maps together, as one object an adapter holds."""
+    """The three maps together, as one object an adapter holds (in memory unless given)."""
 
-    def __init__(self, *, history_turns: int = 6) -> None:
-        self.history = History(turns=history_turns)
-        self.replies = ReplyIndex()
-        self.references = References()
+    def __init__(
+        self,
+        *,
+        history_turns: int = 6,
+        history: HistoryStore | None = None,
+        replies: ReplyStore | None = None,
+        references: ReferenceStore | None = None,
+        close: Callable[[], None] | None = None,
+    ) -> None:
+        self.history: HistoryStore = history if history is not None else History(turns=history_turns)
+        self.replies: ReplyStore = replies if replies is not None else ReplyIndex()
+        self.references: ReferenceStore = references if references is not None else References()
+        self._close = close
+
+    @classmethod
+    def in_state_dir(cls, state_dir: Path, *, history_turns: int = 6) -> ConversationStore:
+        """The three maps in SQLite under ``state_dir``, so they survive a restart."""
+        from bot.store.teams_state import TeamsState
+
+        state = TeamsState.in_state_dir(Path(state_dir), history_turns=history_turns)
+        return cls(
+            history=state.history, replies=state.replies, references=state.references, close=state.close
+        )
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()

@@ -11,15 +11,28 @@ with no token at all. That is what the Bot Framework Emulator needs on a laptop,
 hole anywhere else, so anonymous mode is only allowed on a loopback address. And because
 a member's e-mail comes from *their* tenant's directory, an answer must never go to a
 tenant we did not list: the e-mail of a foreign tenant's user proves nothing.
+
+The Bot Framework's token signing keys are fetched off the event loop (``SigningKeys``,
+below): botframework-connector would fetch them with blocking ``requests`` inside it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import ipaddress
+import json
 import re
-from collections.abc import Mapping
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from botframework.connector.auth import ChannelValidation
+from botframework.connector.auth.jwt_token_extractor import JwtTokenExtractor
+from jwt.algorithms import RSAAlgorithm
 
 from bot.errors import ConfigError
 
@@ -159,3 +172,131 @@ def check_teams_settings(settings: Any, host: str) -> None:
             "or bind to 127.0.0.1 for local testing with the Bot Framework Emulator",
             field="MicrosoftAppId",
         )
+
+
+# ── Bot Framework signing keys, fetched off the event loop ───────────────────────────────
+#
+# botframework-connector 4.17 validates a token with ``JwtTokenExtractor``, which takes its
+# keys from ``_OpenIdMetadata`` objects shared through the class-level
+# ``JwtTokenExtractor.metadataCache`` (one per OpenID metadata URL: public cloud, Emulator,
+# government, ...). ``_OpenIdMetadata._refresh`` fetches the metadata and the JWKS with
+# blocking ``requests.get`` (no timeout) from inside the coroutine, so every key refresh
+# stalls the whole server: every Slack ack and Teams request waits behind it. Also, an
+# unknown ``kid`` raises IndexError there instead of triggering the hourly re-fetch.
+#
+# ``use_off_loop_signing_keys`` swaps that cache for one that hands out ``SigningKeys``,
+# which has the same ``get(kid)`` contract but fetches in a small dedicated thread pool
+# (not the default executor, which answers may fill), one fetch at a time per URL, with a
+# timeout, and refreshes ahead of expiry in the background. ``warm`` pre-fetches at start.
+
+KEY_MAX_AGE = 24 * 3600.0  # botframework-connector's own: keys older than a day are re-fetched
+KEY_REFRESH_AHEAD = 12 * 3600.0  # past this, answer from the cache and re-fetch in the background
+KEY_MISS_INTERVAL = 3600.0  # an unknown kid re-fetches at most once an hour (as upstream)
+KEY_FETCH_TIMEOUT = 10.0
+
+_key_pool: concurrent.futures.ThreadPoolExecutor | None = None
+_key_pool_lock = threading.Lock()
+
+
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    global _key_pool
+    with _key_pool_lock:
+        if _key_pool is None:
+            _key_pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=2, thread_name_prefix="deptbot-signing-keys"
+            )
+        return _key_pool
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """What ``JwtTokenExtractor`` reads from a key: the public key and its endorsements."""
+
+    public_key: Any
+    endorsements: list[str]
+
+
+class SigningKeys:
+    """The signing keys published at one OpenID metadata URL, fetched in a worker thread."""
+
+    def __init__(self, url: str, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.url = url
+        self._clock = clock
+        self._keys: list[dict[str, Any]] = []
+        self._fetched: float | None = None
+        self._inflight: concurrent.futures.Future[None] | None = None
+        self._lock = threading.Lock()
+
+    async def get(self, key_id: str | None) -> SigningKey:
+        """The key named ``key_id``; PermissionError when the publisher does not list it."""
+        age = self._age()
+        if age is None or age > KEY_MAX_AGE:
+            await asyncio.wrap_future(self.refresh())
+        elif age > KEY_REFRESH_AHEAD:
+            self.refresh()  # stale-while-revalidate: this request uses the current keys
+        key = self._find(key_id)
+        if key is None and (self._age() or 0.0) > KEY_MISS_INTERVAL:
+            await asyncio.wrap_future(self.refresh())  # keys may have rotated
+            key = self._find(key_id)
+        if key is None:
+            raise PermissionError("the token's signing key is not published")
+        return key
+
+    def refresh(self) -> concurrent.futures.Future[None]:
+        """Start a fetch in the key thread pool, or join the one under way."""
+        with self._lock:
+            if self._inflight is None or self._inflight.done():
+                self._inflight = _pool().submit(self._fetch)
+            return self._inflight
+
+    def _fetch(self) -> None:
+        metadata = _get_json(self.url)
+        keys = _get_json(str(metadata["jwks_uri"]))["keys"]
+        if not isinstance(keys, list):
+            raise ValueError("the JWKS has no key list")
+        with self._lock:
+            self._keys, self._fetched = keys, self._clock()
+
+    def _age(self) -> float | None:
+        with self._lock:
+            return None if self._fetched is None else self._clock() - self._fetched
+
+    def _find(self, key_id: str | None) -> SigningKey | None:
+        with self._lock:
+            found = next((k for k in self._keys if isinstance(k, dict) and k.get("kid") == key_id), None)
+        if found is None:
+            return None
+        return SigningKey(RSAAlgorithm.from_jwk(json.dumps(found)), list(found.get("endorsements", [])))
+
+
+def _get_json(url: str) -> dict[str, Any]:
+    """Blocking GET (runs in the key thread pool only). OSError on network/HTTP trouble."""
+    with urllib.request.urlopen(url, timeout=KEY_FETCH_TIMEOUT) as response:
+        data = json.loads(response.read())
+    if not isinstance(data, dict):
+        raise ValueError(f"{url} did not return a JSON object")
+    return data
+
+
+class _SigningKeyCache(dict[str, Any]):
+    """Stands in for ``JwtTokenExtractor.metadataCache``: every URL gets a ``SigningKeys``."""
+
+    def get(self, url: str, default: Any = None) -> Any:
+        if url not in self:
+            self[url] = SigningKeys(url)
+        return self[url]
+
+
+def use_off_loop_signing_keys() -> None:
+    """Make botframework-connector's token validation fetch keys off the event loop (idempotent)."""
+    if not isinstance(JwtTokenExtractor.metadataCache, _SigningKeyCache):
+        JwtTokenExtractor.metadataCache = _SigningKeyCache()
+
+
+async def warm_signing_keys(url: str | None = None) -> None:
+    """Fetch the public cloud's keys (or ``url``'s) in the background, e.g. at server start."""
+    use_off_loop_signing_keys()
+    target = url or ChannelValidation.open_id_metadata_endpoint
+    keys = JwtTokenExtractor.get_open_id_metadata(target)
+    if isinstance(keys, SigningKeys):
+        await asyncio.wrap_future(keys.refresh())

@@ -28,7 +28,13 @@ from botframework.connector.auth import AuthenticateRequestResult, BotFrameworkA
 
 from bot.adapters import render as wording
 from bot.adapters.teams import inbound, pages, render
-from bot.adapters.teams.auth import TeamsSettings, check_teams_settings, is_loopback_host
+from bot.adapters.teams.auth import (
+    TeamsSettings,
+    check_teams_settings,
+    is_loopback_host,
+    use_off_loop_signing_keys,
+    warm_signing_keys,
+)
 from bot.adapters.teams.identity import MemberEmails
 from bot.adapters.teams.manifest import build_manifest_zip
 from bot.adapters.teams.outbound import to_activity
@@ -58,6 +64,7 @@ class TeamsEndpoint:
         rosters: RosterSettings | None = None,
     ) -> None:
         self.teams = teams
+        use_off_loop_signing_keys()  # botbuilder would fetch signing keys with blocking requests
         self.auth = auth or ConfigurationBotFrameworkAuthentication(teams.bot_framework_config())
         self.adapter = CloudAdapter(self.auth)
         self.adapter.on_turn_error = self._on_turn_error
@@ -125,6 +132,24 @@ class TeamsEndpoint:
         """Let answers in flight finish (on server shutdown); ``app`` makes it an aiohttp hook."""
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout)
+
+    async def start(self, app: web.Application | None = None) -> None:
+        """On server start: fetch the signing keys in the background, so the first request
+        does not wait for them (anonymous mode validates no tokens)."""
+        if not self.teams.anonymous:
+            task = asyncio.create_task(self._warm_keys())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def close(self, app: web.Application | None = None) -> None:
+        """On server cleanup, after ``drain``: close the conversation state."""
+        self.store.close()
+
+    async def _warm_keys(self) -> None:
+        try:
+            await warm_signing_keys()
+        except Exception as exc:  # the first request retries; say why once
+            log.warning("could not pre-fetch the Bot Framework signing keys: %s", type(exc).__name__)
 
     def _logic(self, body: Mapping[str, Any]) -> Any:
         async def logic(ctx: TurnContext) -> None:
@@ -227,15 +252,20 @@ def mount(
     validated here (ConfigError names the variable). Call ``check_teams_settings(settings,
     host)`` before binding, so a non-loopback server without an app id refuses to start.
     ``auth`` replaces the Bot Framework authentication (tests; sovereign clouds). The ``[access]``
-    settings bound the channel rosters (``roster``).
+    settings bound the channel rosters (``roster``). Conversation references, follow-up
+    history and the reply→request map live in ``settings.state_dir`` (``teams-state.sqlite3``),
+    so a restart keeps them.
     """
     endpoint = TeamsEndpoint(
         assistant=assistant,
         teams=TeamsSettings.from_env(settings.env),
         auth=auth,
+        store=ConversationStore.in_state_dir(settings.state_dir),
         rosters=RosterSettings.from_settings(settings),
     )
     app[ENDPOINT_KEY] = endpoint
     app.router.add_post(ROUTE, endpoint.handle)
     pages.add_routes(app)
+    app.on_startup.append(endpoint.start)
     app.on_shutdown.append(endpoint.drain)
+    app.on_cleanup.append(endpoint.close)
