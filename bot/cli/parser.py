@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from bot import package_version
 from bot.cli.answers import cmd_ask, cmd_run, cmd_templates
 from bot.cli.chat import cmd_chat
 from bot.cli.check import cmd_check
@@ -20,6 +21,7 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="deptbot", description="Department-aware assistant with cited answers.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     p.add_argument(
         "--departments", help="departments folder (env DEPTBOT_DEPARTMENTS, default ./departments)"
     )

@@ -1,6 +1,7 @@
 """``deptbot manifest slack --url https://HOST``: the app manifest with the URL filled in.
 
-The YAML files in ``manifest/slack/`` are the source of truth (commented, reviewable);
+The YAML files in ``manifest/slack/`` are the source of truth (commented, reviewable; a wheel
+carries them as ``bot/_manifest/slack``, see ``bot/resources.py``);
 this module only substitutes the placeholder host and checks the URL.
 """
 
@@ -10,8 +11,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bot.errors import ConfigError, UsageError
+from bot.resources import manifest_dir
 
-MANIFEST_DIR = Path(__file__).resolve().parents[3] / "manifest" / "slack"
+MANIFEST_DIR = manifest_dir("slack")
 PLACEHOLDER = "https://YOUR-HOST"
 
 

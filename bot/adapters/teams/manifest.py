@@ -29,8 +29,9 @@ from PIL import Image, UnidentifiedImageError
 
 from bot.adapters.teams.auth import is_guid
 from bot.errors import ConfigError
+from bot.resources import manifest_dir
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[3] / "manifest" / "teams"
+TEMPLATE_DIR = manifest_dir("teams")
 SCHEMA_URL = "https://developer.microsoft.com/json-schemas/teams/v{v}/MicrosoftTeams.schema.json"
 ICON_SIZES = {"color": (192, 192), "outline": (32, 32)}
 BOT_SCOPES = {"personal", "team", "groupChat", "copilot"}
