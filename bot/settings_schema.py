@@ -145,6 +145,14 @@ class DirectorySettings(_Section):
     timeout_seconds: float = Field(gt=0, le=120)
 
 
+class RuntimeSettings(_Section):
+    """Threads and the in-flight cap of a server (bot.adapters.runtime)."""
+
+    answer_threads: int = Field(ge=1, le=1024)
+    quick_threads: int = Field(ge=1, le=64)
+    max_in_flight: int = Field(ge=1, le=100_000)
+
+
 class SettingsModel(BaseModel):
     """The whole settings file."""
 
@@ -158,6 +166,7 @@ class SettingsModel(BaseModel):
     access: Access
     config: Reload
     directory: DirectorySettings
+    runtime: RuntimeSettings
 
 
 class EnvRule(BaseSettings, SettingsModel):

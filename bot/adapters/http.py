@@ -1,21 +1,29 @@
-"""One aiohttp server for every platform: ``/slack/events``, ``/healthz`` (= ``/livez``), and mounts (Teams).
+"""One aiohttp server for every platform: ``/slack/events``, probes, and mounts (Teams).
+
+Probes (``probes``): ``/livez`` (and its alias ``/healthz``) says the process answers;
+``/readyz`` says whether it can answer (indexes, databases, configuration). One
+``runtime.Runtime`` per server runs the core's calls for Slack and Teams alike and caps the
+answers in flight (``[runtime]`` settings).
 
 ``build_app`` assembles it (tests start it on 127.0.0.1); ``serve`` runs it until
 interrupted. Slack is mounted when ``SLACK_BOT_TOKEN`` and ``SLACK_SIGNING_SECRET`` are set
 (a half-set pair is a start-up ConfigError naming the missing variable); with
 ``socket_mode=True`` Slack connects out over a WebSocket instead (``SLACK_APP_TOKEN``) and
-the HTTP server keeps ``/healthz`` and any mounts.
+the HTTP server keeps the probes and any mounts.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable, Sequence
 
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.errors import SlackApiError
 
+from bot.adapters.probes import READY, ReadyChecks, livez, readyz
+from bot.adapters.runtime import Runtime
 from bot.adapters.slack.app import SlackAdapter, SlackConfig
 from bot.adapters.slack.members import MembersConfig
 from bot.core.pipeline import Assistant
@@ -29,6 +37,7 @@ Mount = Callable[[web.Application], None]
 ASSISTANT = web.AppKey("deptbot.assistant", Assistant)
 SLACK = web.AppKey("deptbot.slack", SlackAdapter)
 SLACK_MODE = web.AppKey("deptbot.slack_mode", str)
+RUNTIME = web.AppKey("deptbot.runtime", Runtime)
 _SOCKET = web.AppKey("deptbot.slack_socket", AsyncSocketModeHandler)
 MAX_BODY = 1024 * 1024  # Slack payloads are far smaller; larger bodies get 413
 
@@ -40,17 +49,25 @@ def build_app(
     mounts: Sequence[Mount] = (),
     socket_mode: bool = False,
     state: DedupStore | None = None,
+    runtime: Runtime | None = None,
 ) -> web.Application:
     """The web application; raises ConfigError for inconsistent Slack settings (or a short
     ``DEPTBOT_SCIM_TOKEN``; when set, ``/scim/v2/`` serves SCIM provisioning).
 
     ``state`` defaults to ``DedupStore`` in ``settings.state_dir`` (event de-duplication and
-    answered threads, persisted across restarts).
+    answered threads, persisted across restarts). ``runtime`` defaults to one built from the
+    ``[runtime]`` settings (and shut down with the app).
     """
     app = web.Application(client_max_size=MAX_BODY)
     app[ASSISTANT] = assistant
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/livez", healthz)
+    if runtime is None:
+        runtime = Runtime.from_section(settings.section("runtime"))
+        app.on_cleanup.append(lambda _app: _shutdown(runtime))
+    app[RUNTIME] = runtime
+    app[READY] = ReadyChecks(assistant=assistant, settings=settings, runtime=runtime)
+    app.router.add_get("/livez", livez)
+    app.router.add_get("/healthz", livez)
+    app.router.add_get("/readyz", readyz)
     config = SlackConfig.from_env(settings.env, socket_mode=socket_mode)
     app[SLACK_MODE] = "off" if config is None else "socket" if socket_mode else "http"
     if config is not None:
@@ -61,6 +78,7 @@ def build_app(
             state=store,
             socket_mode=socket_mode,
             members=MembersConfig.from_section(settings.section("access")),
+            runtime=runtime,
         )
         app[SLACK] = adapter
         if not socket_mode:
@@ -77,7 +95,21 @@ def build_app(
             mount_scim(app, token=scim_token, state_dir=settings.state_dir)
     for mount in mounts:
         mount(app)
+    _share_with_teams(app, runtime)
     return app
+
+
+def _share_with_teams(app: web.Application, runtime: Runtime) -> None:
+    """Teams answers count against the same cap as Slack's. Only a mounted Teams endpoint
+    needs it, and then its module is loaded already (no botbuilder import otherwise)."""
+    teams = sys.modules.get("bot.adapters.teams.bot")
+    endpoint = app.get(teams.ENDPOINT_KEY) if teams is not None else None
+    if endpoint is not None:
+        endpoint.bot.use_runtime(runtime)
+
+
+async def _shutdown(runtime: Runtime) -> None:
+    runtime.shutdown()
 
 
 async def _close_store(store: DedupStore) -> None:
@@ -109,11 +141,7 @@ async def _slack_cleanup(app: web.Application) -> None:
     await app[SLACK].close()
 
 
-async def healthz(request: web.Request) -> web.Response:
-    """Liveness: the process answers. Constant time, no I/O, and it reveals nothing — no
-    department names, document counts or versions to an unauthenticated caller."""
-    return web.json_response({"status": "ok"})
-
+healthz = livez  # the original name
 
 def serve(
     settings: Settings,
@@ -127,7 +155,7 @@ def serve(
     """Run the server until interrupted (``deptbot serve``). ConfigError before binding."""
     app = build_app(assistant=assistant, settings=settings, mounts=mounts, socket_mode=socket_mode)
     slack = app[SLACK_MODE]
-    print(f"deptbot listening on http://{host}:{port} (/healthz; Slack: {slack})", flush=True)
+    print(f"deptbot listening on http://{host}:{port} (/livez, /readyz; Slack: {slack})", flush=True)
     web.run_app(app, host=host, port=port, print=None, access_log=None, shutdown_timeout=10)
 
 

@@ -231,6 +231,10 @@ class Assistant:
         depts = [self.company.department(department)] if department else list(self.company)
         return [self._indexer.status(d) for d in depts]
 
+    def missing_indexes(self) -> list[str]:
+        """Departments with no index to answer from (readiness probes: no folder walk)."""
+        return [d.name for d in self.company if self._retriever.index_version(d.name) is None]
+
     def feedback(self, request_id: str, *, user: str, value: str, reason: str = "") -> None:
         if value not in ("up", "down"):
             raise UsageError("Feedback must be 'up' or 'down'.")

@@ -30,6 +30,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.adapters.runtime import Runtime
 from bot.adapters.slack import blocks as bk
 from bot.adapters.slack.commands import SlashCommands
 from bot.adapters.slack.conversation import ChatState, Conversations
@@ -123,8 +124,10 @@ class SlackAdapter:
         socket_mode: bool = False,
         stream_interval: float = 1.0,
         members: MembersConfig | None = None,
+        runtime: Runtime | None = None,
     ) -> None:
-        """``members``: the ``[access]`` settings for channel member checks (defaults if None)."""
+        """``members``: the ``[access]`` settings for channel member checks (defaults if None);
+        ``runtime``: the threads and in-flight cap shared with Teams (defaults if None)."""
         self.config = config
         self._state = state
         self._verifier = SignatureVerifier(config.signing_secret) if config.signing_secret else None
@@ -141,16 +144,20 @@ class SlackAdapter:
         people = people or SlackPeople()
         shared = SharedAnswers()
         self.members = ChannelMembers(people=people, config=members)
+        self.runtime = runtime or Runtime()
         self.conversations = Conversations(
             assistant=assistant,
             state=state,
             people=people,
             members=self.members,
+            runtime=self.runtime,
             stream_interval=stream_interval,
         )
-        self.commands = SlashCommands(assistant=assistant, people=people, shared=shared, members=self.members)
+        self.commands = SlashCommands(
+            assistant=assistant, people=people, shared=shared, members=self.members, runtime=self.runtime
+        )
         self.interactions = Interactions(
-            assistant=assistant, people=people, shared=shared, members=self.members
+            assistant=assistant, people=people, shared=shared, members=self.members, runtime=self.runtime
         )
         self._register()
 

@@ -18,6 +18,7 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters import render
+from bot.adapters.runtime import Runtime, busy_line
 from bot.adapters.slack import blocks as bk
 from bot.adapters.slack import translate
 from bot.adapters.slack.members import ChannelMembers, Home
@@ -41,11 +42,13 @@ class SlashCommands:
         people: SlackPeople,
         shared: SharedAnswers,
         members: ChannelMembers | None = None,
+        runtime: Runtime | None = None,
     ) -> None:
         self._assistant = assistant
         self._people = people
         self._shared = shared
         self._members = members or ChannelMembers(people=people)
+        self._runtime = runtime or Runtime()
 
     @property
     def _names(self) -> list[str]:
@@ -140,7 +143,12 @@ class SlashCommands:
             in_channel=in_channel,  # so the answer knows whether it may be shared there
             channel_readers=readers,
         )
-        answer = await asyncio.to_thread(self._assistant.ask, message)
+
+        async def queued(ahead: int) -> None:
+            await _say(respond, bk.escape(busy_line(ahead)), icon=":hourglass_flowing_sand:")
+
+        async with self._runtime.admit(on_queued=queued):
+            answer = await self._runtime.answer(self._assistant.ask, message)
         kept = in_channel and answer.ok  # denials and errors are never shared
         shareable = kept and answer.channel_safe
         note = render.channel_restricted_note(answer) if kept and not shareable else ""
@@ -202,7 +210,7 @@ class SlashCommands:
         if not names:
             await _say(respond, "There is no knowledge you can see yet.")
             return
-        statuses = [s for n in names for s in await asyncio.to_thread(a.status, n)]
+        statuses = [s for n in names for s in await self._runtime.quick(a.status, n)]
         lines = [render.status_line(s, a.company.department(s.department).title) for s in statuses]
         text = "*Knowledge status*\n" + "\n".join("• " + bk.escape(line) for line in lines)
         notices = render.notice_lines(a.notices_for(email, cmd.department))  # admins only
@@ -226,7 +234,7 @@ class SlashCommands:
                 asyncio.run_coroutine_threadsafe(_say(respond, line), loop)
 
         try:
-            report = await asyncio.to_thread(
+            report = await self._runtime.background(
                 self._assistant.refresh, cmd.department, user=email or "", progress=progress
             )
         except DeptbotError as exc:  # AccessDenied (recorded by the core) or a knowledge error

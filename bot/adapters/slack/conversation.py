@@ -3,7 +3,7 @@
 Slack calls in, bolt acknowledges at once, and these coroutines do the rest: 👀 while
 working, identity via ``users.info``, bounded thread history and (in a channel or group DM)
 who can read it (``members.ChannelMembers``, fetched concurrently with the history), the
-synchronous core on a worker thread, then one reply in the thread — in the channel only
+synchronous core on an answer thread (``runtime.Runtime``), then one reply in the thread — in the channel only
 when the core found it channel-safe for those readers, otherwise to the asker alone with
 one line saying why.
 In DMs a streaming generator's text appears as it is written (``streaming.StreamedReply``):
@@ -21,6 +21,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters import render
+from bot.adapters.runtime import Runtime, busy_line
 from bot.adapters.slack import blocks as bk
 from bot.adapters.slack import translate
 from bot.adapters.slack.members import ChannelMembers, Home
@@ -49,8 +50,9 @@ class ChatState(Protocol):
 
 
 class Conversations:
-    """``max_active`` bounds answers in progress: under a burst, acknowledgements stay fast
-    (the event loop is not crowded) while answers wait their turn in order of arrival.
+    """``runtime`` bounds answers in progress (``runtime.max_in_flight``, shared with Teams):
+    under a burst, acknowledgements stay fast while answers beyond the cap wait their turn
+    in order of arrival, and the asker is told so (ephemerally) at once.
     ``stream_interval`` is the least time (seconds) between two updates of a streamed DM reply."""
 
     def __init__(
@@ -60,7 +62,7 @@ class Conversations:
         state: ChatState,
         people: SlackPeople,
         members: ChannelMembers | None = None,
-        max_active: int = 8,
+        runtime: Runtime | None = None,
         stream_interval: float = 1.0,
     ) -> None:
         self.stream_interval = stream_interval
@@ -69,8 +71,7 @@ class Conversations:
         self._people = people
         self._members = members or ChannelMembers(people=people)
         self._status_supported = True
-        self._max_active = max_active
-        self._slots: asyncio.Semaphore | None = None  # created on the serving loop
+        self._runtime = runtime or Runtime()
 
     # ── listeners (bolt injects arguments by name) ───────────────────────────────────
 
@@ -90,9 +91,17 @@ class Conversations:
     # ── the flow ────────────────────────────────────────────────────────────────────
 
     async def answer(self, inc: translate.Incoming, client: AsyncWebClient, home: Home) -> None:
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self._max_active)
-        async with self._slots:
+        async def queued(ahead: int) -> None:
+            line = busy_line(ahead)
+            await client.chat_postEphemeral(
+                channel=inc.channel,
+                user=inc.user,
+                thread_ts=inc.thread,
+                blocks=bk.line_blocks(bk.escape(line), icon=":hourglass_flowing_sand:"),
+                text=line,
+            )
+
+        async with self._runtime.admit(on_queued=queued):
             await self._answer(inc, client, home)
 
     async def _answer(self, inc: translate.Incoming, client: AsyncWebClient, home: Home) -> None:
@@ -137,7 +146,7 @@ class Conversations:
         message = translate.to_message(inc, email=person.email, turns=turns, readers=readers)
         on_delta = reply.on_delta if reply is not None else None
         try:
-            return await asyncio.to_thread(self._assistant.ask, message, on_delta=on_delta)
+            return await self._runtime.answer(self._assistant.ask, message, on_delta=on_delta)
         except DeptbotError as exc:  # the person's mistake (too long, unknown name): safe text
             line = bk.escape(exc.user_message)
             await self._post(client, inc, bk.line_blocks(line), line, reply, metadata=NOTE)

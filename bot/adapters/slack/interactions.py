@@ -7,7 +7,6 @@ saw; otherwise the asker is told why, ephemerally, and nothing is posted.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -16,6 +15,7 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.adapters import render
+from bot.adapters.runtime import Runtime
 from bot.adapters.slack import blocks as bk
 from bot.adapters.slack.members import ChannelMembers, Home
 from bot.adapters.slack.people import SlackPeople
@@ -37,11 +37,13 @@ class Interactions:
         people: SlackPeople,
         shared: SharedAnswers,
         members: ChannelMembers | None = None,
+        runtime: Runtime | None = None,
     ) -> None:
         self._assistant = assistant
         self._people = people
         self._shared = shared
         self._members = members or ChannelMembers(people=people)
+        self._runtime = runtime or Runtime()
 
     async def _who(self, body: dict[str, Any], client: AsyncWebClient) -> str:
         user_id = str((body.get("user") or {}).get("id", ""))
@@ -57,7 +59,7 @@ class Interactions:
         value = "up" if action.get("action_id") == bk.ACTION_UP else "down"
         try:
             user = await self._who(body, client)
-            await asyncio.to_thread(self._assistant.feedback, request_id, user=user, value=value)
+            await self._runtime.quick(self._assistant.feedback, request_id, user=user, value=value)
             if value == "down" and body.get("trigger_id"):
                 await client.views_open(trigger_id=body["trigger_id"], view=bk.feedback_modal(request_id))
             else:
@@ -80,7 +82,7 @@ class Interactions:
         reason = str(((values.get("reason") or {}).get("text") or {}).get("value") or "")
         try:
             user = await self._who(body, client)
-            await asyncio.to_thread(
+            await self._runtime.quick(
                 self._assistant.feedback, request_id, user=user, value="down", reason=reason
             )
         except Exception:
@@ -108,7 +110,7 @@ class Interactions:
             return
         try:
             readers = await self._members.readers(item.channel, client, Home.of(context), fresh=True)
-            verdict = await asyncio.to_thread(
+            verdict = await self._runtime.quick(
                 self._assistant.channel_verdict, item.answer, channel=item.channel, readers=readers
             )
         except Exception:
@@ -144,13 +146,13 @@ class Interactions:
         admin_of = [d.name for d in a.company if email and a.is_admin(email, d.name)]
         status_lines: list[str] = []
         for name in admin_of:
-            for s in await asyncio.to_thread(a.status, name):
+            for s in await self._runtime.quick(a.status, name):
                 status_lines.append(render.status_line(s, a.company.department(s.department).title))
         usage = ""
         usage_today = getattr(a, "usage_today", None)
         if email and callable(usage_today):
             try:
-                usage = render.usage_line(await asyncio.to_thread(usage_today, email))
+                usage = render.usage_line(await self._runtime.quick(usage_today, email))
             except Exception:
                 log.exception("usage_today failed")
         view = bk.home_view(

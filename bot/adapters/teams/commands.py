@@ -21,6 +21,7 @@ from typing import Any
 from botbuilder.core import TurnContext
 
 from bot.adapters import render as wording
+from bot.adapters.runtime import Runtime
 from bot.adapters.teams import inbound, render
 from bot.adapters.teams.outbound import say, update
 from bot.adapters.teams.private import PrivateChats
@@ -33,9 +34,15 @@ PROGRESS_EVERY_S = 3.0
 class Commands:
     """Answers the command forms of ``inbound.Command``; questions are not its business."""
 
-    def __init__(self, *, assistant: Assistant, private: PrivateChats) -> None:
+    def __init__(
+        self, *, assistant: Assistant, private: PrivateChats, runtime: Runtime | None = None
+    ) -> None:
         self._assistant = assistant
         self._private = private
+        self._runtime = runtime or Runtime()
+
+    def use_runtime(self, runtime: Runtime) -> None:
+        self._runtime = runtime
 
     async def handle(
         self, ctx: TurnContext, body: Mapping[str, Any], command: inbound.Command, email: str | None
@@ -76,7 +83,7 @@ class Commands:
         if not names:
             await say(ctx, "There is no knowledge you can see yet.")
             return
-        statuses = [s for n in names for s in await asyncio.to_thread(a.status, n)]
+        statuses = [s for n in names for s in await self._runtime.quick(a.status, n)]
         titles = {d.name: d.title for d in a.company}
         text = render.status_text(statuses, titles, details_for=admin_of)
         notices = wording.notice_lines(a.notices_for(email, department))  # admins only
@@ -104,7 +111,7 @@ class Commands:
                 asyncio.run_coroutine_threadsafe(update(ctx, posted["id"], text), loop)
 
         try:
-            report = await asyncio.to_thread(
+            report = await self._runtime.background(
                 self._assistant.refresh, department, user=user, progress=progress
             )
         except AccessDenied as exc:

@@ -1,9 +1,10 @@
 """One Teams turn: read the activity, call the Assistant, post what ``render`` builds.
 
-The core is synchronous, so every Assistant call runs in a worker thread
-(``asyncio.to_thread``). People never see exception text: a ``DeptbotError`` shows its
-``user_message``; anything else is logged with an id and the person gets one friendly line
-carrying that id.
+The core is synchronous, so every Assistant call runs in a worker thread of the server's
+``runtime.Runtime`` (answers on answer threads, within the in-flight cap shared with Slack;
+beyond it the person is told the question is queued). People never see exception text: a
+``DeptbotError`` shows its ``user_message``; anything else is logged with an id and the
+person gets one friendly line carrying that id.
 
 This module dispatches by activity type and owns the question → answer path, feedback votes
 and the welcome card. Commands (help, status, refresh) are answered by ``commands``; whatever
@@ -24,7 +25,6 @@ address. Anything else is unknown, and the core answers "I don't know who you ar
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -34,6 +34,7 @@ from botbuilder.schema import Activity, ActivityTypes
 from botframework.connector.aio import ConnectorClient
 
 from bot.adapters import render as wording
+from bot.adapters.runtime import Runtime, busy_line
 from bot.adapters.teams import inbound, render, roster
 from bot.adapters.teams.auth import TeamsSettings
 from bot.adapters.teams.commands import Commands
@@ -61,6 +62,7 @@ class TeamsBot:
         store: ConversationStore,
         members: MemberEmails,
         rosters: Rosters | None = None,
+        runtime: Runtime | None = None,
     ) -> None:
         self._assistant = assistant
         self._teams = teams
@@ -69,7 +71,13 @@ class TeamsBot:
         self._members = members
         self._rosters = rosters or Rosters()
         self._private = PrivateChats(teams=teams, adapter=adapter, store=store)
-        self._commands = Commands(assistant=assistant, private=self._private)
+        self._runtime = runtime or Runtime()
+        self._commands = Commands(assistant=assistant, private=self._private, runtime=self._runtime)
+
+    def use_runtime(self, runtime: Runtime) -> None:
+        """Share the server's runtime (``bot.adapters.http.build_app`` calls it after mounting)."""
+        self._runtime = runtime
+        self._commands.use_runtime(runtime)
 
     async def on_turn(self, ctx: TurnContext, body: Mapping[str, Any]) -> None:
         kind = body.get("type")
@@ -113,7 +121,12 @@ class TeamsBot:
         history = self._store.history.get(inbound.history_key(body))
         readers = await self._readers(ctx, body)
         message = inbound.to_message(body, command, email=email, history=history, readers=readers)
-        answer = await asyncio.to_thread(self._assistant.ask, message)
+
+        async def queued(ahead: int) -> None:
+            await say(ctx, busy_line(ahead))
+
+        async with self._runtime.admit(on_queued=queued):
+            answer = await self._runtime.answer(self._assistant.ask, message)
         await self._deliver(ctx, body, message, answer)
 
     async def _on_conversation_update(self, ctx: TurnContext, body: Mapping[str, Any]) -> None:
@@ -143,7 +156,7 @@ class TeamsBot:
                 if feedback is not None and rid is not None:
                     email = await self._email(ctx, body)
                     value, reason = feedback
-                    await asyncio.to_thread(
+                    await self._runtime.quick(
                         self._assistant.feedback,
                         rid,
                         user=email or inbound.user_key(body),
@@ -190,7 +203,7 @@ class TeamsBot:
             log.warning("card feedback for %s names request %s; ignored", message_id, rid)
             return
         email = await self._email(ctx, body)
-        await asyncio.to_thread(
+        await self._runtime.quick(
             self._assistant.feedback, rid, user=email or inbound.user_key(body), value=value
         )
         answer = self._store.replies.payload(message_id)
