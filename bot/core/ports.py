@@ -64,6 +64,25 @@ class Retriever(Protocol):
         ...
 
 
+class MultiRetriever(Retriever, Protocol):
+    """A ``Retriever`` that can search several departments for one question in one call.
+
+    Routing uses it when the retriever has it and loops over ``retrieve`` otherwise, so
+    implementing it is optional (``bot.core.routing.retrieve_each``).
+    """
+
+    def retrieve_many(
+        self, query: str, scopes: Sequence[AccessScope], *, top_k: int = 8
+    ) -> list[list[SourceChunk]]:
+        """One list per scope, in order, each exactly what ``retrieve`` returns for it alone.
+
+        Scores must stay identical to single-department retrieval (routing compares them
+        across departments), with each scope's own access filter inside the query and the
+        check after it; sharing the query's tokens and embedding is the point.
+        """
+        ...
+
+
 @dataclass(frozen=True)
 class FailedFile:
     path: str

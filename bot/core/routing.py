@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from bot.config import Company, Department
-from bot.core.ports import Retriever
+from bot.core.ports import MultiRetriever, Retriever
 from bot.core.types import AccessScope, Message, SourceChunk
-from bot.errors import UsageError
+from bot.errors import KnowledgeError, UsageError
 
 CLOSE_MARGIN = 0.05  # two departments within this score are "close": the answer names both
 
@@ -68,6 +69,19 @@ def explicit_route(company: Company, message: Message) -> Route | None:
     return None
 
 
+def retrieve_each(
+    retriever: Retriever, query: str, scopes: Sequence[AccessScope], *, top_k: int
+) -> list[list[SourceChunk]]:
+    """``retrieve`` for each scope, in one pass when the retriever offers ``retrieve_many``."""
+    many = getattr(retriever, "retrieve_many", None)
+    if many is None:
+        return [retriever.retrieve(query, scope, top_k=top_k) for scope in scopes]
+    found = cast(MultiRetriever, retriever).retrieve_many(query, scopes, top_k=top_k)
+    if len(found) != len(scopes):
+        raise KnowledgeError("retrieve_many returned a different number of lists than scopes.")
+    return found
+
+
 def best_department(
     query: str,
     candidates: Sequence[Department],
@@ -76,13 +90,17 @@ def best_department(
     *,
     top_k: int,
 ) -> Route:
-    """Retrieve in every askable department and keep the strongest top score."""
+    """Retrieve in every askable department and keep the strongest top score.
+
+    The departments are searched in one ``retrieve_many`` call when the retriever has it
+    (one tokenisation and embedding of the question); the decision is the same either way.
+    """
     if len(candidates) == 1:
         dept = candidates[0]
         return Route(dept, "only", probe=tuple(retriever.retrieve(query, scopes[dept.name], top_k=top_k)))
+    found = retrieve_each(retriever, query, [scopes[d.name] for d in candidates], top_k=top_k)
     ranked: list[tuple[float, Department, list[SourceChunk]]] = []
-    for dept in candidates:
-        chunks = retriever.retrieve(query, scopes[dept.name], top_k=top_k)
+    for dept, chunks in zip(candidates, found, strict=True):
         top = max((c.score for c in chunks), default=0.0)
         ranked.append((top, dept, chunks))
     ranked.sort(key=lambda r: r[0], reverse=True)

@@ -7,6 +7,7 @@ reader on its next query through the ``CURRENT`` pointer.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from bot.config import Department
@@ -71,6 +72,11 @@ class KnowledgeBase:
     # Retriever port
     def retrieve(self, query: str, scope: AccessScope, *, top_k: int = 8) -> list[SourceChunk]:
         return self.reader.retrieve(query, scope, top_k=top_k)
+
+    def retrieve_many(
+        self, query: str, scopes: Sequence[AccessScope], *, top_k: int = 8
+    ) -> list[list[SourceChunk]]:
+        return self.reader.retrieve_many(query, scopes, top_k=top_k)
 
     def index_version(self, department: str) -> str | None:
         return self.reader.index_version(department)
