@@ -66,6 +66,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from apscheduler.schedulers.background import BackgroundScheduler
+
 from bot.config import (
     BadGroupRef,
     Company,
@@ -283,8 +285,7 @@ class ConfigWatcher:
         self._first = True  # the first poll checks even without a change: the files may have
         # changed between loading the assistant's configuration and starting the watcher
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._scheduler: BackgroundScheduler | None = None
 
     def poll(self) -> bool:
         """Check the files once; True when a different configuration was applied."""
@@ -339,30 +340,40 @@ class ConfigWatcher:
         name = Path(err.file).stem.lower()
         return name if name in self._valid.departments else None
 
-    # ── the thread ──
+    # ── the schedule ──
 
     def start(self) -> ConfigWatcher:
-        """Poll every ``interval`` seconds in a daemon thread (not at all when it is 0)."""
-        if self.interval > 0 and self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="deptbot-config-watcher", daemon=True)
-            self._thread.start()
+        """Poll every ``interval`` seconds on an apscheduler interval job (none when 0);
+        a slow poll is never run twice at once, and missed ticks coalesce into one."""
+        if self.interval > 0 and self._scheduler is None:
+            scheduler = BackgroundScheduler(daemon=True)
+            scheduler.add_job(
+                self._tick,
+                "interval",
+                seconds=self.interval,
+                max_instances=1,
+                coalesce=True,
+                id="deptbot-config-watcher",
+            )
+            scheduler.start()
+            self._scheduler = scheduler
         return self
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.poll()
-            except Exception:  # keep serving what was applied last; try again next tick
-                log.exception("configuration reload failed; keeping the current configuration")
+    def _tick(self) -> None:
+        try:
+            self.poll()
+        except Exception:  # keep serving what was applied last; try again next tick
+            log.exception("configuration reload failed; keeping the current configuration")
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._scheduler is not None and bool(self._scheduler.running)
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        if self._scheduler is not None:
+            if self._scheduler.running:
+                self._scheduler.shutdown(wait=True)
+            self._scheduler = None
 
 
 def _same(a: ConfigError, b: ConfigError) -> bool:

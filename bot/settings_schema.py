@@ -102,7 +102,10 @@ class Cache(_Section):
 
 
 class Knowledge(_Section):
-    refresh_minutes: float = Field(ge=0)
+    watch: Literal["auto", "events", "poll", "off"]
+    watch_poll_seconds: float = Field(gt=0)
+    watch_debounce_seconds: float = Field(ge=0)
+    watch_files_per_tick: int = Field(ge=0)
     follow_links: Literal["never", "inside"]
     max_file_mb: float = Field(gt=0)
     max_decompressed_mb: float = Field(gt=0)

@@ -53,7 +53,10 @@ def build_knowledge(settings: Settings, *, notices: AdminNotices | None = None) 
     )
 
 
-def build(settings: Settings, *, company: Company | None = None) -> Wired:
+def build(settings: Settings, *, company: Company | None = None, watched: bool = False) -> Wired:
+    """Wire everything. ``watched``: a knowledge watcher owns staleness (``deptbot serve``),
+    so requests only build missing indexes; otherwise the first request per department
+    checks staleness once (the one-shot commands)."""
     company = company or load_company(settings.departments_dir, allowed_roots=knowledge_roots(settings))
     ensure_private_dir(settings.state_dir)
     notices = SqliteNotices.in_state_dir(settings.state_dir)
@@ -71,6 +74,7 @@ def build(settings: Settings, *, company: Company | None = None) -> Wired:
         cache=build_cache(settings),
         notices=notices,
         top_k=settings.values.retrieval.top_k,
+        check_staleness=not watched,
     )
     return Wired(
         assistant=assistant,

@@ -28,16 +28,30 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from bot.adapters.http import serve
     from bot.adapters.teams.bot import check_teams_settings, mount
-    from bot.knowledge.refresher import start_refresher
+    from bot.knowledge.watcher import KnowledgeWatcher
     from bot.reload import start_config_watcher
     from bot.wiring import build
 
-    wired = build(settings)
+    wired = build(settings, watched=True)  # requests never stat folders: the watcher does
     mounts = []
     if settings.env.get("MicrosoftAppId") or _is_loopback(args.host):
         check_teams_settings(settings, args.host)
         mounts.append(functools.partial(mount, assistant=wired.assistant, settings=settings))
     notices = wired.notices
+    k = settings.values.knowledge
+    config_watcher = None
+    knowledge = KnowledgeWatcher(
+        indexer=wired.knowledge,
+        departments=lambda: list(wired.assistant.company),
+        notices=notices,
+        mode=k.watch,
+        poll_seconds=k.watch_poll_seconds,
+        debounce_seconds=k.watch_debounce_seconds,
+        files_per_tick=k.watch_files_per_tick,
+        config_root=settings.departments_dir,
+        on_config_change=lambda: config_watcher.poll() if config_watcher is not None else None,
+    )
+    knowledge.start()  # before the start-up refresh: an edit made during it is not missed
     with _progress("Indexing") as progress:
         for dept in wired.company:
             try:  # one department that cannot be indexed never keeps the others from serving
@@ -56,8 +70,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         if wired.company.sources:
             wired.assistant.reconfigure(directory.refresh(wired.company))
         directory.start(wired.assistant)
-    scheduler = start_refresher(wired.knowledge, lambda: list(wired.assistant.company), settings)
-    watcher = start_config_watcher(wired.assistant, settings, notices, directory=directory)
+    watcher = config_watcher = start_config_watcher(wired.assistant, settings, notices, directory=directory)
     try:
         serve(
             settings,
@@ -69,10 +82,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         )
     finally:
         watcher.stop()
+        knowledge.stop()
         if directory is not None:
             directory.stop()
-        if scheduler is not None:
-            scheduler.shutdown(wait=False)
     return EXIT_OK
 
 

@@ -123,7 +123,7 @@ class Assistant:
         notices: AdminNotices | None = None,
         top_k: int = 6,
         auto_index: bool = True,
-        stale_check_seconds: float = 60.0,
+        check_staleness: bool = True,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._config = _config(company)
@@ -137,8 +137,8 @@ class Assistant:
         self._notices = notices
         self._top_k = top_k
         self._auto_index = auto_index
-        self._stale_check_seconds = stale_check_seconds
-        self._stale_checked: dict[str, float] = {}
+        self._check_staleness = check_staleness
+        self._stale_checked: set[str] = set()
         self._clock = clock
         self.index_progress: ProgressFn | None = None  # set by the CLI to draw a bar
 
@@ -464,20 +464,25 @@ class Assistant:
     # ── steps ────────────────────────────────────────────────────────────────────────
 
     def _ensure_index(self, dept: Department) -> None:
-        """Build a missing index now; re-check staleness at most every ``stale_check_seconds``.
+        """Build a missing index now (first use); never stat the folder otherwise, except
+        once per department per process when ``check_staleness`` is set.
 
-        A staleness check stats every file in the folder, which costs more than answering
-        on large departments, so it is not done per request (the server's background
-        refresher and ``/kb refresh`` cover changes in between).
+        A staleness check walks every file of the folder (430–810 ms on a 1,000-file
+        department, more than answering), so requests do not pay it: ``deptbot serve``
+        builds the Assistant with ``check_staleness=False`` and its knowledge watcher
+        (``bot.knowledge.watcher``) refreshes changed departments in the background. The
+        one-shot commands (``ask``, ``run``, ``chat``) have no watcher: they keep
+        ``check_staleness=True``, so the first question for a department checks it once
+        before answering, and later ones in the same process do not.
         """
         if not self._auto_index:
             return
-        now = time.monotonic()
         missing = self._retriever.index_version(dept.name) is None
-        last = self._stale_checked.get(dept.name)
-        if not missing and last is not None and now - last < self._stale_check_seconds:
+        first = self._check_staleness and dept.name not in self._stale_checked
+        if not (missing or first):
             return
-        self._stale_checked[dept.name] = now
+        if first:
+            self._stale_checked.add(dept.name)
         if missing or self._indexer.status(dept).stale:
             self._indexer.refresh(dept, progress=self.index_progress)
 

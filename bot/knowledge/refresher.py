@@ -1,10 +1,10 @@
-"""Background refresh of stale department indexes while the server runs.
+"""Refreshing stale department indexes in the background (``deptbot serve``).
 
-apscheduler runs one interval job in a thread; each tick stats the knowledge folders
-(cheap) and refreshes only departments whose files changed, so edits on disk reach
-answers without an admin running ``/kb refresh``.
+``KnowledgeWatcher`` (``bot.knowledge.watcher``) decides WHEN — a changed folder, after a
+quiet moment — and calls ``refresh_if_stale`` here for the one department that changed.
+``refresh_stale`` checks every department at once (start-up, tests).
 
-Departments are read again at every tick (pass a callable such as
+Departments are read when called (pass a callable such as
 ``lambda: list(assistant.company)``): configurations are reloaded at run time, and a
 department added, removed or re-pointed must not keep the list from start-up.
 """
@@ -14,11 +14,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from apscheduler.schedulers.background import BackgroundScheduler
-
 from bot.config import Department
-from bot.core.ports import Indexer
-from bot.settings import Settings
+from bot.core.ports import AdminNotices, Indexer
 
 log = logging.getLogger(__name__)
 
@@ -29,52 +26,47 @@ def _current(departments: Departments) -> list[Department]:
     return list(departments() if callable(departments) else departments)
 
 
-def refresh_stale(indexer: Indexer, departments: Departments) -> list[str]:
+def refresh_if_stale(indexer: Indexer, dept: Department, notices: AdminNotices | None = None) -> bool:
+    """Refresh ``dept`` when its index is stale; True when it was refreshed.
+
+    A failure is logged and told to the department's admins (``refresh-failed``), as the
+    start-up refresh does; the previous index keeps serving until the next change.
+    """
+    try:
+        if not indexer.status(dept).stale:
+            return False
+        report = indexer.refresh(dept)
+    except Exception as exc:
+        log.exception("background refresh of %s failed (see admin notices)", dept.name)
+        if notices is not None:
+            try:
+                notices.notify(
+                    dept.name,
+                    "refresh-failed",
+                    f"{dept.name}: a background refresh failed ({type(exc).__name__}); "
+                    "the previous index serves until the next change",
+                )
+            except Exception:
+                log.exception("could not record an admin notice for %s", dept.name)
+        return False
+    log.info(
+        "refreshed %s: %d added, %d changed, %d removed, %d failed",
+        dept.name,
+        report.added,
+        report.changed,
+        report.removed,
+        len(report.failed),
+    )
+    return True
+
+
+def refresh_stale(
+    indexer: Indexer, departments: Departments, notices: AdminNotices | None = None
+) -> list[str]:
     """Refresh every stale department; one failure never stops the others."""
     try:
         current = _current(departments)
     except Exception:
-        log.exception("background refresh: cannot read the current departments; skipping this tick")
+        log.exception("background refresh: cannot read the current departments; skipping")
         return []
-    done: list[str] = []
-    for dept in current:
-        try:
-            if indexer.status(dept).stale:
-                report = indexer.refresh(dept)
-                done.append(dept.name)
-                log.info(
-                    "refreshed %s: %d added, %d changed, %d removed, %d failed",
-                    dept.name,
-                    report.added,
-                    report.changed,
-                    report.removed,
-                    len(report.failed),
-                )
-        except Exception:
-            log.exception("background refresh of %s failed (see admin notices)", dept.name)
-    return done
-
-
-def start_refresher(
-    indexer: Indexer, departments: Departments, settings: Settings
-) -> BackgroundScheduler | None:
-    """Start the interval job; ``knowledge.refresh_minutes = 0`` disables it.
-
-    ``departments`` is a callable returning the current departments (preferred), or a
-    fixed collection (then read once, as before).
-    """
-    minutes = settings.values.knowledge.refresh_minutes
-    if minutes <= 0:
-        return None
-    source = departments if callable(departments) else list(departments)
-    scheduler = BackgroundScheduler(daemon=True)
-    scheduler.add_job(
-        refresh_stale,
-        "interval",
-        minutes=minutes,
-        args=[indexer, source],
-        max_instances=1,
-        coalesce=True,
-    )
-    scheduler.start()
-    return scheduler
+    return [dept.name for dept in current if refresh_if_stale(indexer, dept, notices)]

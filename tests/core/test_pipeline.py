@@ -275,7 +275,10 @@ def test_cache_shared_only_between_people_with_the_same_relevant_access(company,
     assert len(gen.requests) == 3  # a refresh invalidates
 
 
-def test_missing_index_is_built_and_staleness_checked_once_per_interval(company, retriever, audit) -> None:  # type: ignore[no-untyped-def]
+def test_missing_index_is_built_and_staleness_checked_once_per_department(company, retriever, audit) -> None:  # type: ignore[no-untyped-def]
+    """The one-shot commands (no watcher): one staleness check per department per process,
+    before its first answer; a missing index is rebuilt at once. A watched Assistant
+    (``check_staleness=False``, ``deptbot serve``) never checks: tests/knowledge/test_watcher.py."""
     from bot.core.ports import IndexStatus
     from bot.llm.extractive import ExtractiveGenerator
 
@@ -297,7 +300,11 @@ def test_missing_index_is_built_and_staleness_checked_once_per_interval(company,
     assert indexer.status_calls == 1 and indexer.refreshed == ["hr"]
     retriever.version = None  # type: ignore[assignment]  # index deleted: rebuilt at once
     ask(a, "alice@example.com", "vacation days", department="hr")
-    assert indexer.refreshed == ["hr", "hr"]
+    assert indexer.refreshed == ["hr", "hr"] and indexer.status_calls == 1
+    retriever.version = "v2"  # type: ignore[assignment]
+    for _ in range(3):  # no interval any more: a long chat does not re-scan
+        ask(a, "alice@example.com", "vacation days", department="hr")
+    assert indexer.status_calls == 1
 
 
 def test_history_turn_labels_count_like_document_labels(company, retriever, audit) -> None:  # type: ignore[no-untyped-def]
