@@ -38,8 +38,7 @@ from scim2_server.storage import ScimStorage, SearchPage
 
 from bot.directory import scim_rows
 from bot.directory.scim_rows import GROUP, TABLES, USER, version_tag
-from bot.errors import StoreError
-from bot.store.db import connect
+from bot.store.db import open_db
 
 
 class MemberUser(NamedTuple):
@@ -64,11 +63,8 @@ class ScimStore(ScimStorage):
         self.path = Path(path)
         self._lock = threading.RLock()
         self._depth = 0
-        try:
-            self._conn = connect(self.path)  # created under the process umask (the CLI sets 077)
-            self._conn.executescript(scim_rows.SCHEMA)
-        except sqlite3.Error as exc:
-            raise StoreError(f"Cannot open the SCIM database at {self.path}.") from exc
+        # created under the process umask (the CLI sets 077)
+        self._conn = open_db(self.path, scim_rows.SCHEMA, "the SCIM database")
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> ScimStore:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from bot.errors import StoreError
+
 
 def connect(path: Path) -> sqlite3.Connection:
     """A connection in WAL mode with a busy timeout; shared by every store module."""
@@ -17,6 +19,17 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+def open_db(path: Path, schema: str, what: str) -> sqlite3.Connection:
+    """``connect`` and create the store's tables; any SQLite failure is a StoreError naming
+    ``what`` ("the notices database") and the path, never SQLite's own text."""
+    try:
+        conn = connect(path)
+        conn.executescript(schema)
+    except sqlite3.Error as exc:
+        raise StoreError(f"Cannot open {what} at {path}.") from exc
     return conn
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bot.errors import StoreError
-from bot.store.db import connect
+from bot.store.db import open_db
 
 DEFAULT_TTL = 24 * 3600.0  # Slack retries within minutes; a day is generous
 THREAD_TTL = 14 * 24 * 3600.0  # follow-ups in an answered thread, for two weeks
@@ -51,9 +51,8 @@ class DedupStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._writes = 0
+        self._conn = open_db(path, _SCHEMA, "the chat state database")
         try:
-            self._conn = connect(path)
-            self._conn.executescript(_SCHEMA)
             self.cleanup()
         except sqlite3.Error as exc:
             raise StoreError(f"Cannot open the chat state database at {path}.") from exc

@@ -9,7 +9,6 @@ again, so a problem that persists is told once, not at every refresh tick.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -17,8 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.core.ports import Notice
-from bot.errors import StoreError
-from bot.store.db import connect
+from bot.store.db import open_db
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +44,7 @@ class SqliteNotices:
         self.path = path
         self._clock = clock
         self._lock = threading.Lock()
-        try:
-            self._conn = connect(path)
-            self._conn.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise StoreError(f"Cannot open the notices database at {path}.") from exc
+        self._conn = open_db(path, _SCHEMA, "the notices database")
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> SqliteNotices:

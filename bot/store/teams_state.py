@@ -34,7 +34,7 @@ from bot.core.labels import answer_turns
 from bot.core.types import Answer, Classification, Turn
 from bot.errors import StoreError
 from bot.store.cache import answer_from_dict, answer_to_dict
-from bot.store.db import connect
+from bot.store.db import open_db
 from bot.store.state import ensure_private_dir
 
 log = logging.getLogger(__name__)
@@ -88,9 +88,8 @@ class TeamsState:
         self._clock = clock
         self._lock = threading.Lock()
         self._writes = 0
+        self._conn = open_db(path, _SCHEMA, "the Teams state database")
         try:
-            self._conn = connect(path)
-            self._conn.executescript(_SCHEMA)
             self.cleanup()
         except sqlite3.Error as exc:
             raise StoreError(f"Cannot open the Teams state database at {path}.") from exc
