@@ -4,7 +4,6 @@ manifest`` prints the Slack manifest or builds the Teams app package that points
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
 from bot.cli.output import EXIT_OK, _out, _progress
@@ -28,6 +27,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from bot.adapters.http import serve
     from bot.adapters.teams.bot import check_teams_settings, mount
+    from bot.knowledge.refresher import refresh_if_stale
     from bot.knowledge.watcher import KnowledgeWatcher
     from bot.reload import start_config_watcher
     from bot.wiring import build
@@ -53,18 +53,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     )
     knowledge.start()  # before the start-up refresh: an edit made during it is not missed
     with _progress("Indexing") as progress:
-        for dept in wired.company:
-            try:  # one department that cannot be indexed never keeps the others from serving
-                if wired.knowledge.status(dept).stale:
-                    wired.knowledge.refresh(dept, progress=progress)
-            except Exception as exc:
-                logging.getLogger(__name__).exception("start-up refresh of %s failed", dept.name)
-                notices.notify(
-                    dept.name,
-                    "refresh-failed",
-                    f"{dept.name}: the start-up refresh failed ({type(exc).__name__}); "
-                    "the previous index serves until the next refresh",
-                )
+        for dept in wired.company:  # one department that fails never keeps the others from serving
+            refresh_if_stale(wired.knowledge, dept, notices, progress=progress, when="start-up")
     directory = wired.directory
     if directory is not None:  # directory groups: read once now, then every directory.ttl_seconds
         if wired.company.sources:

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Iterable
 
 from bot.config import Department
-from bot.core.ports import AdminNotices, Indexer
+from bot.core.ports import AdminNotices, Indexer, ProgressFn
 
 log = logging.getLogger(__name__)
 
@@ -26,24 +26,32 @@ def _current(departments: Departments) -> list[Department]:
     return list(departments() if callable(departments) else departments)
 
 
-def refresh_if_stale(indexer: Indexer, dept: Department, notices: AdminNotices | None = None) -> bool:
+def refresh_if_stale(
+    indexer: Indexer,
+    dept: Department,
+    notices: AdminNotices | None = None,
+    *,
+    progress: ProgressFn | None = None,
+    when: str = "background",
+) -> bool:
     """Refresh ``dept`` when its index is stale; True when it was refreshed.
 
-    A failure is logged and told to the department's admins (``refresh-failed``), as the
-    start-up refresh does; the previous index keeps serving until the next change.
+    A failure is logged and told to the department's admins (``refresh-failed``); the
+    previous index keeps serving until the next change. ``when`` names the occasion in
+    that notice ("background", "start-up"); ``progress`` draws the CLI's bar.
     """
     try:
         if not indexer.status(dept).stale:
             return False
-        report = indexer.refresh(dept)
+        report = indexer.refresh(dept, progress=progress)
     except Exception as exc:
-        log.exception("background refresh of %s failed (see admin notices)", dept.name)
+        log.exception("%s refresh of %s failed (see admin notices)", when, dept.name)
         if notices is not None:
             try:
                 notices.notify(
                     dept.name,
                     "refresh-failed",
-                    f"{dept.name}: a background refresh failed ({type(exc).__name__}); "
+                    f"{dept.name}: a {when} refresh failed ({type(exc).__name__}); "
                     "the previous index serves until the next change",
                 )
             except Exception:
