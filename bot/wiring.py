@@ -1,7 +1,7 @@
 """The only place that picks implementations for the core's ports.
 
-``build_assistant(settings)`` is what the CLI and the server call; tests build an
-``Assistant`` themselves with fakes.
+``build(settings)`` is what the CLI and the server call; tests build an ``Assistant``
+themselves with fakes.
 """
 
 from __future__ import annotations

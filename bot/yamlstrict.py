@@ -69,16 +69,6 @@ def _check_tree(node: yaml.Node, prefix: tuple[str | int, ...], depth: int, line
             _check_tree(item, (*prefix, i), depth + 1, lines)
 
 
-def field_of(problem: str, lines: Lines, line: int | None) -> str | None:
-    """The dotted key whose line is ``line`` (to name the field in a refusal), if any."""
-    if line is None:
-        return None
-    for path, at in lines.items():
-        if at == line and path and isinstance(path[-1], str):
-            return ".".join(str(p) for p in path)
-    return None
-
-
 def loads(
     text: str, *, source: Path | str, max_bytes: int = DEFAULT_MAX_BYTES, line_offset: int = 0
 ) -> tuple[Any, Lines]:

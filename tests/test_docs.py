@@ -8,7 +8,8 @@ import tomllib
 from pathlib import Path
 
 from bot.cli import build_parser
-from bot.config import Channels, Department, DocumentAccess, Template
+from bot.config import Channels, Department, Template
+from bot.knowledge.metadata import FolderAccess, FrontMatter
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -49,7 +50,8 @@ def test_every_cli_option_is_documented() -> None:
 
 def test_every_config_field_is_documented() -> None:
     fields = set(Department.model_fields) - {"name", "source_file"}
-    fields |= set(Template.model_fields) | set(Channels.model_fields) | set(DocumentAccess.model_fields)
+    fields |= set(Template.model_fields) | set(Channels.model_fields) | set(FolderAccess.model_fields)
+    fields |= set(FrontMatter.model_fields)
     missing = sorted(f for f in fields if f"`{f}`" not in README)
     assert missing == []
 

@@ -4,7 +4,6 @@ Importing it imports no handler's dependencies (those load when the command runs
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 
 from bot import package_version
 from bot.cli.answers import cmd_ask, cmd_run, cmd_templates
@@ -14,9 +13,6 @@ from bot.cli.directory import cmd_who
 from bot.cli.index import cmd_eval, cmd_index
 from bot.cli.records import cmd_audit_tail, cmd_usage
 from bot.cli.serve import cmd_manifest, cmd_serve
-from bot.settings import Settings
-
-Handler = Callable[[argparse.Namespace, Settings], int]
 
 
 def build_parser() -> argparse.ArgumentParser:

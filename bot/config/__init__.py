@@ -13,7 +13,7 @@ Department files are data written by people and decide who may read what, so:
   departments may share documents (the same folder, or one inside the other).
 
 The modules, each owning one thing: ``access`` (access entries), ``models`` (Department,
-Template, Channels, DocumentAccess), ``problems`` (strict YAML with line numbers, problems
+Template, Channels), ``problems`` (strict YAML with line numbers, problems
 located and shown), ``groups`` (``groups.yaml`` and directory sources), ``placement``
 (where knowledge folders may live) and ``company`` (loading and cross-checks). Import the
 names from ``bot.config``.
@@ -29,7 +29,7 @@ from bot.config.groups import (
     parse_group_ref,
     unavailable_sources,
 )
-from bot.config.models import ACCESS_FILE, NAME_RE, Channels, Department, DocumentAccess, Template
+from bot.config.models import ACCESS_FILE, NAME_RE, Channels, Department, Template
 from bot.config.placement import knowledge_roots
 from bot.config.problems import describe, read_yaml
 
@@ -44,7 +44,6 @@ __all__ = [
     "Company",
     "ConfigReport",
     "Department",
-    "DocumentAccess",
     "GroupRef",
     "Template",
     "access_lists",

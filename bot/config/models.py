@@ -1,5 +1,5 @@
 """The frozen models a department file validates into: Department, Template, Channels,
-and DocumentAccess (the schema of an ``_access.yaml`` in a knowledge folder)."""
+(the schema of knowledge-folder metadata is ``bot.knowledge.metadata``)."""
 
 from __future__ import annotations
 
@@ -115,25 +115,3 @@ class Department(_Strict):
             if not NAME_RE.match(name):
                 raise ValueError(f"template name {name!r} must be lower-case letters, digits, - or _")
         return v
-
-
-class DocumentAccess(_Strict):
-    """Schema of an ``_access.yaml`` inside a knowledge folder."""
-
-    audience: list[str]
-    classification: Classification | None = None
-
-    @field_validator("audience")
-    @classmethod
-    def _aud(cls, v: list[str]) -> list[str]:
-        return check_entries(v)
-
-    @field_validator("classification", mode="before")
-    @classmethod
-    def _classification(cls, v: Any) -> Classification | None:
-        if v is None or isinstance(v, Classification):
-            return v
-        try:
-            return Classification.parse(str(v))
-        except KeyError:
-            raise ValueError(f"{v!r} is not one of public, internal, confidential, restricted") from None

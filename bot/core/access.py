@@ -125,17 +125,12 @@ class AccessPolicy:
     def scope(self, principal: Principal, dept: Department) -> AccessScope:
         return AccessScope(department=dept.name, keys=principal.keys)
 
-    def declared_audiences(
-        self, channel: str | None, extra: tuple[str, ...] | None = None
-    ) -> list[tuple[str, ...]]:
-        """Every ``channels.audience`` declaration of ``channel`` (any department) plus ``extra``.
+    def declared_audiences(self, channel: str | None) -> list[tuple[str, ...]]:
+        """Every ``channels.audience`` declaration of ``channel``, from any department.
 
         Declarations only narrow: each one must pass on its own (``channel_verdict``).
         """
-        found = [tuple(d.channels.audience[channel]) for d in self._company if channel in d.channels.audience]
-        if extra is not None:
-            found.append(tuple(extra))
-        return found
+        return [tuple(d.channels.audience[channel]) for d in self._company if channel in d.channels.audience]
 
     def channel_verdict(
         self,
@@ -145,7 +140,6 @@ class AccessPolicy:
         signatures: Sequence[Signature],
         *,
         principal_of: PrincipalOf,
-        declared: tuple[str, ...] | None = None,
     ) -> Decision:
         """May an answer from ``dept`` built on sources with these audience ``signatures``
         be shown to everyone who can read ``channel``?
@@ -172,7 +166,7 @@ class AccessPolicy:
             scope = AccessScope(department=dept.name, keys=person.keys)
             if not all(scope.admits(sig) for sig in levels):
                 return _private("restricted-sources")
-        declarations = self.declared_audiences(channel, declared)
+        declarations = self.declared_audiences(channel)
         if readers.public and readers.stand_in:
             declarations.append(readers.stand_in)
         if readers.public and not declarations:

@@ -503,7 +503,6 @@ class Assistant:
             message.channel_readers,
             answer.audiences,
             principal_of=self._principal_of(ctx.config),
-            declared=message.channel_audience,
         )
         reason = "" if verdict.allowed else verdict.rule.removeprefix("channel:")
         return replace(answer, channel_safe=verdict.allowed, private_reason=reason)

@@ -95,8 +95,6 @@ class Message:
     department: str | None = None  # explicit choice (flag, slash command argument)
     template: str | None = None  # run this department template with ``text`` as input
     history: tuple[Turn, ...] = ()
-    # Narrows (never widens) who may read the channel, on top of its declared ``audience``.
-    channel_audience: tuple[str, ...] | None = None
     in_channel: bool = False  # posted where others read it (not a DM): channel-safe rule applies
     # The channel's actual readers; None in a channel means unknown, so nothing is posted there.
     channel_readers: ChannelReaders | None = None

@@ -2,7 +2,8 @@
 
 ``KnowledgeWatcher`` (``bot.knowledge.watcher``) decides WHEN — a changed folder, after a
 quiet moment — and calls ``refresh_if_stale`` here for the one department that changed.
-``refresh_stale`` checks every department at once (start-up, tests).
+``refresh_stale`` checks every department at once; ``serve``'s start-up loop calls
+``refresh_if_stale`` per department so it can draw progress.
 
 Departments are read when called (pass a callable such as
 ``lambda: list(assistant.company)``): configurations are reloaded at run time, and a

@@ -47,6 +47,7 @@ from bot.core.ports import AdminNotices, Indexer
 from bot.knowledge.refresher import refresh_if_stale
 
 log = logging.getLogger(__name__)
+KEEP_REFRESHES = 100
 
 Mode = Literal["auto", "events", "poll", "off"]
 CONFIG = "\0config"  # the pending key of the departments folder (not a department name)
@@ -184,7 +185,7 @@ class KnowledgeWatcher:
         self._trees: dict[str, FolderTree] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.refreshes: list[str] = []  # departments refreshed (stale), oldest first
+        self.refreshes: list[str] = []  # the last KEEP_REFRESHES departments refreshed, oldest first
         self.running_mode: Mode = "off"
         self._sync_departments(mark=False)
 
@@ -264,6 +265,7 @@ class KnowledgeWatcher:
             dept = self._current().get(name)
             if dept is not None and refresh_if_stale(self._indexer, dept, self._notices):
                 self.refreshes.append(name)
+                del self.refreshes[:-KEEP_REFRESHES]  # a long-running serve keeps the last few
         except Exception:
             log.exception("knowledge watcher: work for %s failed", name)
         finally:

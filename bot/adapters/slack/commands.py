@@ -41,14 +41,14 @@ class SlashCommands:
         assistant: Assistant,
         people: SlackPeople,
         shared: SharedAnswers,
-        members: ChannelMembers | None = None,
-        runtime: Runtime | None = None,
+        members: ChannelMembers,  # one per adapter: membership events must clear the same cache
+        runtime: Runtime,  # one per server: the in-flight cap is shared
     ) -> None:
         self._assistant = assistant
         self._people = people
         self._shared = shared
-        self._members = members or ChannelMembers(people=people)
-        self._runtime = runtime or Runtime()
+        self._members = members
+        self._runtime = runtime
 
     @property
     def _names(self) -> list[str]:

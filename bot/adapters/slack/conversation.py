@@ -61,17 +61,17 @@ class Conversations:
         assistant: Assistant,
         state: ChatState,
         people: SlackPeople,
-        members: ChannelMembers | None = None,
-        runtime: Runtime | None = None,
+        members: ChannelMembers,  # one per adapter: membership events must clear the same cache
+        runtime: Runtime,  # one per server: the in-flight cap is shared
         stream_interval: float = 1.0,
     ) -> None:
         self.stream_interval = stream_interval
         self._assistant = assistant
         self._state = state
         self._people = people
-        self._members = members or ChannelMembers(people=people)
+        self._members = members
         self._status_supported = True
-        self._runtime = runtime or Runtime()
+        self._runtime = runtime
 
     # ── listeners (bolt injects arguments by name) ───────────────────────────────────
 

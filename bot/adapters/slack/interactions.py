@@ -36,14 +36,14 @@ class Interactions:
         assistant: Assistant,
         people: SlackPeople,
         shared: SharedAnswers,
-        members: ChannelMembers | None = None,
-        runtime: Runtime | None = None,
+        members: ChannelMembers,  # one per adapter: membership events must clear the same cache
+        runtime: Runtime,  # one per server: the in-flight cap is shared
     ) -> None:
         self._assistant = assistant
         self._people = people
         self._shared = shared
-        self._members = members or ChannelMembers(people=people)
-        self._runtime = runtime or Runtime()
+        self._members = members
+        self._runtime = runtime
 
     async def _who(self, body: dict[str, Any], client: AsyncWebClient) -> str:
         user_id = str((body.get("user") or {}).get("id", ""))
