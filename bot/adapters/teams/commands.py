@@ -53,7 +53,8 @@ class Commands:
         elif command.kind == "usage":
             await say(ctx, command.text)
         elif command.kind == "status":
-            await self._status(ctx, command.department, email)
+            shared = inbound.conversation_kind(body) != inbound.PERSONAL
+            await self._status(ctx, command.department, email, shared=shared)
         elif command.kind == "refresh":
             await self._refresh(ctx, body, command.department or "", email)
         else:
@@ -68,8 +69,12 @@ class Commands:
             [(d.name, t, d.templates[t].description) for d, t in templates],
         )
 
-    async def _status(self, ctx: TurnContext, department: str | None, email: str | None) -> None:
-        """Only departments this person may ask or administers; failed file names to admins only."""
+    async def _status(
+        self, ctx: TurnContext, department: str | None, email: str | None, *, shared: bool = False
+    ) -> None:
+        """Only departments this person may ask or administers; failed file names and admin
+        notices to admins only, and only in their personal chat: in a channel or group chat
+        (``shared``) everyone would read them, and Teams has no ephemeral replies."""
         a = self._assistant
         admin_of = {d.name for d in a.company if email and a.is_admin(email, d.name)}
         visible = {d.name for d in a.departments_for(email)} if email else set()
@@ -85,8 +90,8 @@ class Commands:
             return
         statuses = [s for n in names for s in await self._runtime.quick(a.status, n)]
         titles = {d.name: d.title for d in a.company}
-        text = render.status_text(statuses, titles, details_for=admin_of)
-        notices = wording.notice_lines(a.notices_for(email, department))  # admins only
+        text = render.status_text(statuses, titles, details_for=set() if shared else admin_of)
+        notices = [] if shared else wording.notice_lines(a.notices_for(email, department))  # admins only
         if notices:
             text += "\n\n**Admin notices**\n" + "\n".join("- " + render.neutralize(n) for n in notices)
         await say(ctx, text)

@@ -62,3 +62,15 @@ def test_admins_see_failed_file_names(teams: Callable[..., None]) -> None:
         assert "Admin notices" in text and "payroll/plan.md" in text
 
     teams(scenario)
+
+
+def test_admin_details_never_go_to_a_shared_conversation(teams: Callable[..., None]) -> None:
+    """In a channel everyone reads the reply (Teams has no ephemeral messages), so an admin's
+    ``kb status`` there names no failed files and no notices; in their 1:1 chat it does."""
+
+    async def scenario(h: Harness) -> None:
+        text = (await h.ask(h.activity("kb status finance", user="carol", kind="channel")))[-1].body["text"]
+        assert "Finance" in text
+        assert "bonus-pool-draft" not in text and "plan.md" not in text and "Admin notices" not in text
+
+    teams(scenario)
