@@ -342,9 +342,15 @@ class Indexer:
         its access context or disappeared is dropped, so revoked access never keeps serving.
         """
         started = time.perf_counter()
-        if not Path(department.knowledge).is_dir():
-            raise KnowledgeError(f"The knowledge folder of {department.title} does not exist.")
         root = self.root(department.name)
+        if not Path(department.knowledge).is_dir():
+            # Deleting (or locking) a folder is a way to revoke it: stop serving the old index
+            # rather than answer from documents nobody can re-check any more.
+            with locked(root):
+                (root / "CURRENT").unlink(missing_ok=True)
+            gone = f"{department.name}: the knowledge folder is gone or unreadable; its index is not served"
+            self._tell(department, "refresh-failed", gone)
+            raise KnowledgeError(f"The knowledge folder of {department.title} does not exist.")
         with locked(root):
             version = current_version(root)
             stored: IndexData | None = None

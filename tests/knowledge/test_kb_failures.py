@@ -158,3 +158,25 @@ def test_when_narrowing_is_impossible_nothing_is_served(
     (notice,) = notices.recent("hr")
     assert notice.kind == "refresh-failed" and "could not be narrowed (OSError)" in notice.text
     assert any("no index until the next successful refresh" in n for n in caught.value.__notes__)
+
+
+def test_a_deleted_knowledge_folder_stops_being_served(tmp_path: Path) -> None:
+    """Removing a folder is a way to revoke it: the old index must not keep answering."""
+    import shutil
+
+    from bot.errors import KnowledgeError
+    from bot.store.notices import MemoryNotices
+    from tests.fakes import make_company
+
+    company = make_company(tmp_path)
+    dept = company.department("hr")
+    notices = MemoryNotices()
+    kb = KnowledgeBase(state_dir=tmp_path / "state", notices=notices)
+    kb.refresh(dept)
+    scope = AccessScope("hr", frozenset({"*", "*@example.com"}))
+    assert kb.retrieve("vacation days", scope)
+    shutil.rmtree(dept.knowledge)
+    with pytest.raises(KnowledgeError):
+        kb.refresh(dept)
+    assert kb.index_version("hr") is None
+    assert any("index is not served" in n.text for n in notices.recent("hr"))
