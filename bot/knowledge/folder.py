@@ -194,12 +194,16 @@ class Walker:
         access, refused, digest = parent.access, parent.refused, [parent.ctx]
         for entry in entries:
             st = _lstat(entry)
-            if st is None or stat.S_ISDIR(st.st_mode):
+            if st is not None and stat.S_ISDIR(st.st_mode):
                 continue  # folders are never access files (a folder named "access" is fine)
             kind = access_name_kind(entry.name, SUFFIXES)
             if not kind:
                 continue
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            if st is None:  # listed but gone or unreadable (a save in progress): cannot be sure
+                digest.append(f"unreadable:{entry.name}")
+                refused = refused or f"not indexed: {rel} cannot be read"
+                continue
             if kind == "lookalike":
                 digest.append(f"lookalike:{entry.name}")
                 reason = (

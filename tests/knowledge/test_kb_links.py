@@ -143,3 +143,20 @@ def test_followed_links_never_reach_hidden_or_non_documents(
     assert "hidden" in failed["git.md"]
     assert "not a document of the same type" in failed["notes.md"]
     assert "outside the knowledge folder" in failed["bands.md"]
+
+
+def test_an_access_file_that_cannot_be_stated_keeps_its_folder_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listed _access.yaml that vanishes or cannot be stat'ed (a save in progress) was
+    skipped, so its folder was indexed under the parent's rules only."""
+    from bot.knowledge import folder
+    from tests.fakes import make_company
+
+    company = make_company(tmp_path)
+    fin = company.department("finance")
+    real = folder._lstat
+    monkeypatch.setattr(folder, "_lstat", lambda e: None if e.name == "_access.yaml" else real(e))
+    sources = ingest.scan(fin)
+    payroll = [s for s in sources if s.rel.startswith("payroll/")]
+    assert payroll and all(s.refused for s in payroll)
