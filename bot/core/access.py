@@ -35,6 +35,7 @@ CHANNEL_REASONS: Mapping[str, str] = {
     "unresolved": "I couldn't identify everyone in this conversation",
     "public-undeclared": "anyone in the workspace can read this channel",
     "declared-audience": "this channel is declared readable by people who may not see {dept} answers",
+    "stale": "the {dept} documents changed since this answer; please ask again",
 }
 """Why an answer went to the asker privately: ``Decision.rule`` is ``"channel:" + key``."""
 

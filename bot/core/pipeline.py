@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from bot.config import Company, Department
 from bot.core import citations, replies, routing
-from bot.core.access import AccessPolicy, GroupDirectory
+from bot.core.access import CHANNEL_REASONS, AccessPolicy, GroupDirectory
 from bot.core.caching import CacheGate
 from bot.core.labels import DepartmentLabel, request_label
 from bot.core.ports import (
@@ -57,6 +57,9 @@ from bot.errors import AccessDenied, DeptbotError, UsageError
 log = logging.getLogger(__name__)
 
 __all__ = ["MAX_QUESTION_CHARS", "Assistant", "DepartmentLabel", "new_request_id"]
+
+
+INDEX_VERSION = "index_version"  # Answer.extra key: the index its sources' audiences came from
 
 
 def new_request_id() -> str:
@@ -249,6 +252,9 @@ class Assistant:
         dept = config.company.departments.get(answer.department or "")
         if not answer.ok or dept is None:
             return Decision(False, "channel:not-an-answer")
+        current = self._retriever.index_version(dept.name)
+        if current is None or answer.extra.get(INDEX_VERSION) != current:
+            return Decision(False, "channel:stale", CHANNEL_REASONS["stale"])
         return config.policy.channel_verdict(
             dept, channel, readers, answer.audiences, principal_of=self._principal_of(config)
         )
@@ -490,7 +496,11 @@ class Assistant:
         """Stamp the audiences of every chunk whose text or title reached ``answer`` and
         decide whether everyone in the conversation may read it (a DM always may)."""
         signatures = tuple(dict.fromkeys(c.audiences for c in used))
-        return self._verdict(ctx, replace(answer, audiences=signatures))
+        # the index version the audiences come from: a later share re-check refuses an answer
+        # whose documents were re-indexed since (their audience may have narrowed)
+        version = self._retriever.index_version(answer.department or "") or ""
+        extra = {**answer.extra, INDEX_VERSION: version}
+        return self._verdict(ctx, replace(answer, audiences=signatures, extra=extra))
 
     def _verdict(self, ctx: _Ctx, answer: Answer) -> Answer:
         message = ctx.message

@@ -177,3 +177,15 @@ def test_workspace_stand_in_lets_public_channels_answer_what_everyone_may_read(a
     engineers = ChannelReaders(ENGINEERS, public=True, stand_in=("*@example.com",))
     eng = channel_ask(assistant, "bob@example.com", "production deploys", department="eng", readers=engineers)
     assert not eng.channel_safe and eng.private_reason == "declared-audience"
+
+
+def test_share_is_refused_once_the_sources_were_re_indexed(assistant: Assistant, retriever) -> None:  # type: ignore[no-untyped-def]
+    """The click-time re-check used the audiences recorded at ask time; after a refresh
+    (which may have narrowed an audience) those are out of date, so the share is refused."""
+    dm = assistant.ask(
+        Message(user_id="bob", email="bob@example.com", text="production deploys", department="eng")
+    )
+    assert assistant.channel_verdict(dm, channel="C0ENG", readers=ChannelReaders(ENGINEERS)).allowed
+    retriever.version = "v2"
+    stale = assistant.channel_verdict(dm, channel="C0ENG", readers=ChannelReaders(ENGINEERS))
+    assert not stale.allowed and stale.rule == "channel:stale"
