@@ -161,14 +161,18 @@ def test_hostile_files_and_channels_never_leak(world, user: str, caplog: pytest.
     # channel membership: grace is in the channel, so whatever is judged safe there (now,
     # or when shared later) holds nothing grace may not read
     grace_hidden = _hidden_from("grace@example.com")
+    shared = 0
     for answer in answers:
         shown = _text(answer)
         share = assistant.channel_verdict(answer, channel="C0MIXED", readers=mixed)
         if share.allowed:
+            shared += 1
             assert not any(c in shown for c in grace_hidden), f"share of {answer.request_id} leaks to grace"
-    for answer in answers[1::3]:  # the asks made in the mixed channel
-        if answer.channel_safe:
-            assert not any(c in _text(answer) for c in grace_hidden)
+    posted = [a for a in answers[1::3] if a.channel_safe]  # the asks made in the mixed channel
+    for answer in posted:
+        assert not any(c in _text(answer) for c in grace_hidden)
+    # not vacuous: some answers (HR's vacation rules, which grace may read) do reach the channel
+    assert shared and posted
     # not vacuous: what the user may see comes back through the same path
     assert any(c in seen for name, c in ALL.items() if user in VISIBLE[name])
 
