@@ -167,6 +167,7 @@ class AuditEntry:
     cache_hit: bool = False
     channel: str | None = None
     error: str = ""  # error class name only, never exception text
+    pii_detected: str = ""  # JSON counts per detector, e.g. {"email-address":1}; never values
 
 
 class AuditLog(Protocol):

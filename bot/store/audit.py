@@ -2,7 +2,14 @@
 
 Layout chosen so later governance work is additive, not a migration of meaning:
 - ``requests`` holds facts only (ids, decisions, doc ids, numbers) and has a ``seq``
-  integer key plus nullable ``prev_hash``/``row_hash`` columns for a hash chain;
+  integer key plus ``prev_hash``/``row_hash``: an HMAC chain (``bot.governance.chain``)
+  appended inside the same ``BEGIN IMMEDIATE`` transaction that reads the head, so two
+  processes writing at once cannot fork it. Its columns are the fields of ``AuditEntry``
+  (a new field becomes a new column on open); rows written before the chain existed stay
+  unchained "legacy" rows, reported by ``verify`` but never vouched for;
+- ``checkpoints`` holds signed chain heads: where the chain starts, where retention cut it
+  (``purge``), and the daily head (``log``), so a purge keeps the chain verifiable and a
+  truncated tail is caught;
 - free text written by people (the question) lives in ``request_text`` keyed by request id,
   so encrypting or erasing personal text touches one table and never breaks the chain;
 - ``feedback`` rows reference the request id.
@@ -11,74 +18,208 @@ Layout chosen so later governance work is additive, not a migration of meaning:
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict
-from datetime import datetime
+from dataclasses import fields, replace
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, get_type_hints
 
 import sqlite_utils
 
 from bot.core.ports import AuditEntry
 from bot.errors import StoreError
+from bot.governance.chain import (
+    ENV_VAR,
+    GENESIS,
+    AuditKey,
+    Chain,
+    Checkpoint,
+    Report,
+    is_hex_mac,
+    load_key,
+    verify_rows,
+)
 from bot.store.db import connect, where
 
-SCHEMA_VERSION = 1
+if TYPE_CHECKING:
+    from bot.governance.vault import Vault
+
+SCHEMA_VERSION = 2  # 2: chained rows, checkpoints, columns follow AuditEntry
+DEFAULT_KEY_FILE = Path("keys") / "audit.key"  # under the state folder unless audit.key_file says
+
+
+def _sql_type(hint: Any) -> type:
+    return hint if hint in (int, float) else int if hint is bool else str
+
+
+COLUMNS: dict[str, type] = {
+    f.name: _sql_type(get_type_hints(AuditEntry)[f.name]) for f in fields(AuditEntry) if f.name != "question"
+}
+"""``requests`` columns besides the chain fields: every ``AuditEntry`` field except the
+question (personal text lives in ``request_text``); bool → int, datetime → ISO text,
+sequences → JSON text."""
+
+
+def _cell(value: Any, kind: type) -> Any:
+    """A field as SQLite will store it, so the MAC computed now equals the one computed
+    from the row read back (REAL affinity turns 0 into 0.0, TEXT turns 5 into '5')."""
+    if value is None:
+        return None
+    if kind is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, datetime):
+            return value.isoformat()
+        if isinstance(value, Mapping):
+            return json.dumps(dict(value), sort_keys=True)
+        if isinstance(value, (list, tuple, set, frozenset)):
+            return json.dumps(list(value))
+        return str(value)
+    return kind(value)
+
+
+def audit_row(entry: AuditEntry) -> dict[str, Any]:
+    return {name: _cell(getattr(entry, name), kind) for name, kind in COLUMNS.items()}
+
+
+def _parse_time(value: Any) -> datetime | None:
+    try:
+        t = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 class SqliteAuditLog:
     """The ``AuditLog`` port on SQLite; safe to share across threads."""
 
-    def __init__(self, *, path: Path) -> None:
+    def __init__(
+        self,
+        *,
+        path: Path,
+        vault: Vault | None = None,
+        key: AuditKey | None = None,
+        key_file: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """``vault`` seals the question and feedback text (``bot.governance.vault``); None:
+        the vault of the audit database's folder, opened when text is first written.
+        ``key`` chains the rows; None: ``DEPTBOT_AUDIT_KEY`` in ``env`` (default: the
+        process environment), else ``key_file`` (default ``keys/audit.key`` beside the
+        database), created on first use."""
         self.path = path
         self._lock = threading.Lock()
+        self._vault = vault
+        self._key = key  # loaded on first use: reading rows (audit tail) needs no key
+        self._key_from = (
+            os.environ if env is None else env,
+            key_file or Path(path).parent / DEFAULT_KEY_FILE,
+        )
+        self._chain_obj: Chain | None = None
+        names = ["seq", *COLUMNS, "prev_hash", "row_hash"]
+        self._insert = (
+            f"insert into requests ({', '.join(f'[{n}]' for n in names)}) "
+            f"values ({', '.join('?' * len(names))})"
+        )
         try:
             self._db = sqlite_utils.Database(connect(path))
-            self._migrate()
+            self._db.execute("PRAGMA secure_delete=ON")  # erased text leaves no free-page copy
+            self._migrate_once()
+            self._seal_legacy_text()
         except sqlite3.Error as exc:
             raise StoreError(f"Cannot open the audit database at {path}.") from exc
 
+    @property
+    def key(self) -> AuditKey:
+        if self._key is None:
+            self._key = load_key(*self._key_from)
+        return self._key
+
+    @property
+    def _chain(self) -> Chain:
+        if self._chain_obj is None:
+            self._chain_obj = Chain(self.key.secret)
+        return self._chain_obj
+
+    @property
+    def vault(self) -> Vault:
+        if self._vault is None:
+            from bot.governance.vault import vault_in
+
+            self._vault = vault_in(Path(self.path).parent)
+        return self._vault
+
+    def _seal_legacy_text(self) -> None:
+        """Question and feedback text written before encryption is sealed in place, once."""
+        db = self._db
+        legacy = db.execute(
+            "select r.request_id, r.user, t.question from request_text t join requests r using (request_id) "
+            "where typeof(t.question) = 'text'"
+        ).fetchall()
+        reasons = db.execute(
+            "select request_id, user, reason from feedback where typeof(reason) = 'text' and reason != ''"
+        ).fetchall()
+        if not legacy and not reasons:
+            return
+        with self._tx():
+            for rid, user, question in legacy:
+                sealed = self.vault.seal(user or "", question, f"request_text:{rid}")
+                db.execute("update request_text set question = ? where request_id = ?", [sealed, rid])
+            db.execute("delete from request_text where typeof(question) = 'text'")  # no request row
+            for rid, user, reason in reasons:
+                sealed = self.vault.seal(user or "", reason, f"feedback:{rid}")
+                db.execute(
+                    "update feedback set reason = ? where request_id = ? and user = ?", [sealed, rid, user]
+                )
+
+    def _migrate_once(self, tries: int = 50) -> None:
+        """Two processes opening a new database at once race to create and alter its
+        tables; the loser's statement fails (locked, or "already exists"): look again."""
+        for attempt in range(tries):
+            try:
+                self._migrate()
+                return
+            except sqlite3.OperationalError:
+                if attempt == tries - 1:
+                    raise
+                time.sleep(0.05 * (1 + attempt % 5))
+
     def _migrate(self) -> None:
         db = self._db
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
         if "requests" not in db.table_names():
             db.table("requests").create(
-                {
-                    "seq": int,
-                    "request_id": str,
-                    "time": str,
-                    "user": str,
-                    "platform": str,
-                    "channel": str,
-                    "department": str,
-                    "template": str,
-                    "decision": str,
-                    "rule": str,
-                    "status": str,
-                    "doc_ids": str,  # JSON list of document ids, never text
-                    "generator": str,
-                    "model": str,
-                    "route": str,
-                    "route_reason": str,
-                    "input_tokens": int,
-                    "output_tokens": int,
-                    "cost": float,
-                    "confidence": float,
-                    "retrieve_ms": float,
-                    "generate_ms": float,
-                    "latency_ms": float,
-                    "cache_hit": int,
-                    "error": str,
-                    "prev_hash": str,
-                    "row_hash": str,
-                },
-                pk="seq",
+                {"seq": int, **COLUMNS, "prev_hash": str, "row_hash": str}, pk="seq", if_not_exists=True
             )
-            db.table("requests").create_index(["request_id"], unique=True)
-            db.table("requests").create_index(["user", "time"])
-            db.table("requests").create_index(["department", "time"])
+            db.table("requests").create_index(["request_id"], unique=True, if_not_exists=True)
+            db.table("requests").create_index(["user", "time"], if_not_exists=True)
+            db.table("requests").create_index(["department", "time"], if_not_exists=True)
+        have = {c.name for c in db.table("requests").columns}
+        for name, kind in COLUMNS.items():  # schema v1, or a field added to AuditEntry since
+            if name not in have:
+                db.table("requests").add_column(name, kind)
+        db.execute(
+            "create table if not exists checkpoints (seq integer not null, kind text not null, "
+            "mac text not null, count integer not null, time text not null, sig text not null, "
+            "primary key (seq, kind))"
+        )
+        with self._tx():
+            if version < 2 and not self._checkpoints("start"):
+                # Rows already here were never chained: vouching for them now would certify
+                # whatever they hold today. The chain starts after them (GENESIS).
+                first = db.execute("select min(seq) from requests where row_hash is not null").fetchone()[0]
+                if first is None:
+                    first = db.execute("select coalesce(max(seq), 0) + 1 from requests").fetchone()[0]
+                legacy = first - 1
+                # Signed now when the key is at hand; otherwise by the first append, so a
+                # reader (``audit tail``) never creates a key file nobody configured.
+                legacy = int(legacy)
+                self._put_checkpoint(legacy, GENESIS.hex(), "start", start=legacy, sign=self._has_key())
         if "request_text" not in db.table_names():
             db.table("request_text").create({"request_id": str, "question": str}, pk="request_id")
         if "feedback" not in db.table_names():
@@ -102,22 +243,21 @@ class SqliteAuditLog:
                 conn.execute("COMMIT")
 
     def record(self, entry: AuditEntry) -> None:
-        row: dict[str, Any] = asdict(entry)
-        question = row.pop("question")
-        row["time"] = entry.time.isoformat()
-        row["doc_ids"] = json.dumps(list(entry.doc_ids))
-        row["cache_hit"] = int(entry.cache_hit)
+        row = audit_row(entry)
+        question = entry.question
         try:
             with self._tx() as db:
-                db.table("requests").insert(row)
-                if question:
+                self._append(row)
+                if question:  # sealed under the asker's data key (erasable by shredding it)
+                    sealed = self.vault.seal(entry.user, question, f"request_text:{entry.request_id}")
                     db.table("request_text").upsert(
-                        {"request_id": entry.request_id, "question": question}, pk="request_id"
+                        {"request_id": entry.request_id, "question": sealed}, pk="request_id"
                     )
         except sqlite3.Error as exc:
             raise StoreError("Could not write the audit log.") from exc
 
     def record_feedback(self, request_id: str, user: str, value: str, reason: str = "") -> None:
+        sealed: bytes | str = self.vault.seal(user, reason, f"feedback:{request_id}") if reason else ""
         try:
             with self._tx() as db:
                 db.table("feedback").upsert(
@@ -125,7 +265,7 @@ class SqliteAuditLog:
                         "request_id": request_id,
                         "user": user,
                         "value": value,
-                        "reason": reason,
+                        "reason": sealed,
                         "time": datetime.now().astimezone().isoformat(),
                     },
                     pk=("request_id", "user"),
@@ -139,17 +279,367 @@ class SqliteAuditLog:
         self, n: int = 20, *, user: str | None = None, department: str | None = None
     ) -> list[dict[str, Any]]:
         clause, args = where(user=user.lower() if user else None, department=department)
-        rows = list(self._db.query(f"select * from requests{clause} order by seq desc limit ?", [*args, n]))
+        with self._lock:  # one connection: a read must not interleave with a job's COMMIT
+            sql = f"select * from requests{clause} order by seq desc limit ?"
+            rows = list(self._db.query(sql, [*args, n]))
         for r in rows:
             r["doc_ids"] = json.loads(r["doc_ids"] or "[]")
         return list(reversed(rows))
 
     def get(self, request_id: str) -> dict[str, Any] | None:
-        rows = list(self._db.query("select * from requests where request_id = ?", [request_id]))
+        with self._lock:
+            rows = list(self._db.query("select * from requests where request_id = ?", [request_id]))
         return rows[0] if rows else None
 
     def feedback_for(self, request_id: str) -> list[dict[str, Any]]:
-        return list(self._db.query("select * from feedback where request_id = ?", [request_id]))
+        """Feedback rows with the comment opened (None when it cannot be: erased, wrong key)."""
+        with self._lock:
+            rows = list(self._db.query("select * from feedback where request_id = ?", [request_id]))
+        for r in rows:
+            if isinstance(r.get("reason"), bytes):
+                try:
+                    r["reason"] = self.vault.open(str(r["user"]), r["reason"], f"feedback:{request_id}")
+                except StoreError:
+                    r["reason"] = None
+        return rows
+
+    # ── the chain ────────────────────────────────────────────────────────────────────
+    # Every method below that writes runs inside ``_tx`` (one BEGIN IMMEDIATE), so the
+    # head it reads is still the head when it writes.
+
+    def _append(self, row: Mapping[str, Any]) -> int:
+        conn = self._db.conn
+        last = conn.execute("select seq, row_hash from requests order by seq desc limit 1").fetchone()
+        cut = conn.execute(
+            "select seq, mac from checkpoints where kind in ('start', 'purge') order by seq desc limit 1"
+        ).fetchone()
+        if last is None or (cut is not None and last[0] <= cut[0]):
+            seq, prev = (cut[0] + 1, bytes.fromhex(cut[1])) if cut else (1, GENESIS)
+        else:  # a last row with no valid MAC breaks the chain anyway: verify names it
+            seq, prev = last[0] + 1, bytes.fromhex(last[1]) if is_hex_mac(last[1]) else GENESIS
+        mac = self._chain.mac(prev, row)
+        conn.execute(self._insert, [seq, *row.values(), prev.hex(), mac.hex()])
+        unsigned = conn.execute("select seq, mac, count, time, kind, sig from checkpoints where sig = ''")
+        for start in unsigned.fetchall():
+            cp = Checkpoint(*start)  # the start record of a database first opened without the key
+            conn.execute(
+                "update checkpoints set sig = ? where seq = ? and kind = 'start' and sig = ''",
+                [self._chain.sign_checkpoint(cp), cp.seq],
+            )
+        return int(seq)
+
+    def _checkpoints(
+        self, kind: str | None = None, conn: sqlite3.Connection | None = None
+    ) -> list[Checkpoint]:
+        sql = "select seq, mac, count, time, kind, sig from checkpoints"
+        rows = (conn or self._db.conn).execute(
+            sql + (" where kind = ?" if kind else "") + " order by seq", [kind] if kind else []
+        )
+        return [Checkpoint(*r) for r in rows]
+
+    def _has_key(self) -> bool:
+        env, key_file = self._key_from
+        return self._key is not None or bool(env.get(ENV_VAR, "").strip()) or Path(key_file).exists()
+
+    def _put_checkpoint(
+        self, seq: int, mac: str, kind: str, *, start: int | None = None, sign: bool = True
+    ) -> Checkpoint:
+        if start is None:
+            starts = self._checkpoints("start")
+            start = starts[0].seq if starts else 0
+        cp = Checkpoint(seq, mac, max(0, seq - start), datetime.now(UTC).isoformat(timespec="seconds"), kind)
+        if sign:
+            cp = replace(cp, sig=self._chain.sign_checkpoint(cp))
+        self._db.conn.execute(
+            "insert or replace into checkpoints (seq, kind, mac, count, time, sig) values (?, ?, ?, ?, ?, ?)",
+            [cp.seq, cp.kind, cp.mac, cp.count, cp.time, cp.sig],
+        )
+        return cp
+
+    def checkpoint(self) -> Checkpoint:
+        """Record the current head as a ``log`` checkpoint (the daily job) and return it.
+        A later ``verify`` fails if rows up to it were deleted from the tail."""
+        try:
+            with self._tx():
+                seq = _first(
+                    self._db.conn.execute("select max(seq) from requests where row_hash is not null")
+                )
+                if seq is None:  # nothing chained kept: the head is where the chain was cut
+                    cuts = [c for c in self._checkpoints() if c.kind in ("start", "purge")]
+                    return cuts[-1] if cuts else Checkpoint(0, GENESIS.hex(), 0, "", "start")
+                mac = _first(self._db.conn.execute("select row_hash from requests where seq = ?", [seq]))
+                return self._put_checkpoint(int(seq), str(mac), "log")
+        except sqlite3.Error as exc:
+            raise StoreError("Could not write an audit checkpoint.") from exc
+
+    def pseudonym(self, email: str) -> str:
+        """The stable stand-in for ``email`` in audit rows (``u-`` + 16 hex digits)."""
+        return self._chain.pseudonym(email)
+
+    def pseudonymize(self, email: str) -> int:
+        """Replace ``email`` by its pseudonym in ``requests`` and ``feedback`` (a privacy
+        erase); the MAC already covers the pseudonym, so the chain still verifies.
+        Returns how many rows changed."""
+        alias, email = self.pseudonym(email), email.strip().lower()
+        try:
+            with self._tx() as db:
+                if not self._key_matches():
+                    raise StoreError(
+                        "The audit key in use is not the one the audit rows were chained with "
+                        "(check DEPTBOT_AUDIT_KEY and the audit.key_file setting); nothing was changed."
+                    )
+                n = db.execute("update requests set user = ? where lower(user) = ?", [alias, email]).rowcount
+                n += db.execute(
+                    "update or replace feedback set user = ? where lower(user) = ?", [alias, email]
+                ).rowcount
+        except sqlite3.Error as exc:
+            raise StoreError("Could not pseudonymize the audit rows.") from exc
+        return int(n)
+
+    def _key_matches(self) -> bool:
+        """Does the newest chained row verify under this key? (A pseudonym or MAC made with
+        another key would break the chain; True when nothing is chained yet.)"""
+        cur = self._db.conn.execute(
+            "select * from requests where row_hash is not null order by seq desc limit 1"
+        )
+        names = [d[0] for d in cur.description]
+        last = cur.fetchone()
+        if last is None:
+            return True
+        row = dict(zip(names, last, strict=True))
+        if not is_hex_mac(row["prev_hash"]):
+            return False
+        return bool(self._chain.mac(bytes.fromhex(row["prev_hash"]), row).hex() == row["row_hash"])
+
+    def verify(self, *, expect: tuple[int, str] | None = None) -> Report:
+        """Check every row, in one read snapshot on its own connection (writers go on).
+
+        ``expect``: a checkpoint kept elsewhere (seq, MAC): the only way to catch rows
+        deleted from the end after the last checkpoint stored here."""
+        conn = connect(Path(self.path))
+        try:
+            conn.execute("BEGIN")  # one snapshot for rows and checkpoints alike
+            return self._verify(conn, expect)
+        except sqlite3.Error as exc:
+            raise StoreError("Could not read the audit log.") from exc
+        finally:
+            conn.close()
+
+    def _verify(self, conn: sqlite3.Connection, expect: tuple[int, str] | None) -> Report:
+        cps = self._checkpoints(conn=conn)
+        chained = _first(conn.execute("select 1 from requests where row_hash is not null limit 1"))
+        for cp in cps:
+            if cp.kind == "start" and not cp.sig and not chained:
+                continue  # signed by the first append; until then there is nothing to vouch for
+            if cp.sig != self._chain.sign_checkpoint(cp):
+                return Report().fail(
+                    cp.seq, "checkpoint", f"the {cp.kind} checkpoint at row {cp.seq} was forged or edited"
+                )
+        starts = [c for c in cps if c.kind == "start"]
+        if not starts:
+            return Report().fail(
+                None, "checkpoint", "the record of where the chain starts is missing (deleted)"
+            )
+        legacy = starts[0].seq
+        purges = [c for c in cps if c.kind == "purge" and c.seq >= legacy]
+        anchor = purges[-1] if purges else starts[0]
+        cur = conn.execute("select * from requests order by seq")
+        names = [d[0] for d in cur.description]
+        rep = verify_rows(
+            self._chain,
+            (dict(zip(names, r, strict=True)) for r in cur),
+            legacy_through=legacy,
+            start_seq=anchor.seq + 1,
+            start_mac=bytes.fromhex(anchor.mac),
+            later_with_mac=lambda mac, seq: _first(
+                conn.execute("select seq from requests where row_hash = ? and seq > ? limit 1", [mac, seq])
+            ),
+        )
+        if not rep.ok:
+            return rep
+        if rep.rows == 0:
+            rep.head_seq, rep.head_mac = anchor.seq, anchor.mac
+        checks = [(c.seq, c.mac, f"the checkpoint of {c.time}") for c in cps if c.kind == "log"]
+        if expect is not None:
+            checks.append((expect[0], expect[1].lower(), "the expected checkpoint"))
+        for seq, mac, what in checks:
+            if seq > rep.head_seq:
+                return rep.fail(
+                    rep.head_seq + 1,
+                    "truncated",
+                    f"the log ends at row {rep.head_seq} but {what} recorded row {seq}: "
+                    f"rows {rep.head_seq + 1}–{seq} were deleted",
+                )
+            if seq == anchor.seq:
+                have: str | None = anchor.mac
+            elif seq > anchor.seq:
+                have = _first(conn.execute("select row_hash from requests where seq = ?", [seq]))
+            else:
+                rep.notes.append(f"{what} (row {seq}) is older than the oldest row kept; not compared")
+                continue
+            if have != mac:
+                return rep.fail(
+                    seq, "checkpoint", f"row {seq} does not match {what}: the chain was rewritten"
+                )
+        rep.checkpoint = Checkpoint(
+            rep.head_seq,
+            rep.head_mac,
+            rep.head_seq - legacy,
+            datetime.now(UTC).isoformat(timespec="seconds"),
+            "head",
+        )
+        return rep
+
+    def export_rows(self, *, since: date | None = None, with_text: bool = False) -> Iterator[dict[str, Any]]:
+        """Rows in seq order with their chain fields, from the first row at or after
+        ``since`` to the end (contiguous, so the export verifies on its own). The question
+        is left out unless ``with_text``: it is personal text outside the chain."""
+        conn = connect(Path(self.path))
+        try:
+            conn.execute("BEGIN")
+            cur = conn.execute("select * from requests order by seq")
+            names = [d[0] for d in cur.description]
+            started = since is None
+            floor = datetime.combine(since, datetime.min.time(), tzinfo=UTC) if since else None
+            for values in cur:
+                row = dict(zip(names, values, strict=True))
+                if not started:
+                    t = _parse_time(row.get("time"))
+                    started = t is not None and floor is not None and t >= floor
+                    if not started:
+                        continue
+                if with_text:
+                    row["question"] = self._question(conn, row)
+                yield row
+        finally:
+            conn.close()
+
+    def _question(self, conn: sqlite3.Connection, row: Mapping[str, Any]) -> str | None:
+        blob = _first(
+            conn.execute("select question from request_text where request_id = ?", [row["request_id"]])
+        )
+        if blob is None:
+            return None
+        if isinstance(blob, str):
+            return blob
+        try:
+            return self.vault.open(str(row.get("user") or ""), blob, f"request_text:{row['request_id']}")
+        except Exception:  # shredded (erased) or another key: the export says so, never fails
+            return None
+
+    # ── retention (``bot.governance.retention``) ─────────────────────────────────────
+
+    KINDS = ("text", "feedback", "audit")
+
+    def count_older_than(self, kind: str, cutoff: datetime) -> int:
+        with self._lock:
+            if kind == "audit":
+                return len(self._audit_prefix(cutoff, limit=None))
+            if kind in ("text", "feedback"):
+                return len(self._expired(kind, cutoff))
+            return 0
+
+    def purge_older_than(self, kind: str, cutoff: datetime, *, batch: int = 500) -> int:
+        """Delete ``kind`` ("text": questions; "feedback"; "audit": request rows, with
+        their text and feedback) older than ``cutoff``, ``batch`` rows per transaction.
+
+        Audit rows go only as a prefix of the chain (oldest first, stopping at the first
+        row still in retention), and each batch first checks the rows it deletes verify
+        and writes a signed ``purge`` checkpoint (last deleted seq and its MAC) in the
+        same transaction, so ``verify`` resumes from it; evidence of tampering is never
+        purged (a broken batch raises StoreError and nothing is deleted)."""
+        if kind not in self.KINDS:
+            return 0
+        try:
+            if kind == "audit":
+                return self._purge_audit(cutoff, batch)
+            total = 0
+            with self._lock:
+                found = self._expired(kind, cutoff)
+            table = "request_text" if kind == "text" else "feedback"
+            for i in range(0, len(found), batch):
+                chunk = found[i : i + batch]
+                with self._tx() as db:
+                    db.execute(f"delete from {table} where rowid in ({','.join('?' * len(chunk))})", chunk)
+                total += len(chunk)
+            return total
+        except sqlite3.Error as exc:
+            raise StoreError("Could not purge expired audit data.") from exc
+
+    def _expired(self, kind: str, cutoff: datetime) -> list[int]:
+        """Rowids of questions (by their request's time; orphans too) or feedback to purge."""
+        sql = (
+            "select t.rowid, r.time from request_text t left join requests r on r.request_id = t.request_id"
+            if kind == "text"
+            else "select rowid, time from feedback"
+        )
+        out = []
+        for rowid, t in self._db.conn.execute(sql):
+            if t is None:  # a question whose request row is gone: nothing keeps it
+                out.append(int(rowid))
+                continue
+            when = _parse_time(t)
+            if when is not None and when < cutoff:
+                out.append(int(rowid))
+        return out
+
+    def _audit_prefix(self, cutoff: datetime, *, limit: int | None) -> list[tuple[Any, ...]]:
+        """The oldest rows, up to the first one not older than ``cutoff``."""
+        cur = self._db.conn.execute("select * from requests order by seq")
+        names = [d[0] for d in cur.description]
+        out: list[tuple[Any, ...]] = []
+        for r in cur:
+            when = _parse_time(r[names.index("time")])
+            if when is None or when >= cutoff or (limit is not None and len(out) >= limit):
+                break
+            out.append(r)
+        cur.close()
+        return out
+
+    def _purge_audit(self, cutoff: datetime, batch: int) -> int:
+        total = 0
+        while True:
+            with self._tx() as db:
+                rows = self._audit_prefix(cutoff, limit=max(1, batch))
+                if not rows:
+                    return total
+                names = [d[1] for d in db.execute("pragma table_info(requests)").fetchall()]
+                cps = self._checkpoints()
+                starts = [c for c in cps if c.kind == "start"]
+                legacy = starts[0].seq if starts else 0
+                cuts = [c for c in cps if c.kind == "purge" and c.seq >= legacy] or starts
+                anchor = cuts[-1] if cuts else Checkpoint(0, GENESIS.hex(), 0, "", "start")
+                dicts = [dict(zip(names, r, strict=True)) for r in rows]
+                rep = verify_rows(
+                    self._chain,
+                    dicts,
+                    legacy_through=legacy,
+                    start_seq=anchor.seq + 1,
+                    start_mac=bytes.fromhex(anchor.mac),
+                    later_with_mac=lambda mac, seq: None,
+                )
+                if not rep.ok:
+                    raise StoreError(
+                        f"Retention stopped: the audit chain is broken at row {rep.bad_seq} ({rep.kind}); "
+                        "nothing was deleted. Run `deptbot audit verify`."
+                    )
+                last = dicts[-1]
+                mac = last["row_hash"] if last["seq"] > legacy else GENESIS.hex()
+                self._put_checkpoint(int(last["seq"]), str(mac), "purge", start=legacy)
+                db.execute(
+                    "delete from checkpoints where kind in ('purge', 'log') and seq < ?", [last["seq"]]
+                )
+                ids = [d["request_id"] for d in dicts]
+                marks = ",".join("?" * len(ids))
+                db.execute(f"delete from request_text where request_id in ({marks})", ids)
+                db.execute(f"delete from feedback where request_id in ({marks})", ids)
+                db.execute("delete from requests where seq <= ?", [last["seq"]])
+                total += len(dicts)
 
     def close(self) -> None:
         self._db.conn.close()
+
+
+def _first(cur: sqlite3.Cursor) -> Any:
+    row = cur.fetchone()
+    return row[0] if row else None

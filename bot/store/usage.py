@@ -269,6 +269,41 @@ class UsageStore:
         )
         return list(self._db().query(sql, args))
 
+    # ── retention (``bot.governance.retention``) ─────────────────────────────────────
+
+    def count_older_than(self, kind: str, cutoff: datetime) -> int:
+        if kind != "usage":
+            return 0
+        day = cutoff.astimezone(UTC).date().isoformat()
+        db = self._db()
+        return sum(
+            int(db.execute(f"select count(*) from {t} where day < ?", [day]).fetchone()[0])
+            for t in ("attempts", "reservations")
+        )
+
+    def purge_older_than(self, kind: str, cutoff: datetime, *, batch: int = 500) -> int:
+        """Delete usage detail ("usage": attempts and budget reservations) of UTC days
+        before ``cutoff``'s day, ``batch`` rows per transaction. Only whole past days go,
+        so today's budget ledger is never touched (any cutoff before today keeps it)."""
+        if kind != "usage":
+            return 0
+        day = min(cutoff.astimezone(UTC).date(), datetime.now(UTC).date()).isoformat()
+        total = 0
+        try:
+            for table in ("attempts", "reservations"):
+                while True:
+                    with self._tx() as db:
+                        n = db.execute(
+                            f"delete from {table} where id in (select id from {table} where day < ? limit ?)",
+                            [day, max(1, batch)],
+                        ).rowcount
+                    total += n
+                    if n < max(1, batch):
+                        break
+        except sqlite3.Error as exc:
+            raise StoreError("Could not purge expired usage detail.") from exc
+        return total
+
     def close(self) -> None:
         db = getattr(self._local, "db", None)
         if db is not None:
