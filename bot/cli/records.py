@@ -12,9 +12,9 @@ from bot.settings import Settings
 
 
 def cmd_audit_tail(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.store.audit import SqliteAuditLog
+    from bot.wiring import open_audit_log
 
-    log = SqliteAuditLog(path=settings.state_dir / "audit.db")
+    log = open_audit_log(settings)
     rows = log.tail(args.n, user=args.user, department=args.department)
     if args.json:
         _out(json.dumps(rows, indent=2))

@@ -15,16 +15,20 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import fields
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
 from bot.core.types import Answer, Citation, Classification, Status, Timings, Usage
+from bot.errors import StoreError
 from bot.store.db import connect
+
+if TYPE_CHECKING:
+    from bot.governance.vault import Vault
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +120,38 @@ class MemoryAnswerCache:
             while len(self._data) > self._max:
                 self._data.popitem(last=False)
 
+    def purge_older_than(self, kind: str, cutoff: datetime, *, batch: int = 500) -> int:
+        """Retention, as ``SqliteAnswerCache.purge_older_than`` (nothing here outlives the process)."""
+        if kind != "cache":
+            raise ValueError(f"the answer cache has no {kind!r} records (only 'cache')")
+        with self._lock:
+            old = [k for k, (stored, _) in self._data.items() if stored < cutoff.timestamp()]
+            for k in old:
+                del self._data[k]
+        return len(old)
+
+    def delete_for_requests(self, request_ids: Iterable[str]) -> int:
+        wanted = set(request_ids)
+        with self._lock:
+            old = [k for k, (_, a) in self._data.items() if a.request_id in wanted]
+            for k in old:
+                del self._data[k]
+        return len(old)
+
 
 class SqliteAnswerCache:
-    """Cache in ``<state>/cache.db``; answers stored as JSON; expired rows purged on write."""
+    """Cache in ``<state>/cache.db``; answers sealed (``bot.governance.vault``); expired rows
+    purged on write.
+
+    Whose key seals an entry: one entry is shared by everyone whose access matches (that is
+    what the key says), so it is sealed under the *department's* cache subject
+    (``cache:<department>``), not the first asker's. It still records which request created
+    it (``request_id``), so a privacy erasure deletes the entries that person's questions
+    created (``delete_for_requests``); entries they merely re-used belong to someone else.
+    The question itself is not stored: keys are hashes (``bot.core.cachekey``).
+    """
+
+    SCHEMA_VERSION = 2  # 1: plaintext JSON answers, no request id (dropped: a cache refills)
 
     def __init__(
         self,
@@ -127,40 +160,65 @@ class SqliteAnswerCache:
         ttl_seconds: float = 86400,
         max_entries: int = 10000,
         clock: Callable[[], float] = time.time,
+        vault: Vault | None = None,
     ) -> None:
         self.path = Path(path)
         self._ttl = ttl_seconds
         self._max = max_entries
         self._clock = clock
         self._lock = threading.Lock()
+        self._vault = vault
         self._db = sqlite_utils.Database(connect(self.path))
-        self._db.table("answers").create(
-            {"key": str, "stored": float, "answer": str}, pk="key", if_not_exists=True
+        self._db.execute("PRAGMA secure_delete=ON")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version < self.SCHEMA_VERSION and "answers" in self._db.table_names():
+            self._db.execute("DROP TABLE answers")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, stored REAL NOT NULL, "
+            "subject TEXT NOT NULL, request_id TEXT NOT NULL, answer BLOB NOT NULL)"
         )
-        self._db.table("answers").create_index(["stored"], if_not_exists=True)
+        self._db.execute("CREATE INDEX IF NOT EXISTS answers_stored ON answers(stored)")
+        self._db.execute("CREATE INDEX IF NOT EXISTS answers_request ON answers(request_id)")
+        self._db.execute(f"PRAGMA user_version={self.SCHEMA_VERSION}")
         self._writes = 0
+
+    @property
+    def vault(self) -> Vault:
+        if self._vault is None:
+            from bot.governance.vault import vault_in
+
+            self._vault = vault_in(self.path.parent)
+        return self._vault
+
+    @staticmethod
+    def subject(answer: Answer) -> str:
+        return f"cache:{answer.department or '-'}"
 
     def get(self, key: str) -> Answer | None:
         try:
             with self._lock:
-                row = self._db.execute("select stored, answer from answers where key = ?", [key]).fetchone()
+                row = self._db.execute(
+                    "select stored, subject, answer from answers where key = ?", [key]
+                ).fetchone()
             if row is None or self._clock() - row[0] > self._ttl:
                 return None
-            return loads(row[1])
-        except (sqlite3.Error, ValueError, TypeError, KeyError):
-            log.warning("answer cache read failed; treating as a miss", exc_info=True)
+            return loads(self.vault.open(row[1], row[2], f"cache:{key}"))
+        except (sqlite3.Error, ValueError, TypeError, KeyError, StoreError) as exc:
+            log.warning("answer cache read failed (%s); treating as a miss", type(exc).__name__)
             return None
 
     def put(self, key: str, answer: Answer) -> None:
         try:
-            payload = dumps(answer)
+            subject = self.subject(answer)
+            payload = self.vault.seal(subject, dumps(answer), f"cache:{key}")
             with self._lock:
                 conn = self._db.conn
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     conn.execute(
-                        "insert or replace into answers (key, stored, answer) values (?, ?, ?)",
-                        [key, self._clock(), payload],
+                        "insert or replace into answers (key, stored, subject, request_id, answer) "
+                        "values (?, ?, ?, ?, ?)",
+                        [key, self._clock(), subject, answer.request_id, payload],
                     )
                     self._writes += 1
                     if self._writes % 100 == 1:
@@ -169,8 +227,8 @@ class SqliteAnswerCache:
                     conn.execute("ROLLBACK")
                     raise
                 conn.execute("COMMIT")
-        except (sqlite3.Error, TypeError, ValueError):
-            log.warning("answer cache write failed; continuing without caching", exc_info=True)
+        except (sqlite3.Error, TypeError, ValueError, StoreError) as exc:
+            log.warning("answer cache write failed (%s); continuing without caching", type(exc).__name__)
 
     def _evict(self, conn: sqlite3.Connection) -> None:
         conn.execute("delete from answers where stored < ?", [self._clock() - self._ttl])
@@ -180,9 +238,76 @@ class SqliteAnswerCache:
             [self._max],
         )
 
+    # ── privacy and retention ────────────────────────────────────────────────────────
+
+    def entries_for_requests(self, request_ids: Iterable[str]) -> list[dict[str, Any]]:
+        """The entries these requests created, opened (for a privacy export)."""
+        out: list[dict[str, Any]] = []
+        for chunk in _chunks(list(request_ids)):
+            with self._lock:
+                rows = self._db.execute(
+                    f"select key, stored, subject, request_id, answer from answers "
+                    f"where request_id in ({','.join('?' * len(chunk))})",
+                    chunk,
+                ).fetchall()
+            for key, stored, subject, rid, blob in rows:
+                try:
+                    answer: Any = answer_to_dict(loads(self.vault.open(subject, blob, f"cache:{key}")))
+                except (StoreError, ValueError, TypeError, KeyError) as exc:
+                    answer = {"unreadable": type(exc).__name__}
+                out.append(
+                    {
+                        "request_id": rid,
+                        "stored": datetime.fromtimestamp(stored, UTC).isoformat(),
+                        "answer": answer,
+                    }
+                )
+        return out
+
+    def delete_for_requests(self, request_ids: Iterable[str]) -> int:
+        """Delete the entries these requests created (privacy erasure); the WAL is
+        checkpointed so the deleted pages do not linger in ``cache.db-wal``."""
+        removed = 0
+        for chunk in _chunks(list(request_ids)):
+            with self._lock:
+                cur = self._db.execute(
+                    f"delete from answers where request_id in ({','.join('?' * len(chunk))})", chunk
+                )
+                removed += max(cur.rowcount, 0)
+        self.checkpoint()
+        return removed
+
+    def purge_older_than(self, kind: str, cutoff: datetime, *, batch: int = 500) -> int:
+        """Retention: delete entries stored before ``cutoff``, ``batch`` rows per
+        transaction (a long purge never blocks answers for long). ``kind`` must be "cache"."""
+        if kind != "cache":
+            raise ValueError(f"the answer cache has no {kind!r} records (only 'cache')")
+        limit, removed = cutoff.timestamp(), 0
+        while True:
+            with self._lock:
+                cur = self._db.execute(
+                    "delete from answers where rowid in (select rowid from answers where stored < ? limit ?)",
+                    [limit, batch],
+                )
+            n = max(cur.rowcount, 0)
+            removed += n
+            if n < batch:
+                return removed
+
+    def checkpoint(self) -> bool:
+        from bot.governance.vault import checkpoint
+
+        with self._lock:
+            return checkpoint(self._db.conn)
+
     def __len__(self) -> int:
         with self._lock:
             return int(self._db.execute("select count(*) from answers").fetchone()[0])
 
     def close(self) -> None:
         self._db.conn.close()
+
+
+def _chunks(items: list[str], size: int = 500) -> Iterator[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

@@ -21,11 +21,16 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterable
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from bot.core.labels import answer_turns
 from bot.core.types import Answer, Classification, Turn
+
+if TYPE_CHECKING:
+    from bot.governance.vault import Vault
+    from bot.store.teams_state import TeamsState
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -150,21 +155,40 @@ class ConversationStore:
         replies: ReplyStore | None = None,
         references: ReferenceStore | None = None,
         close: Callable[[], None] | None = None,
+        state: TeamsState | None = None,
     ) -> None:
         self.history: HistoryStore = history if history is not None else History(turns=history_turns)
         self.replies: ReplyStore = replies if replies is not None else ReplyIndex()
         self.references: ReferenceStore = references if references is not None else References()
         self._close = close
+        self.state = state  # the SQLite store behind the maps, when persistent
 
     @classmethod
-    def in_state_dir(cls, state_dir: Path, *, history_turns: int = 6) -> ConversationStore:
-        """The three maps in SQLite under ``state_dir``, so they survive a restart."""
+    def in_state_dir(
+        cls, state_dir: Path, *, history_turns: int = 6, vault: Vault | None = None
+    ) -> ConversationStore:
+        """The three maps in SQLite under ``state_dir``, so they survive a restart; text is
+        sealed by ``vault`` (default: the vault of ``state_dir``, ``bot.governance.vault``)."""
         from bot.store.teams_state import TeamsState
 
-        state = TeamsState.in_state_dir(Path(state_dir), history_turns=history_turns)
+        state = TeamsState.in_state_dir(Path(state_dir), history_turns=history_turns, vault=vault)
         return cls(
-            history=state.history, replies=state.replies, references=state.references, close=state.close
+            history=state.history,
+            replies=state.replies,
+            references=state.references,
+            close=state.close,
+            state=state,
         )
+
+    def purge_older_than(self, kind: str, cutoff: datetime, *, batch: int = 500) -> int:
+        """Retention: delete "history", "replies" or "references" rows last written before
+        ``cutoff`` (``TeamsState.purge_older_than``). In-memory maps keep no times: they
+        are bounded and die with the process, so nothing is purged from them (0)."""
+        from bot.store.teams_state import PURGE_KINDS
+
+        if kind not in PURGE_KINDS:
+            raise ValueError(f"conversation state has no {kind!r} records (one of {', '.join(PURGE_KINDS)})")
+        return self.state.purge_older_than(kind, cutoff, batch=batch) if self.state is not None else 0
 
     def close(self) -> None:
         if self._close is not None:

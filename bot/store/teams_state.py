@@ -16,6 +16,12 @@ replies and references is capped (oldest first). Cleanup runs on open and every
 ``CLEANUP_EVERY`` writes, so no scheduler is needed. Writes are single small statements
 (well under a millisecond in WAL mode), cheap enough to run where the adapter calls them.
 The file is created under the process umask (077 in ``deptbot serve``: 0600).
+
+Text is sealed (``bot.governance.vault``): history turns and conversation references under
+the Teams user's subject ``teams:<user id>`` (this store never sees e-mails), reply card
+payloads under ``teams:replies``. Assistant turns keep the request id they answered, which
+is how a privacy erasure finds a person's Teams user id from their e-mail (the audit log
+maps e-mail → request ids): ``for_requests``/``erase_users``.
 """
 
 from __future__ import annotations
@@ -25,10 +31,11 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.core.labels import answer_turns
 from bot.core.types import Answer, Classification, Turn
@@ -36,6 +43,9 @@ from bot.errors import StoreError
 from bot.store.cache import answer_from_dict, answer_to_dict
 from bot.store.db import open_db
 from bot.store.state import ensure_private_dir
+
+if TYPE_CHECKING:
+    from bot.governance.vault import Vault
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +67,8 @@ class Limits:
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS teams_history (
-    key TEXT NOT NULL, seq INTEGER NOT NULL, role TEXT NOT NULL, text TEXT NOT NULL,
-    label INTEGER, at REAL NOT NULL, PRIMARY KEY (key, seq)
+    key TEXT NOT NULL, seq INTEGER NOT NULL, role TEXT NOT NULL, text BLOB NOT NULL,
+    label INTEGER, at REAL NOT NULL, request_id TEXT, PRIMARY KEY (key, seq)
 );
 CREATE INDEX IF NOT EXISTS teams_history_at ON teams_history(at);
 CREATE TABLE IF NOT EXISTS teams_replies (
@@ -75,21 +85,48 @@ def _key(key: Hashable) -> str:
     return json.dumps(key, separators=(",", ":"), default=str)
 
 
+REPLIES_SUBJECT = "teams:replies"
+PURGE_KINDS = {
+    "history": ("teams_history", "at"),
+    "replies": ("teams_replies", "at"),
+    "references": ("teams_references", "at"),
+}
+
+
+def user_subject(key_json: str) -> str:
+    """Whose text a row is: the Teams user id, the last part of history keys
+    ``(conversation, user)`` and reference keys ``("teams", tenant, user)``."""
+    try:
+        parts = json.loads(key_json)
+    except ValueError:
+        parts = None
+    user = parts[-1] if isinstance(parts, list) and parts else key_json
+    return f"teams:{user}"
+
+
 class TeamsState:
     """One connection shared by the three views; thread-safe."""
 
     FILE = "teams-state.sqlite3"
 
     def __init__(
-        self, *, path: Path, limits: Limits = Limits(), clock: Callable[[], float] = time.time
+        self,
+        *,
+        path: Path,
+        limits: Limits = Limits(),
+        clock: Callable[[], float] = time.time,
+        vault: Vault | None = None,
     ) -> None:
         self.path = path
         self.limits = limits
         self._clock = clock
         self._lock = threading.Lock()
         self._writes = 0
+        self._vault = vault
         self._conn = open_db(path, _SCHEMA, "the Teams state database")
         try:
+            self._conn.execute("PRAGMA secure_delete=ON")
+            self._migrate()
             self.cleanup()
         except sqlite3.Error as exc:
             raise StoreError(f"Cannot open the Teams state database at {path}.") from exc
@@ -98,9 +135,50 @@ class TeamsState:
         self.references = PersistentReferences(self)
 
     @classmethod
-    def in_state_dir(cls, state_dir: Path, *, history_turns: int = 6) -> TeamsState:
+    def in_state_dir(
+        cls, state_dir: Path, *, history_turns: int = 6, vault: Vault | None = None
+    ) -> TeamsState:
         ensure_private_dir(Path(state_dir))
-        return cls(path=Path(state_dir) / cls.FILE, limits=Limits(history_turns=history_turns))
+        return cls(path=Path(state_dir) / cls.FILE, limits=Limits(history_turns=history_turns), vault=vault)
+
+    @property
+    def vault(self) -> Vault:
+        if self._vault is None:
+            from bot.governance.vault import vault_in
+
+            self._vault = vault_in(Path(self.path).parent)
+        return self._vault
+
+    def seal(self, subject: str, text: str, context: str) -> bytes:
+        return self.vault.seal(subject, text, context)
+
+    def open(self, subject: str, blob: Any, context: str) -> str:
+        return self.vault.open(subject, blob, context)
+
+    def _migrate(self) -> None:
+        """Version 1 kept text in plaintext and no request ids: add the column, seal in place."""
+        ex = self._conn.execute
+        columns = {row[1] for row in ex("PRAGMA table_info(teams_history)").fetchall()}
+        if "request_id" not in columns:
+            ex("ALTER TABLE teams_history ADD COLUMN request_id TEXT")
+        history = ex("SELECT key, seq, text FROM teams_history WHERE typeof(text) = 'text'").fetchall()
+        replies = ex(
+            "SELECT message_id, payload FROM teams_replies WHERE typeof(payload) = 'text'"
+        ).fetchall()
+        refs = ex("SELECT key, reference FROM teams_references WHERE typeof(reference) = 'text'").fetchall()
+        if not (history or replies or refs):
+            return
+        updates: list[tuple[str, tuple[Any, ...]]] = []
+        for key, seq, text in history:
+            blob = self.seal(user_subject(key), text, f"teams_history:{key}:{seq}")
+            updates.append(("UPDATE teams_history SET text = ? WHERE key = ? AND seq = ?", (blob, key, seq)))
+        for mid, payload in replies:
+            blob = self.seal(REPLIES_SUBJECT, payload, f"teams_replies:{mid}")
+            updates.append(("UPDATE teams_replies SET payload = ? WHERE message_id = ?", (blob, mid)))
+        for key, ref in refs:
+            blob = self.seal(user_subject(key), ref, f"teams_references:{key}")
+            updates.append(("UPDATE teams_references SET reference = ? WHERE key = ?", (blob, key)))
+        self.write(updates)
 
     def now(self) -> float:
         return self._clock()
@@ -145,9 +223,139 @@ class TeamsState:
                 (limit,),
             )
 
+    # ── retention and privacy ────────────────────────────────────────────────────────
+
+    def purge_older_than(self, kind: str, cutoff: datetime, *, batch: int = 500) -> int:
+        """Retention: delete ``kind`` rows ("history", "replies" or "references") last
+        written before ``cutoff``, ``batch`` rows per transaction."""
+        if kind not in PURGE_KINDS:
+            raise ValueError(f"the Teams state has no {kind!r} records (one of {', '.join(PURGE_KINDS)})")
+        table, column = PURGE_KINDS[kind]
+        limit, removed = cutoff.timestamp(), 0
+        while True:
+            with self._lock:
+                cur = self._conn.execute(
+                    f"DELETE FROM {table} WHERE rowid IN "
+                    f"(SELECT rowid FROM {table} WHERE {column} < ? LIMIT ?)",
+                    (limit, batch),
+                )
+            n = max(cur.rowcount, 0)
+            removed += n
+            if n < batch:
+                return removed
+
+    def users_for_requests(self, request_ids: Sequence[str]) -> list[str]:
+        """Teams user ids whose history holds an answer to one of these requests."""
+        found: set[str] = set()
+        for chunk in _chunks(list(request_ids)):
+            rows = self.read(
+                f"SELECT DISTINCT key FROM teams_history WHERE request_id IN ({','.join('?' * len(chunk))})",
+                tuple(chunk),
+            )
+            found.update(user_subject(k).removeprefix("teams:") for (k,) in rows)
+        return sorted(found)
+
+    def export(self, users: Sequence[str], request_ids: Sequence[str]) -> dict[str, Any]:
+        """Everything kept for these Teams users and requests, opened (privacy export)."""
+        history: list[dict[str, Any]] = []
+        references: list[dict[str, Any]] = []
+        wanted = {f"teams:{u}" for u in users}
+        for key, seq, role, text, label, at, rid in self.read(
+            "SELECT key, seq, role, text, label, at, request_id FROM teams_history ORDER BY key, seq", ()
+        ):
+            if user_subject(key) in wanted:
+                history.append(
+                    {
+                        "conversation": key,
+                        "role": role,
+                        "text": self._open_or_note(user_subject(key), text, f"teams_history:{key}:{seq}"),
+                        "label": label,
+                        "time": _iso(at),
+                        "request_id": rid,
+                    }
+                )
+        for key, ref, at in self.read("SELECT key, reference, at FROM teams_references", ()):
+            if user_subject(key) in wanted:
+                references.append(
+                    {
+                        "key": key,
+                        "reference": self._open_or_note(user_subject(key), ref, f"teams_references:{key}"),
+                        "time": _iso(at),
+                    }
+                )
+        replies: list[dict[str, Any]] = []
+        for chunk in _chunks(list(request_ids)):
+            rows = self.read(
+                "SELECT message_id, request_id, payload, at FROM teams_replies "
+                f"WHERE request_id IN ({','.join('?' * len(chunk))})",
+                tuple(chunk),
+            )
+            for mid, rid, payload, at in rows:
+                text = (
+                    None
+                    if payload is None
+                    else self._open_or_note(REPLIES_SUBJECT, payload, f"teams_replies:{mid}")
+                )
+                replies.append({"message_id": mid, "request_id": rid, "payload": text, "time": _iso(at)})
+        return {"history": history, "replies": replies, "references": references}
+
+    def erase(self, users: Sequence[str], request_ids: Sequence[str]) -> dict[str, int]:
+        """Delete these users' history and references and the reply rows of these requests,
+        shred the users' Teams subjects, and checkpoint the WAL (privacy erasure)."""
+        counts = {"history": 0, "replies": 0, "references": 0}
+        wanted = {f"teams:{u}" for u in users}
+        with self._lock:
+            ex = self._conn.execute
+            for table in ("teams_history", "teams_references"):
+                keys = {
+                    k
+                    for (k,) in ex(f"SELECT DISTINCT key FROM {table}").fetchall()
+                    if user_subject(k) in wanted
+                }
+                for k in keys:
+                    cur = ex(f"DELETE FROM {table} WHERE key = ?", (k,))
+                    counts["history" if table == "teams_history" else "references"] += max(cur.rowcount, 0)
+            for chunk in _chunks(list(request_ids)):
+                cur = ex(
+                    f"DELETE FROM teams_replies WHERE request_id IN ({','.join('?' * len(chunk))})",
+                    tuple(chunk),
+                )
+                counts["replies"] += max(cur.rowcount, 0)
+        for subject in wanted:
+            self.vault.shred(subject)
+        self.checkpoint()
+        return counts
+
+    def checkpoint(self) -> bool:
+        from bot.governance.vault import checkpoint
+
+        with self._lock:
+            return checkpoint(self._conn)
+
+    def _open_or_note(self, subject: str, blob: Any, context: str) -> Any:
+        try:
+            text = self.open(subject, blob, context)
+        except StoreError as exc:
+            return {"unreadable": type(exc).__name__}
+        try:
+            return json.loads(text) if context.startswith(("teams_replies", "teams_references")) else text
+        except ValueError:
+            return text
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _chunks(items: list[str], size: int = 500) -> Iterable[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _iso(at: float) -> str:
+    from datetime import UTC
+
+    return datetime.fromtimestamp(at, UTC).isoformat()
 
 
 class PersistentHistory:
@@ -157,34 +365,55 @@ class PersistentHistory:
         self._state = state
 
     def get(self, key: Hashable) -> tuple[Turn, ...]:
+        k = _key(key)
         rows = self._state.read(
-            "SELECT role, text, label FROM teams_history WHERE key = ? AND at >= ? ORDER BY seq",
-            (_key(key), self._state.now() - self._state.limits.history_ttl),
+            "SELECT seq, role, text, label FROM teams_history WHERE key = ? AND at >= ? ORDER BY seq",
+            (k, self._state.now() - self._state.limits.history_ttl),
         )
-        return tuple(
-            Turn(role=role, text=text, label=None if label is None else Classification(label))
-            for role, text, label in rows
-        )
+        subject = user_subject(k)
+        try:
+            return tuple(
+                Turn(
+                    role=role,
+                    text=self._state.open(subject, text, f"teams_history:{k}:{seq}"),
+                    label=None if label is None else Classification(label),
+                )
+                for seq, role, text, label in rows
+            )
+        except StoreError as exc:  # erased or unreadable: answer without the earlier turns
+            log.warning("Teams history could not be opened (%s); continuing without it", type(exc).__name__)
+            return ()
 
     def add(self, key: Hashable, question: str, answer: str, label: Classification | None = None) -> None:
         self.extend(key, (Turn(role="user", text=question), Turn(role="assistant", text=answer, label=label)))
 
     def add_answer(self, key: Hashable, question: str, answer: Answer) -> None:
-        self.extend(key, answer_turns(question, answer))
+        self.extend(key, answer_turns(question, answer), request_id=answer.request_id)
 
-    def extend(self, key: Hashable, new: Iterable[Turn]) -> None:
+    def extend(self, key: Hashable, new: Iterable[Turn], *, request_id: str | None = None) -> None:
         turns = list(new)
         if not turns:
             return
         k, now, keep = _key(key), self._state.now(), self._state.limits.history_turns
-        # seq continues from the key's highest; the subquery runs inside the transaction
+        subject = user_subject(k)
+        top = self._state.read("SELECT COALESCE(MAX(seq), 0) FROM teams_history WHERE key = ?", (k,))[0][0]
+        # seq is fixed before sealing (it is part of the sealed text's context); a concurrent
+        # writer for the same key replaces the same seq (one turn lost, never one misread)
         statements: list[tuple[str, tuple[Any, ...]]] = [
             (
-                "INSERT INTO teams_history(key, seq, role, text, label, at) VALUES "
-                "(?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM teams_history WHERE key = ?), ?, ?, ?, ?)",
-                (k, k, t.role, t.text, None if t.label is None else int(t.label), now),
+                "INSERT OR REPLACE INTO teams_history(key, seq, role, text, label, at, request_id) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?)",
+                (
+                    k,
+                    top + i,
+                    t.role,
+                    self._state.seal(subject, t.text, f"teams_history:{k}:{top + i}"),
+                    None if t.label is None else int(t.label),
+                    now,
+                    request_id,
+                ),
             )
-            for t in turns
+            for i, t in enumerate(turns, start=1)
         ]
         statements.append(
             (
@@ -210,7 +439,7 @@ class PersistentReplies:
                 (
                     "INSERT OR REPLACE INTO teams_replies(message_id, request_id, payload, at) "
                     "VALUES (?, ?, ?, ?)",
-                    (message_id, request_id, _dump_payload(payload), self._state.now()),
+                    (message_id, request_id, self._seal_payload(message_id, payload), self._state.now()),
                 )
             ]
         )
@@ -221,7 +450,21 @@ class PersistentReplies:
 
     def payload(self, message_id: str | None) -> Any:
         row = self._row(message_id)
-        return _load_payload(row[1]) if row else None
+        if not row or row[1] is None or not message_id:
+            return None
+        try:
+            return _load_payload(self._state.open(REPLIES_SUBJECT, row[1], f"teams_replies:{message_id}"))
+        except StoreError as exc:
+            log.info(
+                "stored answer card could not be opened (%s); the card is not updated", type(exc).__name__
+            )
+            return None
+
+    def _seal_payload(self, message_id: str, payload: Any) -> bytes | None:
+        text = _dump_payload(payload)
+        return (
+            None if text is None else self._state.seal(REPLIES_SUBJECT, text, f"teams_replies:{message_id}")
+        )
 
     def _row(self, message_id: str | None) -> tuple[Any, ...] | None:
         if not message_id:
@@ -240,23 +483,32 @@ class PersistentReferences:
         self._state = state
 
     def put(self, key: Hashable, reference: dict[str, Any]) -> None:
+        k = _key(key)
+        sealed = self._state.seal(
+            user_subject(k), json.dumps(reference, default=str), f"teams_references:{k}"
+        )
         self._state.write(
             [
                 (
                     "INSERT OR REPLACE INTO teams_references(key, reference, at) VALUES (?, ?, ?)",
-                    (_key(key), json.dumps(reference, default=str), self._state.now()),
+                    (k, sealed, self._state.now()),
                 )
             ]
         )
 
     def get(self, key: Hashable) -> dict[str, Any] | None:
+        k = _key(key)
         rows = self._state.read(
             "SELECT reference FROM teams_references WHERE key = ? AND at >= ?",
-            (_key(key), self._state.now() - self._state.limits.reference_ttl),
+            (k, self._state.now() - self._state.limits.reference_ttl),
         )
         if not rows:
             return None
-        found = json.loads(rows[0][0])
+        try:
+            found = json.loads(self._state.open(user_subject(k), rows[0][0], f"teams_references:{k}"))
+        except (StoreError, ValueError) as exc:
+            log.info("conversation reference could not be opened (%s)", type(exc).__name__)
+            return None
         return found if isinstance(found, dict) else None
 
 

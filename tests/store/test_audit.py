@@ -38,9 +38,9 @@ def test_rows_written_in_wal_mode_with_text_apart(tmp_path: Path) -> None:
     assert "question" not in rows[0]
     conn = sqlite3.connect(tmp_path / "audit.db")
     assert conn.execute("pragma journal_mode").fetchone()[0] == "wal"
-    assert (
-        conn.execute("select question from request_text where request_id='r1'").fetchone()[0] == "question 1"
-    )
+    sealed = conn.execute("select question from request_text where request_id='r1'").fetchone()[0]
+    assert isinstance(sealed, bytes) and b"question 1" not in sealed  # encrypted at rest
+    assert log.vault.open("alice@example.com", sealed, "request_text:r1") == "question 1"
     cols = {r[1] for r in conn.execute("pragma table_info(requests)")}
     assert {"seq", "prev_hash", "row_hash"} <= cols
 

@@ -116,10 +116,17 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("kb refresh", "kb refresh DEPARTMENT — re-index (department admins)"),
 )
 
+# a person's own privacy requests: answered only in a 1:1 chat, so listed only there
+PERSONAL_COMMANDS: tuple[tuple[str, str], ...] = (
+    *COMMANDS,
+    ("kb my-data", "kb my-data — a private copy of what deptbot stores about you"),
+    ("kb forget-me", "kb forget-me — erase your questions and feedback (asks you to confirm)"),
+)
+
 USAGE = {
     "ask": "Try: ask [department] your question",
     "task": "Try: task TEMPLATE your input (see help for templates)",
-    "kb": "Try: kb status [department] or kb refresh DEPARTMENT",
+    "kb": "Try: kb status [department], kb refresh DEPARTMENT, kb my-data or kb forget-me",
 }
 
 

@@ -15,7 +15,7 @@ import html
 
 from aiohttp import web
 
-from bot.adapters.teams.inbound import COMMANDS
+from bot.adapters.teams.inbound import PERSONAL_COMMANDS
 
 ABOUT_PATH, PRIVACY_PATH, TERMS_PATH = "/about", "/privacy", "/terms"
 
@@ -23,7 +23,7 @@ _ABOUT = [
     "deptbot answers questions from your departments' own documents, with numbered sources, "
     "and only from documents you are allowed to read.",
     "In a personal chat, type your question. In a channel or group chat, mention deptbot first. Commands:",
-    *[f"• {title} — {usage}" for title, usage in COMMANDS],
+    *[f"• {title} — {usage}" for title, usage in PERSONAL_COMMANDS],
     "Can't ask a department you need? Ask that department's admins for access. "
     "Something wrong with an answer? Use 👍/👎, or give the request id shown under the "
     "answer to the people who run deptbot in your organisation.",

@@ -1,0 +1,442 @@
+"""Privacy requests: everything stored about one person (export), and making it go away
+(erase), for ``deptbot privacy`` and the self-service chat commands.
+
+Where a person's data lives, and what erase does with it:
+
+- ``audit.db``: request rows (``user`` = e-mail) stay, because the audit chain must keep
+  verifying; the e-mail is replaced in place by the chain's stable pseudonym
+  (``SqliteAuditLog.pseudonymize``). Their questions (``request_text``) are deleted, and
+  feedback comments blanked (the 👍/👎 stays, under the pseudonym);
+- ``keys.db``: the person's data key is destroyed (crypto-shredding), so any sealed copy
+  anywhere — a row missed, a backup — is noise;
+- ``cache.db``: entries their questions created are deleted (``delete_for_requests``);
+- ``teams-state.sqlite3``: their Teams history, references and reply cards are deleted
+  and their Teams subject shredded (``TeamsState.erase``);
+- ``usage.db``: rows keep their numbers (budgets, cost reports) under the pseudonym;
+- ``notices.sqlite3``: admin notices naming the e-mail are deleted.
+
+Every database involved deletes with ``secure_delete`` and is checkpointed with
+``wal_checkpoint(TRUNCATE)`` afterwards, so no old page or WAL frame keeps the text. The
+erase itself is recorded in the audit log under the pseudonym (never the e-mail).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bot.core.ports import AuditEntry
+from bot.errors import StoreError, UsageError
+from bot.governance.vault import Vault, checkpoint, secure, subject_of, vault_for
+from bot.store.audit import SqliteAuditLog
+from bot.store.cache import SqliteAnswerCache
+from bot.store.db import connect
+from bot.store.notices import SqliteNotices
+from bot.store.teams_state import TeamsState
+
+EXPORT_FORMAT = "deptbot-privacy-export/1"
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What an erase did; printed by the CLI and posted in chat. Holds no e-mail."""
+
+    pseudonym: str
+    time: datetime
+    removed: dict[str, int]
+    key_shredded: bool
+    files_checkpointed: bool
+    request_id: str  # of the audit row recording the erase
+
+    def lines(self) -> list[str]:
+        out = [
+            f"Erased at {self.time.strftime('%Y-%m-%d %H:%M:%S UTC')} (audit request {self.request_id}).",
+            f"Audit and usage rows now name {self.pseudonym} instead of the e-mail.",
+            "Data key destroyed: "
+            + ("yes" if self.key_shredded else "there was none (no encrypted text)")
+            + ".",
+        ]
+        out += [f"  {what.replace('_', ' ')}: {n}" for what, n in self.removed.items()]
+        if not self.files_checkpointed:
+            out.append("Note: a database was busy; deleted pages leave its WAL at the next checkpoint.")
+        return out
+
+
+@dataclass
+class Export:
+    data: dict[str, Any]
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> list[str]:
+        person = self.data["person"]
+        parts = [f"{n} {what.replace('_', ' ')}" for what, n in self.counts.items() if n]
+        return [f"Stored about {person}: " + (", ".join(parts) if parts else "nothing") + "."]
+
+    def to_json(self) -> str:
+        return json.dumps(self.data, indent=2, ensure_ascii=False, default=str)
+
+
+class Privacy:
+    """Export and erase over the stores of one state folder."""
+
+    def __init__(
+        self,
+        *,
+        state_dir: Path,
+        vault: Vault,
+        audit: SqliteAuditLog,
+        cache: SqliteAnswerCache | None = None,
+        teams: TeamsState | None = None,
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        self.vault = vault
+        self.audit = audit
+        self.cache = cache
+        self.teams = teams
+
+    @classmethod
+    def for_settings(cls, settings: Any, *, audit: SqliteAuditLog | None = None) -> Privacy:
+        """The stores of ``settings.state_dir`` (those that exist; nothing is created but
+        the audit and key databases)."""
+        state = Path(settings.state_dir)
+        vault = vault_for(settings)
+        if audit is None:
+            from bot.wiring import open_audit_log  # the chain key comes from the settings
+
+            audit = open_audit_log(settings)
+        cache_path = state / "cache.db"
+        cache = SqliteAnswerCache(path=cache_path, vault=vault) if cache_path.exists() else None
+        teams_path = state / TeamsState.FILE
+        teams = TeamsState(path=teams_path, vault=vault) if teams_path.exists() else None
+        return cls(state_dir=state, vault=vault, audit=audit, cache=cache, teams=teams)
+
+    # ── export ───────────────────────────────────────────────────────────────────────
+
+    def export(self, email: str, *, record: bool = True, platform: str = "cli") -> Export:
+        person = _email(email)
+        requests, feedback = self._audit_rows(person)
+        ids = [r["request_id"] for r in requests]
+        usage = self._usage_rows(person)
+        cache = self.cache.entries_for_requests(ids) if self.cache else []
+        teams: dict[str, Any] = {"history": [], "replies": [], "references": []}
+        if self.teams is not None:
+            teams = self.teams.export(self.teams.users_for_requests(ids), ids)
+        notices = self._notices(person)
+        data: dict[str, Any] = {
+            "format": EXPORT_FORMAT,
+            "person": person,
+            "exported": datetime.now(UTC).isoformat(),
+            "questions": [
+                {"request_id": r["request_id"], "time": r["time"], "question": r.pop("question")}
+                for r in requests
+                if r.get("question") is not None
+            ],
+            "audit_rows": requests,
+            "feedback": feedback,
+            "usage": usage,
+            "cached_answers": cache,
+            "conversations": teams,
+            "notices": notices,
+        }
+        counts = {
+            "questions": len(data["questions"]),
+            "audit_rows": len(requests),
+            "feedback": len(feedback),
+            "usage_rows": len(usage["attempts"]) + len(usage["reservations"]),
+            "cached_answers": len(cache),
+            "conversation_turns": len(teams["history"]),
+            "reply_cards": len(teams["replies"]),
+            "conversation_references": len(teams["references"]),
+            "notices": len(notices),
+        }
+        if record:
+            self._record(person, "privacy:export", "exported", platform)
+        return Export(data, counts)
+
+    # ── erase ────────────────────────────────────────────────────────────────────────
+
+    def erase(self, email: str, *, platform: str = "cli") -> Receipt:
+        person = _email(email)
+        ids = self._request_ids(person)
+        removed: dict[str, int] = {}
+        removed["cached_answers"] = self.cache.delete_for_requests(ids) if self.cache else 0
+        if self.teams is not None:
+            for what, n in self.teams.erase(self.teams.users_for_requests(ids), ids).items():
+                removed[f"teams_{what}"] = n
+        with self._db("audit.db") as conn:
+            removed["questions"] = _delete_in(conn, "request_text", "request_id", ids)
+            removed["feedback_comments"] = conn.execute(
+                "update feedback set reason = '' where lower(user) = ? and reason is not null "
+                "and reason != ''",
+                [person],
+            ).rowcount
+        shredded = self.vault.shred(person)
+        removed["audit_rows_pseudonymized"] = self.audit.pseudonymize(person)
+        alias = self.audit.pseudonym(person)
+        removed["usage_rows_pseudonymized"] = self._pseudonymize_usage(person, alias)
+        removed["notices"] = self._delete_notices(person)
+        clean = self._checkpoint_all()
+        rid = self._record(alias, "privacy:erase", "erased", platform)
+        clean = self._checkpoint_all() and clean
+        return Receipt(alias, datetime.now(UTC), removed, shredded, clean, rid)
+
+    # ── the stores ───────────────────────────────────────────────────────────────────
+
+    def _request_ids(self, person: str) -> list[str]:
+        with self._db("audit.db") as conn:
+            return [
+                r[0] for r in conn.execute("select request_id from requests where lower(user) = ?", [person])
+            ]
+
+    def _audit_rows(self, person: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        with self._db("audit.db") as conn:
+            conn.row_factory = sqlite3.Row
+            rows = [
+                dict(r)
+                for r in conn.execute("select * from requests where lower(user) = ? order by seq", [person])
+            ]
+            for r in rows:
+                text = conn.execute(
+                    "select question from request_text where request_id = ?", [r["request_id"]]
+                ).fetchone()
+                r["question"] = (
+                    None if text is None else self._open(person, text[0], f"request_text:{r['request_id']}")
+                )
+                if isinstance(r.get("doc_ids"), str):
+                    with suppress(ValueError):
+                        r["doc_ids"] = json.loads(r["doc_ids"])
+            feedback = [
+                dict(r) for r in conn.execute("select * from feedback where lower(user) = ?", [person])
+            ]
+            for f in feedback:
+                reason = f.get("reason")
+                f["reason"] = self._open(person, reason, f"feedback:{f['request_id']}") if reason else ""
+        return rows, feedback
+
+    def _open(self, person: str, blob: Any, context: str) -> Any:
+        if isinstance(blob, str):
+            return blob  # written before encryption and not yet sealed
+        try:
+            return self.vault.open(person, blob, context)
+        except StoreError as exc:
+            return {"unreadable": exc.user_message}
+
+    def _usage_rows(self, person: str) -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = {"attempts": [], "reservations": []}
+        if not (self.state_dir / "usage.db").exists():
+            return out
+        with self._db("usage.db") as conn:
+            conn.row_factory = sqlite3.Row
+            for table in out:
+                if _has_table(conn, table):
+                    out[table] = [
+                        dict(r)
+                        for r in conn.execute(f"select * from {table} where lower(user) = ?", [person])
+                    ]
+        return out
+
+    def _pseudonymize_usage(self, person: str, alias: str) -> int:
+        if not (self.state_dir / "usage.db").exists():
+            return 0
+        n = 0
+        with self._db("usage.db") as conn:
+            for table in ("attempts", "reservations"):
+                if _has_table(conn, table):
+                    n += conn.execute(
+                        f"update {table} set user = ? where lower(user) = ?", [alias, person]
+                    ).rowcount
+        return n
+
+    def _notices(self, person: str) -> list[dict[str, Any]]:
+        if not (self.state_dir / SqliteNotices.FILE).exists():
+            return []
+        with self._db(SqliteNotices.FILE) as conn:
+            rows = conn.execute(
+                "select department, kind, text, time from notices where instr(lower(text), ?) > 0", [person]
+            ).fetchall()
+        return [
+            {"department": d, "kind": k, "text": t, "time": datetime.fromtimestamp(ts, UTC).isoformat()}
+            for d, k, t, ts in rows
+        ]
+
+    def _delete_notices(self, person: str) -> int:
+        if not (self.state_dir / SqliteNotices.FILE).exists():
+            return 0
+        with self._db(SqliteNotices.FILE) as conn:
+            return int(conn.execute("delete from notices where instr(lower(text), ?) > 0", [person]).rowcount)
+
+    def _checkpoint_all(self) -> bool:
+        ok = True
+        for path in sorted(self.state_dir.glob("*")):
+            if path.suffix in (".db", ".sqlite3") and path.is_file():
+                conn = connect(path)
+                try:
+                    ok = checkpoint(conn) and ok
+                finally:
+                    conn.close()
+        return ok
+
+    def _record(self, user: str, rule: str, status: str, platform: str) -> str:
+        rid = uuid.uuid4().hex[:12]
+        self.audit.record(
+            AuditEntry(
+                request_id=rid,
+                time=datetime.now(UTC),
+                user=user,
+                platform=platform,
+                decision="allowed",
+                rule=rule,
+                status=status,
+            )
+        )
+        return rid
+
+    @contextmanager
+    def _db(self, name: str) -> Iterator[sqlite3.Connection]:
+        """A short-lived connection with ``secure_delete`` on (deletions zero their pages)."""
+        path = self.state_dir / name
+        try:
+            conn = connect(path)
+        except sqlite3.Error as exc:
+            raise StoreError(f"Cannot open {path}.") from exc
+        try:
+            secure(conn)
+            yield conn
+        except sqlite3.Error as exc:
+            raise StoreError(f"A privacy request could not read or change {path}.") from exc
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        for store in (self.cache, self.teams):
+            if store is not None:
+                store.close()
+
+
+def _email(email: str) -> str:
+    person = subject_of(email)
+    if "@" not in person or len(person) > 320 or any(c.isspace() for c in person):
+        raise UsageError("Give the person's e-mail address, e.g. alice@example.com.")
+    return person
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    return (
+        conn.execute("select 1 from sqlite_master where type = 'table' and name = ?", [name]).fetchone()
+        is not None
+    )
+
+
+def _delete_in(conn: sqlite3.Connection, table: str, column: str, values: Sequence[str]) -> int:
+    n = 0
+    for i in range(0, len(values), 500):
+        chunk = list(values[i : i + 500])
+        n += conn.execute(
+            f"delete from {table} where {column} in ({','.join('?' * len(chunk))})", chunk
+        ).rowcount
+    return n
+
+
+# ── self-service in chat (Slack ``/kb my-data``, Teams ``kb my-data``) ─────────────────
+
+CONFIRM_SECONDS = 600.0
+
+
+class SelfService:
+    """What the chat commands call: a person's own export, and erasure in two steps.
+
+    ``forget-me`` alone only returns a one-time code; the erase runs when the same person
+    sends it back within ``CONFIRM_SECONDS`` (``forget-me CODE``), so a stray command or a
+    colleague at an unlocked screen typing it once erases nothing. The person is whoever
+    the platform says sent the command (their e-mail from the directory), never an e-mail
+    typed in the command: one can only export or erase oneself.
+    """
+
+    def __init__(self, open_privacy: Any, *, clock: Any = None) -> None:
+        import threading
+        import time
+
+        self._open_privacy = open_privacy  # () -> Privacy, opened per request (they are rare)
+        self._pending: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+        self._clock = clock or time.monotonic
+
+    @contextmanager
+    def _desk(self) -> Iterator[Privacy]:
+        """A fresh ``Privacy`` per request, so stores created since (the Teams state file)
+        are included, and closed afterwards."""
+        privacy: Privacy = self._open_privacy()
+        try:
+            yield privacy
+        finally:
+            privacy.close()
+
+    def export(self, email: str, *, platform: str) -> Export:
+        with self._desk() as desk:
+            return desk.export(email, platform=platform)
+
+    def start_erase(self, email: str) -> str:
+        import secrets
+
+        code = "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(6))
+        with self._lock:
+            self._pending[_email(email)] = (code, self._clock() + CONFIRM_SECONDS)
+        return code
+
+    def confirm_erase(self, email: str, code: str, *, platform: str) -> Receipt | None:
+        """The erase, when ``code`` is the one just given to this person; None otherwise."""
+        person = _email(email)
+        with self._lock:
+            found = self._pending.get(person)
+            if found is None or found[1] < self._clock() or found[0] != code.strip().upper():
+                return None
+            del self._pending[person]
+        with self._desk() as desk:
+            return desk.erase(person, platform=platform)
+
+
+_desks: Any = None
+
+
+def register(assistant: object, service: SelfService) -> None:
+    """Make ``service`` the privacy self-service of the adapters serving ``assistant``
+    (``bot.wiring.build`` does it; the adapters are built from the assistant alone)."""
+    global _desks
+    import weakref
+
+    if _desks is None:
+        _desks = weakref.WeakKeyDictionary()
+    _desks[assistant] = service
+
+
+def self_service(assistant: object) -> SelfService | None:
+    """The service registered for ``assistant``; None (chat then points to an admin)."""
+    return None if _desks is None else _desks.get(assistant)
+
+
+def export_chunks(export: Export, size: int) -> list[str]:
+    """The export's JSON cut into pieces of at most ``size`` characters (lines kept whole
+    where they fit), for chat messages with a length limit."""
+    pieces: list[str] = []
+    current = ""
+    for line in export.to_json().splitlines(keepends=True):
+        while len(line) > size:
+            if current:
+                pieces.append(current)
+                current = ""
+            pieces.append(line[:size])
+            line = line[size:]
+        if len(current) + len(line) > size:
+            pieces.append(current)
+            current = ""
+        current += line
+    if current:
+        pieces.append(current)
+    return pieces

@@ -1,0 +1,342 @@
+"""Encryption at rest for personal text: AES-GCM under one data key per subject.
+
+A *subject* is whose text it is: a person's lower-cased e-mail, or a named pool such as
+``cache:hr`` (cache entries are shared by everyone with the same access, see
+``bot.store.cache``) or ``teams:<user id>`` (Teams state, which knows no e-mail). Each
+subject gets its own random 256-bit data key, created on first use and stored only
+*wrapped* (AES-GCM under the master key, ``bot.governance.keys``) in ``<state>/keys.db``.
+
+Why per subject: erasing a person is destroying one row (``shred``); every copy of their
+text anywhere — rows, backups, old WAL frames — becomes noise at once (crypto-shredding).
+Rows are also deleted where we know them, so the files hold neither text nor the key.
+
+Sealed blob (bytes): ``0x01 | data key id (8) | nonce (12) | ciphertext+tag``. The
+additional data binds the version, the data key id, the subject and a *context* naming
+where the blob lives (table and row), so a blob copied to another row or person fails to
+open instead of showing the wrong text. Every failure is a ``StoreError`` subclass with a
+message safe to show; plaintext is never returned in place of a blob.
+
+Subjects are stored as a hash (``subject_id``), so keys.db does not list who asked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from bot.errors import StoreError
+from bot.governance import keys as mk
+from bot.store.db import open_db
+
+VERSION = b"\x01"
+KID_BYTES = 8
+NONCE_BYTES = 12
+HEADER = 1 + KID_BYTES + NONCE_BYTES
+FILE = "keys.db"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS subject_keys (
+    subject_id TEXT PRIMARY KEY,
+    key_id BLOB NOT NULL,
+    master_id TEXT NOT NULL,
+    wrapped BLOB NOT NULL,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS subject_keys_master ON subject_keys(master_id);
+"""
+
+
+class VaultError(StoreError):
+    """Sealed text could not be opened or sealed; the message says why, safely."""
+
+
+class TextErased(VaultError):
+    """The subject's data key is gone: the text was erased on purpose."""
+
+    user_message = "This text was erased (privacy request)."
+
+
+class MasterKeyMissing(VaultError):
+    """Data keys are wrapped with a master key that is not configured here."""
+
+
+class Tampered(VaultError):
+    """A blob failed its integrity check (edited, moved to another row, or damaged)."""
+
+    user_message = "Stored personal text failed its integrity check (edited or damaged)."
+
+
+def subject_of(subject: str) -> str:
+    """The canonical subject: trimmed and lower-cased (e-mails compare case-insensitively)."""
+    return subject.strip().lower()
+
+
+def subject_id(subject: str) -> str:
+    """What keys.db stores instead of the subject itself."""
+    return hashlib.sha256(b"deptbot-subject\0" + subject_of(subject).encode("utf-8")).hexdigest()[:32]
+
+
+def secure(conn: sqlite3.Connection) -> None:
+    """Deleted rows are overwritten with zeros (not left in free pages) on this connection."""
+    conn.execute("PRAGMA secure_delete=ON")
+
+
+def checkpoint(conn: sqlite3.Connection, *, tries: int = 20) -> bool:
+    """Copy the WAL into the database and truncate it to zero bytes, so frames holding
+    rows deleted by an erase do not linger in ``-wal``. True when it completed (another
+    process reading at that moment makes SQLite report busy: retried briefly)."""
+    for attempt in range(tries):
+        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if not busy:
+            return True
+        time.sleep(0.05 * (attempt + 1))
+    return False
+
+
+@dataclass(frozen=True)
+class KeyStatus:
+    """How many data keys are wrapped with each master key id (for check and rotate)."""
+
+    by_master: Mapping[str, int]
+    current: str
+    source: str
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_master.values())
+
+    @property
+    def unknown(self) -> dict[str, int]:
+        return {k: n for k, n in self.by_master.items() if k != self.current}
+
+
+class Vault:
+    """Seal, open and shred per-subject text; thread-safe, one connection to keys.db."""
+
+    def __init__(self, *, path: Path, keys: mk.MasterKeys) -> None:
+        self.path = Path(path)
+        self.keys = keys
+        self._lock = threading.Lock()
+        self._conn = open_db(self.path, _SCHEMA, "the key database")
+        secure(self._conn)
+        # data key id → AESGCM, for keys already unwrapped (the row is still read every time,
+        # so a key shredded by another process is never used again here)
+        self._ciphers: dict[bytes, AESGCM] = {}
+
+    @classmethod
+    def in_state_dir(cls, state_dir: Path, keys: mk.MasterKeys) -> Vault:
+        return cls(path=Path(state_dir) / FILE, keys=keys)
+
+    # ── text ─────────────────────────────────────────────────────────────────────────
+
+    def seal(self, subject: str, plaintext: str, context: str = "") -> bytes:
+        sid = subject_id(subject)
+        kid, cipher = self._data_key(sid, create=True)
+        nonce = os.urandom(NONCE_BYTES)
+        aad = _aad(kid, sid, context)
+        return VERSION + kid + nonce + cipher.encrypt(nonce, plaintext.encode("utf-8"), aad)
+
+    def open(self, subject: str, blob: Any, context: str = "") -> str:
+        if not isinstance(blob, bytes | bytearray | memoryview):
+            raise Tampered("Stored personal text is not sealed (expected encrypted bytes).")
+        blob = bytes(blob)
+        if len(blob) < HEADER + 16 or blob[:1] != VERSION:
+            raise Tampered("Stored personal text is not in a format this version can read.")
+        sid = subject_id(subject)
+        kid, nonce, body = blob[1 : 1 + KID_BYTES], blob[1 + KID_BYTES : HEADER], blob[HEADER:]
+        found, cipher = self._data_key(sid, create=False)
+        if found != kid:
+            raise TextErased()
+        try:
+            return cipher.decrypt(nonce, body, _aad(kid, sid, context)).decode("utf-8")
+        except (InvalidTag, UnicodeDecodeError):
+            raise Tampered() from None
+
+    def shred(self, subject: str) -> bool:
+        """Destroy the subject's data key: everything sealed for it is unrecoverable.
+        True when there was a key. The WAL is checkpointed so the wrapped key is gone from
+        every file, not only from the table."""
+        sid = subject_id(subject)
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT key_id FROM subject_keys WHERE subject_id = ?", (sid,)
+            ).fetchone()
+            self._conn.execute("DELETE FROM subject_keys WHERE subject_id = ?", (sid,))
+            if row is not None:
+                self._ciphers.pop(bytes(row[0]), None)
+            checkpoint(self._conn)
+        return row is not None
+
+    def has_key(self, subject: str) -> bool:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT 1 FROM subject_keys WHERE subject_id = ?", (subject_id(subject),)
+            ).fetchone()
+        return row is not None
+
+    # ── master keys ──────────────────────────────────────────────────────────────────
+
+    def status(self) -> KeyStatus:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT master_id, COUNT(*) FROM subject_keys GROUP BY master_id"
+            ).fetchall()
+        return KeyStatus({str(m): int(n) for m, n in rows}, self.keys.current.id, self.keys.source)
+
+    def missing_master_keys(self) -> dict[str, int]:
+        """Master key ids that wrap data keys here but are not configured (→ unreadable text)."""
+        return {m: n for m, n in self.status().by_master.items() if self.keys.find(m) is None}
+
+    def rewrap(self, *, batch: int = 500) -> int:
+        """Re-wrap every data key not wrapped with the current master key; the data itself
+        is untouched. Batches of ``batch`` rows, each its own transaction, so a crash half
+        way leaves every key readable (old ones still wrapped with a key still accepted).
+        Returns how many keys were re-wrapped; a missing old key raises MasterKeyMissing."""
+        current = self.keys.current
+        done = 0
+        while True:
+            with self._lock:
+                rows = self._conn.execute(
+                    "SELECT subject_id, key_id, master_id, wrapped FROM subject_keys "
+                    "WHERE master_id != ? LIMIT ?",
+                    (current.id, batch),
+                ).fetchall()
+                if not rows:
+                    checkpoint(self._conn)
+                    return done
+                updates = []
+                for sid, kid, mid, wrapped in rows:
+                    dek = self._unwrap(str(sid), bytes(kid), str(mid), bytes(wrapped))
+                    updates.append((current.id, _wrap(current, str(sid), bytes(kid), dek), sid))
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._conn.executemany(
+                        "UPDATE subject_keys SET master_id = ?, wrapped = ? WHERE subject_id = ?", updates
+                    )
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+                done += len(updates)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # ── internals ────────────────────────────────────────────────────────────────────
+
+    def _data_key(self, sid: str, *, create: bool) -> tuple[bytes, AESGCM]:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT key_id, master_id, wrapped FROM subject_keys WHERE subject_id = ?", (sid,)
+            ).fetchone()
+            if row is None:
+                if not create:
+                    raise TextErased()
+                kid, dek = os.urandom(KID_BYTES), AESGCM.generate_key(bit_length=256)
+                master = self.keys.current
+                self._conn.execute(
+                    "INSERT OR IGNORE INTO subject_keys(subject_id, key_id, master_id, wrapped, created) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (sid, kid, master.id, _wrap(master, sid, kid, dek), time.time()),
+                )
+                row = self._conn.execute(  # another process may have won the race: use its key
+                    "SELECT key_id, master_id, wrapped FROM subject_keys WHERE subject_id = ?", (sid,)
+                ).fetchone()
+            kid = bytes(row[0])
+            cipher = self._ciphers.get(kid)
+            if cipher is None:
+                cipher = AESGCM(self._unwrap(sid, kid, str(row[1]), bytes(row[2])))
+                self._ciphers[kid] = cipher
+            return kid, cipher
+
+    def _unwrap(self, sid: str, kid: bytes, master_id: str, wrapped: bytes) -> bytes:
+        master = self.keys.find(master_id)
+        if master is None:
+            raise MasterKeyMissing(
+                f"Personal text is encrypted under master key {master_id}, which is not configured "
+                f"here (using {self.keys.describe()}, key {self.keys.current.id}). Set "
+                f"{mk.ENV_VAR} or {mk.SETTING} to the key that was used."
+            )
+        try:
+            return AESGCM(master.secret).decrypt(
+                wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], _wrap_aad(sid, kid)
+            )
+        except InvalidTag:
+            raise Tampered(
+                "A stored data key failed its integrity check (keys.db edited or damaged)."
+            ) from None
+
+
+def _aad(kid: bytes, sid: str, context: str) -> bytes:
+    return VERSION + kid + sid.encode("ascii") + b"\0" + context.encode("utf-8")
+
+
+def _wrap_aad(sid: str, kid: bytes) -> bytes:
+    return b"deptbot-data-key\0" + sid.encode("ascii") + b"\0" + kid
+
+
+def _wrap(master: mk.MasterKey, sid: str, kid: bytes, dek: bytes) -> bytes:
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + AESGCM(master.secret).encrypt(nonce, dek, _wrap_aad(sid, kid))
+
+
+# ── one vault per state folder ───────────────────────────────────────────────────────
+
+_open: dict[Path, Vault] = {}
+_open_lock = threading.Lock()
+
+
+def vault_for(settings: Any) -> Vault:
+    """The vault of ``settings.state_dir`` with the configured master keys, opened once per
+    process (``bot.wiring`` and every store share it)."""
+    keys = mk.load(settings.env, mk.configured_file(_privacy_section(settings)))
+    path = Path(settings.state_dir).resolve()
+    with _open_lock:
+        found = _open.get(path)
+        if found is None or found.keys != keys:
+            found = Vault.in_state_dir(path, keys)
+            _open[path] = found
+        return found
+
+
+def vault_in(state_dir: Path) -> Vault:
+    """For stores opened with only a folder (``ConversationStore.in_state_dir``): the vault
+    ``vault_for`` opened for that folder, else one from the process environment and the
+    default settings file (what ``deptbot serve`` would use)."""
+    path = Path(state_dir).resolve()
+    with _open_lock:
+        found = _open.get(path)
+    if found is not None:
+        return found
+    from bot.settings import Settings
+
+    return vault_for(Settings.load(state=str(path)))
+
+
+def forget_open_vaults() -> None:
+    """Tests: drop the per-process vaults (their files may be deleted)."""
+    with _open_lock:
+        for v in _open.values():
+            with contextlib.suppress(sqlite3.Error):
+                v.close()
+        _open.clear()
+
+
+def _privacy_section(settings: Any) -> Mapping[str, object]:
+    try:
+        section = settings.section("privacy")
+    except (KeyError, AttributeError):
+        return {}
+    return section if isinstance(section, Mapping) else {}

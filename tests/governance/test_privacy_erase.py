@@ -1,0 +1,139 @@
+"""Erasure leaves nothing readable: after ``privacy erase``, no byte of any file under the
+state folder holds the person's e-mail or the words of a question they asked; before it,
+their questions are already unreadable at rest (encrypted), and the audit chain verifies."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.core.pipeline import Assistant
+from bot.core.types import Message, Status
+from bot.governance import keys as mk
+from bot.governance.privacy import Privacy
+from bot.governance.vault import forget_open_vaults, vault_for
+from bot.llm.factory import build_cache, build_generator, open_usage_store
+from bot.sensitivity import PatternClassifier
+from bot.settings import Settings
+from bot.store.conversations import ConversationStore
+from bot.store.notices import SqliteNotices
+from bot.wiring import open_audit_log
+from tests.fakes import FakeIndexer, FakeRetriever, chunks_from_folder, make_company
+
+EMAIL = "Quokka.Canary@example.com"
+BYSTANDER = "alice@example.com"
+QUESTION_WORDS = ("zanzibarquokka", "periwinklemarmot")  # only ever typed by the canary person
+FEEDBACK_WORDS = "tangerinevelociraptor"
+QUESTIONS = [
+    f"How many vacation days carry over {QUESTION_WORDS[0]}?",
+    f"vacation days carry over {QUESTION_WORDS[1]}",
+]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_vaults() -> Iterator[None]:
+    yield
+    forget_open_vaults()
+
+
+def _world(root: Path, env: dict[str, str]) -> tuple[Settings, Assistant, ConversationStore, SqliteNotices]:
+    company = make_company(root)
+    state = root / "state"
+    settings = Settings.load(departments=root / "departments", state=state, env=env)
+    vault_for(settings)
+    usage = open_usage_store(settings)
+    notices = SqliteNotices.in_state_dir(state)
+    assistant = Assistant(
+        company=company,
+        retriever=FakeRetriever([c for d in company for c in chunks_from_folder(d)]),
+        indexer=FakeIndexer(),
+        generator=build_generator(settings, usage_store=usage),
+        audit=open_audit_log(settings),
+        classifier=PatternClassifier(),
+        cache=build_cache(settings),
+        notices=notices,
+    )
+    return settings, assistant, ConversationStore.in_state_dir(state), notices
+
+
+def _ask(assistant: Assistant, email: str, text: str) -> object:
+    return assistant.ask(Message(user_id=email, email=email, text=text, platform="teams", department="hr"))
+
+
+def _files(state: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in sorted(state.rglob("*")) if p.is_file()}
+
+
+def _holding(files: dict[Path, bytes], needle: str) -> list[str]:
+    forms = {needle.encode(), needle.lower().encode(), needle.upper().encode()}
+    return [p.name for p, raw in files.items() if any(f in raw for f in forms)]
+
+
+@pytest.mark.parametrize("configured_key", [False, True], ids=["builtin-key", "master-key"])
+def test_erase_leaves_no_canary_in_any_file(
+    tmp_path: Path, configured_key: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    env = {mk.ENV_VAR: mk.generate()} if configured_key else {}
+    settings, assistant, convo, notices = _world(tmp_path, env)
+    state = settings.state_dir
+
+    answers = [_ask(assistant, EMAIL, q) for q in QUESTIONS for _ in range(2)]  # second: cache hit
+    assert {a.status for a in answers} == {Status.ANSWERED}  # type: ignore[attr-defined]
+    assert any(a.cache_hit for a in answers)  # type: ignore[attr-defined]
+    first = answers[0]
+    assistant.feedback(first.request_id, user=EMAIL, value="down", reason=f"wrong {FEEDBACK_WORDS}")  # type: ignore[attr-defined]
+    key = ("19:conv@thread", "aad-quokka")
+    convo.history.add_answer(key, QUESTIONS[0], first)  # type: ignore[arg-type]
+    convo.replies.remember("msg-1", first.request_id, first)  # type: ignore[attr-defined]
+    convo.references.put(("teams", "tenant", "aad-quokka"), {"user": {"id": "aad-quokka", "name": "Q"}})
+    notices.notify(None, "directory", f"{EMAIL} is not in any group")
+    bystander = _ask(assistant, BYSTANDER, "How many vacation days carry over for bystanders?")
+    assistant.feedback(bystander.request_id, user=BYSTANDER, value="up", reason="bystander kept")  # type: ignore[attr-defined]
+    assert convo.history.get(key)[0].text == QUESTIONS[0]
+
+    before = _files(state)
+    for word in (*QUESTION_WORDS, FEEDBACK_WORDS):  # encrypted at rest already
+        assert _holding(before, word) == [], word
+    holding = {name.removesuffix("-wal") for name in _holding(before, EMAIL)}
+    assert {"audit.db", "usage.db", "notices.sqlite3"} <= holding  # until the erase (or its WAL)
+    assert not any(w in caplog.text for w in (*QUESTION_WORDS, FEEDBACK_WORDS))
+
+    privacy = Privacy.for_settings(settings)
+    receipt = privacy.erase(EMAIL)
+    privacy.close()
+
+    after = _files(state)
+    assert any(p.name.endswith("-wal") for p in after)  # WAL files exist and are searched too
+    for needle in (EMAIL, *QUESTION_WORDS, FEEDBACK_WORDS):
+        assert _holding(after, needle) == [], needle
+    assert receipt.key_shredded and receipt.files_checkpointed
+    assert receipt.removed["questions"] == 4 and receipt.removed["cached_answers"] >= 1
+    assert receipt.removed["teams_history"] == 2 and receipt.removed["teams_replies"] == 1
+    assert receipt.removed["notices"] == 1 and receipt.removed["usage_rows_pseudonymized"] >= 1
+    assert receipt.pseudonym.startswith("u-") and EMAIL.lower() not in "\n".join(receipt.lines())
+
+    audit = open_audit_log(settings)
+    report = audit.verify()
+    assert report.ok, report.problem
+    rows = audit.tail(50)
+    assert [r["user"] for r in rows].count(receipt.pseudonym) == 5  # 4 questions + the erase itself
+    assert rows[-1]["rule"] == "privacy:erase" and rows[-1]["user"] == receipt.pseudonym
+    # the bystander is untouched
+    assert any(r["user"] == BYSTANDER for r in rows)
+    assert audit.feedback_for(bystander.request_id)[0]["user"] == BYSTANDER  # type: ignore[attr-defined]
+    again = Privacy.for_settings(settings).export(BYSTANDER, record=False)
+    assert again.data["feedback"][0]["reason"] == "bystander kept"
+    assert convo.history.get(key) == ()  # the running Teams store sees the erase too
+
+
+def test_export_after_erase_finds_nothing(tmp_path: Path) -> None:
+    settings, assistant, _, _ = _world(tmp_path, {})
+    _ask(assistant, EMAIL, QUESTIONS[0])
+    privacy = Privacy.for_settings(settings)
+    privacy.erase(EMAIL)
+    export = privacy.export(EMAIL, record=False)
+    assert export.counts["audit_rows"] == 0 and export.counts["questions"] == 0
