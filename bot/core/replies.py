@@ -42,10 +42,20 @@ def indefinite(title: str) -> str:
 
 
 def denial(decision: Decision, dept: Department | None, admins: Sequence[str]) -> str:
+    if dept is not None and decision.rule in ("pilot:no-match", "disabled"):
+        return rollout(dept, admins, pilot=decision.rule != "disabled")
     text = decision.reason or "You don't have access to that."
     if dept is not None and admins:
         text += f" {dept.title} admins ({', '.join(admins)}) can give you access."
     return text
+
+
+def rollout(dept: Department, admins: Sequence[str], *, pilot: bool) -> str:
+    """Someone outside a department's pilot, or any asker of a disabled one (``enabled: false``)."""
+    who = ", ".join(admins) if admins else f"the {dept.title} admins"
+    if pilot:
+        return f"{dept.title} is in a pilot with a small group for now; ask {who} to join."
+    return f"{dept.title} isn't taking questions yet; ask {who} when it will."
 
 
 def dont_know(dept: Department, searched: Sequence[str], titles: Sequence[str], admins: Sequence[str]) -> str:
@@ -73,3 +83,25 @@ def sorry(request_id: str) -> str:
 
 def also_relevant(dept: Department, other: Department) -> str:
     return f"Answered from {dept.title}; {other.title} also looked relevant."
+
+
+_PII_NAMES = {
+    "email-address": "an e-mail address",
+    "phone-number": "a phone number",
+    "iban": "an IBAN",
+    "national-id": "an ID number",
+    "payment-card": "a card number",
+    "bank-account": "a bank account number",
+}
+
+
+def pii_blocked(title: str, found: Sequence[str]) -> str:
+    """Department ``pii: block``: the refusal names the kinds found, never the values."""
+    kinds = list(dict.fromkeys(_PII_NAMES.get(f, "a password or key") for f in found))
+    if not kinds:
+        kinds = ["personal data"]
+    what = ", ".join(kinds[:-1]) + " and " + kinds[-1] if len(kinds) > 1 else kinds[0]
+    return (
+        f"I didn't send this to the AI model: the conversation contains {what}, and {title} "
+        "doesn't allow personal data or credentials there. Ask again without it."
+    )

@@ -13,6 +13,17 @@ or ``cloud``                 then the extractive generator as last resort
 public / internal, no cloud  the private endpoint, then extractive
 ===========================  ===================================================
 
+Personal data (the department's ``pii`` setting, see ``bot.sensitivity.redact``):
+``route_private`` (default) is the table above. ``redact``: a request that is confidential
+or restricted *only* because of personal data in its question or history (e-mail, phone,
+IBAN, ID, card or account numbers — no secret, keyword, topic, sensitive document, thread
+label or department classification above internal) goes to the cloud with that data
+replaced by placeholders, which are restored in the answer (and in streamed deltas); any
+cloud call of such a department is redacted, and if a detector still fires on the
+redacted text the request goes private instead. ``block``: a request with personal data
+or a secret is refused before any model call. What was detected (counts, never values)
+travels back in ``Generation.pii_detected`` for the audit row.
+
 Model tier: the template's or department's ``tier`` when set; otherwise ``large`` for
 templates, long questions (> ``large_question_chars``) or sources from at least
 ``large_source_docs`` documents, and ``small`` for the rest. On failure the router tries
@@ -34,12 +45,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from bot.core import replies
+from bot.core.labels import turn_label
 from bot.core.ports import DeltaFn, Generator
 from bot.core.types import Classification, Generation, GenerationRequest, Usage
 from bot.errors import BudgetExceeded, ProviderError, ProviderUnavailable
 from bot.llm.config import TIERS, LLMConfig
-from bot.llm.prompts import Prompt, build_prompt
+from bot.llm.prompts import Prompt, build_prompt, rules
 from bot.llm.provider import ChatProvider, CircuitBreaker, Unavailable, failure_kind
+from bot.sensitivity.redact import (
+    PII_DETECTORS,
+    PROMPT_NOTE,
+    Redaction,
+    leftover,
+    scan,
+)
 from bot.store.usage import Attempt, BudgetLimits, UsageStore
 
 log = logging.getLogger(__name__)
@@ -52,6 +72,27 @@ class Plan:
     tier: str
     tier_reason: str
     notice: str = ""  # for route "none": why only sources are shown
+    redact: bool = False  # replace personal data by placeholders before the cloud call
+
+
+def redactable(request: GenerationRequest) -> bool:
+    """May ``pii: redact`` send this request to the cloud once personal data is replaced?
+
+    Only when personal data is the sole reason it is above internal: every other source
+    of sensitivity (secrets, keywords, topics, a classifier error, sensitive documents,
+    a labelled thread, the department's own classification, a private pin) keeps it
+    private. An unknown department label counts as too sensitive (fail closed).
+    """
+    internal = Classification.INTERNAL
+    return (
+        request.pii == "redact"
+        and request.route != "private"
+        and request.department_label is not None
+        and request.department_label <= internal
+        and not set(request.label_reasons) - PII_DETECTORS
+        and all(s.classification <= internal for s in request.sources)
+        and all(turn_label(t) <= internal for t in request.history)
+    )
 
 
 def choose_tier(request: GenerationRequest, config: LLMConfig) -> tuple[str, str]:
@@ -108,6 +149,14 @@ class Router:
         pin = request.route or "auto"
         if not self.cloud and self.private is None:
             return Plan("local", "no LLM provider configured: offline extractive answer", tier, tier_reason)
+        if label >= Classification.CONFIDENTIAL and self.cloud and redactable(request):
+            return Plan(
+                "cloud",
+                f"{why} data; personal data replaced by placeholders → cloud",
+                tier,
+                tier_reason,
+                redact=True,
+            )
         if label >= Classification.CONFIDENTIAL or pin == "private":
             because = (
                 f"{why} data" if label >= Classification.CONFIDENTIAL else "department pinned to private"
@@ -129,7 +178,9 @@ class Router:
             return Plan("private", f"{because} → private model only", tier, tier_reason)
         if self.cloud:
             pinned = "; department pinned to cloud" if pin == "cloud" else ""
-            return Plan("cloud", f"{why} data → cloud{pinned}", tier, tier_reason)
+            return Plan(
+                "cloud", f"{why} data → cloud{pinned}", tier, tier_reason, redact=request.pii == "redact"
+            )
         if pin == "cloud":
             return Plan(
                 "local", f"{why} data; pinned to cloud but none configured → extractive", tier, tier_reason
@@ -150,16 +201,55 @@ class Router:
     # ── generating ───────────────────────────────────────────────────────────────────
 
     def generate(self, request: GenerationRequest, *, on_delta: DeltaFn | None = None) -> Generation:
+        found = scan(request.question, request.history)  # names and counts, never values
         request_id = request.request_id or secrets.token_hex(6)
+        if request.pii == "block":
+            blocked = self._blocked(request, request_id)
+            if blocked is not None:
+                return replace(blocked, pii_detected=found.to_json())
+        return replace(self._generate(request, request_id, on_delta), pii_detected=found.to_json())
+
+    def _blocked(self, request: GenerationRequest, request_id: str) -> Generation | None:
+        """``pii: block``: sources only with a refusal when the question or a person's turn
+        holds personal data or a secret. Earlier *answers* are not looked at: they hold
+        document text (a help-desk phone number), which is not the asker's to withhold.
+        What the scan misses still routes as under ``route_private`` (sensitive → private)."""
+        people = [t for t in request.history if t.role != "assistant"]
+        found = scan(request.question, people)
+        kinds = [*found.pii, *found.secrets]
+        if not kinds:
+            return None
+        tier, tier_reason = choose_tier(request, self.config)
+        plan = Plan(
+            "none", "personal data or a secret in the conversation; department blocks it", tier, tier_reason
+        )
+        self._record(request, request_id, plan, "none", "", "pii-blocked")
+        return self._sources_only(plan, replies.pii_blocked(request.department_title, kinds), plan.reason)
+
+    def _generate(self, request: GenerationRequest, request_id: str, on_delta: DeltaFn | None) -> Generation:
         plan = self.plan(request)
+        outgoing, redaction = request, None
+        if plan.redact:
+            outgoing, redaction = self._redacted(request)
+            if redaction is None:  # a detector still fires on the redacted text: fail closed
+                at_least = max(request.classification, Classification.CONFIDENTIAL)
+                plan = self.plan(replace(request, pii="route_private", classification=at_least))
+                plan = replace(plan, reason=plan.reason + " (redaction incomplete)")
+                outgoing = request
         if plan.route == "local":
             return self._extractive(request, plan, request_id, on_delta, notice="")
         if plan.route == "none":
             self._record(request, request_id, plan, "none", "", "sources-only")
             return self._sources_only(plan, plan.notice, plan.reason)
         prompt = build_prompt(
-            request, history_tokens=self.config.history_tokens, source_tokens=self.config.source_tokens
+            outgoing, history_tokens=self.config.history_tokens, source_tokens=self.config.source_tokens
         )
+        if redaction:
+            head = rules(outgoing)
+            prompt = replace(prompt, system=prompt.system.replace(head, head + "\n\n" + PROMPT_NOTE, 1))
+            plan = replace(
+                plan, reason=plan.reason + f"; {sum(redaction.counts().values())} personal detail(s) redacted"
+            )
         deadline = self._mono() + self.config.deadline_seconds
         total = Usage()
         failures: list[str] = []
@@ -177,7 +267,9 @@ class Router:
                 self._record(request, request_id, plan, provider.name, model, "deadline")
                 failures.append("deadline reached")
                 break
-            gen = self._attempt(request, request_id, plan, prompt, provider, model, remaining, on_delta)
+            gen = self._attempt(
+                request, request_id, plan, prompt, provider, model, remaining, on_delta, redaction
+            )
             if isinstance(gen, Generation):
                 usage = Usage(
                     total.input_tokens + gen.usage.input_tokens,
@@ -221,8 +313,13 @@ class Router:
         model: str,
         remaining: float,
         on_delta: DeltaFn | None,
+        redaction: Redaction | None = None,
     ) -> Generation | tuple[ProviderError, float]:
-        """One provider call with its reservation; a Generation or (error, cost spent)."""
+        """One provider call with its reservation; a Generation or (error, cost spent).
+
+        With a ``redaction``, placeholders are restored in the answer and in each streamed
+        delta (held back while one may be split across deltas) before anyone sees them.
+        """
         cfg = self.config
         price = cfg.price(model)
         est_in = math.ceil(prompt.input_tokens * cfg.estimate_margin)
@@ -242,12 +339,14 @@ class Router:
                 self._record(request, request_id, plan, provider.name, model, "budget")
                 raise
         deadline = self._mono() + remaining
+        sink = on_delta
+        restorer = redaction.stream(on_delta) if redaction and on_delta is not None else None
 
         def guarded(delta: str) -> None:
             if self._mono() > deadline:
                 raise Unavailable("deadline", "The AI model took too long to answer.")
-            assert on_delta is not None
-            on_delta(delta)
+            assert sink is not None
+            (restorer or sink)(delta)
 
         started = self._mono()
         try:
@@ -270,6 +369,8 @@ class Router:
                 request, request_id, plan, provider.name, model, failure_kind(error), latency=latency
             )
             return error, 0.0
+        if restorer is not None:
+            restorer.flush()
         latency = (self._mono() - started) * 1000
         cost = price.cost(done.input_tokens, done.output_tokens)
         if reservation is not None and self._usage is not None:
@@ -287,13 +388,27 @@ class Router:
             reported=done.usage_reported,
         )
         return Generation(
-            text=done.text,
+            text=redaction.restore(done.text) if redaction else done.text,
             model=done.model,
             generator=provider.name,
             usage=Usage(done.input_tokens, done.output_tokens, cost),
             route=plan.route,
             route_reason=f"{plan.reason}; {plan.tier} tier ({plan.tier_reason})",
         )
+
+    @staticmethod
+    def _redacted(request: GenerationRequest) -> tuple[GenerationRequest, Redaction | None]:
+        """The request with personal data replaced in question and history, and its
+        mapping; (request, None) when a detector still fires on what would go out."""
+        redaction = Redaction((request.question, *(t.text for t in request.history)))
+        outgoing = replace(
+            request,
+            question=redaction.redact(request.question),
+            history=redaction.redact_turns(request.history),
+        )
+        if leftover((outgoing.question, *(t.text for t in outgoing.history))):
+            return request, None
+        return outgoing, redaction
 
     def _extractive(
         self, request: GenerationRequest, plan: Plan, request_id: str, on_delta: DeltaFn | None, notice: str

@@ -64,7 +64,9 @@ class SqliteNotices:
                 (department, kind, text, now),
             )
             self._conn.execute("delete from notices where id <= (select max(id) from notices) - ?", (KEEP,))
-        log.warning("admin notice (%s, %s): %s", department or "all departments", kind, text)
+        # The text can name people (e-mails), so the log carries only where and what kind;
+        # admins read the text in chat or with `deptbot check`.
+        log.warning("admin notice recorded (%s, %s)", department or "all departments", kind)
         return True
 
     def recent(self, department: str | None = None, *, limit: int = 20) -> list[Notice]:
@@ -96,7 +98,9 @@ class MemoryNotices:
             if any((n.department, n.kind, n.text) == (department, kind, text) for n in self.items):
                 return False
             self.items.append(Notice(department, kind, text, datetime.now(UTC)))
-        log.warning("admin notice (%s, %s): %s", department or "all departments", kind, text)
+        # The text can name people (e-mails), so the log carries only where and what kind;
+        # admins read the text in chat or with `deptbot check`.
+        log.warning("admin notice recorded (%s, %s)", department or "all departments", kind)
         return True
 
     def recent(self, department: str | None = None, *, limit: int = 20) -> list[Notice]:
