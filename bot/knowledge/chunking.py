@@ -76,6 +76,11 @@ def chunk_sections(sections: list[tuple[str, str]], *, max_chunks: int | None = 
         # Short sections (most of them) skip the splitter: it is the slowest step.
         if len(text) < CHUNK_TOKENS * 3:
             chunks.append(Chunk(text, anchor))
+        elif _STRUCTURE.search(text):
+            for piece in _structured(_LONG_RUN.sub(" ", text)):
+                chunks.append(Chunk(piece, anchor))
+                if max_chunks is not None and len(chunks) > max_chunks:
+                    raise ChunkLimit
         else:
             for block in _blocks(_LONG_RUN.sub(" ", text)):
                 pieces = [block] if len(block) < CHUNK_TOKENS * 3 else _splitter().split_text(block)
@@ -84,6 +89,134 @@ def chunk_sections(sections: list[tuple[str, str]], *, max_chunks: int | None = 
                     raise ChunkLimit
         if max_chunks is not None and len(chunks) > max_chunks:
             raise ChunkLimit
+    return chunks
+
+
+# ── sections with tables or lists ───────────────────────────────────────────────────
+
+_TABLE_LINE = re.compile(r"^\s*\|")
+_ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,3}[.)])\s+\S")
+_STRUCTURE = re.compile(r"(?m)^\s*(?:\||(?:[-*+]|\d{1,3}[.)])\s+\S)")
+_SEPARATOR = re.compile(r"^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$")
+PIECE_CHARS = CHUNK_TOKENS * 3  # a structured chunk holds what a short section may (900 chars)
+INTRO_CHARS = 400  # a paragraph this short before a list or table introduces it
+
+
+@dataclass
+class _Unit:
+    kind: str  # "prose" | "table" | "list"
+    lines: list[str]
+    intro: str = ""
+
+
+def _units(text: str) -> list[_Unit]:
+    """Paragraphs, tables (runs of ``|`` lines) and lists (items plus their continuation
+    lines), in order; a short paragraph right before a table or list becomes its intro."""
+    units: list[_Unit] = []
+    para: list[str] = []
+
+    def end_para() -> None:
+        if para:
+            units.append(_Unit("prose", ["\n".join(para)]))
+            para.clear()
+
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if _TABLE_LINE.match(line):
+            end_para()
+            rows = []
+            while i < len(lines) and _TABLE_LINE.match(lines[i]):
+                rows.append(lines[i].strip())
+                i += 1
+            units.append(_Unit("table", rows))
+            continue
+        if _ITEM.match(line):
+            end_para()
+            items: list[str] = []
+            while i < len(lines):
+                cur = lines[i]
+                if _ITEM.match(cur):
+                    items.append(cur.rstrip())
+                elif (
+                    cur.strip() and not _TABLE_LINE.match(cur) and items and not cur.lstrip().startswith("#")
+                ):
+                    items[-1] += " " + cur.strip()  # continuation of the item above
+                elif not cur.strip():
+                    nxt = next((j for j in range(i + 1, len(lines)) if lines[j].strip()), None)
+                    if nxt is None or not _ITEM.match(lines[nxt]):
+                        break
+                else:
+                    break
+                i += 1
+            units.append(_Unit("list", items))
+            continue
+        if line.strip():
+            para.append(line)
+        else:
+            end_para()
+        i += 1
+    end_para()
+    out: list[_Unit] = []
+    for unit in units:
+        prev = out[-1] if out else None
+        if (
+            unit.kind != "prose"
+            and prev is not None
+            and prev.kind == "prose"
+            and len(prev.lines[0]) <= INTRO_CHARS
+        ):
+            unit.intro = out.pop().lines[0]
+        out.append(unit)
+    return out
+
+
+def _pieces(unit: _Unit) -> list[str]:
+    """A unit as texts of at most ``PIECE_CHARS`` where possible: a table split between
+    rows with its header repeated in every piece, a list split between items, the intro
+    kept with the first rows or items. A single row or item longer than that stays whole."""
+    if unit.kind == "prose":
+        text = unit.lines[0]
+        if len(text) <= PIECE_CHARS:
+            return [text]
+        return [p.strip() for b in _blocks(text) for p in _splitter().split_text(b) if p.strip()]
+    head: list[str] = []
+    body = unit.lines
+    if unit.kind == "table":
+        n = 2 if len(body) > 1 and _SEPARATOR.match(body[1]) else 1
+        head, body = body[:n], body[n:]
+    out: list[str] = []
+    cur: list[str] = [unit.intro, ""] if unit.intro else []
+    cur += head
+    size = sum(len(x) + 1 for x in cur)
+    fresh = True  # nothing but intro/header in ``cur`` yet
+    for line in body:
+        if not fresh and size + len(line) + 1 > PIECE_CHARS:
+            out.append("\n".join(cur).strip())
+            cur, size, fresh = list(head), sum(len(x) + 1 for x in head), True
+        cur.append(line)
+        size += len(line) + 1
+        fresh = False
+    if not fresh or not out:
+        out.append("\n".join(cur).strip())
+    return [o for o in out if o]
+
+
+def _structured(text: str) -> list[str]:
+    """Chunks of a long section with tables or lists: units packed up to ``PIECE_CHARS``."""
+    chunks: list[str] = []
+    cur: list[str] = []
+    size = 0
+    for unit in _units(text):
+        for piece in _pieces(unit):
+            if cur and size + len(piece) + 2 > PIECE_CHARS:
+                chunks.append("\n\n".join(cur))
+                cur, size = [], 0
+            cur.append(piece)
+            size += len(piece) + 2
+    if cur:
+        chunks.append("\n\n".join(cur))
     return chunks
 
 

@@ -8,7 +8,8 @@ Why it looks like this:
 
 * Headings are tracked here rather than by LlamaIndex's stock Markdown/HTML/DOCX readers,
   because those drop the heading path (or need extra dependencies). HTML and DOCX are first
-  turned into Markdown so that one heading tracker serves all three.
+  turned into Markdown (``html_markdown``, ``docx_markdown``) so that one heading tracker
+  serves all three, and tables in every format become Markdown pipe tables (``tables``).
 * PDFs are read with pypdf from the bytes the caller already read and checked (never by
   re-opening the path, which a swap between scan and read could redirect), page by page
   with their page labels, as LlamaIndex's ``PDFReader`` does; pypdf is imported lazily.
@@ -21,14 +22,13 @@ Why it looks like this:
 from __future__ import annotations
 
 import csv
-import html.parser
 import io
 import re
-import zipfile
-import zlib
-from xml.etree import ElementTree
+from datetime import datetime
+from typing import Any
 
-from bot.knowledge.chunking import CHUNK_TOKENS, SEP
+from bot.knowledge import dates, tables
+from bot.knowledge.chunking import SEP
 
 Sections = list[tuple[str, str]]
 
@@ -106,17 +106,31 @@ def parse_markdown(text: str) -> tuple[str, Sections]:
 
 def parse_html(text: str) -> tuple[str, Sections]:
     """The ``<title>`` wins over the first ``<h1>``."""
-    html_title, md = _html_to_markdown(text)
+    from bot.knowledge.html_markdown import html_to_markdown
+
+    html_title, md = html_to_markdown(text)
     title, sections = parse_markdown(md)
     return html_title or title, sections
 
 
 def parse_docx(data: bytes, *, max_bytes: int = 100 << 20) -> tuple[str, Sections]:
-    return parse_markdown(_docx_to_markdown(data, max_bytes))
+    from bot.knowledge.docx_markdown import docx_to_markdown
+
+    return parse_markdown(docx_to_markdown(data, max_bytes))
+
+
+CSV_ROW_CHARS = 150  # a CSV chunk holds rows until their cells reach this many characters …
+CSV_MAX_ROWS = 5  # … and at most this many rows (more only for very large files)
+CSV_MAX_SECTIONS = 1000  # rows are grouped further so a huge file stays within this
 
 
 def parse_csv(text: str) -> tuple[str, Sections]:
-    """Rows as ``header: value`` lines, grouped into sections anchored by row range."""
+    """Small groups of rows, each a pipe table with the header, anchored by row range.
+
+    Why so small: a question is usually about one row ("bereavement leave"), and a row lost
+    among thirty others ranked low. Wide rows get a section each; narrow ones are grouped
+    up to ``CSV_MAX_ROWS`` (more for files beyond ``CSV_MAX_SECTIONS`` groups).
+    """
     try:
         rows = list(csv.reader(io.StringIO(text)))
     except csv.Error:
@@ -125,32 +139,38 @@ def parse_csv(text: str) -> tuple[str, Sections]:
     if not rows:
         return "", []
     header, data = rows[0], rows[1:]
+    header = [h.strip() or f"column {i + 1}" for i, h in enumerate(header)]
     if not data:
-        return "", [("row 1", " | ".join(header))]
+        return "", [("row 1", tables.pipe_table([header]))]
+    width = max(len(header), *(len(r) for r in data))
+    header += [f"column {i + 1}" for i in range(len(header), width)]
+    at_least = -(-len(data) // CSV_MAX_SECTIONS)
+    at_most = max(CSV_MAX_ROWS, at_least)
     sections: Sections = []
-    lines: list[str] = []
-    first = 2
-    size = 0
+    group: list[list[str]] = []
+    first, size = 2, 0
     for n, row in enumerate(data, start=2):
-        pairs = [
-            f"{h.strip() or f'column {i + 1}'}: {v.strip()}"
-            for i, (h, v) in enumerate(zip(header, row, strict=False))
-        ]
-        pairs += [v.strip() for v in row[len(header) :] if v.strip()]
-        line = "; ".join(p for p in pairs if not p.endswith(": "))
-        lines.append(line)
-        size += len(line) // 4 + 1
-        if size >= CHUNK_TOKENS:
-            sections.append((f"rows {first}–{n}" if n > first else f"row {n}", "\n".join(lines)))
-            lines, size, first = [], 0, n + 1
-    if lines:
-        last = len(data) + 1
-        sections.append((f"rows {first}–{last}" if last > first else f"row {first}", "\n".join(lines)))
+        group.append(row)
+        size += sum(len(c) for c in row)
+        last = n == len(data) + 1
+        if last or (len(group) >= at_least and (size >= CSV_ROW_CHARS or len(group) >= at_most)):
+            sections.append(
+                (f"rows {first}–{n}" if n > first else f"row {n}", tables.pipe_table([header, *group]))
+            )
+            group, size, first = [], 0, n + 1
     return "", sections
 
 
 def parse_pdf(data: bytes, *, max_pages: int = 2000, max_bytes: int = 100 << 20) -> tuple[str, Sections]:
     """Pages of the PDF in ``data`` as ``("page <label>", text)`` sections."""
+    title, sections, _ = parse_pdf_dated(data, max_pages=max_pages, max_bytes=max_bytes)
+    return title, sections
+
+
+def parse_pdf_dated(
+    data: bytes, *, max_pages: int = 2000, max_bytes: int = 100 << 20
+) -> tuple[str, Sections, datetime | None]:
+    """``parse_pdf`` plus the PDF's own modification (or creation) date, if it has one."""
     if not data.lstrip()[:5].startswith(b"%PDF"):
         raise IngestError("not a valid PDF")
     import pypdf
@@ -166,7 +186,7 @@ def parse_pdf(data: bytes, *, max_pages: int = 2000, max_bytes: int = 100 << 20)
     total = 0
     for i in range(count):
         try:
-            text = pdf.pages[i].extract_text() or ""
+            text = _page_text(pdf.pages[i])
             label = pdf.page_labels[i]
         except Exception:
             raise IngestError("not a valid PDF") from None
@@ -179,109 +199,19 @@ def parse_pdf(data: bytes, *, max_pages: int = 2000, max_bytes: int = 100 << 20)
             sections.append((f"page {label or i + 1}", text))
     if not sections:
         raise IngestError("no extractable text in PDF (scanned?)")
-    return "", sections
+    return "", sections, dates.pdf_date(pdf)
 
 
-_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+def _page_text(page: Any) -> str:
+    """Layout-mode text (columns kept, so tables become pipe tables), else plain text.
 
-
-def _docx_to_markdown(data: bytes, max_bytes: int) -> str:
-    """DOCX paragraphs as Markdown, heading styles → ``#`` levels (docx2txt drops them).
-
-    A zip can declare small sizes and inflate to gigabytes: the declared total is checked
-    first, and the body is read in blocks that stop at ``max_bytes`` whatever was declared.
+    pypdf's layout mode places each text run at its horizontal position; plain mode emits
+    a table's cells one per line with nothing to tell rows apart.
     """
-    too_big = f"expands to more than {max_bytes >> 20} MB (setting knowledge.max_decompressed_mb)"
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            if sum(info.file_size for info in zf.infolist()) > max_bytes:
-                raise IngestError(too_big)
-            blocks: list[bytes] = []
-            size = 0
-            with zf.open("word/document.xml") as fh:
-                while block := fh.read(1 << 20):
-                    size += len(block)
-                    if size > max_bytes:
-                        raise IngestError(too_big)
-                    blocks.append(block)
-        xml = b"".join(blocks)
-        if b"<!DOCTYPE" in xml or b"<!ENTITY" in xml:
-            raise IngestError("Word document declares XML entities (refused)")
-        root = ElementTree.fromstring(xml)
-    except (zipfile.BadZipFile, KeyError, ElementTree.ParseError, zlib.error, EOFError):
-        raise IngestError("not a valid Word document") from None
-    lines: list[str] = []
-    for para in root.iter(f"{_W}p"):
-        style_el = para.find(f"{_W}pPr/{_W}pStyle")
-        style = (style_el.get(f"{_W}val") or "") if style_el is not None else ""
-        parts: list[str] = []
-        for el in para.iter():
-            if el.tag == f"{_W}t" and el.text:
-                parts.append(el.text)
-            elif el.tag == f"{_W}tab":
-                parts.append("\t")
-            elif el.tag in (f"{_W}br", f"{_W}cr"):
-                parts.append("\n")
-        text = "".join(parts).strip()
-        if not text:
-            continue
-        m = re.match(r"(?i)^heading\s*(\d)$", style)
-        if style.lower() == "title":
-            lines.append(f"# {text}")
-        elif m:
-            lines.append("#" * min(6, int(m.group(1))) + " " + text)
-        else:
-            lines.append(text)
-        lines.append("")
-    return "\n".join(lines)
-
-
-class _HTMLToMarkdown(html.parser.HTMLParser):
-    """Keeps headings (as ``#``), paragraph breaks and text; drops scripts and styles."""
-
-    BLOCK = frozenset(
-        {"p", "div", "br", "li", "tr", "section", "article", "table", "ul", "ol", "pre", "blockquote"}
-    )
-    SKIP = frozenset({"script", "style", "noscript", "template", "svg"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
-        self.title = ""
-        self._skip = 0
-        self._in_title = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in self.SKIP:
-            self._skip += 1
-        elif tag == "title":
-            self._in_title = True
-        elif re.fullmatch(r"h[1-6]", tag):
-            self.out.append("\n\n" + "#" * int(tag[1]) + " ")
-        elif tag in self.BLOCK:
-            self.out.append("\n\n" if tag != "li" else "\n- ")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self.SKIP:
-            self._skip = max(0, self._skip - 1)
-        elif tag == "title":
-            self._in_title = False
-        elif re.fullmatch(r"h[1-6]", tag) or tag in self.BLOCK:
-            self.out.append("\n\n")
-
-    def handle_data(self, data: str) -> None:
-        if self._skip:
-            return
-        if self._in_title:
-            self.title += data.strip()
-            return
-        self.out.append(re.sub(r"\s+", " ", data))
-
-
-def _html_to_markdown(text: str) -> tuple[str, str]:
-    parser = _HTMLToMarkdown()
-    parser.feed(text)
-    parser.close()
-    md = re.sub(r"\n[ \t]+", "\n", "".join(parser.out))
-    md = re.sub(r"(?m)^(#{1,6}) *\n+", r"\1 ", md)  # heading text that followed a break
-    return parser.title, re.sub(r"\n{3,}", "\n\n", md)
+        layout = page.extract_text(extraction_mode="layout") or ""
+    except Exception:  # layout mode is newer and stricter than plain extraction
+        layout = ""
+    if layout.strip():
+        return tables.layout_to_markdown(layout)
+    return str(page.extract_text() or "")

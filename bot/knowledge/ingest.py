@@ -25,7 +25,11 @@ Why it looks like this:
   ``IngestError`` with a short human reason. Caps (``Limits``) bound file size,
   decompressed size, PDF pages and chunks per file.
 * Every chunk keeps what a person needs to check it: the page of a PDF, the heading path of
-  Markdown/HTML/DOCX, CSV row ranges, and the file's modification time.
+  Markdown/HTML/DOCX, CSV row ranges, and a date that means something (``dates``): when
+  the content was last changed, or else when it was first indexed — never the mtime.
+* Structure survives: tables become Markdown pipe tables (header first) and lists one item
+  per line, in every format (``formats``, ``tables``), and the chunker keeps a header with
+  every piece of a table and a list with the sentence introducing it (``chunking``).
 """
 
 from __future__ import annotations
@@ -33,11 +37,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from bot.config import Department
-from bot.knowledge import formats
+from bot.knowledge import dates, formats
 from bot.knowledge.chunking import SEP, Chunk, ChunkLimit, chunk_sections
 from bot.knowledge.folder import (
     DEFAULT_LIMITS,
@@ -75,7 +82,8 @@ log = logging.getLogger(__name__)
 TEXT_SUFFIXES = SUFFIXES - {".pdf", ".docx"}
 # Bump when parsing/chunking changes so refresh re-parses everything. "2": strict metadata,
 # links and special files refused, caps (indexes built under the lenient rules are stale).
-PARSER_VERSION = "2"
+# "3": tables as pipe tables (HTML, DOCX, PDF, CSV), lists kept, structure-aware chunks.
+PARSER_VERSION = "3"
 
 
 @dataclass(frozen=True)
@@ -86,10 +94,13 @@ class DocRecord:
     rel: str  # path relative to the knowledge folder, posix
     path: str  # path shown to people, e.g. knowledge/hr/time-off.md
     title: str
-    modified: float  # POSIX seconds (file mtime)
+    modified: float  # POSIX seconds: when the content last changed, or was first indexed
     classification: int
     audiences: tuple[tuple[str, ...], ...]
     chunks: tuple[Chunk, ...]
+    # "updated" (front matter, PDF/DOCX metadata, git) or "indexed" (none of them: the time
+    # of this parse, which the index replaces by the first time it saw this content)
+    date_kind: str = dates.UPDATED
 
 
 def scan(dept: Department, limits: Limits = DEFAULT_LIMITS) -> list[SourceFile]:
@@ -105,11 +116,18 @@ def content_hash(data: bytes) -> str:
 
 
 def parse_file(
-    src: SourceFile, dept: Department, limits: Limits = DEFAULT_LIMITS, *, data: bytes | None = None
+    src: SourceFile,
+    dept: Department,
+    limits: Limits = DEFAULT_LIMITS,
+    *,
+    data: bytes | None = None,
+    dated: Mapping[str, datetime] | None = None,
 ) -> DocRecord:
     """Parse and chunk one file; raises IngestError with a short reason.
 
-    ``data`` is what ``read_source`` returned (the indexer reads once to hash and parse).
+    ``data`` is what ``read_source`` returned (the indexer reads once to hash and parse);
+    ``dated`` maps paths to their last commit (``dates.git_dates``), used when the file
+    itself carries no date.
     """
     if src.refused:
         raise IngestError(src.refused)
@@ -119,12 +137,14 @@ def parse_file(
         data = read_source(src, limits)
     suffix = src.suffix
     meta = None
+    own_date: datetime | None = None
     if suffix == ".pdf":
-        title, sections = formats.parse_pdf(
+        title, sections, own_date = formats.parse_pdf_dated(
             data, max_pages=limits.max_pdf_pages, max_bytes=limits.max_decompressed_bytes
         )
     elif suffix == ".docx":
         title, sections = formats.parse_docx(data, max_bytes=limits.max_decompressed_bytes)
+        own_date = dates.docx_date(data)
     else:
         text = formats.decode(data)
         meta, body = split_front_matter(text, suffix=suffix, ignore=frozenset(limits.front_matter_ignore))
@@ -149,15 +169,17 @@ def parse_file(
         if access.classification is not None:
             classification = max(classification, int(access.classification))
     audiences = [tuple(a.audience) for a in src.access]
-    modified = src.mtime_ns / 1e9
     if meta is not None:
         title = meta.title or title
         if meta.classification is not None:
             classification = max(classification, int(meta.classification))
         if meta.audience is not None:
             audiences.append(tuple(meta.audience))
-        if meta.updated is not None:
-            modified = meta.updated.timestamp()
+        own_date = meta.updated or own_date
+    # Never the mtime: a clone or copy sets it to "now" for every file.
+    when = own_date or (dated or {}).get(src.rel)
+    kind = dates.UPDATED if when is not None else dates.INDEXED
+    modified = when.timestamp() if when is not None else time.time()
     title = title or prettify(src.abspath.name)
     return DocRecord(
         doc_id=f"{dept.name}/{src.rel}",
@@ -168,6 +190,7 @@ def parse_file(
         classification=classification,
         audiences=tuple(audiences),
         chunks=_without_document_heading(tuple(_drop_title_from_anchor(c, title) for c in chunks)),
+        date_kind=kind,
     )
 
 
