@@ -35,7 +35,8 @@ def test_ask_builds_the_index_and_answers_with_a_citation(run) -> None:  # type:
     code, out, err = run("ask", "How many vacation days do I get?", "--user", "alice@example.com")
     assert code == 0
     assert out.startswith("Human Resources · 1 source · confidence")
-    assert "25 days of paid vacation per year [1]" in out
+    assert "From Time off policy › Annual vacation [1]:" in out
+    assert "25 days of paid vacation per year." in out
     assert "[1] Time off policy — knowledge/hr/time-off.md › Annual vacation" in out
     assert "Traceback" not in out + err
 
@@ -143,7 +144,8 @@ def test_chat_keeps_history_and_pins_departments(run, monkeypatch: pytest.Monkey
     code, out, _ = run("chat", "--user", "alice@example.com")
     assert code == 0
     assert "departments you can ask: finance, hr" in out
-    assert "25 days of paid vacation per year [1]" in out
+    assert "From Time off policy › Annual vacation [1]:" in out
+    assert "25 days of paid vacation per year." in out
     assert "department: finance" in out
     assert "60 dollars per day" in out and out.count("Sources") == 2
 

@@ -15,6 +15,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+from bot.adapters.render import Table, parts
 from bot.core.ports import IndexReport
 from bot.core.types import Answer, Citation, Status
 
@@ -55,7 +56,7 @@ def plural(n: int, word: str) -> str:
 
 
 def _updated(c: Citation) -> str:
-    return f"(updated {c.modified:%Y-%m-%d})" if c.modified else ""
+    return f"({c.dated})" if c.modified else ""  # "(updated 2025-03-01)" or "(indexed …)"
 
 
 def source_line(c: Citation) -> str:
@@ -73,7 +74,7 @@ def _source_lines(c: Citation, width: int) -> list[str]:
         return [line]
     indent = " " * (len(f"  [{c.n}] "))
     # the three spaces before "(updated …)" only align it on one line
-    text = source_line(c).replace("   (updated", " (updated")
+    text = source_line(c).replace(f"   ({c.date_kind}", f" ({c.date_kind}")
     return textwrap.wrap(
         text,
         width=width,
@@ -134,6 +135,53 @@ def _wrap_paragraphs(text: str, width: int) -> str:
     return "\n".join(out)
 
 
+def text_table(table: Table, width: int) -> str:
+    """A table as aligned columns within ``width``: a header, a rule, one line per row (cells
+    wrap inside their column when the table is wider than the terminal)."""
+    n = len(table.header)
+    grid = [list(table.header), *[list(r) for r in table.rows]]
+    natural = [max(len(row[k]) for row in grid) or 1 for k in range(n)]
+    room = max(n * 6, width - 3 * (n - 1))
+    widths = natural[:]
+    while sum(widths) > room:
+        k = widths.index(max(widths))  # shrink the widest column first
+        widths[k] = max(6, widths[k] - 1)
+        if all(w == 6 for w in widths):
+            break
+    if any(w < min(natural[k], 12) for k, w in enumerate(widths)):
+        return _records(table, width)  # too many columns to read side by side
+    out: list[str] = []
+    for i, row in enumerate(grid):
+        wrapped = [textwrap.wrap(cell, widths[k]) or [""] for k, cell in enumerate(row)]
+        for line_no in range(max(len(w) for w in wrapped)):
+            cells = [(w[line_no] if line_no < len(w) else "").ljust(widths[k]) for k, w in enumerate(wrapped)]
+            out.append(" │ ".join(cells).rstrip())
+        if i == 0:
+            out.append("─┼─".join("─" * w for w in widths))
+    return "\n".join(out)
+
+
+def _records(table: Table, width: int) -> str:
+    """A wide table one row at a time, "header: value" per line (like psql's expanded
+    display), rows separated by a short rule."""
+    blocks: list[str] = []
+    for row in table.rows:
+        lines: list[str] = []
+        for head, cell in zip(table.header, row, strict=False):
+            lines += textwrap.wrap(f"{head}: {cell}", width=width, subsequent_indent="  ") or [f"{head}:"]
+        blocks.append("\n".join(lines))
+    return ("\n" + "─" * min(width, 24) + "\n").join(blocks)
+
+
+def answer_body(text: str, prose_width: int, width: int) -> str:
+    """The answer's text: paragraphs and lists wrapped, tables as aligned columns."""
+    blocks = [
+        text_table(part, width) if isinstance(part, Table) else _wrap_paragraphs(part.text, prose_width)
+        for part in parts(text)
+    ]
+    return "\n\n".join(blocks)
+
+
 def render_text(answer: Answer, *, width: int | None = None) -> str:
     """The UX.md terminal layout, wrapped to the terminal (``terminal_width``)."""
     width = width or terminal_width()
@@ -152,7 +200,7 @@ def render_text(answer: Answer, *, width: int | None = None) -> str:
         head.append("low confidence")
     lines += _join_wrapped(head, width)
     lines.append("")
-    lines.append(wrap(answer.text))
+    lines.append(answer_body(answer.text, prose, width))
     if answer.notice and answer.notice not in answer.text:
         lines += ["", wrap(answer.notice)]
     if answer.citations:

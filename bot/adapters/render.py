@@ -5,13 +5,15 @@ Only words and numbers live here; each adapter escapes the result for its own ma
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
+from bot.config import Department
 from bot.core.access import CHANNEL_REASONS
 from bot.core.ports import IndexReport, IndexStatus, Notice
-from bot.core.types import Answer, Citation
+from bot.core.types import Answer, Citation, Status
 
 SORRY = "Sorry, I couldn't answer that just now (request {rid}). Try again in a minute."
 
@@ -37,7 +39,9 @@ def where(c: Citation) -> str:
 
 
 def updated(c: Citation) -> str:
-    return f"updated {c.modified:%b} {c.modified.day}, {c.modified:%Y}" if c.modified else ""
+    """ "updated Sep 14, 2026", or "indexed Nov 30, 2026" when the document has no date of
+    its own (``Citation.date_kind``): a clone's mtime is never shown as an update."""
+    return f"{c.date_kind} {c.modified:%b} {c.modified.day}, {c.modified:%Y}" if c.modified else ""
 
 
 def source_parts(c: Citation, department_title: str) -> list[str]:
@@ -93,6 +97,14 @@ def progress_line(title: str, done: int, total: int) -> str:
     return f"Refreshing {title} knowledge… {done}/{total} files"
 
 
+def status_title(dept: Department) -> str:
+    """The department's title with its rollout state, so ``/kb status`` shows why people
+    are turned away: "Finance (pilot)" or "Finance (disabled)"."""
+    if not dept.enabled:
+        return f"{dept.title} (disabled)"
+    return f"{dept.title} (pilot)" if dept.pilot is not None else dept.title
+
+
 def status_line(status: IndexStatus, title: str) -> str:
     if status.version is None:
         return f"{title}: not indexed yet"
@@ -117,6 +129,7 @@ def help_lines(departments: Sequence[str], *, command: str = "/ask") -> list[str
         f"`{command} DEPT question` — ask one department. You can ask: {names}.",
         "`/task TEMPLATE input` — run a department template (`/task` alone lists yours).",
         "`/kb status [DEPT]` — knowledge status; `/kb refresh DEPT` — refresh (department admins).",
+        "`/kb my-data` — a private copy of what I store about you; `/kb forget-me` — erase it.",
         "Mention me in a channel or message me directly; I answer in the thread with sources.",
     ]
 
@@ -124,3 +137,102 @@ def help_lines(departments: Sequence[str], *, command: str = "/ask") -> list[str
 def notice_lines(notices: Sequence[Notice]) -> list[str]:
     """Admin notices as short lines ("Nov 30 14:02 · hr: 2 files not indexed: …")."""
     return [f"{n.time:%b} {n.time.day} {n.time:%H:%M} UTC · {n.text}" for n in notices]
+
+
+# ── answer structure: prose and tables ──────────────────────────────────────────────
+# Answers are Markdown: paragraphs, lists ("- item", "1. item") and pipe tables (header,
+# ``|---|`` separator, rows). Each surface shows a table in its own native form (terminal
+# grid, Slack table block, Teams Adaptive Card Table), so the text is split here, once.
+
+
+@dataclass(frozen=True)
+class Table:
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
+class Prose:
+    text: str  # Markdown: paragraphs and lists, never a table
+
+
+_TABLE_LINE = re.compile(r"^\s*\|.*\|\s*$")
+_SEPARATOR = re.compile(r"^\s*\|?\s*:?-{1,}:?\s*(?:\|\s*:?-{1,}:?\s*)*\|?\s*$")
+
+
+def table_cells(line: str) -> list[str]:
+    bare = line.strip()
+    bare = bare[1:] if bare.startswith("|") else bare
+    bare = bare[:-1] if bare.endswith("|") and not bare.endswith("\\|") else bare
+    return [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", bare)]
+
+
+def parts(text: str) -> list[Prose | Table]:
+    """``text`` as prose and tables in reading order; a table needs its separator line
+    (a lone line between pipes is prose). Rows are padded or cut to the header's width."""
+    lines = text.split("\n")
+    out: list[Prose | Table] = []
+    prose: list[str] = []
+    i = 0
+
+    def flush() -> None:
+        body = "\n".join(prose).strip("\n")
+        if body.strip():
+            out.append(Prose(body))
+        prose.clear()
+
+    while i < len(lines):
+        if (
+            i + 1 < len(lines)
+            and _TABLE_LINE.match(lines[i])
+            and _SEPARATOR.match(lines[i + 1])
+            and "-" in lines[i + 1]
+        ):
+            header = tuple(table_cells(lines[i]))
+            rows: list[tuple[str, ...]] = []
+            i += 2
+            while i < len(lines) and _TABLE_LINE.match(lines[i]):
+                if not _SEPARATOR.match(lines[i]):
+                    cells = table_cells(lines[i])
+                    rows.append(tuple((cells + [""] * len(header))[: len(header)]))
+                i += 1
+            flush()
+            out.append(Table(header, tuple(rows)))
+            continue
+        prose.append(lines[i])
+        i += 1
+    flush()
+    return out
+
+
+def has_table(text: str) -> bool:
+    return any(isinstance(p, Table) for p in parts(text))
+
+
+# ── who wrote the answer ───────────────────────────────────────────────────────────
+# Teams' "AI generated" label and Slack's AI wording are for text a model wrote. The
+# extractive generator quotes documents; saying "AI generated" over a quote is not honest.
+
+QUOTING_GENERATORS = frozenset({"extractive"})
+
+
+def model_written(answer: Answer) -> bool:
+    """True when a language model wrote the answer's words (not quotes, not sources only)."""
+    return (
+        answer.status == Status.ANSWERED
+        and bool(answer.generator)
+        and answer.generator not in QUOTING_GENERATORS
+        and answer.generator != "none"
+    )
+
+
+def provenance(answer: Answer) -> str:
+    """One line on who wrote the words: "" when no answer text was written at all."""
+    if answer.status != Status.ANSWERED:
+        return ""
+    dept = answer.department_title or answer.department or "the department's"
+    if model_written(answer):
+        return f"AI-generated from {dept} documents — check the sources before relying on it."
+    if answer.generator in QUOTING_GENERATORS:
+        return f"Quoted from {dept} documents — no AI model wrote this."
+    return ""

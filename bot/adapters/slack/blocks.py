@@ -201,6 +201,72 @@ def _button(text: str, action_id: str, value: str, label: str | None = None) -> 
     return button
 
 
+# Slack's table block (docs.slack.dev, reference/block-kit/blocks/table-block): at most 100
+# rows of at most 20 cells, cells of type ``raw_text`` or ``rich_text`` with at least one
+# character, and one table per message (a second is refused with ``only_one_table_allowed``).
+# Cells are ``rich_text`` (as in Slack's own SDK example, slackapi/node-slack-sdk#2426):
+# SDK maintainers reported ``raw_text`` cells failing server-side when the block shipped.
+# A table beyond those limits, or a second one, is shown as aligned text in a code block.
+TABLE_ROWS = 100
+TABLE_CELLS = 20
+TABLE_CHARS = 10_000  # all cells together: a guard, so a huge table cannot crowd out the rest
+EMPTY_CELL = "–"
+
+
+def table_cell(text: str, *, bold: bool = False) -> Block:
+    """A cell of plain text (a rich_text ``text`` element is never read as a mention or a
+    link; ‹ › stand in for < > all the same, as in every other quoted text)."""
+    flat = " ".join(text.split()).replace("<", "‹").replace(">", "›") or EMPTY_CELL
+    element: Block = {"type": "text", "text": flat}
+    if bold:
+        element["style"] = {"bold": True}
+    return {"type": "rich_text", "elements": [{"type": "rich_text_section", "elements": [element]}]}
+
+
+def cell_text(cell: Block) -> str:
+    """The words of a cell ``table_cell`` built (for tests, limits and fallbacks)."""
+    sections = cell.get("elements", [])
+    return "".join(e.get("text", "") for section in sections for e in section.get("elements", []))
+
+
+def table_block(table: render.Table) -> Block | None:
+    """A native table, or None when it would break one of Slack's table limits."""
+    width = len(table.header)
+    if not 1 <= width <= TABLE_CELLS or len(table.rows) + 1 > TABLE_ROWS:
+        return None
+    rows = [[table_cell(c, bold=True) for c in table.header]]
+    rows += [[table_cell(c) for c in r] for r in table.rows]
+    if sum(len(cell_text(cell)) for row in rows for cell in row) > TABLE_CHARS:
+        return None
+    return {"type": "table", "column_settings": [{"is_wrapped": True}] * width, "rows": rows}
+
+
+def preformatted(table: render.Table) -> Block:
+    """A table as aligned text in a code block, within one section's 3,000 characters."""
+    from bot.adapters.console import text_table
+
+    grid = escape(text_table(table, 100))
+    return section(clip(f"```\n{grid}", MAX_SECTION - 4, more=ELLIPSIS) + "\n```")
+
+
+def body_blocks(text: str) -> list[Block]:
+    """The answer's text: prose as sections, the first table as a table block, others (and
+    any table past Slack's limits) as code blocks."""
+    blocks: list[Block] = []
+    tabled = False
+    for part in render.parts(text):
+        if isinstance(part, render.Prose):
+            blocks += sections(mrkdwn(part.text))
+            continue
+        native = None if tabled else table_block(part)
+        if native is not None:
+            blocks.append(native)
+            tabled = True
+        else:
+            blocks.append(preformatted(part))
+    return blocks
+
+
 def answer_text(answer: Answer) -> str:
     """What the answer says, in words: its text, or — when the text has no words in it
     (blank, or only ``[n]`` markers) — one sentence saying so."""
@@ -231,10 +297,10 @@ def answer_blocks(answer: Answer, *, note: str = "", share: bool = False, reserv
     sources = sources_block(answer)
     if sources:
         tail.append(sources)
-    tail.append(context(footer(answer)))
+    tail.append(context(footer(answer), escape(render.provenance(answer))))
     tail.append(feedback_actions(answer.request_id, share=share))
     room = MAX_BLOCKS - reserve - len(head) - len(tail)
-    body = sections(mrkdwn(text))
+    body = body_blocks(text)
     if len(body) > room:
         cut = context("… the answer was too long for one Slack message; see the sources.")
         body = [*body[: room - 1], cut]

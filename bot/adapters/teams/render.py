@@ -26,7 +26,8 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
-from bot.adapters.teams.inbound import AT_TAG_RE, CHANNEL, COMMANDS, FEEDBACK_KEY
+from bot.adapters import render as shared
+from bot.adapters.teams.inbound import AT_TAG_RE, CHANNEL, COMMANDS, FEEDBACK_KEY, PERSONAL_COMMANDS
 
 # the conversation kinds ``render_answer(kind=)`` takes, re-exported for its callers
 from bot.adapters.teams.inbound import GROUP as GROUP
@@ -36,6 +37,7 @@ from bot.core.types import Answer, Citation, Status
 
 CARD_TYPE = "application/vnd.microsoft.card.adaptive"
 CARD_VERSION = "1.4"
+TABLE_CARD_VERSION = "1.5"  # the Table element came with Adaptive Cards 1.5, the most Teams renders
 MAX_CITATIONS = 20  # Teams shows at most 20 citation claims per message (more: 400)
 NAME_CHARS = 80  # citation.appearance.name
 ABSTRACT_CHARS = 160  # citation.appearance.abstract
@@ -100,7 +102,7 @@ def citation_detail(c: Citation, department_title: str | None) -> str:
     if department_title:
         bits.append(department_title)
     if c.modified is not None:
-        bits.append(f"updated {c.modified:%Y-%m-%d}")
+        bits.append(c.dated)  # "updated 2025-03-01" or "indexed 2026-11-30"
     return " · ".join(bits)
 
 
@@ -141,15 +143,17 @@ def keywords(c: Citation) -> list[str]:
     return found[:MAX_KEYWORDS]
 
 
-def ai_entity(citations: Sequence[Citation]) -> dict[str, Any]:
-    """Teams' AI message entity: the "AI generated" label plus one claim per [n] (≤ 20: see ``capped``)."""
+def ai_entity(citations: Sequence[Citation], *, ai_generated: bool = True) -> dict[str, Any]:
+    """Teams' message entity: one claim per [n] (≤ 20: see ``capped``), plus the "AI generated"
+    label only when a model wrote the text (``render.model_written``): a quote is not AI."""
     entity: dict[str, Any] = {
         "type": "https://schema.org/Message",
         "@type": "Message",
         "@context": "https://schema.org",
         "@id": "",
-        "additionalType": ["AIGeneratedContent"],
     }
+    if ai_generated:
+        entity["additionalType"] = ["AIGeneratedContent"]
     claims = []
     for c in citations[:MAX_CITATIONS]:
         appearance: dict[str, Any] = {
@@ -182,27 +186,83 @@ def render_answer(answer: Answer, *, kind: str) -> dict[str, Any]:
     if kind == CHANNEL:
         return card_activity(answer_card(answer), summary=plain(capped(answer)[0], 120))
     text, shown, more = capped(answer)
-    body = neutralize(text)
+    tables = [p for p in shared.parts(text) if isinstance(p, shared.Table)]
+    # Teams' message Markdown has no tables: they go in an Adaptive Card under the text,
+    # and the text says where each one was.
+    body = neutralize(_with_table_pointers(text)) if tables else neutralize(text)
     if answer.status == Status.SOURCES_ONLY and shown:
         body += "\n\n" + "\n\n".join(f"[{c.n}] {listed_title(c)}" for c in shown)
     if more:
         body += "\n\n" + more_sources(more)
     if answer.notice and answer.notice not in answer.text:
         body += "\n\n" + neutralize(answer.notice)
+    label = shared.provenance(answer) if not shared.model_written(answer) else ""
+    if label:
+        body += f"\n\n{neutralize(label)}"
     body += f"\n\n_{neutralize(footer(answer))}_"
     activity = text_activity(body)
+    if tables:
+        card = {
+            "type": "AdaptiveCard",
+            "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+            "version": TABLE_CARD_VERSION,
+            "body": [table_element(t) for t in tables],
+        }
+        activity["attachments"] = [{"contentType": CARD_TYPE, "content": card}]
     activity["channelData"] = {"feedbackLoopEnabled": True}
     if answer.status in (Status.ANSWERED, Status.SOURCES_ONLY):
-        activity["entities"] = [ai_entity(shown)]
+        activity["entities"] = [ai_entity(shown, ai_generated=shared.model_written(answer))]
     return activity
+
+
+def _with_table_pointers(text: str) -> str:
+    found = shared.parts(text)
+    count = sum(isinstance(p, shared.Table) for p in found)
+    out: list[str] = []
+    n = 0
+    for part in found:
+        if isinstance(part, shared.Table):
+            n += 1
+            out.append("_(The table is below.)_" if count == 1 else f"_(Table {n} is below.)_")
+        else:
+            out.append(part.text)
+    return "\n\n".join(out)
+
+
+def table_element(table: shared.Table) -> dict[str, Any]:
+    """An Adaptive Card ``Table`` (schema 1.5): the header as its first row, one TableRow per
+    row, every cell a wrapping TextBlock made inert like any card text."""
+
+    def cell(text: str, *, bold: bool = False) -> dict[str, Any]:
+        block: dict[str, Any] = {
+            "type": "TextBlock",
+            "text": neutralize(" ".join(text.split()), for_card=True) or "–",
+            "wrap": True,
+        }
+        if bold:
+            block["weight"] = "Bolder"
+        return {"type": "TableCell", "items": [block]}
+
+    rows = [{"type": "TableRow", "cells": [cell(h, bold=True) for h in table.header]}]
+    rows += [{"type": "TableRow", "cells": [cell(c) for c in r]} for r in table.rows]
+    return {
+        "type": "Table",
+        "columns": [{"width": 1} for _ in table.header],
+        "rows": rows,
+        "firstRowAsHeader": True,
+        "showGridLines": True,
+    }
 
 
 def answer_card(answer: Answer, *, voted: str | None = None) -> dict[str, Any]:
     """Channels: answer, a Sources fact list and 👍/👎 buttons carrying the request id."""
     text, shown, more = capped(answer)
-    body: list[dict[str, Any]] = [
-        {"type": "TextBlock", "text": neutralize(text, for_card=True), "wrap": True},
-    ]
+    body: list[dict[str, Any]] = []
+    for part in shared.parts(text) or [shared.Prose(text)]:
+        if isinstance(part, shared.Table):
+            body.append(table_element(part))
+        else:
+            body.append({"type": "TextBlock", "text": neutralize(part.text, for_card=True), "wrap": True})
     if shown:
         body.append({"type": "TextBlock", "text": "Sources", "weight": "Bolder", "spacing": "Medium"})
         body.append(
@@ -224,6 +284,11 @@ def answer_card(answer: Answer, *, voted: str | None = None) -> dict[str, Any]:
         body.append({"type": "TextBlock", "text": more_sources(more, for_card=True), "wrap": True})
     if answer.notice and answer.notice not in answer.text:
         body.append({"type": "TextBlock", "text": neutralize(answer.notice, for_card=True), "wrap": True})
+    label = shared.provenance(answer) if not shared.model_written(answer) else ""
+    if label:
+        body.append(
+            {"type": "TextBlock", "text": neutralize(label, for_card=True), "wrap": True, "size": "Small"}
+        )
     body.append(
         {
             "type": "TextBlock",
@@ -236,7 +301,7 @@ def answer_card(answer: Answer, *, voted: str | None = None) -> dict[str, Any]:
     card: dict[str, Any] = {
         "type": "AdaptiveCard",
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-        "version": CARD_VERSION,
+        "version": TABLE_CARD_VERSION if any(b["type"] == "Table" for b in body) else CARD_VERSION,
         "body": body,
     }
     if voted:
@@ -299,7 +364,7 @@ def welcome_card() -> dict[str, Any]:
 def help_text(departments: Sequence[tuple[str, str]], templates: Sequence[tuple[str, str, str]]) -> str:
     """Commands plus what *this* person can ask: (name, title) and (dept, template, description)."""
     lines = ["**deptbot** answers from department documents, with sources.", ""]
-    lines += [f"- `{t}` — {d}" for t, d in COMMANDS]
+    lines += [f"- `{t}` — {d}" for t, d in PERSONAL_COMMANDS]
     lines.append("")
     if departments:
         lines.append(

@@ -33,7 +33,7 @@ MAX_CLAIMS, NAME_CHARS, ABSTRACT_CHARS, MAX_KEYWORDS, KEYWORD_CHARS = 20, 80, 16
 MAX_CARD_VERSION = (1, 5)
 MARKER_RE = re.compile(r"\[(\d{1,3})\]")
 # the card elements and actions deptbot uses; a new one must be added here on purpose
-CARD_ELEMENTS = {"TextBlock", "FactSet"}
+CARD_ELEMENTS = {"TextBlock", "FactSet", "Table"}
 CARD_ACTIONS = {"Action.Submit", "Action.OpenUrl"}
 
 
@@ -155,6 +155,8 @@ def _element(element: Any) -> list[str]:
     if kind not in CARD_ELEMENTS:
         return [f"element type {kind!r} is not one deptbot uses"]
     assert isinstance(element, Mapping)
+    if kind == "Table":
+        return _table(element)
     if kind == "TextBlock":
         text = element.get("text")
         return [] if isinstance(text, str) and text.strip() else ["TextBlock.text must be non-empty text"]
@@ -168,6 +170,34 @@ def _element(element: Any) -> list[str]:
         or not isinstance(f.get("title"), str)
         or not isinstance(f.get("value"), str)
     ][:1]
+
+
+def _table(table: Mapping[str, Any]) -> list[str]:
+    """Adaptive Cards 1.5 ``Table`` (adaptivecards.io schema explorer, Table): ``columns`` of
+    TableColumnDefinition, ``rows`` of ``TableRow`` whose ``cells`` are ``TableCell`` with
+    ``items``; every row as wide as ``columns``; deptbot's cells hold TextBlocks only."""
+    columns, rows = table.get("columns"), table.get("rows")
+    if not isinstance(columns, list) or not columns or not isinstance(rows, list) or not rows:
+        return ["Table needs non-empty columns and rows"]
+    if not isinstance(table.get("firstRowAsHeader", True), bool):
+        return ["Table.firstRowAsHeader must be true or false"]
+    found: list[str] = []
+    for i, row in enumerate(rows):
+        cells = row.get("cells") if isinstance(row, Mapping) else None
+        if not isinstance(row, Mapping) or row.get("type") != "TableRow" or not isinstance(cells, list):
+            found.append(f"rows[{i}] must be a TableRow with cells")
+            continue
+        if len(cells) != len(columns):
+            found.append(f"rows[{i}] has {len(cells)} cells for {len(columns)} columns")
+        for cell in cells:
+            items = cell.get("items") if isinstance(cell, Mapping) else None
+            is_cell = isinstance(cell, Mapping) and cell.get("type") == "TableCell"
+            if not is_cell or not isinstance(items, list):
+                found.append(f"rows[{i}]: every cell must be a TableCell with items")
+                break
+            for item in items:
+                found += [f"rows[{i}]: {p}" for p in _element(item) if item.get("type") != "Table"]
+    return found
 
 
 def _action(action: Any) -> list[str]:

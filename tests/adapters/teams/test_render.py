@@ -35,7 +35,7 @@ def _answer(**kw: object) -> Answer:
 
 
 def test_chat_answer_has_ai_entity_and_feedback() -> None:
-    act = tr.render_answer(_answer(), kind=tr.PERSONAL)
+    act = tr.render_answer(_answer(generator="anthropic"), kind=tr.PERSONAL)
     assert act["channelData"] == {"feedbackLoopEnabled": True}
     [entity] = act["entities"]
     assert entity["additionalType"] == ["AIGeneratedContent"]
