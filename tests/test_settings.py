@@ -229,3 +229,13 @@ def test_settings_built_by_hand_are_checked_on_first_use(tmp_path: Path) -> None
     with pytest.raises(ConfigError) as err:
         bad.values  # noqa: B018
     assert err.value.field == "retrieval.top_k"
+
+
+def test_the_build_memory_and_ann_settings_reach_the_index(tmp_path: Path) -> None:
+    from bot.wiring import build_knowledge
+
+    text = "[knowledge]\nbuild_memory_mb = 32\nann_threshold = 7\n"
+    settings = load(tmp_path, text, env={"DEPTBOT_KNOWLEDGE__ANN_THRESHOLD": "9"})
+    kb = build_knowledge(settings)
+    assert kb.indexer.build_memory_bytes == 32 * 2**20
+    assert kb.indexer.ann_threshold == 9 and kb.reader.ann_threshold == 9  # the environment wins

@@ -14,7 +14,7 @@ from bot.config import Department
 from bot.core.ports import AdminNotices, IndexReport, IndexStatus, ProgressFn
 from bot.core.types import AccessScope, SourceChunk
 from bot.knowledge.embedders import DEFAULT_EMBEDDER, Embedder, get_embedder
-from bot.knowledge.index import Indexer
+from bot.knowledge.index import DEFAULT_ANN_THRESHOLD, DEFAULT_BUILD_MEMORY_MB, Indexer
 from bot.knowledge.ingest import Limits
 from bot.knowledge.retrieve import CANDIDATES, DEFAULT_FUSION, IndexReader
 
@@ -38,18 +38,28 @@ class KnowledgeBase:
         candidates: int = CANDIDATES,
         limits: Limits | None = None,
         notices: AdminNotices | None = None,
+        build_memory_mb: float = DEFAULT_BUILD_MEMORY_MB,
+        ann_threshold: int = DEFAULT_ANN_THRESHOLD,
     ) -> None:
+        """``build_memory_mb`` caps one build batch and ``ann_threshold`` is the live chunk
+        count from which a department is searched through ANN indexes (``[knowledge]``)."""
         self.state_dir = Path(state_dir)
         self._instance = None if isinstance(embedder, str) else embedder
         self._default = embedder if isinstance(embedder, str) else embedder.name
         self.indexer = Indexer(
-            state_dir=self.state_dir, embedder_for=self._embedder_for, limits=limits, notices=notices
+            state_dir=self.state_dir,
+            embedder_for=self._embedder_for,
+            limits=limits,
+            notices=notices,
+            build_memory_mb=build_memory_mb,
+            ann_threshold=ann_threshold,
         )
         self.reader = IndexReader(
             state_dir=self.state_dir,
             embedder_named=self._embedder_named,
             fusion=fusion,
             candidates=candidates,
+            ann_threshold=ann_threshold,
         )
 
     def _embedder_named(self, name: str) -> Embedder:

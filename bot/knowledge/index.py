@@ -1,22 +1,51 @@
-"""Per-department indexes on disk: incremental, crash-safe, one writer at a time.
+"""Per-department indexes on disk: segmented, incremental, crash-safe, one writer at a time.
 
 Layout under ``<state_dir>/indexes/<dept>/``::
 
     CURRENT                 name of the version readers load (switched with os.replace)
     lock                    flock'd by a refresh so two refreshes never interleave
-    versions/<version>/     meta.json, files.json (fingerprints), docs.json, anchors.json,
-                            texts.bin + text_offsets.npy, chunk_doc.npy, dense.npy (float16),
-                            tokens.npy + token_offsets.npy + vocab.json, bm25/ (bm25s)
+    segments/<segment>/     immutable chunk data (``bot/knowledge/segments.py``): texts,
+                            float16 vectors, token ids, BM25 postings, and ``ann.faiss``
+                            in big departments
+    versions/<version>/     meta.json (format 2: the segments this version lists, each with
+                            its TOMBSTONES — dead document numbers — plus counts and the
+                            files that failed) and files.json (fingerprints)
 
-Why: a refresh writes a complete new version beside the old one, fsyncs it, and only then
-points ``CURRENT`` at it, so a crash at any moment leaves the previous version serving.
-Unchanged files (same size+mtime, or same content hash) keep their chunks, vectors and
-token ids; only new/changed files are parsed and embedded. The BM25 matrix is rebuilt
-vectorised from stored token ids, which is cheap.
+Why segments: a refresh used to write a complete new version, so changing one file of a
+100k-chunk department rewrote every chunk (9.45 s, 871 MB peak). Now a refresh writes
+only the new and changed documents as a new segment, tombstones the old chunks of changed
+and removed documents in a new manifest, and switches ``CURRENT``; unchanged segments are
+listed again by name, never rewritten. Readers keep loaded segments across versions
+(``bot/knowledge/retrieve.py``), and compute BM25's document frequencies, N and average
+length over the live chunks the asker may see, across all segments, at query time — so
+tombstoned chunks and segment boundaries never change a score.
+
+Crash safety is unchanged: segments and the manifest are written beside the served
+version, fsynced, and only then does ``CURRENT`` point at the new manifest; a crash at
+any moment leaves the previous version serving, and a segment nothing lists is garbage
+the next refresh deletes. A version written before segments existed reads as one
+segment, and the first refresh adopts it by hard links (no copy).
+
+Bounded memory: a build streams. Parsed documents collect in a batch whose estimated
+footprint (:func:`chunk_cost`) is capped by ``knowledge.build_memory_mb``; a full batch
+is embedded, tokenised and written as a segment, then dropped. So a 100k-chunk build
+holds one batch, not the department.
+
+Merges: a segment whose tombstoned chunks exceed ``MERGE_DEAD_SHARE`` of it, or more
+than ``MAX_SEGMENTS`` segments, triggers a merge after the refresh (same lock, same
+thread as the refresh — off the request path): the live chunks of a group of segments,
+at most one batch's worth, are copied into one new segment and a new manifest drops the
+old ones. A merged segment is never bigger than a batch, so a merge is bounded too.
+
+ANN: when a department reaches ``knowledge.ann_threshold`` live chunks, new and merged
+segments are written with a faiss IVF index (``bot/knowledge/ann.py``), and listed
+segments written before it got there get theirs before the manifest switches; the
+reader uses them for the dense half of hybrid search.
 
 Fail closed: a file that cannot be parsed fails alone (reported, not indexed), and a
 refresh that fails after its scan first narrows the served version to the documents whose
-file and access context did not change, so a revoked audience never keeps serving.
+file and access context did not change — a manifest with more tombstones, written without
+the embedder or any chunk data — so a revoked audience never keeps serving.
 """
 
 from __future__ import annotations
@@ -26,11 +55,10 @@ import fcntl
 import json
 import logging
 import os
-import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,32 +68,42 @@ import numpy as np
 from bot.config import Department
 from bot.core.ports import AdminNotices, FailedFile, IndexReport, IndexStatus, ProgressFn
 from bot.errors import KnowledgeError
-from bot.knowledge import ingest, lexical
+from bot.knowledge import ann, dates, ingest, lexical
 from bot.knowledge.chunking import index_text
 from bot.knowledge.embedders import Embedder, check_embedder_allowed
+from bot.knowledge.segments import (
+    SEGMENTS,
+    IndexData,
+    add_ann,
+    adopt,
+    dir_bytes,
+    fsync_path,
+    load_data,
+    new_name,
+    write_segment,
+)
 
-FORMAT = 1
-EMBED_BATCH = 512
+__all__ = ["IndexData", "Indexer", "assemble", "load_data", "write_version"]
+
+FORMAT = 2  # a manifest of segments; format 1 was one self-contained version folder
+EMBED_BATCH = 64  # wordllama pads a batch to its longest text: 512 × 512 tokens × 256-d float32 is ~200 MB
 NOTICE_FILES = 10  # files named in one admin notice
+DEFAULT_BUILD_MEMORY_MB = 256
+DEFAULT_ANN_THRESHOLD = 100_000  # exact search stays < 50 ms while vectors fit DENSE_IN_RAM_MAX
+MAX_SEGMENTS = 8
+MERGE_DEAD_SHARE = 0.2
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class IndexData:
-    """Everything a version holds, in memory (used to build the next version)."""
+def chunk_cost(text_chars: int, dim: int) -> int:
+    """Bytes one chunk of a batch holds until the batch is written (an estimate).
 
-    embedder: str
-    dim: int
-    docs: list[dict[str, Any]] = field(default_factory=list)
-    texts: list[str] = field(default_factory=list)
-    anchors: list[str] = field(default_factory=list)
-    dense: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float16))
-    tokens: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
-    token_offsets: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
-    vocab: list[str] = field(default_factory=list)
-    files: dict[str, dict[str, Any]] = field(default_factory=dict)
-    failed: list[dict[str, str]] = field(default_factory=list)
+    Its text three times (parsed record, index text, UTF-8 copy), Python string and list
+    overhead, its tokens (str lists, then int32 ids and postings), and its vector (float32
+    from the embedder, float16 stored). Measured against bench/refresh.py's peak RSS.
+    """
+    return 8 * text_chars + 8 * dim + 2048
 
 
 def dept_dir(state_dir: Path, department: str) -> Path:
@@ -85,91 +123,173 @@ def read_meta(vdir: Path) -> dict[str, Any]:
     return meta
 
 
-# ── reading and writing a version ───────────────────────────────────────────────────
+def segment_dirs(root: Path, vdir: Path, meta: dict[str, Any] | None = None) -> list[tuple[Path, list[int]]]:
+    """(folder, dead document numbers) of each segment a version lists, in order.
+
+    A format-1 version is its own single segment with nothing dead.
+    """
+    meta = read_meta(vdir) if meta is None else meta
+    if "segments" not in meta:
+        return [(vdir, [])]
+    return [(root / SEGMENTS / s["name"], [int(d) for d in s["dead"]]) for s in meta["segments"]]
 
 
-def load_data(vdir: Path) -> IndexData:
+# ── what a version holds, as the writer needs it ─────────────────────────────────────
+
+
+@dataclass
+class SegmentRef:
+    """A segment as one version lists it: which of its documents are dead."""
+
+    name: str
+    rels: list[str]  # rel of each document number
+    counts: list[int]  # chunks of each document
+    dead: set[int] = field(default_factory=set)
+
+    @property
+    def chunks(self) -> int:
+        return sum(self.counts)
+
+    @property
+    def dead_chunks(self) -> int:
+        return sum(self.counts[d] for d in self.dead)
+
+    def entry(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "documents": len(self.rels),
+            "chunks": self.chunks,
+            "dead": sorted(self.dead),
+            "dead_chunks": self.dead_chunks,
+        }
+
+
+@dataclass
+class Stored:
+    """The served version, from its manifest and its segments' docs.json (no chunk data)."""
+
+    version: str
+    embedder: str
+    dim: int
+    files: dict[str, dict[str, Any]]
+    failed: list[dict[str, str]]
+    segments: list[SegmentRef]
+    legacy: Path | None = None  # a format-1 version folder: adopted before it is listed
+
+    def live(self) -> dict[str, tuple[int, int]]:
+        """rel → (segment position, document number) of every live document."""
+        out: dict[str, tuple[int, int]] = {}
+        for s, ref in enumerate(self.segments):
+            for d, rel in enumerate(ref.rels):
+                if d not in ref.dead:
+                    out[rel] = (s, d)
+        return out
+
+    @property
+    def live_chunks(self) -> int:
+        return sum(ref.chunks - ref.dead_chunks for ref in self.segments)
+
+
+def load_stored(
+    root: Path, version: str, cache: dict[Path, tuple[list[str], list[int]]] | None = None
+) -> Stored:
+    """The served version as the writer needs it. ``cache`` keeps each segment's document
+    list between refreshes (segments never change, and parsing every segment's docs.json
+    again would make a 1-file refresh proportional to the department)."""
+    vdir = root / "versions" / version
     meta = read_meta(vdir)
-    offsets = np.load(vdir / "text_offsets.npy")
-    blob = (vdir / "texts.bin").read_bytes()
-    texts = [blob[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(len(offsets) - 1)]
-    return IndexData(
+    refs = []
+    seen: set[Path] = set()
+    for folder, dead in segment_dirs(root, vdir, meta):
+        listed = cache.get(folder) if cache is not None else None
+        if listed is None:
+            docs = json.loads((folder / "docs.json").read_text(encoding="utf-8"))
+            listed = [d["rel"] for d in docs], [int(d["count"]) for d in docs]
+            if cache is not None and folder != vdir:
+                cache[folder] = listed
+        seen.add(folder)
+        refs.append(SegmentRef(folder.name, listed[0], listed[1], set(dead)))
+    if cache is not None:
+        for gone in [f for f in cache if f not in seen]:
+            del cache[gone]
+    return Stored(
+        version=version,
         embedder=meta["embedder"],
         dim=int(meta["dim"]),
-        docs=json.loads((vdir / "docs.json").read_text(encoding="utf-8")),
-        texts=texts,
-        anchors=json.loads((vdir / "anchors.json").read_text(encoding="utf-8")),
-        dense=np.load(vdir / "dense.npy"),
-        tokens=np.load(vdir / "tokens.npy"),
-        token_offsets=np.load(vdir / "token_offsets.npy"),
-        vocab=json.loads((vdir / "vocab.json").read_text(encoding="utf-8")),
         files=json.loads((vdir / "files.json").read_text(encoding="utf-8")),
         failed=meta.get("failed", []),
+        segments=refs,
+        legacy=None if "segments" in meta else vdir,
     )
 
 
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+@dataclass
+class Manifest:
+    """A version to write: segments (with tombstones) plus the files' fingerprints."""
+
+    embedder: str
+    dim: int
+    segments: list[SegmentRef]
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failed: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def documents(self) -> int:
+        return sum(len(s.rels) - len(s.dead) for s in self.segments)
+
+    @property
+    def chunks(self) -> int:
+        return sum(s.chunks - s.dead_chunks for s in self.segments)
+
+
+def ref_of(name: str, data: IndexData) -> SegmentRef:
+    return SegmentRef(name, [d["rel"] for d in data.docs], [int(d["count"]) for d in data.docs])
+
+
+# ── writing a version ───────────────────────────────────────────────────────────────
 
 
 def write_version(
-    root: Path, department: str, data: IndexData, *, before_switch: Callable[[], None] | None = None
+    root: Path,
+    department: str,
+    data: IndexData | Manifest,
+    *,
+    before_switch: Callable[[], None] | None = None,
 ) -> str:
-    """Write ``data`` as a new version and atomically make it current; returns its name."""
+    """Write a manifest (or ``data`` as a one-segment version) and atomically make it current.
+
+    Returns the version's name. Only the manifest and ``files.json`` are written here;
+    segments are written before (``write_segment``) and only listed.
+    """
+    if isinstance(data, IndexData):
+        name = write_segment(root, department, data)
+        manifest = Manifest(data.embedder, data.dim, [ref_of(name, data)], data.files, data.failed)
+    else:
+        manifest = data
     versions = root / "versions"
     versions.mkdir(parents=True, exist_ok=True)
-    now = time.time()
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{now % 1:.6f}"[1:]
-    version = f"{stamp}-{secrets.token_hex(3)}"
+    version = new_name()
     tmp = versions / f".tmp-{version}"
     tmp.mkdir()
     try:
-        n = len(data.texts)
-        encoded = [t.encode("utf-8") for t in data.texts]
-        offsets = np.zeros(n + 1, dtype=np.int64)
-        if n:
-            offsets[1:] = np.cumsum([len(b) for b in encoded])
-        (tmp / "texts.bin").write_bytes(b"".join(encoded))
-        np.save(tmp / "text_offsets.npy", offsets)
-        chunk_doc = np.zeros(n, dtype=np.int32)
-        for i, doc in enumerate(data.docs):
-            chunk_doc[doc["start"] : doc["start"] + doc["count"]] = i
-        np.save(tmp / "chunk_doc.npy", chunk_doc)
-        np.save(tmp / "dense.npy", np.ascontiguousarray(data.dense, dtype=np.float16).reshape(n, data.dim))
-        np.save(tmp / "tokens.npy", data.tokens.astype(np.int32))
-        np.save(tmp / "token_offsets.npy", data.token_offsets.astype(np.int64))
-        for name, obj in (
-            ("docs", data.docs),
-            ("anchors", data.anchors),
-            ("vocab", data.vocab),
-            ("files", data.files),
-        ):
-            (tmp / f"{name}.json").write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
-        bm25 = lexical.build_bm25(
-            data.tokens, data.token_offsets, len(data.vocab), {t: i for i, t in enumerate(data.vocab)}
-        )
-        lexical.save_bm25(bm25, tmp / "bm25")
         meta = {
             "format": FORMAT,
             "version": version,
             "department": department,
             "built_at": datetime.now(UTC).isoformat(),
-            "embedder": data.embedder,
-            "dim": data.dim,
-            "documents": len(data.docs),
-            "chunks": n,
-            "failed": data.failed,
+            "embedder": manifest.embedder,
+            "dim": manifest.dim,
+            "documents": manifest.documents,
+            "chunks": manifest.chunks,
+            "failed": manifest.failed,
+            "segments": [s.entry() for s in manifest.segments],
         }
+        (tmp / "files.json").write_text(json.dumps(manifest.files, ensure_ascii=False), encoding="utf-8")
         (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
-        for path in [*tmp.rglob("*"), tmp]:
-            _fsync_path(path)
-        final = versions / version
-        os.rename(tmp, final)
-        _fsync_path(versions)
+        for path in [*tmp.iterdir(), tmp]:
+            fsync_path(path)
+        os.rename(tmp, versions / version)
+        fsync_path(versions)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -181,12 +301,13 @@ def write_version(
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(pointer, root / "CURRENT")
-    _fsync_path(root)
+    fsync_path(root)
     return version
 
 
 def collect_garbage(root: Path, previous: str | None = None) -> None:
-    """Delete versions except the current one and ``previous`` (and stray temp dirs)."""
+    """Delete versions except the current one and ``previous``, then every segment (and
+    stray temp folder) neither of them lists."""
     versions = root / "versions"
     current = current_version(root)
     if current is None or not versions.is_dir():
@@ -194,6 +315,18 @@ def collect_garbage(root: Path, previous: str | None = None) -> None:
     for path in versions.iterdir():
         if path.name not in (current, previous):
             shutil.rmtree(path, ignore_errors=True)
+    listed: set[str] = set()
+    for name in (current, previous):
+        vdir = versions / name if name else None
+        if vdir is None or not (vdir / "meta.json").is_file():
+            continue
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            listed.update(folder.name for folder, _ in segment_dirs(root, vdir))
+    segments = root / SEGMENTS
+    if segments.is_dir():
+        for path in segments.iterdir():
+            if path.name not in listed:
+                shutil.rmtree(path, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -225,6 +358,7 @@ def doc_entry(doc: ingest.DocRecord, start: int) -> dict[str, Any]:
         "path": doc.path,
         "title": doc.title,
         "modified": doc.modified,
+        "date_kind": doc.date_kind,  # "updated" or "indexed" (first indexed with this content)
         "classification": doc.classification,
         "audiences": [list(a) for a in doc.audiences],
         "start": start,
@@ -292,21 +426,47 @@ def assemble(
     return out
 
 
-class _StoredEmbedder:
-    """Stands in for the embedder of a stored version when nothing needs embedding.
+def merge_data(parts: list[tuple[IndexData, set[int]]]) -> IndexData:
+    """The live documents of several segments as one (token ids mapped to one vocabulary)."""
+    out = IndexData(embedder=parts[0][0].embedder, dim=parts[0][0].dim)
+    vocab_ids: dict[str, int] = {}
+    dense_parts: list[np.ndarray] = []
+    token_parts: list[np.ndarray] = []
+    lengths: list[np.ndarray] = []
+    for data, dead in parts:
+        remap = np.array([vocab_ids.setdefault(t, len(vocab_ids)) for t in data.vocab], dtype=np.int32)
+        for d, doc in enumerate(data.docs):
+            if d in dead:
+                continue
+            a, b = doc["start"], doc["start"] + doc["count"]
+            entry = {**doc, "start": len(out.texts)}
+            out.texts.extend(data.texts[a:b])
+            out.anchors.extend(data.anchors[a:b])
+            dense_parts.append(data.dense[a:b])
+            t0, t1 = data.token_offsets[a], data.token_offsets[b]
+            token_parts.append(remap[data.tokens[t0:t1]] if t1 > t0 else np.zeros(0, np.int32))
+            lengths.append(np.diff(data.token_offsets[a : b + 1]))
+            out.docs.append(entry)
+    out.vocab = list(vocab_ids)
+    out.dense = np.concatenate(dense_parts) if dense_parts else np.zeros((0, out.dim), dtype=np.float16)
+    out.tokens = np.concatenate(token_parts) if token_parts else np.zeros(0, dtype=np.int32)
+    flat = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
+    out.token_offsets = np.concatenate([[0], np.cumsum(flat, dtype=np.int64)]).astype(np.int64)
+    return out
 
-    Narrowing after a failed refresh reuses stored vectors only, so it must not depend on
-    the embedder that may be what failed.
-    """
 
-    is_cloud = False
+class _Batch:
+    """Parsed documents waiting to be written as one segment, with their estimated cost."""
 
-    def __init__(self, data: IndexData) -> None:
-        self.name = data.embedder
-        self.dim = data.dim
+    def __init__(self) -> None:
+        self.docs: list[tuple[str, ingest.DocRecord | None]] = []
+        self.cost = 0
+        self.chunks = 0
 
-    def embed(self, texts: list[str]) -> np.ndarray:
-        raise KnowledgeError("narrowing an index never embeds")
+    def add(self, rel: str, doc: ingest.DocRecord, dim: int) -> None:
+        self.docs.append((rel, doc))
+        self.chunks += len(doc.chunks)
+        self.cost += sum(chunk_cost(len(c.text), dim) for c in doc.chunks)
 
 
 class Indexer:
@@ -314,7 +474,9 @@ class Indexer:
 
     ``limits`` are the ``[knowledge]`` caps and link rule (``ingest.Limits``); ``notices``
     hears, once per refresh, which files were not indexed and why, and when a failed
-    refresh had to narrow the served index.
+    refresh had to narrow the served index. ``build_memory_mb`` caps a build's batch
+    (``knowledge.build_memory_mb``); a department with ``ann_threshold`` live chunks or
+    more gets ANN indexes in its new segments (``knowledge.ann_threshold``).
     """
 
     def __init__(
@@ -324,12 +486,20 @@ class Indexer:
         embedder_for: Callable[[Department], Embedder],
         limits: ingest.Limits | None = None,
         notices: AdminNotices | None = None,
+        build_memory_mb: float = DEFAULT_BUILD_MEMORY_MB,
+        ann_threshold: int = DEFAULT_ANN_THRESHOLD,
     ) -> None:
         self._state_dir = Path(state_dir)
         self._embedder_for = embedder_for
         self.limits = limits or ingest.DEFAULT_LIMITS
         self._notices = notices
+        self.build_memory_bytes = int(build_memory_mb * 2**20)
+        self.ann_threshold = ann_threshold
         self.before_switch: Callable[[], None] | None = None  # test hook (crash injection)
+        self.bytes_written = 0  # by the last refresh (segments + manifest), for benches
+        # department root → segment folder → its documents (used under that department's lock)
+        self._stored: dict[Path, Stored] = {}  # department root → the version this indexer wrote last
+        self._listed: dict[Path, dict[Path, tuple[list[str], list[int]]]] = {}
 
     def root(self, department: str) -> Path:
         return dept_dir(self._state_dir, department)
@@ -342,6 +512,7 @@ class Indexer:
         its access context or disappeared is dropped, so revoked access never keeps serving.
         """
         started = time.perf_counter()
+        self.bytes_written = 0
         root = self.root(department.name)
         if not Path(department.knowledge).is_dir():
             # Deleting (or locking) a folder is a way to revoke it: stop serving the old index
@@ -353,10 +524,10 @@ class Indexer:
             raise KnowledgeError(f"The knowledge folder of {department.title} does not exist.")
         with locked(root):
             version = current_version(root)
-            stored: IndexData | None = None
+            stored: Stored | None = None
             if version is not None:
                 try:
-                    stored = load_data(root / "versions" / version)
+                    stored = self._stored_at(root, version)
                 except (OSError, ValueError, KeyError):
                     stored = None  # unreadable: rebuild everything
             sources = ingest.scan(department, self.limits)
@@ -366,32 +537,51 @@ class Indexer:
                 prev = stored
                 if prev is not None and (prev.embedder != embedder.name or prev.dim != embedder.dim):
                     prev = None
-                report, data = self._plan_and_build(department, prev, embedder, progress, sources)
+                report, manifest = self._plan_and_build(root, department, prev, embedder, progress, sources)
                 new_version = version or ""
-                if data is not None:
-                    new_version = write_version(root, department.name, data, before_switch=self.before_switch)
+                if manifest is not None:
+                    self._complete_ann(root, manifest)
+                    new_version = write_version(
+                        root, department.name, manifest, before_switch=self.before_switch
+                    )
+                    self.bytes_written += dir_bytes(root / "versions" / new_version)
+                    self._remember(root, new_version, manifest)
             except Exception as exc:
+                self._stored.pop(root, None)
                 self._narrow(root, department, stored, sources, exc)
                 raise
-            if data is not None:
+            if manifest is not None:
                 collect_garbage(root, previous=version)
+                try:
+                    self._maybe_merge(root, department.name, new_version)
+                except Exception as exc:  # the refresh itself succeeded; the next one retries
+                    log.warning("%s: merging index segments failed (%s)", department.name, type(exc).__name__)
         self._tell_failed(department, report)
         return _finish(report, new_version, started)
 
+    def _flush(self, root: Path, dept: str, batch: _Batch, embedder: Embedder, live: int) -> SegmentRef:
+        """Embed, tokenise and write ``batch`` as a segment; ``live``: chunks already listed."""
+        batch.docs.sort(key=lambda item: item[0])
+        data = assemble(None, batch.docs, embedder)
+        name = write_segment(root, dept, data, with_ann=live + len(data.texts) >= self.ann_threshold)
+        self.bytes_written += dir_bytes(root / SEGMENTS / name)
+        return ref_of(name, data)
+
     def _plan_and_build(
         self,
+        root: Path,
         dept: Department,
-        prev: IndexData | None,
+        prev: Stored | None,
         embedder: Embedder,
         progress: ProgressFn | None,
         sources: list[ingest.SourceFile],
-    ) -> tuple[IndexReport, IndexData | None]:
+    ) -> tuple[IndexReport, Manifest | None]:
+        """Parse what changed, streaming it into new segments; the manifest to switch to."""
         prev_files = prev.files if prev else {}
         counts = {"added": 0, "changed": 0, "unchanged": 0}
         failed: list[FailedFile] = []
         files: dict[str, dict[str, Any]] = {}
-        order: list[tuple[str, ingest.DocRecord | None]] = []
-        touched = False  # any fingerprint or document changed
+        reused: set[str] = set()
         to_read: list[tuple[ingest.SourceFile, dict[str, Any] | None]] = []
         for src in sources:
             old = prev_files.get(src.rel)
@@ -401,16 +591,20 @@ class Indexer:
                     failed.append(FailedFile(ingest.shown_path(dept.knowledge, src.rel), old["reason"]))
                 else:
                     counts["unchanged"] += 1
-                    order.append((src.rel, None))
+                    reused.add(src.rel)
             else:
                 to_read.append((src, old))
         present = {s.rel for s in sources}
         gone = [rel for rel in prev_files if rel not in present]
         removed = sum(1 for rel in gone if not prev_files[rel].get("reason"))
-        touched |= bool(to_read) or bool(gone)
+        touched = bool(to_read) or bool(gone)  # any fingerprint or document changed
+        live_before = prev.live_chunks if prev else 0
+        new_refs: list[SegmentRef] = []
+        batch = _Batch()
         # Progress counts every file (unchanged ones are already done), as people expect
         # "310/310 files" for a department of 310 files, not "2/2".
         settled = len(sources) - len(to_read)
+        dated = dates.git_dates(Path(dept.knowledge)) if to_read else {}  # one git pass
         for i, (src, old) in enumerate(to_read):
             if progress is not None:
                 progress(settled + i, len(sources), src.rel)
@@ -424,9 +618,13 @@ class Indexer:
                         failed.append(FailedFile(ingest.shown_path(dept.knowledge, src.rel), old["reason"]))
                     else:
                         counts["unchanged"] += 1
-                        order.append((src.rel, None))
+                        reused.add(src.rel)
                     continue
-                doc = ingest.parse_file(src, dept, self.limits, data=data)
+                doc = ingest.parse_file(src, dept, self.limits, data=data, dated=dated)
+                if doc.date_kind == dates.INDEXED:  # keep the first date this content was seen
+                    prior = old.get("indexed_at") if old and old.get("sha256") == entry["sha256"] else None
+                    entry["indexed_at"] = prior or doc.modified
+                    doc = replace(doc, modified=entry["indexed_at"])
             except ingest.IngestError as exc:
                 reason = exc.reason
             except Exception as exc:  # a parser bug or pathology: this file fails alone
@@ -435,7 +633,11 @@ class Indexer:
             else:
                 counts["changed" if old else "added"] += 1
                 files[src.rel] = {**entry, "reason": ""}
-                order.append((src.rel, doc))
+                batch.add(src.rel, doc, embedder.dim)
+                if batch.cost >= self.build_memory_bytes:
+                    written = sum(r.chunks for r in new_refs)
+                    new_refs.append(self._flush(root, dept.name, batch, embedder, live_before + written))
+                    batch = _Batch()
                 continue
             failed.append(FailedFile(ingest.shown_path(dept.knowledge, src.rel), reason))
             files[src.rel] = {"sha256": "", **entry, "reason": reason}
@@ -450,27 +652,119 @@ class Indexer:
             failed=tuple(sorted(failed, key=lambda f: f.path)),
         )
         if not touched and prev is not None:
-            return _with_chunks(report, len(prev.texts)), None
-        order.sort(key=lambda item: item[0])
-        data_out = assemble(prev, order, embedder)
-        data_out.files = files
-        data_out.failed = [{"path": f.path, "reason": f.reason} for f in report.failed]
-        return _with_chunks(report, len(data_out.texts)), data_out
+            return _with_chunks(report, prev.live_chunks), None
+        if batch.docs or not new_refs:
+            written = sum(r.chunks for r in new_refs)
+            new_refs.append(self._flush(root, dept.name, batch, embedder, live_before + written))
+        live = set(prev.live()) if prev else set()
+        manifest = self._manifest(root, prev, live - reused, new_refs)
+        manifest.embedder, manifest.dim = embedder.name, embedder.dim
+        manifest.files = files
+        manifest.failed = [{"path": f.path, "reason": f.reason} for f in report.failed]
+        return _with_chunks(report, manifest.chunks), manifest
+
+    def _manifest(self, root: Path, stored: Stored | None, dead: set[str], new: list[SegmentRef]) -> Manifest:
+        """``stored``'s segments with ``dead`` documents tombstoned, then ``new`` ones.
+
+        A segment with nothing live is left out; a format-1 version is adopted first.
+        """
+        refs: list[SegmentRef] = []
+        if stored is not None:
+            if stored.legacy is not None:
+                name = adopt(root, stored.legacy)
+                stored.segments[0].name = name
+                stored.legacy = None
+            for ref in stored.segments:
+                gone = ref.dead | {d for d, rel in enumerate(ref.rels) if rel in dead}
+                if len(gone) < len(ref.rels):
+                    refs.append(SegmentRef(ref.name, ref.rels, ref.counts, gone))
+        refs.extend(r for r in new if r.rels)
+        embedder = stored.embedder if stored else ""
+        dim = stored.dim if stored else 0
+        return Manifest(embedder, dim, refs)
+
+    def _complete_ann(self, root: Path, manifest: Manifest) -> None:
+        """Once a department has ``ann_threshold`` live chunks, every segment it lists gets
+        an ANN index — also those written before it got there (the first batches of a
+        streamed build, segments of a department that grew)."""
+        if manifest.chunks < self.ann_threshold:
+            return
+        for ref in manifest.segments:
+            folder = root / SEGMENTS / ref.name
+            if ref.chunks and not (folder / ann.FILE).is_file():
+                self.bytes_written += add_ann(folder)
+
+    def _stored_at(self, root: Path, version: str) -> Stored:
+        """The served version: remembered when this indexer wrote it, else read back."""
+        cached = self._stored.get(root)
+        if cached is not None and cached.version == version:
+            return cached
+        return load_stored(root, version, self._listed.setdefault(root, {}))
+
+    def _remember(self, root: Path, version: str, manifest: Manifest) -> None:
+        """Keep what was just written: the next refresh then reads no JSON back (versions
+        are immutable, and any other writer's version has another name)."""
+        self._stored[root] = Stored(
+            version, manifest.embedder, manifest.dim, manifest.files, manifest.failed, manifest.segments
+        )
+
+    def _maybe_merge(self, root: Path, department: str, version: str) -> None:
+        """Merge segments when tombstones or segment count call for it (see module doc)."""
+        stored = self._stored_at(root, version)
+        refs = stored.segments
+        cap = max(1, self.build_memory_bytes // chunk_cost(1200, stored.dim))
+        wanted = {i for i, r in enumerate(refs) if r.dead_chunks > MERGE_DEAD_SHARE * r.chunks}
+        if len(refs) > MAX_SEGMENTS:
+            by_size = sorted(range(len(refs)), key=lambda i: refs[i].chunks - refs[i].dead_chunks)
+            wanted |= set(by_size[: len(refs) - MAX_SEGMENTS // 2])  # the small ones, down to half
+        if not wanted:
+            return
+        group: list[int] = []
+        size = 0
+        for i in sorted(wanted, key=lambda i: refs[i].chunks - refs[i].dead_chunks):
+            live = refs[i].chunks - refs[i].dead_chunks
+            if group and size + live > cap:
+                break
+            group.append(i)
+            size += live
+        if len(group) == 1 and not refs[group[0]].dead:
+            return
+        parts = [(load_data(root / SEGMENTS / refs[i].name), refs[i].dead) for i in group]
+        merged = merge_data(parts)
+        del parts
+        kept = [r for i, r in enumerate(refs) if i not in group]
+        new: list[SegmentRef] = []
+        if merged.texts:
+            live_total = sum(r.chunks - r.dead_chunks for r in kept) + len(merged.texts)
+            name = write_segment(root, department, merged, with_ann=live_total >= self.ann_threshold)
+            self.bytes_written += dir_bytes(root / SEGMENTS / name)
+            new.append(ref_of(name, merged))
+        manifest = Manifest(stored.embedder, stored.dim, kept + new, stored.files, stored.failed)
+        self._complete_ann(root, manifest)
+        written = write_version(root, department, manifest)
+        self.bytes_written += dir_bytes(root / "versions" / written)
+        self._remember(root, written, manifest)
+        collect_garbage(root, previous=version)
+        log.info("%s: merged %d index segment(s) into %d", department, len(group), len(new))
 
     def _narrow(
         self,
         root: Path,
         dept: Department,
-        stored: IndexData | None,
+        stored: Stored | None,
         sources: list[ingest.SourceFile],
         exc: Exception,
     ) -> None:
-        """After a failed refresh: serve only documents whose file and context are unchanged."""
+        """After a failed refresh: serve only documents whose file and context are unchanged.
+
+        Narrowing writes only a manifest with more tombstones: it never embeds and never
+        copies chunk data, so it does not depend on what may have failed.
+        """
         kind = type(exc).__name__
         if stored is None:
             return
         now = {s.rel: (s.size, s.mtime_ns, s.context) for s in sources}
-        indexed = [d["rel"] for d in stored.docs]
+        indexed = list(stored.live())
         keep = [
             rel
             for rel in indexed
@@ -483,14 +777,14 @@ class Indexer:
             self._tell(dept, "refresh-failed", text)
             return
         try:
-            data = assemble(stored, [(rel, None) for rel in sorted(keep)], _StoredEmbedder(stored))
-            data.files = {rel: stored.files[rel] for rel in keep}  # the others count as new next time
+            manifest = self._manifest(root, stored, set(indexed) - set(keep), [])
+            manifest.files = {rel: stored.files[rel] for rel in keep}  # the others count as new next time
             reason = f"dropped: refresh failed ({kind})"
-            data.failed = [
+            manifest.failed = [
                 {"path": ingest.shown_path(dept.knowledge, rel), "reason": reason}
                 for rel in sorted(set(indexed) - set(keep))
             ]
-            write_version(root, dept.name, data)
+            write_version(root, dept.name, manifest)
             collect_garbage(root)
             text = (
                 f"{dept.name}: refresh failed ({kind}); {dropped} changed or removed document(s) were "
