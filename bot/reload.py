@@ -81,6 +81,7 @@ from bot.config import (
     parse_group_ref,
     read_yaml,
 )
+from bot.config.access import check_pilot_entry
 from bot.core.ports import AdminNotices
 from bot.core.types import Classification
 from bot.errors import ConfigError
@@ -223,6 +224,8 @@ def _narrow_department(dept: Department, data: Mapping[str, Any]) -> Department:
     route = "private" if normalize_entry(str(data.get("route", ""))) == "private" else dept.route
     return dept.model_copy(
         update={
+            "enabled": dept.enabled and data.get("enabled", True) is True,
+            "pilot": _narrowed_pilot(dept.pilot, data),
             "ask": keep(dept.ask, ("ask",)),
             "admins": keep(dept.admins, ("admins",)),
             "templates": templates,
@@ -231,6 +234,21 @@ def _narrow_department(dept: Department, data: Mapping[str, Any]) -> Department:
             "route": route,
         }
     )
+
+
+def _narrowed_pilot(old: list[str] | None, data: Mapping[str, Any]) -> list[str] | None:
+    """A pilot only ever shrinks from an invalid file: a new or changed ``pilot`` keeps the
+    entries both lists name (a pilot added where there was none applies as written), its
+    unreadable items admit nobody, and a missing key keeps the old pilot."""
+    if "pilot" not in data:
+        return old
+    raw = data.get("pilot")
+    new: list[str] = []
+    for item in raw if isinstance(raw, list) else []:
+        with contextlib.suppress(ValueError, ConfigError):
+            if isinstance(item, str):
+                new.append(check_pilot_entry(item))
+    return new if old is None else [e for e in old if e in new]
 
 
 # ── the watcher ──────────────────────────────────────────────────────────────────────

@@ -285,3 +285,39 @@ def test_reload_seconds_zero_starts_nothing(assistant: Assistant, company: Compa
     handle = start_config_watcher(assistant, settings, MemoryNotices())
     assert not handle.running
     handle.stop()
+
+
+def test_invalid_file_that_adds_a_pilot_or_disables_narrows_at_once(
+    assistant: Assistant, company: Company, watcher: ConfigWatcher
+) -> None:
+    """A pilot added (with one bad entry) or ``enabled: off`` in a file that fails to load
+    still takes effect: the department narrows instead of staying open until it is fixed."""
+    _write(
+        company,
+        "finance.yaml",
+        """\
+        title: Finance
+        knowledge: ../knowledge/finance
+        admins: ["carol@example.com"]
+        ask: ["*@example.com"]
+        pilot: ["carol@example.com", "not an entry!"]
+        tier: huge
+        """,
+    )
+    watcher.poll()
+    finance = assistant.company.department("finance")
+    assert finance.pilot == ["carol@example.com"]
+    assert _ask(assistant, "dave@example.com", "meal expenses per day", "finance").status == Status.DENIED
+    _write(
+        company,
+        "finance.yaml",
+        """\
+        title: Finance
+        knowledge: ../knowledge/finance
+        enabled: "off"
+        tier: huge
+        """,
+    )
+    watcher.poll()
+    assert assistant.company.department("finance").enabled is False
+    assert _ask(assistant, "carol@example.com", "meal expenses per day", "finance").status == Status.DENIED

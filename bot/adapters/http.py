@@ -22,6 +22,7 @@ from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.errors import SlackApiError
 
+from bot.adapters.metrics import Metrics, mount_metrics
 from bot.adapters.probes import READY, ReadyChecks, livez, readyz
 from bot.adapters.runtime import Runtime
 from bot.adapters.slack.app import SlackAdapter, SlackConfig
@@ -50,9 +51,13 @@ def build_app(
     socket_mode: bool = False,
     state: DedupStore | None = None,
     runtime: Runtime | None = None,
+    host: str | None = None,
 ) -> web.Application:
     """The web application; raises ConfigError for inconsistent Slack settings (or a short
     ``DEPTBOT_SCIM_TOKEN``; when set, ``/scim/v2/`` serves SCIM provisioning).
+
+    ``host`` is the address the server binds to: without ``metrics.token``, ``/metrics`` is
+    served only on a loopback address, and an unknown ``host`` (None) counts as public.
 
     ``state`` defaults to ``DedupStore`` in ``settings.state_dir`` (event de-duplication and
     answered threads, persisted across restarts). ``runtime`` defaults to one built from the
@@ -68,6 +73,7 @@ def build_app(
     app.router.add_get("/livez", livez)
     app.router.add_get("/healthz", livez)
     app.router.add_get("/readyz", readyz)
+    _mount_metrics(app, assistant, settings, host, runtime)
     config = SlackConfig.from_env(settings.env, socket_mode=socket_mode)
     app[SLACK_MODE] = "off" if config is None else "socket" if socket_mode else "http"
     if config is not None:
@@ -97,6 +103,22 @@ def build_app(
         mount(app)
     _share_with_teams(app, runtime)
     return app
+
+
+def _mount_metrics(
+    app: web.Application, assistant: Assistant, settings: Settings, host: str | None, runtime: Runtime
+) -> None:
+    """``/metrics`` as ``[metrics]`` allows; this server's counters hear the assistant
+    while the app runs (its own registry: ``bot.adapters.metrics``)."""
+    metrics = Metrics(departments=lambda: assistant.company.departments, state_dir=settings.state_dir)
+    mount_metrics(app, metrics=metrics, settings=settings.values.metrics, host=host, runtime=runtime)
+    assistant.observers.append(metrics)
+
+    async def detach(_app: web.Application) -> None:
+        if metrics in assistant.observers:
+            assistant.observers.remove(metrics)
+
+    app.on_cleanup.append(detach)
 
 
 def _share_with_teams(app: web.Application, runtime: Runtime) -> None:
@@ -153,7 +175,9 @@ def serve(
     socket_mode: bool = False,
 ) -> None:
     """Run the server until interrupted (``deptbot serve``). ConfigError before binding."""
-    app = build_app(assistant=assistant, settings=settings, mounts=mounts, socket_mode=socket_mode)
+    app = build_app(
+        assistant=assistant, settings=settings, mounts=mounts, socket_mode=socket_mode, host=host
+    )
     slack = app[SLACK_MODE]
     print(f"deptbot listening on http://{host}:{port} (/livez, /readyz; Slack: {slack})", flush=True)
     web.run_app(app, host=host, port=port, print=None, access_log=None, shutdown_timeout=10)

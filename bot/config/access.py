@@ -26,6 +26,23 @@ def check_entries(entries: list[str]) -> list[str]:
     return [normalize_entry(e) for e in entries]
 
 
+CHANNEL_PREFIX = "channel:"
+CHANNEL_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:@._;=-]{0,199}$")  # Slack ids; Teams "19:…@thread.tacv2"
+
+
+def check_pilot_entry(entry: str) -> str:
+    """One item of a department ``pilot`` list: an access entry, or ``channel:<id>`` for a
+    Slack channel or Teams conversation whose askers are in the pilot (ids keep their case).
+    Checked per item so a mistake is reported at its own line."""
+    text = entry.strip()
+    if text.lower().startswith(CHANNEL_PREFIX):
+        ident = text[len(CHANNEL_PREFIX) :].strip()
+        if not CHANNEL_ID_RE.match(ident):
+            raise ValueError(f"{entry!r} is not a channel entry; write 'channel:' and the channel id")
+        return CHANNEL_PREFIX + ident
+    return check_entries([text])[0]
+
+
 def access_lists(data: Mapping[str, Any]) -> dict[tuple[str | int, ...], list[str]]:
     """Every access list in a department file's raw data, by key path: ``("admins",)``,
     ``("ask",)``, ``("templates", T, "allowed")``, ``("channels", "audience", C)``.
@@ -44,6 +61,8 @@ def access_lists(data: Mapping[str, Any]) -> dict[tuple[str | int, ...], list[st
         ("admins",): entries(data.get("admins")),
         ("ask",): entries(data.get("ask")),
     }
+    if isinstance(data.get("pilot"), list):  # group references are checked; channels are not entries
+        found[("pilot",)] = [e for e in entries(data.get("pilot")) if not e.startswith(CHANNEL_PREFIX)]
     templates = data.get("templates")
     if isinstance(templates, dict):
         for name, tpl in templates.items():

@@ -74,10 +74,22 @@ class AccessPolicy:
     def __init__(self, *, company: Company) -> None:
         self._company = company
 
-    def may_ask(self, principal: Principal, dept: Department) -> Decision:
+    def may_ask(self, principal: Principal, dept: Department, channel: str | None = None) -> Decision:
+        """``ask`` decides, narrowed by the rollout: a department with ``enabled: false``
+        takes no questions, and one with a ``pilot`` only from its pilot entries or from a
+        pilot ``channel`` (where the question is asked)."""
+        if not dept.enabled:
+            return Decision(False, "disabled", admins=_admins_text(dept))
         entry = matches(principal, dept.ask)
         if entry is not None:
-            return Decision(True, f"ask:{entry}")
+            if dept.pilot is None:
+                return Decision(True, f"ask:{entry}")
+            if channel is not None and channel in dept.pilot_channels:
+                return Decision(True, f"pilot:channel:{entry}")
+            member = matches(principal, dept.pilot_entries)
+            if member is not None:
+                return Decision(True, f"pilot:{member}")
+            return Decision(False, "pilot:no-match", admins=_admins_text(dept))
         wanted = ", ".join(dept.ask) if dept.ask else "nobody (no ask entries)"
         return Decision(
             False,
@@ -97,8 +109,10 @@ class AccessPolicy:
             admins=_admins_text(dept),
         )
 
-    def may_run(self, principal: Principal, dept: Department, template: str) -> Decision:
-        asked = self.may_ask(principal, dept)
+    def may_run(
+        self, principal: Principal, dept: Department, template: str, channel: str | None = None
+    ) -> Decision:
+        asked = self.may_ask(principal, dept, channel)
         if not asked.allowed:
             return asked
         tpl = dept.templates[template]
@@ -112,8 +126,8 @@ class AccessPolicy:
             admins=_admins_text(dept),
         )
 
-    def askable(self, principal: Principal) -> list[Department]:
-        return [d for d in self._company if self.may_ask(principal, d).allowed]
+    def askable(self, principal: Principal, channel: str | None = None) -> list[Department]:
+        return [d for d in self._company if self.may_ask(principal, d, channel).allowed]
 
     def runnable(self, principal: Principal) -> list[tuple[Department, str]]:
         return [
@@ -162,7 +176,7 @@ class AccessPolicy:
             person = principal_of(email)
             if person is None:
                 return _private("unresolved")
-            if matches(person, dept.ask) is None:
+            if not self.may_ask(person, dept, channel).allowed:  # the pilot counts too
                 return _private("member-not-allowed")
             scope = AccessScope(department=dept.name, keys=person.keys)
             if not all(scope.admits(sig) for sig in levels):
@@ -174,6 +188,12 @@ class AccessPolicy:
             return _private("public-undeclared")
         for audience in declarations:
             if not self.channel_admits(audience, (tuple(dept.ask),)):
+                return _private("declared-audience")
+            if (
+                dept.pilot is not None
+                and channel not in dept.pilot_channels
+                and not self.channel_admits(audience, (tuple(dept.pilot_entries),))
+            ):
                 return _private("declared-audience")
             if not all(self.channel_admits(audience, sig) for sig in levels):
                 return _private("restricted-sources")

@@ -5,6 +5,11 @@ Replies are ephemeral. In a channel or group DM the conversation's members are f
 answer: only then does it get a "Share in channel" button (checked again at click time);
 otherwise one line says why it stays with the asker. ``/kb refresh`` is for that
 department's admins; the core checks and records the decision, this module only words it.
+
+``/kb my-data`` and ``/kb forget-me`` are a person's own privacy requests
+(``bot.governance.privacy.SelfService``): the export comes back ephemerally (only they see
+it), as the JSON in code blocks within Slack's limits; erasure needs a second command with
+the one-time code the first one gave, and is recorded in the audit log under a pseudonym.
 """
 
 from __future__ import annotations
@@ -27,11 +32,14 @@ from bot.adapters.slack.shared import Shareable, SharedAnswers
 from bot.core.pipeline import Assistant
 from bot.core.types import Message
 from bot.errors import DeptbotError
+from bot.governance.privacy import SelfService, export_chunks, self_service
 
 log = logging.getLogger(__name__)
 
 Respond = Callable[..., Awaitable[Any]]
 PROGRESS_EVERY = 10.0  # seconds between progress messages (response_url allows 5 posts)
+PRIVACY_WORDS = ("my-data", "forget-me")
+EXPORT_BLOCKS = 12  # code blocks of one export message (Slack shows ~40,000 characters of a message)
 
 
 class SlashCommands:
@@ -43,12 +51,14 @@ class SlashCommands:
         shared: SharedAnswers,
         members: ChannelMembers,  # one per adapter: membership events must clear the same cache
         runtime: Runtime,  # one per server: the in-flight cap is shared
+        privacy: SelfService | None = None,  # default: the one ``bot.wiring`` registered
     ) -> None:
         self._assistant = assistant
         self._people = people
         self._shared = shared
         self._members = members
         self._runtime = runtime
+        self._privacy = privacy
 
     @property
     def _names(self) -> list[str]:
@@ -102,7 +112,10 @@ class SlashCommands:
     ) -> None:
         cmd = translate.parse_command(command.get("command", ""), command.get("text", ""), self._names)
         email = await self._people.email(str(command.get("user_id", "")), client)
-        if cmd.action == "help":
+        words = translate.plain_text(str(command.get("text", ""))).split()
+        if command.get("command") == "/kb" and words and words[0].lower() in PRIVACY_WORDS:
+            await self._privacy_request(words[0].lower(), words[1:], email, respond)
+        elif cmd.action == "help":
             names = [d.name for d in self._assistant.departments_for(email)] if email else []
             await _say(respond, "\n".join(render.help_lines(names)))
         elif cmd.action in ("ask", "task"):
@@ -211,7 +224,8 @@ class SlashCommands:
             await _say(respond, "There is no knowledge you can see yet.")
             return
         statuses = [s for n in names for s in await self._runtime.quick(a.status, n)]
-        lines = [render.status_line(s, a.company.department(s.department).title) for s in statuses]
+        titled = [(s, render.status_title(a.company.department(s.department))) for s in statuses]
+        lines = [render.status_line(s, title) for s, title in titled]
         text = "*Knowledge status*\n" + "\n".join("• " + bk.escape(line) for line in lines)
         notices = render.notice_lines(a.notices_for(email, cmd.department))  # admins only
         if notices:
@@ -242,6 +256,77 @@ class SlashCommands:
             await _say(respond, bk.escape(exc.user_message), icon=icon)
             return
         await _say(respond, bk.escape(render.report_line(report, title)), icon=":white_check_mark:")
+
+    # ── privacy self-service ─────────────────────────────────────────────────────────
+
+    async def _privacy_request(
+        self, action: str, rest: list[str], email: str | None, respond: Respond
+    ) -> None:
+        service = self._privacy or self_service(self._assistant)
+        if service is None:
+            await _say(respond, "Privacy requests are handled by your deptbot administrator here.")
+            return
+        if not email:
+            await _say(
+                respond,
+                "I can't find an e-mail address on your Slack profile, so I can't tell which records "
+                "are yours. Ask your deptbot administrator.",
+                icon=":warning:",
+            )
+            return
+        if action == "my-data":
+            await self._export(service, email, respond)
+        elif not rest:
+            code = service.start_erase(email)
+            await _say(
+                respond,
+                "This erases what deptbot stored about you: your questions, feedback comments, cached "
+                "answers and conversation history become unrecoverable, and the audit log keeps only a "
+                f"pseudonym. It cannot be undone. To confirm, send `/kb forget-me {code}` within 10 minutes.",
+                icon=":warning:",
+            )
+        else:
+            receipt = await self._runtime.quick(service.confirm_erase, email, rest[0], platform="slack")
+            if receipt is None:
+                await _say(
+                    respond, "That code is not valid or has expired. Send `/kb forget-me` for a new one."
+                )
+                return
+            await _say(respond, bk.escape("\n".join(receipt.lines())), icon=":white_check_mark:")
+
+    async def _export(self, service: SelfService, email: str, respond: Respond) -> None:
+        export = await self._runtime.quick(service.export, email, platform="slack")
+        summary = bk.escape(export.summary()[0])
+        chunks = _escaped_chunks(export_chunks(export, 2600))
+        if len(chunks) > EXPORT_BLOCKS:
+            await _say(
+                respond,
+                f"{summary} That is too much for a Slack message: ask your deptbot administrator for "
+                "`deptbot privacy export`.",
+            )
+            return
+        blocks = [bk.section(f"*Your data* — only you can see this. {summary}")]
+        blocks += [bk.section(f"```{c}```") for c in chunks]
+        await respond(
+            text=f"Your data: {summary}",
+            blocks=blocks,
+            response_type="ephemeral",
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+
+
+def _escaped_chunks(chunks: list[str]) -> list[str]:
+    """Each piece escaped for mrkdwn and kept under a section's 3,000 characters (with the
+    code fence); a piece that grows past it when escaped is split again."""
+    out: list[str] = []
+    for chunk in chunks:
+        escaped = bk.escape(chunk).replace("```", "`\u200b``")
+        while escaped:
+            piece = bk.clip(escaped, 2990)
+            out.append(piece)
+            escaped = escaped[len(piece) :]
+    return out
 
 
 async def _say(respond: Respond, text: str, *, icon: str = "") -> None:

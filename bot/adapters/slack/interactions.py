@@ -147,7 +147,8 @@ class Interactions:
         status_lines: list[str] = []
         for name in admin_of:
             for s in await self._runtime.quick(a.status, name):
-                status_lines.append(render.status_line(s, a.company.department(s.department).title))
+                title = render.status_title(a.company.department(s.department))
+                status_lines.append(render.status_line(s, title))
         usage = ""
         usage_today = getattr(a, "usage_today", None)
         if email and callable(usage_today):

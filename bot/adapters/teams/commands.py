@@ -9,11 +9,17 @@ What a person may *see* is filtered here, because these replies are read in shar
 help lists only the departments and templates this person may use, status only the
 departments they may ask or administer (failed file names only to admins), and a refresh
 denial in a channel goes 1:1 through ``private`` like any other denial.
+
+``kb my-data`` and ``kb forget-me`` are a person's own privacy requests
+(``bot.governance.privacy.SelfService``), answered only in their 1:1 chat (Teams has no
+ephemeral replies): the export as JSON in code blocks, erasure only after the person sends
+back the one-time code the first ``kb forget-me`` gave (recorded under a pseudonym).
 """
 
 from __future__ import annotations
 
 import asyncio
+import html
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -27,19 +33,28 @@ from bot.adapters.teams.outbound import say, update
 from bot.adapters.teams.private import PrivateChats
 from bot.core.pipeline import Assistant
 from bot.errors import AccessDenied
+from bot.governance.privacy import SelfService, export_chunks, self_service
 
 PROGRESS_EVERY_S = 3.0
+PRIVACY_WORDS = ("my-data", "forget-me")
+EXPORT_CHARS, EXPORT_MESSAGES = 12_000, 4  # well under Teams' 80 KB (UTF-16) per message
 
 
 class Commands:
     """Answers the command forms of ``inbound.Command``; questions are not its business."""
 
     def __init__(
-        self, *, assistant: Assistant, private: PrivateChats, runtime: Runtime | None = None
+        self,
+        *,
+        assistant: Assistant,
+        private: PrivateChats,
+        runtime: Runtime | None = None,
+        privacy: SelfService | None = None,  # default: the one ``bot.wiring`` registered
     ) -> None:
         self._assistant = assistant
         self._private = private
         self._runtime = runtime or Runtime()
+        self._privacy = privacy
 
     def use_runtime(self, runtime: Runtime) -> None:
         self._runtime = runtime
@@ -48,7 +63,10 @@ class Commands:
         self, ctx: TurnContext, body: Mapping[str, Any], command: inbound.Command, email: str | None
     ) -> bool:
         """Answer ``command`` if it is one; False when it is a question for the Assistant."""
-        if command.kind == "help":
+        words = inbound.strip_mentions(body).split()
+        if len(words) >= 2 and words[0].lower().lstrip("/") == "kb" and words[1].lower() in PRIVACY_WORDS:
+            await self._privacy_request(ctx, body, words[1].lower(), words[2:], email)
+        elif command.kind == "help":
             await say(ctx, self._help(email))
         elif command.kind == "usage":
             await say(ctx, command.text)
@@ -89,7 +107,7 @@ class Commands:
             await say(ctx, "There is no knowledge you can see yet.")
             return
         statuses = [s for n in names for s in await self._runtime.quick(a.status, n)]
-        titles = {d.name: d.title for d in a.company}
+        titles = {d.name: wording.status_title(d) for d in a.company}
         text = render.status_text(statuses, titles, details_for=set() if shared else admin_of)
         notices = [] if shared else wording.notice_lines(a.notices_for(email, department))  # admins only
         if notices:
@@ -128,3 +146,51 @@ class Commands:
                 await self._private.deny(ctx, body, [render.private_preface(question), denial], "")
             return
         await say(ctx, render.refresh_text(render.neutralize(title), report))
+
+    # ── privacy self-service ─────────────────────────────────────────────────────────
+
+    async def _privacy_request(
+        self, ctx: TurnContext, body: Mapping[str, Any], action: str, rest: list[str], email: str | None
+    ) -> None:
+        service = self._privacy or self_service(self._assistant)
+        if service is None:
+            await say(ctx, "Privacy requests are handled by your deptbot administrator here.")
+        elif inbound.conversation_kind(body) != inbound.PERSONAL:
+            await say(ctx, f"For your privacy, send `kb {action}` in a 1:1 chat with me.")
+        elif not email:
+            await say(
+                ctx,
+                "I can't find your e-mail address, so I can't tell which records are yours. "
+                "Ask your deptbot administrator.",
+            )
+        elif action == "my-data":
+            await self._export(ctx, service, email)
+        elif not rest:
+            code = service.start_erase(email)
+            await say(
+                ctx,
+                "This erases what deptbot stored about you: your questions, feedback comments, cached "
+                "answers and conversation history become unrecoverable, and the audit log keeps only a "
+                f"pseudonym. It cannot be undone. To confirm, send `kb forget-me {code}` within 10 minutes.",
+            )
+        else:
+            receipt = await self._runtime.quick(service.confirm_erase, email, rest[0], platform="teams")
+            if receipt is None:
+                await say(ctx, "That code is not valid or has expired. Send `kb forget-me` for a new one.")
+            else:
+                await say(ctx, "\n\n".join(render.neutralize(line) for line in receipt.lines()))
+
+    async def _export(self, ctx: TurnContext, service: SelfService, email: str) -> None:
+        export = await self._runtime.quick(service.export, email, platform="teams")
+        summary = render.neutralize(export.summary()[0])
+        chunks = export_chunks(export, EXPORT_CHARS)
+        if len(chunks) > EXPORT_MESSAGES:
+            await say(
+                ctx,
+                f"{summary} That is too much for chat messages: ask your deptbot administrator "
+                "for `deptbot privacy export`.",
+            )
+            return
+        await say(ctx, f"**Your data** (only in this 1:1 chat). {summary}")
+        for chunk in chunks:
+            await say(ctx, "```\n" + html.escape(chunk, quote=False).replace("```", "`\u200b``") + "\n```")
