@@ -113,6 +113,8 @@ class Knowledge(_Section):
     max_chunks_per_file: int = Field(ge=1)
     front_matter_ignore: list[str]
     allowed_roots: list[str]  # absolute folders: checked by bot.config.knowledge_roots
+    build_memory_mb: float = Field(default=256, ge=8)  # bot.knowledge.index: batch ceiling
+    ann_threshold: int = Field(default=100_000, ge=1)  # bot.knowledge.ann: chunks before ANN
 
     @field_validator("front_matter_ignore")
     @classmethod
@@ -156,6 +158,43 @@ class RuntimeSettings(_Section):
     max_in_flight: int = Field(ge=1, le=100_000)
 
 
+class Privacy(_Section):
+    """Encryption at rest (bot.governance.keys, bot.governance.vault)."""
+
+    master_key_file: str  # empty: DEPTBOT_MASTER_KEY, else the built-in default key
+
+
+class AuditSettings(_Section):
+    """The audit chain's key and daily checkpoint (bot.governance.chain)."""
+
+    key_file: str  # empty: DEPTBOT_AUDIT_KEY, else <state>/keys/audit.key
+    checkpoint_log: bool
+
+
+class Retention(_Section):
+    """Days each kind of data is kept, 0 = forever (bot.governance.retention)."""
+
+    text_days: int = Field(ge=0)
+    feedback_days: int = Field(ge=0)
+    cache_days: int = Field(ge=0)
+    usage_days: int = Field(ge=0)
+    audit_days: int = Field(ge=0)
+    batch: int = Field(ge=1, le=100_000)
+
+
+class MetricsSettings(_Section):
+    """``/metrics`` (bot.adapters.metrics): served at all, and the bearer token it needs."""
+
+    enabled: bool
+    token: str  # empty: only a server bound to loopback serves /metrics
+
+
+class LoggingSettings(_Section):
+    """Log line format (bot.logs): "text" for people, "json" (one object a line) for collectors."""
+
+    format: Literal["text", "json"]
+
+
 class SettingsModel(BaseModel):
     """The whole settings file."""
 
@@ -170,6 +209,11 @@ class SettingsModel(BaseModel):
     config: Reload
     directory: DirectorySettings
     runtime: RuntimeSettings
+    audit: AuditSettings
+    retention: Retention
+    privacy: Privacy
+    metrics: MetricsSettings
+    logging: LoggingSettings
 
 
 class EnvRule(BaseSettings, SettingsModel):

@@ -12,9 +12,12 @@ from dataclasses import dataclass
 
 from bot.config import SOURCE_KINDS, Company, knowledge_roots, load_company
 from bot.core.pipeline import Assistant
-from bot.core.ports import AdminNotices
+from bot.core.ports import AdminNotices, AnswerCache
 from bot.directory.source import GroupSource
 from bot.directory.sync import DirectorySync, UnavailableSource
+from bot.governance.privacy import Privacy, SelfService
+from bot.governance.privacy import register as register_privacy
+from bot.governance.vault import vault_for
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.ingest import Limits
 from bot.llm.factory import build_cache, build_generator, open_usage_store
@@ -38,6 +41,7 @@ class Wired:
     settings: Settings
     notices: SqliteNotices
     directory: DirectorySync | None = None  # reads the sourced groups of groups.yaml
+    cache: AnswerCache | None = None  # the assistant's answer cache (retention purges it)
 
 
 def build_knowledge(settings: Settings, *, notices: AdminNotices | None = None) -> KnowledgeBase:
@@ -50,6 +54,8 @@ def build_knowledge(settings: Settings, *, notices: AdminNotices | None = None) 
         fusion=r.fusion,
         limits=Limits.from_settings(settings.section("knowledge")),
         notices=notices if notices is not None else SqliteNotices.in_state_dir(settings.state_dir),
+        build_memory_mb=settings.values.knowledge.build_memory_mb,
+        ann_threshold=settings.values.knowledge.ann_threshold,
     )
 
 
@@ -59,9 +65,12 @@ def build(settings: Settings, *, company: Company | None = None, watched: bool =
     checks staleness once (the one-shot commands)."""
     company = company or load_company(settings.departments_dir, allowed_roots=knowledge_roots(settings))
     ensure_private_dir(settings.state_dir)
+    # Personal text is sealed by one vault per state folder (master key from the settings);
+    # opened first so every store below, even one given only a folder, shares it.
+    vault_for(settings)
     notices = SqliteNotices.in_state_dir(settings.state_dir)
     knowledge = build_knowledge(settings, notices=notices)
-    audit = SqliteAuditLog(path=settings.state_dir / "audit.db")
+    audit = open_audit_log(settings)
     usage = open_usage_store(settings)
     directory = build_directory(settings, notices=notices)
     assistant = Assistant(
@@ -71,11 +80,13 @@ def build(settings: Settings, *, company: Company | None = None, watched: bool =
         generator=build_generator(settings, usage_store=usage),
         audit=audit,
         classifier=PatternClassifier(),
-        cache=build_cache(settings),
+        cache=(cache := build_cache(settings)),
         notices=notices,
         top_k=settings.values.retrieval.top_k,
         check_staleness=not watched,
     )
+    # "/kb my-data" and "kb forget-me" in chat reach the privacy requests through the assistant
+    register_privacy(assistant, SelfService(lambda: Privacy.for_settings(settings, audit=audit)))
     return Wired(
         assistant=assistant,
         company=company,
@@ -85,7 +96,37 @@ def build(settings: Settings, *, company: Company | None = None, watched: bool =
         settings=settings,
         notices=notices,
         directory=directory,
+        cache=cache,
     )
+
+
+def open_audit_log(settings: Settings) -> SqliteAuditLog:
+    """The audit log with its chain key from ``DEPTBOT_AUDIT_KEY`` or ``audit.key_file``."""
+    from pathlib import Path
+
+    key_file = settings.values.audit.key_file.strip()
+    return SqliteAuditLog(
+        path=settings.state_dir / "audit.db",
+        key_file=Path(key_file).expanduser() if key_file else None,
+        env=settings.env,
+        vault=vault_for(settings),
+    )
+
+
+def retention_stores(
+    settings: Settings, *, audit: SqliteAuditLog, usage: UsageStore, cache: AnswerCache | None
+) -> list[object]:
+    """Every store holding data under a ``[retention]`` policy that can purge it: the
+    audit log, usage, the answer cache and the Teams conversation state (when its file
+    exists; opening it here would create it)."""
+    found: list[object] = [audit, usage, cache]
+    from bot.store.teams_state import TeamsState
+
+    if (settings.state_dir / TeamsState.FILE).exists():
+        from bot.store.conversations import ConversationStore
+
+        found.append(ConversationStore.in_state_dir(settings.state_dir))
+    return [s for s in found if s is not None and callable(getattr(s, "purge_older_than", None))]
 
 
 # ── directory group sources ──────────────────────────────────────────────────────────

@@ -13,7 +13,7 @@ from bot.errors import ConfigError, DeptbotError
 from bot.settings import Settings
 
 if TYPE_CHECKING:
-    from bot.config import ConfigReport
+    from bot.config import ConfigReport, Department
     from bot.directory.sync import SourceStatus
 
 
@@ -49,6 +49,10 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
             for p in check_folder(dept, limits)
         ]
     problems += _check_state_permissions(settings.state_dir)
+    from bot.cli.keys import key_check
+
+    key_problems, key_warnings = key_check(settings)  # master key: configured, readable, default?
+    problems += key_problems
     if problems:
         for problem in problems:
             _err(describe(problem, Path.cwd()))
@@ -68,13 +72,31 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
             _out(
                 f"  {dept.name:<12} {dept.title:<24} {dept.classification.label:<12} "
                 f"{files:>4} files  {plural(len(dept.templates), 'template'):<12} route {dept.route}"
+                + _rollout(dept)
             )
         for line in _provider_lines(settings):
             _out(line)
+    for line in key_warnings:  # stdout: a warning, not a problem (stderr lists only those)
+        _out(line)
+    from bot.adapters.metrics import how_to_enable
+
+    _out(how_to_enable(settings.values.metrics))  # who may read /metrics, and how to widen it
     failing = _check_directory(settings, report) if args.directory else 0
     for line in _recent_notices(settings.state_dir):
         _out(line)
     return EXIT_USAGE if problems or failing else EXIT_OK
+
+
+def _rollout(dept: Department) -> str:
+    """"  disabled" / "  pilot: N entries, M channels" / "" (open to its ask list)."""
+    from bot.adapters.console import plural
+
+    if not dept.enabled:
+        return "  disabled (enabled: false: nobody may ask)"
+    if dept.pilot is None:
+        return ""
+    n = len(dept.pilot_entries)
+    return f"  pilot: {n} {'entry' if n == 1 else 'entries'}, {plural(len(dept.pilot_channels), 'channel')}"
 
 
 def _age(seconds: float | None) -> str:

@@ -27,8 +27,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from bot.adapters.http import serve
     from bot.adapters.teams.bot import check_teams_settings, mount
+    from bot.cli.audit import start_governance_jobs
     from bot.knowledge.refresher import refresh_if_stale
     from bot.knowledge.watcher import KnowledgeWatcher
+    from bot.observability import ObservedIndexer
     from bot.reload import start_config_watcher
     from bot.wiring import build
 
@@ -41,7 +43,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     k = settings.values.knowledge
     config_watcher = None
     knowledge = KnowledgeWatcher(
-        indexer=wired.knowledge,
+        indexer=ObservedIndexer(wired.knowledge, wired.assistant.observers),  # /metrics counts refreshes
         departments=lambda: list(wired.assistant.company),
         notices=notices,
         mode=k.watch,
@@ -61,6 +63,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             wired.assistant.reconfigure(directory.refresh(wired.company))
         directory.start(wired.assistant)
     watcher = config_watcher = start_config_watcher(wired.assistant, settings, notices, directory=directory)
+    daily = start_governance_jobs(settings, wired)  # retention and the audit checkpoint, daily
     try:
         serve(
             settings,
@@ -73,6 +76,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         watcher.stop()
         knowledge.stop()
+        if daily is not None:
+            daily.shutdown(wait=False)
         if directory is not None:
             directory.stop()
     return EXIT_OK

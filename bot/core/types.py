@@ -163,6 +163,9 @@ class SourceChunk:
     modified: datetime | None = None
     classification: Classification = Classification.INTERNAL
     audiences: tuple[tuple[str, ...], ...] = ()
+    # What ``modified`` means: "updated" (the document's own date, or its last commit) or
+    # "indexed" (first indexed with this content: nothing better was known). Never the mtime.
+    date_kind: str = "updated"
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,12 @@ class Citation:
     doc_id: str = ""
     chunk_id: str = ""
     url: str = ""  # where people can open the document (department ``docs_url``), if set
+    date_kind: str = "updated"  # "updated" or "indexed": the word shown before ``modified``
+
+    @property
+    def dated(self) -> str:
+        """ "updated 2025-03-01" / "indexed 2026-11-30", or "" without a date."""
+        return f"{self.date_kind} {self.modified:%Y-%m-%d}" if self.modified else ""
 
 
 @dataclass(frozen=True)
@@ -214,6 +223,35 @@ class GenerationRequest:
     route: str | None = None  # department pin: "auto" | "cloud" | "private"
     label_reasons: tuple[str, ...] = ()  # why the classification is what it is
     request_id: str = ""  # the pipeline's request id, so usage rows join audit rows
+    # The department's ``pii`` setting ("route_private" | "redact" | "block") and its own
+    # classification: with "redact" the router may send a request that is sensitive only
+    # because of personal data to the cloud with placeholders (``bot.sensitivity.redact``).
+    pii: str = "route_private"
+    department_label: Classification | None = None  # None: unknown, never redacted to cloud
+    # A template's skeleton document (``bot.core.templates``): a model fills it from the
+    # sources; offline the pipeline fills its fields from ``template_input``.
+    skeleton: str = ""
+    template_input: str = ""
+
+
+@dataclass(frozen=True)
+class QuotedUnit:
+    """One unit an extractive answer quoted, so later steps know what the answer rests on.
+
+    ``source`` is the 1-based number of the source in the request (before citations are
+    renumbered); ``kind`` is "paragraph", "list" or "table"; ``coverage`` is the share of
+    the question's key-term weight the unit (with its heading) covers, 0..1; ``rows_by``
+    says how table rows were chosen ("amount", "terms", "whole", "first"; "" otherwise).
+    """
+
+    source: int
+    chunk_id: str
+    doc_id: str
+    anchor: str
+    kind: str
+    coverage: float
+    score: float
+    rows_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -228,6 +266,8 @@ class Generation:
     route_reason: str = ""
     sources_only: bool = False  # generation was refused/failed; only sources are shown
     notice: str = ""  # one sentence for the person (why sources only, cache, ...)
+    pii_detected: str = ""  # JSON counts per detector, never values (audit row)
+    quoted: tuple[QuotedUnit, ...] = ()  # extractive only: the units the text quotes, best first
 
 
 @dataclass(frozen=True)
