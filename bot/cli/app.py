@@ -26,15 +26,35 @@ class _SafeFormatter(logging.Formatter):
 
 def _configure_logging(verbosity: int) -> None:
     """Warnings only by default; ``-v``: deptbot's own INFO logs (the ``bot`` loggers);
-    ``-vv``: deptbot's DEBUG and every library's INFO. Levels are touched only when asked
-    for, so a host that already configured logging (pytest) keeps its own."""
+    ``-vv``: deptbot's DEBUG and other libraries' INFO. Levels are touched only when asked
+    for, so a host that already configured logging (pytest) keeps its own — except that
+    libraries which log message bodies stay at WARNING and exception messages are never
+    logged, at any level (``bot.logs``)."""
+    from bot.logs import install
+
+    install()
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_SafeFormatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_SafeFormatter(TEXT_FORMAT))
+    handler.set_name(HANDLER_NAME)
     logging.basicConfig(level=logging.WARNING, handlers=[handler])  # no-op if already configured
     if verbosity > 1:
         logging.getLogger().setLevel(logging.INFO)
     if verbosity:
         logging.getLogger("bot").setLevel(logging.DEBUG if verbosity > 1 else logging.INFO)
+
+
+TEXT_FORMAT = "%(levelname)s %(name)s: %(message)s"
+HANDLER_NAME = "deptbot"
+
+
+def _use_log_format(fmt: str) -> None:
+    """``logging.format`` / ``serve --log-format``: swap the formatter of the handler set up
+    above (a host's own handlers, e.g. pytest's, are left alone)."""
+    from bot.logs import JsonFormatter
+
+    for handler in logging.getLogger().handlers:
+        if handler.get_name() == HANDLER_NAME:
+            handler.setFormatter(JsonFormatter() if fmt == "json" else _SafeFormatter(TEXT_FORMAT))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.load(
             departments=args.departments, state=args.state, settings_file=args.settings, collect=True
         )
+        _use_log_format(getattr(args, "log_format", None) or settings.values.logging.format)
         if settings.problems and args.func is not cmd_check:  # check lists them with the rest
             for problem in settings.problems:
                 _err(f"configuration error: {problem.user_message}")

@@ -7,10 +7,14 @@ import argparse
 
 from bot import package_version
 from bot.cli.answers import cmd_ask, cmd_run, cmd_templates
+from bot.cli.audit import cmd_audit_export, cmd_audit_verify, cmd_retention_run
 from bot.cli.chat import cmd_chat
 from bot.cli.check import cmd_check
 from bot.cli.directory import cmd_who
-from bot.cli.index import cmd_eval, cmd_index
+from bot.cli.evals import cmd_eval_any
+from bot.cli.index import cmd_index
+from bot.cli.keys import cmd_keys_init, cmd_keys_rotate, cmd_keys_status
+from bot.cli.privacy import cmd_privacy_erase, cmd_privacy_export
 from bot.cli.records import cmd_audit_tail, cmd_usage
 from bot.cli.serve import cmd_manifest, cmd_serve
 
@@ -89,9 +93,28 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--department", metavar="DEPT", help="start pinned to this department (/dept changes it)")
     c.set_defaults(func=cmd_chat)
 
-    c = sub.add_parser("eval", help="retrieval quality on a BEIR-format folder")
+    c = sub.add_parser(
+        "eval",
+        help="retrieval quality on a BEIR folder, or answer evals through the pipeline (--qa)",
+        description="deptbot eval BEIR_DIR scores retrieval; deptbot eval --qa [DEPT] runs the evals: "
+        "blocks of department files as a named user (exit 1 below a department's thresholds).",
+    )
     c.add_argument(
-        "beir_dir", metavar="BEIR_DIR", help="folder with corpus.jsonl, queries.jsonl and qrels/test.tsv"
+        "beir_dir",
+        metavar="BEIR_DIR",
+        nargs="?",
+        help="folder with corpus.jsonl, queries.jsonl and qrels/test.tsv",
+    )
+    c.add_argument(
+        "--qa",
+        nargs="?",
+        const="*",
+        metavar="DEPT",
+        help="run the answer evals of DEPT (default: every department with an evals: block)",
+    )
+    c.add_argument("--file", metavar="EVALS", help="with --qa: run an eval file instead (YAML, same format)")
+    c.add_argument(
+        "--user", metavar="EMAIL", help="with --qa: ask as this person (default: evals.user or first admin)"
     )
     c.add_argument("--json", action="store_true", help="print the scores as one JSON object")
     c.add_argument(
@@ -101,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="retrieval to score (default hybrid)",
     )
     c.add_argument("--embedder", help="override the settings' embedder (wordllama | minilm)")
-    c.set_defaults(func=cmd_eval)
+    c.set_defaults(func=cmd_eval_any)
 
     c = sub.add_parser("usage", help="tokens and cost per user and department")
     c.add_argument("--user", metavar="EMAIL", help="only this e-mail")
@@ -114,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     c.add_argument("--port", type=int, default=3978, help="port to listen on (default 3978)")
     c.add_argument("--slack-socket-mode", action="store_true", help="connect to Slack over Socket Mode")
+    c.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=None,
+        help="log lines as text or one JSON object per line (default: setting logging.format)",
+    )
     c.set_defaults(func=cmd_serve)
 
     c = sub.add_parser("manifest", help="print the Slack manifest or build the Teams app package")
@@ -128,13 +157,83 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--terms-url", metavar="URL", help="teams: https terms of use (default https://HOST/terms)")
     c.set_defaults(func=cmd_manifest)
 
-    c = sub.add_parser("audit", help="read the audit log")
-    audit_sub = c.add_subparsers(dest="audit_command", required=True, metavar="ACTION", help="tail")
+    c = sub.add_parser("audit", help="read, verify and export the audit log")
+    audit_sub = c.add_subparsers(
+        dest="audit_command", required=True, metavar="ACTION", help="tail | verify | export"
+    )
     t = audit_sub.add_parser("tail", help="the latest audit rows")
     t.add_argument("-n", type=int, default=20, metavar="N", help="how many rows (default 20)")
     t.add_argument("--user", metavar="EMAIL", help="only this e-mail")
     t.add_argument("--department", metavar="DEPT", help="only this department")
     t.add_argument("--json", action="store_true", help="print the rows as JSON")
     t.set_defaults(func=cmd_audit_tail)
+    t = audit_sub.add_parser(
+        "verify",
+        help="check the audit chain (exit 1 naming the first bad row); prints the checkpoint line",
+    )
+    t.add_argument("--file", metavar="EXPORT", help="verify an `audit export` JSONL file instead (offline)")
+    t.add_argument(
+        "--expect", metavar="SEQ:MAC", help="a checkpoint kept elsewhere; catches rows cut off the end"
+    )
+    t.set_defaults(func=cmd_audit_verify)
+    t = audit_sub.add_parser("export", help="stream audit rows with their chain fields (JSON lines or CSV)")
+    t.add_argument("--since", metavar="DATE", help="from the first row on or after DATE (YYYY-MM-DD, UTC)")
+    t.add_argument(
+        "--format", choices=["jsonl", "csv"], default="jsonl", help="jsonl (default; verifiable) or csv"
+    )
+    t.add_argument("--out", metavar="FILE", help="write to FILE (0600) instead of stdout")
+    t.add_argument(
+        "--with-text", action="store_true", help="include each question (personal text; left out by default)"
+    )
+    t.set_defaults(func=cmd_audit_export)
+
+    c = sub.add_parser("retention", help="delete what the [retention] settings say has expired")
+    retention_sub = c.add_subparsers(dest="retention_command", required=True, metavar="ACTION", help="run")
+    t = retention_sub.add_parser("run", help="purge expired data now (deptbot serve does it daily)")
+    t.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
+    t.set_defaults(func=cmd_retention_run)
+
+    c = sub.add_parser(
+        "privacy", help="a person's privacy request: export or erase what is stored about them"
+    )
+    privacy_sub = c.add_subparsers(
+        dest="privacy_command", required=True, metavar="ACTION", help="export | erase"
+    )
+    t = privacy_sub.add_parser("export", help="everything stored about EMAIL as JSON, with a short summary")
+    t.add_argument("email", metavar="EMAIL", help="the person's e-mail address")
+    t.add_argument("--out", metavar="FILE", help="write the JSON to FILE (0600) instead of stdout")
+    t.set_defaults(func=cmd_privacy_export)
+    t = privacy_sub.add_parser(
+        "erase", help="make EMAIL's text unrecoverable and pseudonymize their records"
+    )
+    t.add_argument("email", metavar="EMAIL", help="the person's e-mail address")
+    t.add_argument(
+        "--yes", action="store_true", help="do not ask to type the e-mail again (cannot be undone)"
+    )
+    t.set_defaults(func=cmd_privacy_erase)
+
+    c = sub.add_parser("keys", help="the master key that protects personal text at rest")
+    keys_sub = c.add_subparsers(
+        dest="keys_command", required=True, metavar="ACTION", help="init | rotate | status"
+    )
+    t = keys_sub.add_parser("init", help="write a new master key file (0600); never overwrites one")
+    t.add_argument(
+        "--file", metavar="PATH", help="where to write it (default: the privacy.master_key_file setting)"
+    )
+    t.add_argument(
+        "--print",
+        action="store_true",
+        help="print a new key (for DEPTBOT_MASTER_KEY) instead of writing a file",
+    )
+    t.set_defaults(func=cmd_keys_init)
+    t = keys_sub.add_parser(
+        "rotate", help="new master key; re-wrap every data key (the data is not rewritten)"
+    )
+    t.add_argument(
+        "--batch", type=int, default=500, metavar="N", help="data keys re-wrapped per transaction (500)"
+    )
+    t.set_defaults(func=cmd_keys_rotate)
+    t = keys_sub.add_parser("status", help="which master key is in use and how many data keys it wraps")
+    t.set_defaults(func=cmd_keys_status)
 
     return p

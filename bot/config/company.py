@@ -17,6 +17,7 @@ from bot.config.groups import GroupRef, read_groups
 from bot.config.models import NAME_RE, Department
 from bot.config.placement import knowledge_folder, overlapping_knowledge
 from bot.config.problems import line_for, read_yaml, validation_problems
+from bot.core.templates import SkeletonError, read_skeleton
 from bot.errors import ConfigError
 from bot.yamlstrict import Lines
 
@@ -189,7 +190,29 @@ def _check_department(
         problems += _unknown_groups(path, data, lines, groups, groups_file)
     if dept is not None and found.knowledge is not None and allowed:
         found.department = dept.model_copy(update={"knowledge": found.knowledge})
+        problems += _skeleton_problems(path, found.department, lines)
     return found
+
+
+def _skeleton_problems(path: Path, dept: Department, lines: Lines) -> list[ConfigError]:
+    """Every template skeleton must be readable now, inside the folder, not narrowed."""
+    out: list[ConfigError] = []
+    for name, template in dept.templates.items():
+        if template.skeleton is None:
+            continue
+        try:
+            read_skeleton(dept.knowledge, template.skeleton)
+        except SkeletonError as exc:
+            where = ("templates", name, "skeleton")
+            out.append(
+                ConfigError(
+                    f"{template.skeleton}: {exc.problem}",
+                    file=path,
+                    line=lines.get(where),
+                    field=f"templates.{name}.skeleton",
+                )
+            )
+    return out
 
 
 def _unknown_groups(

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from bot.config.access import check_entries
+from bot.config.access import CHANNEL_PREFIX, check_entries, check_pilot_entry
+from bot.config.evals import Evals
+from bot.core.templates import check_path
 from bot.core.types import Classification
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -21,12 +23,19 @@ class _Strict(BaseModel):
 
 
 class Template(_Strict):
-    """A named task; ``prompt`` must contain ``{input}``."""
+    """A named task; ``prompt`` must contain ``{input}``. ``skeleton``: a .md/.txt file in
+    the department's knowledge folder that the template fills (``bot.core.skeleton``)."""
 
     description: str
     prompt: str
     allowed: list[str] = Field(default_factory=lambda: ["*"])
     tier: Literal["small", "large"] | None = None
+    skeleton: str | None = None
+
+    @field_validator("skeleton")
+    @classmethod
+    def _skeleton(cls, v: str | None) -> str | None:
+        return None if v is None else check_path(v)
 
     @field_validator("allowed")
     @classmethod
@@ -70,11 +79,20 @@ class Department(_Strict):
     dont_know_below: float = Field(default=0.35, ge=0.0, le=1.0)
     # Fields used by providers (issue 3) and adapters; optional for the core.
     route: Literal["auto", "cloud", "private"] = "auto"
+    # Personal data in a question: private model only (today's rule), placeholders to the
+    # cloud, or refuse (``bot.sensitivity.redact``; README "PII before the cloud").
+    pii: Literal["route_private", "redact", "block"] = "route_private"
     tier: Literal["small", "large"] | None = None
     sensitive_keywords: list[str] = Field(default_factory=list)
     embedder: str | None = None  # None = settings default
     docs_url: str | None = None  # e.g. "https://intranet.example.com/hr/{path}" → citation links
     description: str = ""
+    evals: Evals | None = None  # answer-level checks for ``deptbot eval --qa`` (bot.config.evals)
+    # Pilot rollout (README "Pilot rollout"): ``enabled: false`` takes no questions at all;
+    # ``pilot`` (None = no pilot) narrows ``ask`` to these access entries and to whoever asks
+    # in a ``channel:<id>`` it lists. An empty pilot list admits nobody (fail closed).
+    enabled: bool = True
+    pilot: list[Annotated[str, AfterValidator(check_pilot_entry)]] | None = None
     source_file: Path | None = None
 
     @field_validator("classification", mode="before")
@@ -91,6 +109,16 @@ class Department(_Strict):
     @classmethod
     def _entries(cls, v: list[str]) -> list[str]:
         return check_entries(v)
+
+    @property
+    def pilot_entries(self) -> list[str]:
+        """The pilot's access entries (its ``channel:`` entries left out)."""
+        return [e for e in self.pilot or () if not e.startswith(CHANNEL_PREFIX)]
+
+    @property
+    def pilot_channels(self) -> frozenset[str]:
+        """The channel and conversation ids whose askers are in the pilot."""
+        return frozenset(e[len(CHANNEL_PREFIX) :] for e in self.pilot or () if e.startswith(CHANNEL_PREFIX))
 
     @field_validator("docs_url")
     @classmethod

@@ -75,6 +75,7 @@ def validate(
             snippet=snippet(sources[old - 1].text),
             anchor=sources[old - 1].anchor,
             modified=sources[old - 1].modified,
+            date_kind=sources[old - 1].date_kind,
             doc_id=sources[old - 1].doc_id,
             chunk_id=sources[old - 1].chunk_id,
             url=link(sources[old - 1].doc_id),
@@ -92,17 +93,22 @@ def validate(
     return CitedText(text=cleaned, citations=citations, coverage=coverage, dangling=dangling)
 
 
-def confidence(sources: Sequence[SourceChunk], cited: CitedText) -> float:
-    """0..1 from retrieval strength and how much of the answer is cited.
+def confidence(sources: Sequence[SourceChunk], cited: CitedText, *, assessed: float | None = None) -> float:
+    """0..1 from the evidence for the answer and how much of the answer is cited.
 
-    Retrieval scores are calibrated by the retriever; the best cited source matters most,
-    and an answer with no valid citation is capped low whatever the retriever said.
+    ``assessed`` is the answer-level confidence (``bot.core.confidence.assess``: does the
+    retrieved text hold the answer, not only the topic); without it the retriever's
+    calibrated top score stands in. The best cited source matters most, and an answer with
+    no valid citation is capped low whatever the evidence said.
     """
     if not sources:
         return 0.0
-    top = max(s.score for s in sources)
+    top = max(s.score for s in sources) if assessed is None else assessed
     if not cited.citations:
         return round(min(0.3, top * 0.5), 3)
     cited_best = max(c.score for c in cited.citations)
+    if assessed is not None:
+        # a cited passage can only lower the evidence, never raise it past the assessment
+        cited_best = min(cited_best, assessed)
     base = 0.6 * cited_best + 0.4 * top
     return round(max(0.0, min(1.0, base * (0.75 + 0.25 * cited.coverage))), 3)

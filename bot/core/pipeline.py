@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from bot.config import Company, Department
-from bot.core import citations, replies, routing
+from bot.core import citations, confidence, replies, routing, skeleton, templates
 from bot.core.access import CHANNEL_REASONS, AccessPolicy, GroupDirectory
 from bot.core.caching import CacheGate
 from bot.core.labels import DepartmentLabel, request_label
@@ -53,6 +53,7 @@ from bot.core.types import (
     Timings,
 )
 from bot.errors import AccessDenied, DeptbotError, UsageError
+from bot.observability import REQUEST_ID, ObservedIndexer, Observer, notify
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,10 @@ class _Ctx:
     principal: Principal | None = None
     department: Department | None = None
     decision: Decision | None = None
+    pii_detected: str = ""  # the generator's detector counts (JSON), never values
+    # Answer-level confidence (``bot.core.confidence``); None for templates, which are
+    # drafting tasks judged by retrieval alone.
+    assessment: confidence.Assessment | None = None
 
     def elapsed_ms(self) -> float:
         return round((time.perf_counter() - self.started) * 1000, 2)
@@ -144,6 +149,9 @@ class Assistant:
         self._stale_checked: set[str] = set()
         self._clock = clock
         self.index_progress: ProgressFn | None = None  # set by the CLI to draw a bar
+        # Told about every answer, vote and refresh (``bot.observability``; /metrics listens).
+        self.observers: list[Observer] = []
+        self._refresher = ObservedIndexer(indexer, self.observers)
 
     # ── configuration (swapped at run time by the config watcher) ────────────────────
 
@@ -176,6 +184,16 @@ class Assistant:
         ctx = _Ctx(
             message=message, request_id=new_request_id(), started=time.perf_counter(), config=self._config
         )
+        token = REQUEST_ID.set(ctx.request_id)  # every log line of this request carries its id
+        answer: Answer | None = None
+        try:
+            answer = self._answer(ctx, on_delta)
+            return answer
+        finally:
+            REQUEST_ID.reset(token)
+            notify(self.observers, "answered", message, answer)
+
+    def _answer(self, ctx: _Ctx, on_delta: DeltaFn | None) -> Answer:
         try:
             return self._ask(ctx, on_delta)
         except DeptbotError as exc:
@@ -228,7 +246,7 @@ class Assistant:
         )
         if not decision.allowed:
             raise AccessDenied(replies.denial(decision, dept, self.admins_of(dept)))
-        return self._indexer.refresh(dept, progress=progress)
+        return self._refresher.refresh(dept, progress=progress)
 
     def status(self, department: str | None = None) -> list[IndexStatus]:
         depts = [self.company.department(department)] if department else list(self.company)
@@ -242,6 +260,7 @@ class Assistant:
         if value not in ("up", "down"):
             raise UsageError("Feedback must be 'up' or 'down'.")
         self._audit.record_feedback(request_id, user, value, reason[:1000])
+        notify(self.observers, "feedback", value)
 
     def channel_verdict(
         self, answer: Answer, *, channel: str | None, readers: ChannelReaders | None
@@ -304,6 +323,11 @@ class Assistant:
         # 4. classify: after retrieval so document labels count; before any generation
         label, reasons = request_label(self._classifier, text, dept, got.chunks, message.history)
         top = max((c.score for c in got.chunks), default=0.0)
+        if not message.template:
+            # "Is the answer here", not only "is the topic here" (bot/core/confidence.py)
+            margin = got.route.assessment.margin if got.route.assessment else None
+            ctx.assessment = confidence.assess(text, got.chunks, margin=margin)
+            top = ctx.assessment.score
         # A template prompt is long boilerplate around a short input, which dilutes the
         # retrieval score; templates are drafting tasks, so they need only half the bar.
         threshold = dept.dont_know_below / 2 if message.template else dept.dont_know_below
@@ -311,6 +335,16 @@ class Assistant:
             return self._dont_know(ctx, got, label)
         # 6. generate, 7. cite
         answer, error = self._generate(ctx, got, label, reasons, on_delta)
+        if (
+            answer.status is Status.ANSWERED
+            and answer.generator == "extractive"
+            and ctx.assessment is not None
+            and confidence.supports(text, answer.text) is False
+        ):
+            # the question asks for a value (an amount, a date, a duration …) that the
+            # quoted text does not contain: say so instead of quoting something beside it
+            # (a model's paraphrase may word the value differently, so only quotes)
+            return self._dont_know(ctx, got, label)
         if answer.status is Status.ANSWERED:
             self._cache.put(
                 got.cache_key,
@@ -335,7 +369,7 @@ class Assistant:
             )
         route = routing.explicit_route(ctx.config.company, message)
         if route is None:
-            askable = ctx.config.policy.askable(ctx.principal)
+            askable = ctx.config.policy.askable(ctx.principal, message.channel)  # pilots count
             if not askable:
                 return self._deny(
                     ctx, Decision(False, "ask:no-department", "You can't ask any department yet.")
@@ -344,9 +378,9 @@ class Assistant:
             return askable
         ctx.department = route.department
         ctx.decision = (
-            ctx.config.policy.may_run(ctx.principal, route.department, message.template)
+            ctx.config.policy.may_run(ctx.principal, route.department, message.template, message.channel)
             if message.template
-            else ctx.config.policy.may_ask(ctx.principal, route.department)
+            else ctx.config.policy.may_ask(ctx.principal, route.department, message.channel)
         )
         return route if ctx.decision.allowed else self._deny(ctx, ctx.decision)
 
@@ -367,7 +401,7 @@ class Assistant:
             scopes = {d.name: ctx.config.policy.scope(principal, d) for d in routed}
             route = routing.best_department(query, routed, scopes, self._retriever, top_k=self._top_k)
             ctx.department = route.department
-            ctx.decision = ctx.config.policy.may_ask(principal, route.department)
+            ctx.decision = ctx.config.policy.may_ask(principal, route.department, message.channel)
             chunks = list(route.probe)
         scope = ctx.config.policy.scope(principal, route.department)
         key = self._cache.key(query, route.department, scope, message)
@@ -402,6 +436,10 @@ class Assistant:
             route=dept.route,
             label_reasons=reasons,
             request_id=ctx.request_id,
+            pii=dept.pii,
+            department_label=dept.classification,
+            skeleton=templates.skeleton_for(dept, message.template),
+            template_input=message.text.strip() if message.template else "",
         )
         generation: Generation | None
         failure, error = "", ""
@@ -409,6 +447,11 @@ class Assistant:
             generation = self._generator.generate(request, on_delta=on_delta)
         except DeptbotError as exc:  # provider refused/failed: sources only, say why
             generation, failure, error = None, exc.user_message, type(exc).__name__
+        if request.skeleton and generation is not None and generation.generator == "extractive":
+            # Offline, a template with a skeleton is a filled document, not quoted excerpts.
+            text = skeleton.offline_text(request, self._clock().date())
+            generation = replace(generation, text=text, quoted=())
+        ctx.pii_detected = generation.pii_detected if generation else ""
         base = Answer(
             text="",
             request_id=ctx.request_id,
@@ -443,7 +486,9 @@ class Assistant:
             )
             return sources_only, error
         assert cited is not None
-        conf = citations.confidence(chunks, cited)
+        conf = citations.confidence(
+            chunks, cited, assessed=ctx.assessment.score if ctx.assessment else None
+        )
         alternative = got.route.alternative
         notice = " ".join(
             n
@@ -490,7 +535,7 @@ class Assistant:
         if first:
             self._stale_checked.add(dept.name)
         if missing or self._indexer.status(dept).stale:
-            self._indexer.refresh(dept, progress=self.index_progress)
+            self._refresher.refresh(dept, progress=self.index_progress)
 
     def _placed(self, ctx: _Ctx, answer: Answer, used: Sequence[SourceChunk]) -> Answer:
         """Stamp the audiences of every chunk whose text or title reached ``answer`` and
@@ -552,7 +597,12 @@ class Assistant:
             text=replies.dont_know(dept, route.searched, titles, self.admins_of(dept, ctx.config)),
             request_id=ctx.request_id,
             status=Status.DONT_KNOW,
-            confidence=round(max((c.score for c in got.chunks), default=0.0), 3),
+            confidence=round(
+                ctx.assessment.score
+                if ctx.assessment
+                else max((c.score for c in got.chunks), default=0.0),
+                3,
+            ),
             department=dept.name,
             department_title=dept.title,
             generator="none",
@@ -582,6 +632,8 @@ class Assistant:
             error=error,
             latency_ms=ctx.elapsed_ms(),
         )
+        if ctx.pii_detected:  # counts per detector, never values (``bot.sensitivity.redact``)
+            entry = replace(entry, pii_detected=ctx.pii_detected)
         try:
             self._audit.record(entry)
         except Exception:

@@ -4,6 +4,13 @@ Order of precedence: an explicit department, the department owning a template, a
 mapping, then the best match among the departments the asker may ask. "Best match" uses
 the retriever's calibrated scores with the asker's own scope, so a department the person
 cannot see never influences the choice, and its documents never leave retrieval.
+
+Departments are ranked by the mean of the retrieval score ("the topic is here") and the
+answer-level confidence of ``bot.core.confidence`` ("the answer is here"). Either alone
+misroutes: retrieval alone sends "how much does the company put into my pension?" to the
+department whose page mentions contributions most, confidence alone lets a department with
+any number next to a shared word win. The mean routes more of both natural question sets
+to the right department than either (``python -m bench.calibration`` prints the rates).
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from bot.config import Company, Department
+from bot.core.confidence import Assessment, assess
 from bot.core.ports import MultiRetriever, Retriever
 from bot.core.types import AccessScope, Message, SourceChunk
 from bot.errors import KnowledgeError, UsageError
@@ -27,6 +35,12 @@ class Route:
     alternative: Department | None = None  # a close runner-up (auto only)
     probe: tuple[SourceChunk, ...] = ()  # chunks already retrieved while choosing
     searched: tuple[str, ...] = ()  # titles of every department compared (auto only)
+    assessment: Assessment | None = None  # answer-level confidence of ``probe`` (auto only)
+
+
+def route_score(assessment: Assessment) -> float:
+    """What departments are ranked by: topic evidence and answer evidence, equally."""
+    return (assessment.retrieval + assessment.score) / 2
 
 
 def template_owner(company: Company, template: str, department: str | None) -> Department:
@@ -90,22 +104,28 @@ def best_department(
     *,
     top_k: int,
 ) -> Route:
-    """Retrieve in every askable department and keep the strongest top score.
+    """Retrieve in every askable department and keep the one whose passages best
+    carry the topic and the answer (``route_score``).
 
     The departments are searched in one ``retrieve_many`` call when the retriever has it
     (one tokenisation and embedding of the question); the decision is the same either way.
     """
     if len(candidates) == 1:
         dept = candidates[0]
-        return Route(dept, "only", probe=tuple(retriever.retrieve(query, scopes[dept.name], top_k=top_k)))
+        probe = tuple(retriever.retrieve(query, scopes[dept.name], top_k=top_k))
+        return Route(dept, "only", probe=probe, assessment=assess(query, probe))
     found = retrieve_each(retriever, query, [scopes[d.name] for d in candidates], top_k=top_k)
-    ranked: list[tuple[float, Department, list[SourceChunk]]] = []
+    ranked: list[tuple[float, Department, list[SourceChunk], Assessment]] = []
     for dept, chunks in zip(candidates, found, strict=True):
-        top = max((c.score for c in chunks), default=0.0)
-        ranked.append((top, dept, chunks))
+        judged = assess(query, chunks)
+        ranked.append((route_score(judged), dept, chunks, judged))
     ranked.sort(key=lambda r: r[0], reverse=True)
-    best_score, best, chunks = ranked[0]
+    best_score, best, chunks, judged = ranked[0]
     runner = ranked[1]
     alternative = runner[1] if best_score - runner[0] <= CLOSE_MARGIN and runner[0] > 0 else None
-    searched = tuple(d.title for _, d, _ in ranked)
-    return Route(best, "auto", alternative=alternative, probe=tuple(chunks), searched=searched)
+    searched = tuple(d.title for _, d, _, _ in ranked)
+    # the margin itself is evidence for questions that ask for no particular value
+    judged = assess(query, chunks, margin=round(best_score - runner[0], 4))
+    return Route(
+        best, "auto", alternative=alternative, probe=tuple(chunks), searched=searched, assessment=judged
+    )

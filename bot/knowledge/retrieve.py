@@ -23,6 +23,21 @@ per-posting term frequencies (``bm25/tf.csc.index.npy``, or derived from ``token
 for versions written before it existed) for the few query terms only, which costs
 about as much as bm25s's masked scoring. N and avgdl are cached with each mask.
 
+Segments (``bot/knowledge/index.py``): a version lists several immutable segments, each
+with its own vocabulary and postings. Chunks are numbered globally, segment after
+segment; a query term's postings are gathered from every segment that knows the word, so
+document frequencies, N and average length are summed over the live visible chunks of
+all segments — a department reads the same whether it is one segment or ten, with or
+without tombstones (tests/knowledge/test_segments.py). Tombstoned chunks are invisible to
+every scope. Loaded segments are shared between versions, so a reload after a refresh
+loads only the new segment.
+
+ANN (``bot/knowledge/ann.py``): from ``knowledge.ann_threshold`` live chunks on, the dense
+candidates come from each segment's faiss IVF index, searched with the scope's mask as
+a filter (a segment without one, or whose filtered search comes back short, is scored
+exactly over its visible chunks); the candidates, and BM25's, then get their exact
+cosine, so fusion and calibration see the same numbers as exact search.
+
 Fusion, compared with ``python -m bench.quality`` (nDCG@10 / Recall@100; BEIR set built
 at run time from the 18F handbook, 245 pages → 1,571 chunks, 300 rule-made queries from
 page-specific headings and front-matter keywords; tests/fixtures/beir-tiny checks the
@@ -74,12 +89,11 @@ non-increasing down the list so ``chunks[0].score`` is the confidence.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -89,9 +103,10 @@ import numpy as np
 
 from bot.core.types import AccessScope, Classification, SourceChunk
 from bot.errors import IndexMissing, KnowledgeError, UsageError
-from bot.knowledge import lexical
+from bot.knowledge import ann, lexical
 from bot.knowledge.embedders import Embedder
-from bot.knowledge.index import current_version, dept_dir, read_meta
+from bot.knowledge.index import DEFAULT_ANN_THRESHOLD, current_version, dept_dir, read_meta, segment_dirs
+from bot.knowledge.segments import Segment
 
 log = logging.getLogger(__name__)
 
@@ -122,57 +137,108 @@ class Hit:
 
 
 class LoadedIndex:
-    """One version of a department's index, loaded read-only (vectors and BM25 mmap'd)."""
+    """One version of a department's index, loaded read-only: its segments side by side.
 
-    def __init__(self, vdir: Path) -> None:
-        import bm25s
+    Chunks are numbered globally, segment after segment; tombstoned chunks are never
+    visible (their signature admits nobody). ``reuse`` maps segment folders to segments a
+    previous version already loaded: segments are immutable, so switching versions loads
+    only new ones. Above ``ann_threshold`` live chunks, segments that carry an ANN index
+    propose the dense candidates instead of a full scan (``bot/knowledge/ann.py``).
+    """
 
-        self.path = vdir
+    def __init__(
+        self,
+        vdir: Path,
+        *,
+        reuse: Mapping[Path, Segment] | None = None,
+        ann_threshold: int = DEFAULT_ANN_THRESHOLD,
+    ) -> None:
         self.meta = read_meta(vdir)
         self.version: str = self.meta["version"]
         self.embedder: str = self.meta["embedder"]
-        self.docs: list[dict[str, Any]] = json.loads((vdir / "docs.json").read_text(encoding="utf-8"))
-        self.anchors: list[str] = json.loads((vdir / "anchors.json").read_text(encoding="utf-8"))
-        self.offsets = np.load(vdir / "text_offsets.npy")
-        self.n = len(self.offsets) - 1
-        size = int(self.offsets[-1]) if self.n else 0
-        self._texts: np.ndarray = (
-            np.memmap(vdir / "texts.bin", dtype=np.uint8, mode="r") if size else np.zeros(0, np.uint8)
+        specs = segment_dirs(vdir.parent.parent, vdir, self.meta)
+        sizes = [int(read_meta(folder)["chunks"]) for folder, _ in specs]
+        # With an ANN index on every segment only candidates get a cosine: the float16
+        # file can stay mapped and the float32 copy (~100 MB per 100k chunks) is not needed.
+        by_ann = sum(sizes) >= ann_threshold and all((f / ann.FILE).is_file() for f, _ in specs)
+        in_ram = sum(sizes) * int(self.meta["dim"]) <= DENSE_IN_RAM_MAX and not by_ann
+        reuse = reuse or {}
+        self.segments: list[Segment] = [
+            reuse.get(folder) or Segment(folder, dense_in_ram=in_ram) for folder, _ in specs
+        ]
+        for seg in self.segments:  # an ANN index added to a segment loaded before it existed
+            if seg.ann is None and seg.n and (seg.path / ann.FILE).is_file():
+                seg.ann = ann.load(seg.path)
+        # Where the data lives: a one-segment version without tombstones is that segment's
+        # folder (it loads on its own, as a version written before segments does).
+        self.path = self.segments[0].path if len(specs) == 1 and not specs[0][1] else vdir
+        self.bases = np.concatenate([[0], np.cumsum([s.n for s in self.segments])]).astype(np.int64)
+        self.n = int(self.bases[-1])
+        self.docs: list[dict[str, Any]] = []
+        chunk_doc: list[np.ndarray] = []
+        live_docs: list[bool] = []
+        for s, (seg, (_, dead)) in enumerate(zip(self.segments, specs, strict=True)):
+            base, first = int(self.bases[s]), len(self.docs)
+            gone = set(dead)
+            self.docs.extend(d if not base else {**d, "start": d["start"] + base} for d in seg.docs)
+            live_docs.extend(i not in gone for i in range(len(seg.docs)))
+            chunk_doc.append(seg.chunk_doc.astype(np.int32) + first)
+        self.chunk_doc = np.concatenate(chunk_doc) if chunk_doc else np.zeros(0, np.int32)
+        self.lengths = (
+            np.concatenate([s.lengths for s in self.segments]) if self.segments else np.zeros(0, np.float32)
         )
-        self.chunk_doc = np.load(vdir / "chunk_doc.npy")
-        dense = np.load(vdir / "dense.npy", mmap_mode="r")
-        in_ram = dense.size <= DENSE_IN_RAM_MAX
-        self.dense: np.ndarray = np.asarray(dense, dtype=np.float32) if in_ram else dense
-        token_offsets = np.load(vdir / "token_offsets.npy")
-        self.lengths = np.diff(token_offsets).astype(np.float32)  # tokens per chunk (BM25 dl)
-        self.bm25: Any = None
-        self.indptr = np.zeros(1, dtype=np.int64)
-        self.rows: np.ndarray = np.zeros(0, dtype=np.int32)  # chunk of each posting (CSC)
-        self.tf: np.ndarray = np.zeros(0, dtype=np.int32)  # term frequency of each posting
-        if self.n:
-            self.bm25 = bm25s.BM25.load(str(vdir / "bm25"), mmap=True, show_progress=False)
-            self.indptr = np.asarray(self.bm25.scores["indptr"], dtype=np.int64)
-            # Plain ndarray views of the memory maps: slicing a np.memmap costs microseconds.
-            self.rows = np.asarray(self.bm25.scores["indices"])
-            self.tf = np.asarray(
-                lexical.load_term_freqs(vdir / "bm25", lambda: np.load(vdir / "tokens.npy"), token_offsets)
-            )
-            if len(self.tf) != len(self.rows) or len(self.lengths) != self.n:
-                raise KnowledgeError(f"The index version {vdir.name} is inconsistent; rebuild it.")
         sigs: dict[tuple[tuple[str, ...], ...], int] = {}
-        doc_sig = [sigs.setdefault(tuple(tuple(a) for a in d["audiences"]), len(sigs)) for d in self.docs]
+        doc_sig = [
+            sigs.setdefault(tuple(tuple(a) for a in d["audiences"]), len(sigs)) if alive else -1
+            for d, alive in zip(self.docs, live_docs, strict=True)
+        ]
         self.signatures = list(sigs)
+        # -1 (a tombstoned document) indexes the trailing False that ``mask`` appends.
         self.chunk_sig = (
             np.asarray(doc_sig, dtype=np.int32)[self.chunk_doc] if self.n else np.zeros(0, np.int32)
         )
+        self.live = int(np.count_nonzero(self.chunk_sig >= 0))
+        self.use_ann = self.live >= ann_threshold and any(s.ann is not None for s in self.segments)
+        self._terms: dict[str, int] = {}  # query terms outside segment 0's vocabulary → ids
+        self._term_names: dict[int, str] = {}
+        self._names0: dict[int, str] | None = None  # segment 0's id → term, built on first use
         self._masks: OrderedDict[frozenset[str], np.ndarray] = OrderedDict()
         # id(mask) → (mask, visible chunks, their mean length); holding the mask keeps
         # the id from being reused while the entry lives.
         self._stats: dict[int, tuple[np.ndarray, int, float]] = {}
         self._lock = threading.Lock()
 
+    @property
+    def segment_map(self) -> dict[Path, Segment]:
+        return {s.path: s for s in self.segments}
+
+    @property
+    def bm25(self) -> Any:
+        """The bm25s model of a one-segment version (tests compare against its scores)."""
+        return self._only().bm25
+
+    @property
+    def tf(self) -> np.ndarray:
+        return self._only().tf
+
+    def _only(self) -> Segment:
+        if len(self.segments) != 1:
+            raise KnowledgeError("this version has several segments")
+        return self.segments[0]
+
+    def _locate(self, i: int) -> tuple[Segment, int]:
+        if len(self.segments) == 1:
+            return self.segments[0], i
+        s = int(np.searchsorted(self.bases, i, side="right")) - 1
+        return self.segments[s], i - int(self.bases[s])
+
     def text(self, i: int) -> str:
-        return bytes(self._texts[int(self.offsets[i]) : int(self.offsets[i + 1])]).decode("utf-8")
+        seg, local = self._locate(i)
+        return seg.text(local)
+
+    def anchor(self, i: int) -> str:
+        seg, local = self._locate(i)
+        return seg.anchors[local]
 
     def mask(self, scope: AccessScope) -> np.ndarray:
         """Boolean visibility of every chunk for ``scope`` (cached per distinct keys)."""
@@ -181,7 +247,7 @@ class LoadedIndex:
             if cached is not None:
                 self._masks.move_to_end(scope.keys)
                 return cached
-        admitted = np.array([scope.admits(sig) for sig in self.signatures] or [False], dtype=bool)
+        admitted = np.array([scope.admits(sig) for sig in self.signatures] + [False], dtype=bool)
         mask = admitted[self.chunk_sig] if self.n else np.zeros(0, dtype=bool)
         mask.setflags(write=False)
         stats = (mask, *self._visible_stats(mask))
@@ -205,16 +271,39 @@ class LoadedIndex:
 
     # ── scoring ──────────────────────────────────────────────────────────────────
 
+    def _term_id(self, token: str) -> int | None:
+        """One id per term across segments: segment 0's own id, else one given on first use."""
+        if not self.segments:
+            return None
+        own = self.segments[0].vocab.get(token)
+        if own is not None:
+            return int(own)
+        with self._lock:
+            tid = self._terms.get(token)
+            if tid is None:
+                if not any(token in s.vocab for s in self.segments[1:]):
+                    return None
+                tid = self._terms[token] = len(self.segments[0].vocab) + len(self._terms)
+                self._term_names[tid] = token
+            return tid
+
+    def _term_name(self, tid: int) -> str | None:
+        if tid >= len(self.segments[0].vocab):
+            return self._term_names.get(tid)
+        with self._lock:
+            if self._names0 is None:
+                self._names0 = {int(i): t for t, i in self.segments[0].vocab.items()}
+            return self._names0.get(tid)
+
     def query_terms(self, query: str, tokens: list[str] | None = None) -> tuple[list[int], int]:
-        """Vocabulary ids of the query's distinct terms, and how many are not in it.
+        """Ids of the query's distinct terms any segment knows, and how many none knows.
 
         ``tokens`` are :func:`query_tokens` of ``query`` when the caller already has them
         (one tokenisation shared by every department a question is routed across).
         """
         if tokens is None:
             tokens = query_tokens(query)
-        vocab = self.bm25.vocab_dict if self.bm25 is not None else {}
-        ids = [int(vocab[t]) for t in tokens if t in vocab]
+        ids = [tid for t in tokens if (tid := self._term_id(t)) is not None]
         return ids, len(tokens) - len(ids)
 
     def visible_terms(
@@ -222,19 +311,37 @@ class LoadedIndex:
     ) -> tuple[dict[int, float], float, np.ndarray]:
         """The query's terms as this scope sees them, and their BM25 over visible chunks.
 
-        Returns the visible terms' Lucene idf (df and N counted over visible chunks only),
-        the idf mass of terms no visible chunk contains (they count as if the department
-        had never seen them, so a word only a restricted document holds is
-        indistinguishable from a made-up one), and BM25 per chunk (0 where not visible).
+        Returns the visible terms' Lucene idf (df and N counted over visible chunks only,
+        summed over every segment), the idf mass of terms no visible chunk contains (they
+        count as if the department had never seen them, so a word only a restricted
+        document holds is indistinguishable from a made-up one), and BM25 per chunk (0
+        where not visible).
         """
-        ids, unknown = self.query_terms(query, tokens)
+        if tokens is None:
+            tokens = query_tokens(query)
+        known = [(t, tid) for t in tokens if (tid := self._term_id(t)) is not None]
+        words = [t for t, _ in known]
+        ids = [tid for _, tid in known]
+        unknown = len(tokens) - len(words)
         n_vis, avgdl = self._visible_stats(mask)
-        spans = [(int(self.indptr[t]), int(self.indptr[t + 1])) for t in ids]
-        rows = np.concatenate([self.rows[a:b] for a, b in spans]) if spans else np.zeros(0, np.int32)
-        tf = np.concatenate([self.tf[a:b] for a, b in spans]) if spans else np.zeros(0, np.int32)
-        term = np.repeat(np.arange(len(ids)), [b - a for a, b in spans])
+        row_parts: list[np.ndarray] = []
+        tf_parts: list[np.ndarray] = []
+        term_parts: list[np.ndarray] = []
+        for s, seg in enumerate(self.segments):
+            base = int(self.bases[s])
+            for j, word in enumerate(words):
+                lid = seg.vocab.get(word)
+                if lid is None:
+                    continue
+                rows, tf = seg.postings(int(lid))
+                row_parts.append(rows.astype(np.int64) + base if base else rows)
+                tf_parts.append(tf)
+                term_parts.append(np.full(len(rows), j, dtype=np.int64))
+        rows = np.concatenate(row_parts) if row_parts else np.zeros(0, np.int64)
+        tf_all = np.concatenate(tf_parts) if tf_parts else np.zeros(0, np.int32)
+        term = np.concatenate(term_parts) if term_parts else np.zeros(0, np.int64)
         seen = mask[rows]
-        rows, tf, term = rows[seen], tf[seen].astype(np.float32), term[seen]
+        rows, tf_f, term = rows[seen], tf_all[seen].astype(np.float32), term[seen]
         df = np.bincount(term, minlength=len(ids))
         idf = lexical.idf(df.astype(np.float64), n_vis)
         weights = {ids[j]: float(idf[j]) for j in np.flatnonzero(df)}
@@ -245,18 +352,49 @@ class LoadedIndex:
         norm = np.float32(lexical.K1) * (
             np.float32(1.0 - lexical.B) + np.float32(lexical.B) * self.lengths[rows] / np.float32(avgdl)
         )
-        part = idf[term] * tf / (tf + norm)
+        part = idf[term] * tf_f / (tf_f + norm)
         return weights, unseen, np.bincount(rows, weights=part, minlength=self.n).astype(np.float32)
 
     def cosines(self, qvec: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        if self.dense.dtype == np.float32:
-            cos = np.einsum("ij,j->i", self.dense, qvec)  # no BLAS threads: they cost ms to wake
-        else:
-            cos = np.empty(self.n, dtype=np.float32)
-            for a in range(0, self.n, 16384):
-                block = np.asarray(self.dense[a : a + 16384], dtype=np.float32)
-                cos[a : a + 16384] = np.einsum("ij,j->i", block, qvec)
+        """Exact cosine of every chunk (-inf where not visible)."""
+        cos = np.empty(self.n, dtype=np.float32)
+        for s, seg in enumerate(self.segments):
+            seg.cosines(qvec, cos[int(self.bases[s]) : int(self.bases[s + 1])])
         return np.where(mask, cos, -np.inf)
+
+    def cosines_of(self, qvec: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Exact cosine of the chunks ``ids`` only."""
+        out = np.empty(len(ids), dtype=np.float32)
+        seg_of = np.searchsorted(self.bases, ids, side="right") - 1
+        for s in np.unique(seg_of):
+            pick = seg_of == s
+            out[pick] = self.segments[int(s)].cosines_of(qvec, ids[pick] - self.bases[s])
+        return out
+
+    def ann_candidates(self, qvec: np.ndarray, mask: np.ndarray, pool: int) -> np.ndarray:
+        """The ``pool`` visible chunks nearest ``qvec``: ANN per segment where there is one.
+
+        A segment whose filtered ANN search finds fewer than it could (fewer than ``pool``
+        while more are visible) is scored exactly over its visible chunks instead; so is a
+        segment without an ANN index. Never returns a chunk outside ``mask``.
+        """
+        found: list[np.ndarray] = []
+        for s, seg in enumerate(self.segments):
+            a, b = int(self.bases[s]), int(self.bases[s + 1])
+            local = mask[a:b]
+            n_vis = int(np.count_nonzero(local))
+            if n_vis == 0:
+                continue
+            ids = ann.search(seg.ann, qvec, pool, local) if seg.ann is not None else None
+            if ids is None or len(ids) < min(pool, n_vis):
+                visible = np.flatnonzero(local)
+                ids = _top(visible, seg.cosines_of(qvec, visible), pool, positive=False)
+            found.append(ids + a)
+        cands = np.concatenate(found) if found else np.zeros(0, np.int64)
+        if len(cands) and not mask[cands].all():  # cannot happen: the selector and fallback filter
+            log.error("ANN candidates outside the visibility mask were dropped")
+            cands = cands[mask[cands]]
+        return cands
 
     def search(
         self,
@@ -277,23 +415,34 @@ class LoadedIndex:
         ``dense_weight`` defaults to the embedder's own (``Embedder.dense_weight``).
         ``tokens`` and ``vector`` are the query's tokens and its embedding by ``embedder``
         when the caller computed them once for several departments; the result is the
-        same as without them.
+        same as without them. Above the ANN threshold, the dense candidates come from
+        :meth:`ann_candidates` and only candidates get a (exact) cosine.
         """
         if dense_weight is None:
             dense_weight = float(getattr(embedder, "dense_weight", DENSE_WEIGHT))
-        visible = np.flatnonzero(mask)
-        if self.n == 0 or len(visible) == 0:
+        if self.n == 0 or not mask.any():
             return [], {}, 0.0
         terms, unseen, bm25 = self.visible_terms(query, mask, tokens)
         if mode == "dense":
             bm25 = np.zeros(self.n, dtype=np.float32)
         pool = max(candidates, k)
+        scored = np.flatnonzero(bm25 > 0)  # visible only: BM25 is 0 elsewhere
+        lex = _top(scored, bm25[scored], pool, positive=True)
         if mode == "bm25":
-            cos = np.full(self.n, -np.inf)
+            cos = np.full(self.n, -np.inf, dtype=np.float32)
+            sem = np.zeros(0, np.int64)
         else:
-            cos = self.cosines(embedder.embed([query])[0] if vector is None else vector, mask)
-        lex = _top(visible, bm25[visible], pool, positive=True)
-        sem = _top(visible, cos[visible], pool, positive=False) if mode != "bm25" else np.zeros(0, np.int64)
+            qvec = embedder.embed([query])[0] if vector is None else vector
+            if self.use_ann:
+                near = self.ann_candidates(qvec, mask, pool)
+                cos = np.full(self.n, -np.inf, dtype=np.float32)
+                both = np.union1d(near, lex)
+                cos[both] = self.cosines_of(qvec, both)
+                sem = _top(near, cos[near], pool, positive=False)
+            else:
+                cos = self.cosines(qvec, mask)
+                visible = np.flatnonzero(mask)
+                sem = _top(visible, cos[visible], pool, positive=False)
         if mode == "bm25":
             order, fused = lex, bm25[lex]
         elif mode == "dense":
@@ -304,10 +453,13 @@ class LoadedIndex:
             order, fused = _minmax(lex, sem, bm25, cos, dense_weight)
         else:
             raise UsageError(f"Unknown fusion {fusion!r}; use one of {', '.join(FUSIONS)}.")
-        cos_sel = np.full(len(order[:k]), np.nan) if mode == "bm25" else cos[order[:k]]
+        top = order[:k]
+        if len(top) and not mask[top].all():  # never: both scorers filter inside
+            raise KnowledgeError("retrieval selected a chunk outside the asker's visibility")
+        cos_sel = np.full(len(top), np.nan) if mode == "bm25" else cos[top]
         hits = [
             Hit(int(i), float(f), float(c), float(bm25[i]))
-            for i, f, c in zip(order[:k], fused[:k], cos_sel, strict=True)
+            for i, f, c in zip(top, fused[:k], cos_sel, strict=True)
         ]
         return hits, terms, unseen
 
@@ -320,8 +472,20 @@ class LoadedIndex:
         if not terms and unseen == 0:
             return np.full(len(chunk_ids), np.nan)
         got = np.zeros(len(chunk_ids), dtype=np.float64)
+        seg_of = np.searchsorted(self.bases, chunk_ids, side="right") - 1
+        groups = [
+            (self.segments[int(s)], pick, chunk_ids[pick] - self.bases[s])
+            for s in np.unique(seg_of)
+            for pick in [seg_of == s]
+        ]
         for tid, w in terms.items():
-            got += w * lexical.contains(self.bm25, tid, chunk_ids)
+            word = self._term_name(tid)
+            if word is None:
+                continue
+            for seg, pick, local in groups:
+                lid = seg.vocab.get(word)
+                if lid is not None:
+                    got[pick] += w * seg.contains(int(lid), local)
         return got / (sum(terms.values()) + unseen)
 
 
@@ -389,6 +553,7 @@ class IndexReader:
         embedder_named: Callable[[str], Embedder],
         fusion: str = DEFAULT_FUSION,
         candidates: int = CANDIDATES,
+        ann_threshold: int = DEFAULT_ANN_THRESHOLD,
     ) -> None:
         if fusion not in FUSIONS:
             raise UsageError(f"Unknown fusion {fusion!r}; use one of {', '.join(FUSIONS)}.")
@@ -396,6 +561,7 @@ class IndexReader:
         self._embedder_named = embedder_named
         self.fusion = fusion
         self.candidates = candidates
+        self.ann_threshold = ann_threshold
         self._loaded: dict[str, tuple[tuple[int, int, int], LoadedIndex | None]] = {}
         self._paths: dict[str, tuple[Path, str]] = {}  # department → (its folder, its CURRENT)
         self._lock = threading.Lock()
@@ -421,7 +587,11 @@ class IndexReader:
             if version is None:
                 index = None
             elif index is None or index.version != version:
-                index = LoadedIndex(root / "versions" / version)
+                # Segments are immutable: the new version shares every one the old had.
+                reuse = index.segment_map if index is not None else None
+                index = LoadedIndex(
+                    root / "versions" / version, reuse=reuse, ann_threshold=self.ann_threshold
+                )
             self._loaded[department] = (key, index)
             return index
 
@@ -519,8 +689,9 @@ class IndexReader:
             path=doc["path"],
             text=index.text(i),
             score=round(score, 4),
-            anchor=index.anchors[i],
+            anchor=index.anchor(i),
             modified=datetime.fromtimestamp(doc["modified"], UTC),
             classification=Classification(doc["classification"]),
             audiences=tuple(tuple(a) for a in doc["audiences"]),
+            date_kind=doc.get("date_kind", "updated"),
         )

@@ -1,0 +1,76 @@
+"""``deptbot eval``: retrieval quality on a BEIR folder (``bot.cli.index.cmd_eval``), or,
+with ``--qa``, answer-level evals through the real pipeline (``bot.evals.qa``).
+
+    deptbot eval BEIR_DIR [--json]
+    deptbot eval --qa [DEPT] [--json] [--user EMAIL]
+    deptbot eval --qa --file EVALS.yaml [--json] [--user EMAIL]
+
+Exit 0 when every department clears its thresholds, 1 when one does not, 2 on usage
+errors (unknown department, no ``evals:`` block, an eval user the access rules refuse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from bot.cli.output import EXIT_ERROR, EXIT_OK, _out, _progress
+from bot.errors import UsageError
+from bot.settings import Settings
+
+
+def cmd_eval_any(args: argparse.Namespace, settings: Settings) -> int:
+    """Dispatch: ``--qa``/``--file`` run answer evals, otherwise BEIR_DIR is required."""
+    if args.qa is None and args.file is None:
+        if not args.beir_dir:
+            raise UsageError("Give a BEIR folder (deptbot eval BEIR_DIR) or --qa [DEPT] for answer evals.")
+        from bot.cli.index import cmd_eval
+
+        return cmd_eval(args, settings)
+    if args.mode != "hybrid" or args.embedder is not None:
+        raise UsageError("--mode and --embedder apply to BEIR evals; --qa uses the configured pipeline.")
+    department = args.qa if args.qa not in (None, "*") else None
+    if department is None and args.beir_dir:  # "deptbot eval hr --qa"
+        department = args.beir_dir
+    if args.file is not None and department is not None:
+        raise UsageError("Use --qa DEPT for a department's evals or --file for an eval file, not both.")
+    return cmd_eval_qa(args, settings, department=department)
+
+
+def cmd_eval_qa(args: argparse.Namespace, settings: Settings, *, department: str | None) -> int:
+    from bot.cli.assistant import _build
+    from bot.evals.qa import Report, run_department, run_file, table
+
+    # Evals measure the pipeline as it is now: a cached answer may come from older code or
+    # settings (the cache key changes with the index, not with the code), so no cache.
+    cache = {**settings.file.get("cache", {}), "enabled": False}
+    wired = _build(replace(settings, file={**settings.file, "cache": cache}))
+    assistant = wired.assistant
+    company = assistant.company
+    if args.file is not None:
+        names: list[str] = []
+    elif department is not None:
+        names = [company.department(department).name]  # unknown: usage error
+    else:
+        names = [d.name for d in company if d.evals is not None]
+        if not names:
+            raise UsageError("No department has an evals: block; add one to a department file.")
+    for name in names if names else [d.name for d in company]:
+        dept = company.department(name)
+        status = assistant.status(name)[0]
+        if status.version is None or status.stale:
+            with _progress(f"Indexing {dept.title}") as progress:
+                wired.knowledge.refresh(dept, progress=progress)
+    reports: list[Report]
+    if args.file is not None:
+        reports = [run_file(assistant, Path(args.file), user=args.user)]
+    else:
+        reports = [run_department(assistant, company.department(n), user=args.user) for n in names]
+    if args.json:
+        payload = {"passed": all(r.passed for r in reports), "departments": [r.as_dict() for r in reports]}
+        _out(json.dumps(payload, indent=2, ensure_ascii=False))
+    else:
+        _out(table(reports))
+    return EXIT_OK if all(r.passed for r in reports) else EXIT_ERROR

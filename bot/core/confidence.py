@@ -1,0 +1,426 @@
+"""Does the retrieved text *answer* the question, or only share its topic?
+
+The retriever's calibrated score (``SourceChunk.score``: cosine ramp + idf-weighted term
+coverage) says how close the best passage is to the question. That is the right signal for
+"is this about the same thing" but a poor one for "is the answer here": a page that says
+*where* the cafeteria is scores well for "what is on the cafeteria menu", and "who is my
+finance business partner" matches a sentence that only names the role. This module looks at
+the question and the passages themselves and turns the retrieval score into an answer-level
+confidence with three checks that hold for any document collection (no word lists about one
+company):
+
+* **Answer type.** "How much / how many / how long / how often / when / which day / what
+  time / phone number / e-mail address" ask for a typed value (an amount, a duration, a
+  date, a contact). The value must appear in a unit of text (a line, sentence or table
+  row) that also mentions the question's key terms. Found: the score is raised towards 1
+  (the answer is there); not found anywhere in the top passages: it is lowered.
+* **Named entities.** Years, numbers and proper names in the question ("2028", "Kafka",
+  "Meridian") are what the asker is specifically after; a passage that lacks them answers a
+  neighbouring question. Each missing one lowers the score.
+* **Live or personal state.** "the status of my order", "this week", "today", "who is my
+  buddy", "how many days do I have left": documents hold policies, not live or per-person
+  data (that is in the HR system or the directory), so the score is lowered.
+
+**Margin over the next department** (auto routing only) says "the topic is here and not
+elsewhere". That is evidence of the answer only when no particular value is asked for
+("how do I undo a release?", "can I work from home?"), so it raises the score of those
+questions only; for typed questions an on-topic page without the value is exactly the
+false answer this module exists to stop (bench.calibration shows margin separating topics,
+not answers, when applied to every question).
+
+Everything here is pure text processing on what the asker may already see (the passages
+were retrieved within their scope), so it cannot leak anything across access boundaries,
+and it costs well under a millisecond per question.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from bot.core.types import SourceChunk
+
+# How far each check moves the retrieval score (see bench.calibration for the effect on
+# four question sets: two natural sets for the sample company, their unanswerable
+# counterparts, and a public handbook).
+FOUND_BOOST = 0.35  # answer type found next to the key terms: s + (1 - s) * FOUND_BOOST
+MISSING_TYPE = 0.4  # typed question, no value of that type next to its key terms
+MISSING_ENTITY = 0.5  # per missing year/number/proper name of the question (at most two)
+LIVE_STATE = 0.35  # the question asks for live or personal state
+BOOST_MIN_COVERAGE = 0.5  # ...and only when one passage covers half the key terms
+LOW_COVERAGE = 0.7  # no top passage covers half the question's key terms
+MARGIN_BOOST = 0.3  # untyped question, one department clearly ahead of the next...
+MARGIN_SPAN = 0.3  # ...by this much (route score) or more: the full boost
+TOP_PASSAGES = 3  # passages inspected (the generator quotes from the first few)
+
+_WORD = re.compile(r"[^\W\d_][^\W\d_'’]*(?:['’][a-z]+)?|\d[\d.,:/%]*")
+# fmt: off
+_STOP = frozenset({
+    "a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are",
+    "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but",
+    "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for",
+    "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "him",
+    "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "me", "more",
+    "most", "my", "myself", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or",
+    "other", "our", "ours", "out", "over", "own", "same", "she", "should", "so", "some", "such",
+    "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those",
+    "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when",
+    "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your",
+    "yours", "yourself", "i'm", "i've", "it's", "what's", "who's", "there's", "don't", "get",
+    "got", "need", "needs", "want", "allowed", "allow", "may", "must", "much", "many", "long",
+    "often", "soon", "quickly", "fast", "way", "ways", "kind", "sort", "thing", "things",
+    "anything", "something", "someone", "people", "person", "company", "tell", "know", "please",
+    "also", "still", "really", "actually", "ever", "per", "new"
+})
+# fmt: on
+# fmt: off
+_PREPOSITIONS = frozenset({
+    "on", "in", "at", "for", "of", "to", "from", "with", "by", "per", "via", "about", "across",
+    "after", "before", "during", "within"
+})
+# fmt: on
+_HEAD_BREAK = _PREPOSITIONS | {"today", "tomorrow", "tonight", "yesterday", "now", "currently"}
+# Heads that name the answer's type ("the phone number"): the answer-type check covers them.
+_TYPE_HEADS = frozenset(["number", "amount", "date", "time", "day", "days", "price", "cost", "address"])
+_NUMBER_WORDS = (
+    "zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|"
+    "forty|fifty|sixty|hundred|thousand|million|half|double|twice|once"
+)
+_MONTHS = (
+    "january|february|march|april|may|june|july|august|september|october|november|december|"
+    "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
+)
+_DAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday|weekday|weekend"
+
+_NUMBER = re.compile(rf"\d|\b(?:{_NUMBER_WORDS})\b", re.I)
+_AMOUNT = re.compile(
+    rf"\d|\b(?:{_NUMBER_WORDS}|free|no cost|nothing|unlimited|full pay|paid in full)\b", re.I
+)
+_UNIT = (
+    r"(?:minutes?|mins?|hours?|hrs?|days?|nights?|weeks?|months?|years?|quarters?|characters?|"
+    r"pages?|sessions?|times?|km|kilometres?|kilometers?|miles?)"
+)
+_DURATION = re.compile(
+    rf"(?:(?<![\d/])\d[\d.,]*|\b(?:{_NUMBER_WORDS}|a|an|one|few|several))[\s-]+(?:\w+[\s-]+)?{_UNIT}\b|"
+    r"\b(?:immediately|same day|next day|never|daily|weekly|fortnightly|monthly|quarterly|"
+    r"yearly|annually|hourly|every|per (?:day|week|month|year)|do not expire|no limit|"
+    r"indefinitely|permanently)\b",
+    re.I,
+)
+_MONEY = re.compile(
+    r"[€$£]\s?\d|\d[\d.,]*\s?(?:%|€|eur\b|euros?\b|usd\b|dollars?\b|gbp\b|pounds?\b|k\b)|"
+    r"\b(?:free|free of charge|no cost|at no cost|nothing|paid in full|full pay|fully paid|"
+    r"actual cost|reasonable)\b",
+    re.I,
+)
+_DATE = re.compile(
+    rf"\d|\b(?:{_MONTHS}|{_DAYS}|today|tomorrow|tonight|daily|weekly|monthly|yearly|annually|"
+    r"working days?|business days?|(?:end|start|beginning|middle) of (?:the |each |every )?"
+    r"(?:day|week|month|quarter|year))\b",
+    re.I,
+)
+_PHONE = re.compile(r"(?:\+?\d[\d ()-]{5,}\d)|\bextension \d+|\bext\.? ?\d+", re.I)
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
+_URL = re.compile(r"https?://\S+|\b[\w-]+\.(?:com|org|net|io)\b", re.I)
+
+# (expected answer type, pattern of the question that asks for it), first match wins.
+_QUESTION_TYPES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("phone", re.compile(r"\b(?:phone|telephone)\s+number\b|\bwhat number\b|\bhotline\b", re.I)),
+    ("email", re.compile(r"\be-?mail address\b", re.I)),
+    ("url", re.compile(r"\b(?:website|web address|url|link)\b(?! to)", re.I)),
+    ("duration", re.compile(r"\bhow (?:long|often|soon|quickly|fast|frequently)\b", re.I)),
+    (
+        "money",
+        re.compile(
+            r"\bhow much (?:does|do|did|will|would|is|are|was)\b.*\b(?:cost|costs|price|pay|paid|charge|fee|"
+            r"worth|allowance|salary|budget|reimburs\w*)\b|\bhow much (?:money|budget)\b|"
+            r"\bwhat (?:is|are|'s) the (?:\w+ ){0,3}(?:price|cost|fee|salary|allowance|budget)\b|"
+            r"\bin (?:euros?|dollars?|pounds?)\b",
+            re.I,
+        ),
+    ),
+    (
+        "amount",
+        re.compile(
+            r"\bhow (?:much|many|big|large|high|low|small)\b|\bwhat (?:is|are|'s) the "
+            r"(?:\w+ ){0,3}(?:limit|rate|price|cost|amount|maximum|minimum|percentage|"
+            r"allowance|budget|fee|deductible|number of)\b|\bhow much does\b",
+            re.I,
+        ),
+    ),
+    (
+        "date",
+        re.compile(
+            r"^\s*when\b|\bby when\b|\bwhat (?:date|day|time|hours?|month|year)\b|"
+            r"\bwhat (?:is|are|'s) the (?:\w+ ){0,3}(?:date|dates|deadline|due date)\b|"
+            r"\b(?:which|what) days?\b|\bdeadline\b|\bat what time",
+            re.I,
+        ),
+    ),
+)
+_TYPE_PATTERNS: dict[str, re.Pattern[str]] = {
+    "phone": _PHONE,
+    "email": _EMAIL,
+    "url": _URL,
+    "money": _MONEY,
+    "duration": _DURATION,
+    "amount": _AMOUNT,
+    "date": _DATE,
+}
+# Live or personal state no policy document holds ("status of my order", "this week").
+_LIVE = re.compile(
+    r"\b(?:status of my|my (?:current )?(?:order|ticket|request|balance|claim)'?s? status|"
+    r"right now|currently|at the moment|this week|last week|next week|today|tonight|"
+    r"yesterday|tomorrow|last night|so far this|^\s*who(?:'s| is| are) my|"
+    r"(?:do|does|have|has) (?:i|we|you|my \w+) (?:have |got )?left)\b",
+    re.I,
+)
+_MARKERS = re.compile(r"\[\d{1,3}(?:\s*,\s*\d{1,3})*\]")
+_ANSWER_BLOCK = re.compile(r"\n(?=From .+:\s*$)", re.M)
+_YEAR = re.compile(r"\b(?:19|20)\d\d\b")
+# Units of meaning: paragraphs, list items, table rows and cells, sentences, CSV fields.
+# A single line break inside a paragraph (wrapped text) does not end a unit.
+_SPLIT_UNITS = re.compile(r"\n\s*\n|\n(?=\s*(?:[-*•|]|\d+[.)]\s|\[ \]))|(?<=[.!?])\s+")
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}")
+
+
+def _units(text: str) -> list[str]:
+    """Paragraphs, list items and sentences; a table row carries its header row with it
+    ("| City | Limit per night |" + "| London … | €260 |"), so a row is judged with the
+    words that say what its cells are."""
+    lines = text.split("\n")
+    header = ""
+    rows: list[str] = []
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith("|") and i + 1 < len(lines) and _TABLE_RULE.match(lines[i + 1]):
+            header = line
+        elif _TABLE_RULE.match(line):
+            continue
+        elif header and line.lstrip().startswith("|"):
+            rows.append(f"{header} {line}")
+            continue
+        else:
+            header = ""
+        rows.append(line)
+    return [u for u in _SPLIT_UNITS.split("\n".join(rows)) if u.strip()]
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The answer-level confidence and the evidence behind it (for logs and benches)."""
+
+    score: float  # 0..1, compared with the department's ``dont_know_below``
+    retrieval: float  # the retriever's calibrated top score
+    answer_type: str  # "" when the question does not ask for a typed value
+    type_found: bool  # a value of that type next to the question's key terms
+    key_coverage: float  # largest share of the question's key terms in one top passage
+    missing_entities: tuple[str, ...]  # years, numbers, names of the question not found
+    live: bool  # asks for live or personal state
+    margin: float | None = None  # over the next department (auto routing), if known
+
+
+@lru_cache(maxsize=65536)
+def _stem(word: str) -> str:
+    w = word.lower().strip("'’-.,:/%")
+    for suffix in ("'s", "’s"):
+        w = w.removesuffix(suffix)
+    for suffix in ("ies", "ing", "ed", "es", "s", "ly"):
+        if len(w) > len(suffix) + 3 and w.endswith(suffix):
+            w = w[: -len(suffix)] + ("y" if suffix == "ies" else "")
+            break
+    return w
+
+
+def key_terms(question: str) -> list[str]:
+    """The question's content words, stemmed (stop words and question words removed)."""
+    out: list[str] = []
+    for m in _WORD.finditer(question):
+        word = m.group(0)
+        if word.lower() in _STOP or len(word) < 2:
+            continue
+        stem = _stem(word)
+        if stem and stem not in out:
+            out.append(stem)
+    return out
+
+
+def entities(question: str) -> list[str]:
+    """Years, standalone numbers and proper names the asker is specifically after.
+
+    A proper name is a capitalised word that is not the first word of the question and not
+    "I"; amounts ("12,000 euros") are left out because a table row holding a range
+    ("€5,000.01 – €25,000") answers them without repeating them.
+    """
+    found: list[str] = _YEAR.findall(question)
+    words = list(_WORD.finditer(question))
+    for i, m in enumerate(words):
+        w = m.group(0)
+        if i == 0 or not w[:1].isupper() or w.lower() in _STOP or len(w) < 3:
+            continue
+        prev = question[: m.start()].rstrip()
+        if prev.endswith((".", "?", "!", ":")):
+            continue  # a new sentence starts here
+        found.append(w)
+    return list(dict.fromkeys(found))
+
+
+def answer_type(question: str) -> str:
+    for name, pattern in _QUESTION_TYPES:
+        if pattern.search(question):
+            return name
+    return ""
+
+
+def _matches(stems: Sequence[str], words: set[str]) -> int:
+    """How many of ``stems`` occur in ``words`` (same stem, or a shared prefix of six
+    letters: "reimburse"/"reimbursement", not "allowance"/"allowed")."""
+    n = 0
+    for s in stems:
+        if s in words or (len(s) >= 6 and any(len(w) >= 6 and w[:6] == s[:6] for w in words)):
+            n += 1
+    return n
+
+
+def _words(text: str) -> set[str]:
+    return {_stem(w) for w in set(_WORD.findall(text))}
+
+
+def _type_near_terms(
+    kind: str, terms: Sequence[str], texts: Sequence[str], names: Sequence[str] = ()
+) -> bool:
+    """A value of ``kind`` in a line, sentence or table cell that names a key term of the
+    question, or in the unit right after it (a row names its subject before its value)."""
+    pattern = _TYPE_PATTERNS[kind]
+    # a term that is itself a value of the type ("December" for a date) shows where a value
+    # is, not what it is about: the unit must also name one of the other terms
+    subject = [t for t in terms if not pattern.fullmatch(t)] or list(terms)
+    need = max(1, -(-len(subject) // 3))
+    for text in texts:
+        units = _units(text)
+        for i, unit in enumerate(units):
+            if _matches(subject, _words(unit)) < min(need, len(subject)):
+                continue
+            # a table row is complete with its header; other units may hold the value in
+            # the unit right after the one naming the subject
+            window = unit if unit.lstrip().startswith("|") else " ".join(units[i : i + 2])
+            if names and not all(n.lower() in window.lower() for n in names):
+                continue  # the question names something; the answer unit must be about it
+            if pattern.search(window):
+                return True
+    return False
+
+
+_ASKED_WHAT = re.compile(
+    r"^\s*what(?:'s|\s+is|\s+are|\s+was|\s+were)\s+(?:(?:on|in|at)\s+)?(?:the|a|an|our|my|your)\s+(.*)", re.I
+)
+_ASKED_WHICH = re.compile(r"^\s*which\s+([^\W\d_][\w-]*)", re.I)
+
+
+def asked_for(question: str) -> str:
+    """The thing a "what is the X …" / "which X …" question asks about (X's head word).
+
+    "What is the cafeteria menu on Tuesday?" asks for a *menu*; a passage about the
+    cafeteria that never says "menu" is about the topic, not the answer. Empty when the
+    question has another shape.
+    """
+    m = _ASKED_WHICH.match(question)
+    if m:
+        return m.group(1)
+    m = _ASKED_WHAT.match(question)
+    if not m:
+        return ""
+    head = ""
+    for w in _WORD.finditer(m.group(1)):
+        word = w.group(0)
+        if word.lower() in _STOP or word.lower() in _HEAD_BREAK or word[0].isdigit():
+            break
+        head = word
+    return head
+
+
+def supports(question: str, answer: str) -> bool | None:
+    """Does ``answer`` (the generated text) carry the value ``question`` asks for, next to
+    its key terms? None when the question asks for no typed value.
+
+    The passages can hold the value while the answer quotes the wrong unit of them (a
+    neighbouring table row, the section before); the pipeline then says "I don't know"
+    rather than show a confident answer without the value.
+    """
+    question = question_part(question)
+    kind = answer_type(question)
+    if not kind:
+        return None
+    names = [e for e in entities(question) if not _YEAR.fullmatch(e)]
+    terms = key_terms(question)
+    pattern = _TYPE_PATTERNS[kind]
+    answer = _MARKERS.sub("", answer)  # "[1]" is a citation, not a value
+    subject = [t for t in terms if not pattern.fullmatch(t)] or terms
+    need = max(1, -(-len(subject) // 3))
+    # An answer is judged per quoted block ("From <document> › <section> [n]:" and what
+    # follows it): the heading says what the quoted list or table is about.
+    for block in _ANSWER_BLOCK.split(answer):
+        if not pattern.search(block) or _matches(subject, _words(block)) < min(need, len(subject)):
+            continue
+        if not names or all(n.lower() in block.lower() for n in names):
+            return True
+    return False
+
+
+def question_part(text: str) -> str:
+    """The sentences that ask (end with "?"), or the whole text when none does.
+
+    "How many days carry over? I am jane@example.com, IBAN …" asks about carry-over; the
+    context around a question is not what the answer has to contain.
+    """
+    asked = [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s.rstrip().endswith("?")]
+    return " ".join(asked) if asked else text
+
+
+def assess(question: str, chunks: Sequence[SourceChunk], *, margin: float | None = None) -> Assessment:
+    """Answer-level confidence for ``question`` given the passages retrieved for it."""
+    question = question_part(question)
+    retrieval = max((c.score for c in chunks), default=0.0)
+    if not chunks:
+        return Assessment(0.0, 0.0, "", False, 0.0, (), False, margin)
+    top = sorted(chunks, key=lambda c: c.score, reverse=True)[:TOP_PASSAGES]
+    texts = [f"{c.title}\n{c.anchor}\n{c.text}" for c in top]
+    terms = key_terms(question)
+    joined = " ".join(texts).lower()
+    missing = tuple(e for e in entities(question) if e.lower() not in joined)
+    kind = answer_type(question)
+    head = asked_for(question)
+    if kind and head.lower() in _TYPE_HEADS:
+        head = ""
+    if head and _matches([_stem(head)], _words(" ".join(texts))) == 0:
+        missing = (*missing, head)
+    names = [e for e in entities(question) if not _YEAR.fullmatch(e)]
+    found = bool(kind) and _type_near_terms(kind, terms, texts, names)
+    coverage = max(_matches(terms, _words(t)) for t in texts) / len(terms) if terms else 0.0
+    live = _LIVE.search(question) is not None
+    score = retrieval
+    if kind and not found:
+        score *= MISSING_TYPE
+    for _ in missing[:2]:
+        score *= MISSING_ENTITY
+    if live:
+        score *= LIVE_STATE
+    if terms and coverage < BOOST_MIN_COVERAGE:
+        score *= LOW_COVERAGE
+    if found and not missing and not live and coverage >= BOOST_MIN_COVERAGE:
+        score += (1.0 - score) * FOUND_BOOST
+    elif margin is not None and margin > 0 and not (kind or head or missing or live):
+        # "How do I …", "can I …": no single value is asked for, so a department that
+        # clearly holds the topic while the others do not is evidence of the answer.
+        score += (1.0 - score) * MARGIN_BOOST * min(1.0, margin / MARGIN_SPAN)
+    return Assessment(
+        score=round(max(0.0, min(1.0, score)), 4),
+        retrieval=round(retrieval, 4),
+        answer_type=kind,
+        type_found=found,
+        key_coverage=round(coverage, 3),
+        missing_entities=missing,
+        live=live,
+        margin=margin,
+    )

@@ -1,0 +1,1 @@
+"""Answer-level evaluation through the real pipeline (``deptbot eval --qa``)."""
