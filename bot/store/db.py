@@ -7,16 +7,41 @@ timeout, autocommit so stores control their own ``BEGIN IMMEDIATE`` transactions
 from __future__ import annotations
 
 import sqlite3
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from bot.errors import StoreError
+
+T = TypeVar("T")
+LOCKED_TRIES = 100  # x 50 ms: processes starting together settle well within this
+
+
+def _settled(step: Callable[[], T]) -> T:
+    """Run ``step``, retrying while SQLite says the database is locked or busy.
+
+    Switching a new database to WAL, and creating tables in it, can fail at once with
+    "database is locked" when other processes open the same new file at the same moment:
+    SQLite does not call the busy handler there (it could deadlock). Two replicas or a CLI
+    command started beside ``serve`` hit this; retrying briefly is the documented remedy.
+    """
+    for attempt in range(LOCKED_TRIES):
+        try:
+            return step()
+        except sqlite3.OperationalError as exc:
+            text = str(exc).lower()
+            if attempt == LOCKED_TRIES - 1 or ("locked" not in text and "busy" not in text):
+                raise
+            time.sleep(0.05)
+    raise AssertionError("unreachable")
 
 
 def connect(path: Path) -> sqlite3.Connection:
     """A connection in WAL mode with a busy timeout; shared by every store module."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
+    _settled(lambda: conn.execute("PRAGMA journal_mode=WAL"))
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=30000")
     return conn
@@ -27,7 +52,7 @@ def open_db(path: Path, schema: str, what: str) -> sqlite3.Connection:
     ``what`` ("the notices database") and the path, never SQLite's own text."""
     try:
         conn = connect(path)
-        conn.executescript(schema)
+        _settled(lambda: conn.executescript(schema))
     except sqlite3.Error as exc:
         raise StoreError(f"Cannot open {what} at {path}.") from exc
     return conn
