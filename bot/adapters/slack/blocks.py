@@ -207,8 +207,8 @@ def _button(text: str, action_id: str, value: str, label: str | None = None) -> 
 # Cells are ``rich_text`` (as in Slack's own SDK example, slackapi/node-slack-sdk#2426):
 # SDK maintainers reported ``raw_text`` cells failing server-side when the block shipped.
 # A table beyond those limits, or a second one, is shown as aligned text in a code block.
-TABLE_ROWS = 100
-TABLE_CELLS = 20
+TABLE_ROWS = limits.TABLE_ROWS
+TABLE_CELLS = limits.TABLE_CELLS
 TABLE_CHARS = 10_000  # all cells together: a guard, so a huge table cannot crowd out the rest
 EMPTY_CELL = "–"
 

@@ -13,7 +13,10 @@ it), and the renderer in ``blocks`` takes its numbers from here. Sources, docs.s
 * reference/views/modal-views — ``title``, ``submit`` and ``close`` at most 24 characters,
   ``private_metadata`` 3,000;
 * chat.postMessage — with ``blocks``, ``text`` is the notification and screen-reader
-  fallback; deptbot always sends one with words in it (slack_sdk warns otherwise).
+  fallback; deptbot always sends one with words in it (slack_sdk warns otherwise);
+* table block — ``rows`` at most 100, each row at most 20 cells of type ``raw_text`` or
+  ``rich_text``; ``column_settings`` at most 20 items (``align`` left/center/right,
+  ``is_wrapped`` boolean); one table per message (``only_one_table_allowed``).
 
 Blank text (only spaces or newlines) counts as empty: it shows nothing.
 """
@@ -36,6 +39,10 @@ ACTION_ID = 255
 ACCESSIBILITY_LABEL = 75
 VIEW_BUTTON = 24  # a modal's title, submit and close
 PRIVATE_METADATA = 3000
+TABLE_ROWS = 100
+TABLE_CELLS = 20
+COLUMN_SETTINGS = 20
+ALIGN = ("left", "center", "right")
 
 MESSAGE_METHODS = frozenset({"chat.postMessage", "chat.postEphemeral", "chat.update", "response_url"})
 VIEW_METHODS = frozenset({"views.publish", "views.open", "views.update", "views.push"})
@@ -52,6 +59,9 @@ def problems(method: str, args: Mapping[str, Any]) -> list[str]:
         blocks = args.get("blocks")
         if blocks is not None:
             found += _blocks(blocks, MESSAGE_BLOCKS)
+            tables = sum(1 for b in blocks if isinstance(b, Mapping) and b.get("type") == "table")
+            if tables > 1:
+                found.append(f"{tables} table blocks (one per message)")
         return found
     if method in VIEW_METHODS:
         view = args.get("view")
@@ -110,6 +120,39 @@ def _block(block: object) -> list[str]:
                     found += _button(e)
     elif kind == "input":
         found += _text(block.get("label"), "input label", 2000)
+    elif kind == "table":
+        found += _table(block)
+    return found
+
+
+def _table(block: Mapping[str, Any]) -> list[str]:
+    rows = block.get("rows")
+    if not isinstance(rows, list) or not 1 <= len(rows) <= TABLE_ROWS:
+        return [f"table needs 1 to {TABLE_ROWS} rows"]
+    found = []
+    for r, row in enumerate(rows):
+        if not isinstance(row, list) or not 1 <= len(row) <= TABLE_CELLS:
+            found.append(f"table row {r} needs 1 to {TABLE_CELLS} cells")
+            continue
+        for c, cell in enumerate(row):
+            kind = cell.get("type") if isinstance(cell, Mapping) else None
+            if kind == "raw_text":
+                if not str(cell.get("text", "")).strip():
+                    found.append(f"table cell {r},{c} is empty")
+            elif kind == "rich_text":
+                if not isinstance(cell.get("elements"), list) or not cell["elements"]:
+                    found.append(f"table cell {r},{c} has no elements")
+            else:
+                found.append(f"table cell {r},{c} is not raw_text or rich_text")
+    settings = block.get("column_settings", [])
+    if not isinstance(settings, list) or len(settings) > COLUMN_SETTINGS:
+        found.append(f"column_settings must be a list of at most {COLUMN_SETTINGS}")
+    else:
+        for setting in settings:
+            if not isinstance(setting, Mapping) or setting.get("align", "left") not in ALIGN:
+                found.append("column_settings align must be left, center or right")
+            elif not isinstance(setting.get("is_wrapped", False), bool):
+                found.append("column_settings is_wrapped must be a boolean")
     return found
 
 

@@ -212,6 +212,20 @@ def test_the_checker_knows_the_published_limits() -> None:
             "section text",
         ),
     ]
+    cell = {"type": "raw_text", "text": "x"}
+    table = {"type": "table", "rows": [[cell]]}
+
+    def post(*blocks: dict[str, object]) -> dict[str, object]:
+        return {"text": "x", "blocks": list(blocks)}
+
+    bad += [
+        ("chat.postMessage", post({**table, "rows": [[cell]] * 101}), "rows"),
+        ("chat.postMessage", post({**table, "rows": [[cell] * 21]}), "cells"),
+        ("chat.postMessage", post({**table, "rows": [[{"type": "mrkdwn"}]]}), "raw_text"),
+        ("chat.postMessage", post(table, table), "one per message"),
+        ("chat.postMessage", post({**table, "column_settings": [{"align": "top"}]}), "align"),
+    ]
+    assert limits.problems("chat.postMessage", post({**table, "rows": [[cell] * 20] * 100})) == []
     for method, args, what in bad:
         found = limits.problems(method, args)
         assert found and any(what in p for p in found), (method, what, found)
