@@ -160,7 +160,7 @@ _QUESTION_TYPES: tuple[tuple[str, re.Pattern[str]], ...] = (
         ),
     ),
 )
-_TYPE_PATTERNS: dict[str, re.Pattern[str]] = {
+TYPE_PATTERNS: dict[str, re.Pattern[str]] = {
     "phone": _PHONE,
     "email": _EMAIL,
     "url": _URL,
@@ -292,7 +292,7 @@ def _type_near_terms(
 ) -> bool:
     """A value of ``kind`` in a line, sentence or table cell that names a key term of the
     question, or in the unit right after it (a row names its subject before its value)."""
-    pattern = _TYPE_PATTERNS[kind]
+    pattern = TYPE_PATTERNS[kind]
     # a term that is itself a value of the type ("December" for a date) shows where a value
     # is, not what it is about: the unit must also name one of the other terms
     subject = [t for t in terms if not pattern.fullmatch(t)] or list(terms)
@@ -354,7 +354,7 @@ def supports(question: str, answer: str) -> bool | None:
         return None
     names = [e for e in entities(question) if not _YEAR.fullmatch(e)]
     terms = key_terms(question)
-    pattern = _TYPE_PATTERNS[kind]
+    pattern = TYPE_PATTERNS[kind]
     answer = _MARKERS.sub("", answer)  # "[1]" is a citation, not a value
     subject = [t for t in terms if not pattern.fullmatch(t)] or terms
     need = max(1, -(-len(subject) // 3))

@@ -214,3 +214,78 @@ def test_a_numbered_heading_right_above_bullets_is_their_heading() -> None:
     [unit] = split_units("2. HOW TO REPORT THAT YOU ARE SICK\n- Tell your manager.\n- Record it in Workday.")
     assert unit.kind == LIST and unit.heading == "HOW TO REPORT THAT YOU ARE SICK"
     assert unit.items == ("- Tell your manager.", "- Record it in Workday.")
+
+
+# A typed question ("how long", "what are the … allowances") is answered by the unit that
+# holds that kind of value next to its key terms, from whichever source has it, and a
+# table whose section names the question's qualifier beats prose that mentions it in passing.
+GREENHOUSE_INTRO = """This procedure explains how seed samples are received, labelled and checked
+by the greenhouse team. Following it means every sample can be traced and none is lost.
+
+HOW SAMPLES ARRIVE
+
+- Growers post seed samples in sealed envelopes to the greenhouse office. Samples handed
+  over in person are logged the same day.
+- Seed samples are registered in the lab system within 2 working days. The team checks
+  each label against the form.
+"""
+GREENHOUSE_LABELS = "Each seed sample gets a barcode label with the grower, variety and harvest year."
+GREENHOUSE_GROWERS = "Growers who send samples for the first time fill in the grower form."
+GREENHOUSE_RECORDS = """Germination results are entered on the day of the test.
+
+RECORDS
+
+Samples and their test records are stored in the cold room for 7 years, as the certification body requires.
+"""
+
+
+def test_the_unit_with_the_asked_for_value_wins_from_a_lower_ranked_source() -> None:
+    sources = [
+        chunk(GREENHOUSE_INTRO, title="Seed sample handling", anchor="", n=1),
+        chunk(GREENHOUSE_LABELS, title="Seed sample handling", anchor="Labels", n=2),
+        chunk(GREENHOUSE_GROWERS, title="Grower onboarding", anchor="", n=3),
+        chunk(GREENHOUSE_LABELS.replace("barcode", "printed"), title="Grower onboarding", anchor="", n=4),
+        chunk(GREENHOUSE_GROWERS.replace("first", "second"), title="Grower onboarding", anchor="", n=5),
+        chunk(GREENHOUSE_RECORDS, title="Seed sample handling", anchor="", n=6),
+    ]
+    text = ask("How long do we keep seed samples?", *sources)
+    assert "7 years" in text.split("\n\n")[1], text
+
+
+ALLOWANCE_REVIEW = """- The allowance budget for 2026 rises by 4 % across all travel allowances.
+- Allowances were raised by an average of 3 % compared with 2025 (contractors +2 %, staff +3.5 %).
+- Receipts are needed for any claim above 10 % of the daily allowance.
+"""
+ALLOWANCE_CONTRACTORS = """| Grade | Role examples | Daily | Monthly cap |
+|---|---|---|---|
+| C1 | Field contractor | €40 | €600 |
+| C2 | Senior field contractor | €55 | €800 |
+| C3 | Lead contractor | €70 | €1,000 |
+"""
+ALLOWANCE_STAFF = """| Grade | Role examples | Daily | Monthly cap |
+|---|---|---|---|
+| S1 | Field technician | €45 | €650 |
+| S2 | Senior technician | €60 | €900 |
+"""
+
+
+def test_a_table_whose_section_names_the_qualifier_beats_prose_mentioning_it() -> None:
+    title = "Travel allowances 2026"
+    sources = [
+        chunk(ALLOWANCE_REVIEW, title=title, anchor="Annual review", n=1),
+        chunk(ALLOWANCE_CONTRACTORS, title=title, anchor="Contractors and agency staff", n=2),
+        chunk(ALLOWANCE_STAFF, title=title, anchor="Employees", n=3),
+    ]
+    text = ask("What are the travel allowances for contractors?", *sources)
+    assert text.startswith("From Travel allowances 2026 › Contractors and agency staff [2]:"), text
+    assert "| C2 | Senior field contractor | €55 | €800 |" in text
+
+
+def test_a_table_is_not_promoted_when_the_question_has_no_qualifier() -> None:
+    # every term is the document's topic: no qualifier, the prose that answers stays first
+    sources = [
+        chunk(LEAVE, title="Parental leave", anchor="", n=1),
+        chunk(ALLOWANCE_STAFF, title="Travel allowances 2026", anchor="Employees", n=2),
+    ]
+    text = ask("How much parental leave do fathers get?", *sources)
+    assert "12 weeks" in text.split("\n\n")[1], text

@@ -6,6 +6,15 @@ word every passage shares decides nothing), with the document title and section 
 counting half: "How often to change it" is context for the list under it. A question's
 amount ("12,000 euros") is matched against the ranges in table rows rather than as a word.
 
+Two signals of the answer itself, not of the topic, are added after the retrieval-rank
+discount, so they reach every retrieved source: when the question asks for a kind of value
+(``bot.core.confidence.answer_type``: a duration for "how long", money, a date …), a unit
+with a sentence, item or row holding such a value next to the question's key terms scores
+higher ("stored … for 10 years" over "captured within 1 working day"); and a table whose
+labels (section heading, header, first column) name the question's qualifier, a key term
+the document title lacks ("engineers" in "salary bands for engineers" of "Salary bands"),
+beats prose that mentions it in passing.
+
 Rows: the rows whose range contains the question's amount; else the rows whose first cell
 (what the row is about) best covers the question's distinguishing terms; else, when the
 question does not single rows out, the whole table when it is small.
@@ -18,6 +27,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.core.confidence import TYPE_PATTERNS, answer_type, question_part
 from bot.core.types import SourceChunk
 from bot.llm.extract.amounts import question_amounts, ranges, row_contains
 from bot.llm.extract.text import question_words, related, terms
@@ -27,6 +37,9 @@ SYNONYM_WEIGHT = 0.6  # a unit that has only the synonym ("parent" for "fathers"
 WHOLE_TABLE_ROWS = 8  # a table this small is quoted whole when no row is singled out
 MAX_ROWS = 8  # never more rows than this from a bigger table
 MAX_ITEMS = 10  # a longer list is quoted with its intro and the items that match, in order
+VALUE_WEIGHT = 0.6  # a sentence/row holding the asked-for kind of value, times its term share
+QUALIFIER_WEIGHT = 0.35  # a table whose labels name the question's qualifier ("engineers")
+PIECE_RE = re.compile(r"(?<=[.!?;])\s+(?=[A-Z(])")
 # A quantity a "how many/much/long" question wants: a number with a unit, not a year.
 MEASURE_RE = re.compile(
     r"\d+(?:[.,]\d+)?\s*(?:%|percent|days?|weeks?|months?|years?|hours?|minutes?|h\b|times|"
@@ -68,6 +81,7 @@ class _Question:
     amounts: list[float]
     quantity: bool
     definition: bool
+    value: re.Pattern[str] | None = None  # the kind of value the question asks for, if any
 
     @property
     def total(self) -> float:
@@ -99,8 +113,15 @@ def candidates(question: str, sources: Sequence[SourceChunk]) -> list[Scored]:
     if not groups and not amounts:
         return []
     per_source = [split_units(s.text) for s in sources]
+    kind = answer_type(question_part(question))
     q = _Question(
-        groups, words, {}, amounts, bool(QUANTITY_RE.search(question)), bool(DEFINE_Q_RE.search(question))
+        groups,
+        words,
+        {},
+        amounts,
+        bool(QUANTITY_RE.search(question)),
+        bool(DEFINE_Q_RE.search(question)),
+        TYPE_PATTERNS.get(kind),
     )
     stems = {
         (i, k): q.stems(u.plain() + " " + u.heading)
@@ -142,6 +163,11 @@ def candidates(question: str, sources: Sequence[SourceChunk]) -> list[Scored]:
             if unit.words() > 150 and unit.kind != TABLE:
                 score *= 0.85  # a wall of text answers less directly
             score *= rank_weight
+            # Evidence of the answer itself, not of the topic, so it is not discounted by
+            # retrieval rank: a lower-ranked passage that holds the value wins.
+            score += VALUE_WEIGHT * _value_share(unit, q, last | title)
+            if unit.kind == TABLE:
+                score += QUALIFIER_WEIGHT * _qualifier_share(unit, q, title, last)
             rows, rows_by = _rows(unit, q) if unit.kind == TABLE else ((), "")
             if unit.kind == LIST and len(unit.items) > MAX_ITEMS:
                 rows, rows_by = _items(unit, q)
@@ -149,6 +175,48 @@ def candidates(question: str, sources: Sequence[SourceChunk]) -> list[Scored]:
             out.append(Scored(i, unit, round(score, 6), round(min(1.0, coverage), 4), rows, rows_by, has))
     out.sort(key=lambda c: (-c.score, c.source, c.unit.position))
     return out
+
+
+def _pieces(unit: Unit) -> list[str]:
+    """Sentences, list items and table rows (each with its header): where a value and
+    what it is about sit together."""
+    if unit.kind == TABLE:
+        return [" ".join(unit.header) + " " + " ".join(r) for r in unit.rows]
+    texts = [unit.intro, unit.text, *unit.items]
+    return [p for t in texts if t for p in PIECE_RE.split(t)]
+
+
+def _value_share(unit: Unit, q: _Question, context: set[str]) -> float:
+    """The largest share of the question's key-term weight in one piece of ``unit`` that
+    holds a value of the kind asked for ("10 years" for "how long"), with what the piece
+    is about (``context``: its section heading and document title). A synonym counts in
+    full here ("stored" for "keep" is how policies say it), and a value without a digit
+    ("every", "never") half: those words are as often not an answer.
+    0 when the question asks for no typed value."""
+    if q.value is None or not q.groups:
+        return 0.0
+    best = 0.0
+    for piece in _pieces(unit):
+        found = [m.group(0) for m in q.value.finditer(piece)]
+        if not found:
+            continue
+        stems = q.stems(piece) | context
+        share = sum(q.idf[g] for g in q.groups if g & stems) / q.total
+        best = max(best, share * (1.0 if any(c.isdigit() for v in found for c in v) else 0.5))
+    return best
+
+
+def _qualifier_share(unit: Unit, q: _Question, title: set[str], heading: set[str]) -> float:
+    """Share of the question's qualifiers (key terms its document title lacks: "engineers"
+    in "salary bands for engineers" of "Salary bands 2026") that the table's labels name:
+    its section heading, header or first column. Such a table is the one about them;
+    prose that mentions them in passing is not."""
+    qualifiers = [g for g in q.groups if not g & title]
+    if not title or len(qualifiers) == len(q.groups) or not qualifiers:
+        return 0.0  # no topic/qualifier split to go by
+    labels = heading | q.stems(" ".join(unit.header) + " " + " ".join(r[0] for r in unit.rows if r))
+    weight = sum(q.idf[g] for g in qualifiers)
+    return sum(q.idf[g] for g in qualifiers if g & labels) / weight
 
 
 def _amount_hit(unit: Unit, amounts: list[float]) -> bool:
