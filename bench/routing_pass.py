@@ -10,8 +10,10 @@ generator, SQLite audit, no answer cache) three ways in the same run:
 - named: the question names the department it was written for;
 - auto, sequential: no department; the retriever offers only ``retrieve`` (today's path:
   ``best_department`` loops over the departments);
-- auto, one pass: no department; ``KnowledgeBase.retrieve_many`` embeds and tokenises
-  the question once and searches every department in one call.
+- auto, one pass: no department; ``KnowledgeBase.probe_many`` (``retrieve_many`` without
+  building chunks) embeds and tokenises the question once and searches every department in
+  one call; routing builds passages and answer-level confidence only for departments that
+  can still win.
 
 It also checks that both auto paths pick the same department, alternative and scores.
 Target: auto (one pass) p50 <= 1.5x named.

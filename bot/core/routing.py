@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Protocol, cast
 
 from bot.config import Company, Department
-from bot.core.confidence import Assessment, assess
+from bot.core.confidence import FOUND_BOOST, Assessment, answer_type, assess, question_part
 from bot.core.ports import MultiRetriever, Retriever
 from bot.core.types import AccessScope, Message, SourceChunk
 from bot.errors import KnowledgeError, UsageError
@@ -96,6 +96,53 @@ def retrieve_each(
     return found
 
 
+class Probed(Protocol):
+    """One department's retrieval: its best chunk score now, the chunks on demand."""
+
+    @property
+    def best(self) -> float: ...
+
+    def chunks(self) -> list[SourceChunk]: ...
+
+
+@dataclass(frozen=True)
+class _Retrieved:
+    found: list[SourceChunk]
+
+    @property
+    def best(self) -> float:
+        return max((c.score for c in self.found), default=0.0)
+
+    def chunks(self) -> list[SourceChunk]:
+        return self.found
+
+
+def probe_each(
+    retriever: Retriever, query: str, scopes: Sequence[AccessScope], *, top_k: int
+) -> list[Probed]:
+    """``retrieve_each``, with chunks built only when asked for when the retriever offers
+    ``probe_many`` (``bot.knowledge.retrieve.IndexReader.probe_many``)."""
+    probe = getattr(retriever, "probe_many", None)
+    if probe is None:
+        return [_Retrieved(found) for found in retrieve_each(retriever, query, scopes, top_k=top_k)]
+    probes = list(probe(query, scopes, top_k=top_k))
+    if len(probes) != len(scopes):
+        raise KnowledgeError("probe_many returned a different number of results than scopes.")
+    return probes
+
+
+def score_bound(retrieval: float, *, typed: bool) -> float:
+    """The highest ``route_score`` a department whose best passage scores ``retrieval`` can get.
+
+    ``assess`` (without a margin) only lowers the retrieval score, except ``FOUND_BOOST``,
+    which needs a typed question (``answer_type``); rounding is monotone, so the bound holds
+    for the rounded values ``route_score`` adds.
+    """
+    r = round(retrieval, 4)
+    top = round(min(1.0, r + (1.0 - r) * FOUND_BOOST), 4) if typed else r
+    return (r + top) / 2
+
+
 def best_department(
     query: str,
     candidates: Sequence[Department],
@@ -107,25 +154,41 @@ def best_department(
     """Retrieve in every askable department and keep the one whose passages best
     carry the topic and the answer (``route_score``).
 
-    The departments are searched in one ``retrieve_many`` call when the retriever has it
-    (one tokenisation and embedding of the question); the decision is the same either way.
+    The departments are searched in one ``retrieve_many`` (or ``probe_many``) call when the
+    retriever has it (one tokenisation and embedding of the question); the decision is the
+    same either way. Answer-level confidence is computed in order of retrieval score and
+    stops once no remaining department can reach the runner-up's route score
+    (``score_bound``): the winner, the runner-up and the margin are those of assessing all.
     """
     if len(candidates) == 1:
         dept = candidates[0]
         probe = tuple(retriever.retrieve(query, scopes[dept.name], top_k=top_k))
         return Route(dept, "only", probe=probe, assessment=assess(query, probe))
-    found = retrieve_each(retriever, query, [scopes[d.name] for d in candidates], top_k=top_k)
-    ranked: list[tuple[float, Department, list[SourceChunk], Assessment]] = []
-    for dept, chunks in zip(candidates, found, strict=True):
-        judged = assess(query, chunks)
-        ranked.append((route_score(judged), dept, chunks, judged))
-    ranked.sort(key=lambda r: r[0], reverse=True)
-    best_score, best, chunks, judged = ranked[0]
-    runner = ranked[1]
-    alternative = runner[1] if best_score - runner[0] <= CLOSE_MARGIN and runner[0] > 0 else None
-    searched = tuple(d.title for _, d, _, _ in ranked)
+    probes = probe_each(retriever, query, [scopes[d.name] for d in candidates], top_k=top_k)
+    typed = bool(answer_type(question_part(query)))
+    bests = [p.best for p in probes]
+    by_retrieval = sorted(range(len(candidates)), key=lambda i: bests[i], reverse=True)
+    judged: dict[int, tuple[float, list[SourceChunk], Assessment]] = {}
+    top2: list[float] = []  # the two highest route scores so far, highest first
+    for i in by_retrieval:
+        if len(top2) == 2 and score_bound(bests[i], typed=typed) < top2[1]:
+            break  # neither this department nor any after it can be first or second
+        chunks = probes[i].chunks()
+        assessment = assess(query, chunks)
+        score = route_score(assessment)
+        judged[i] = (score, chunks, assessment)
+        top2 = sorted([*top2, score], reverse=True)[:2]
+    # ties keep the candidates' order, as a stable sort of every department would
+    ranked = sorted(judged, key=lambda i: (-judged[i][0], i))
+    best_score, chunks, _ = judged[ranked[0]]
+    best = candidates[ranked[0]]
+    runner_score = judged[ranked[1]][0]
+    runner = candidates[ranked[1]]
+    alternative = runner if best_score - runner_score <= CLOSE_MARGIN and runner_score > 0 else None
+    # departments not assessed follow, by retrieval score
+    searched = tuple(candidates[i].title for i in [*ranked, *(i for i in by_retrieval if i not in judged)])
     # the margin itself is evidence for questions that ask for no particular value
-    judged = assess(query, chunks, margin=round(best_score - runner[0], 4))
+    judged_best = assess(query, chunks, margin=round(best_score - runner_score, 4))
     return Route(
-        best, "auto", alternative=alternative, probe=tuple(chunks), searched=searched, assessment=judged
+        best, "auto", alternative=alternative, probe=tuple(chunks), searched=searched, assessment=judged_best
     )

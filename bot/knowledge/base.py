@@ -16,7 +16,7 @@ from bot.core.types import AccessScope, SourceChunk
 from bot.knowledge.embedders import DEFAULT_EMBEDDER, Embedder, get_embedder
 from bot.knowledge.index import DEFAULT_ANN_THRESHOLD, DEFAULT_BUILD_MEMORY_MB, Indexer
 from bot.knowledge.ingest import Limits
-from bot.knowledge.retrieve import CANDIDATES, DEFAULT_FUSION, IndexReader
+from bot.knowledge.retrieve import CANDIDATES, DEFAULT_FUSION, IndexReader, Probe
 
 
 class KnowledgeBase:
@@ -87,6 +87,10 @@ class KnowledgeBase:
         self, query: str, scopes: Sequence[AccessScope], *, top_k: int = 8
     ) -> list[list[SourceChunk]]:
         return self.reader.retrieve_many(query, scopes, top_k=top_k)
+
+    def probe_many(self, query: str, scopes: Sequence[AccessScope], *, top_k: int = 8) -> list[Probe]:
+        """``retrieve_many`` with the chunks built on demand (routing; ``IndexReader.probe_many``)."""
+        return self.reader.probe_many(query, scopes, top_k=top_k)
 
     def index_version(self, department: str) -> str | None:
         return self.reader.index_version(department)

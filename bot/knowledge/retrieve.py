@@ -136,6 +136,81 @@ class Hit:
     bm25: float
 
 
+class Probe:
+    """One department's retrieval for a question before its chunks are built.
+
+    ``best`` is the highest chunk score (``max(c.score for c in chunks())``, 0 without any):
+    calibrated scores never rise down the list, so it is the first hit's, which needs the
+    term coverage of that one chunk only. The other scores, the access check of every hit
+    and the chunks themselves (text, metadata) are computed by :meth:`chunks`.
+    """
+
+    __slots__ = ("_hits", "_index", "_kept", "_scope", "_terms", "_unseen", "best")
+
+    def __init__(
+        self,
+        index: LoadedIndex | None,
+        scope: AccessScope | None,
+        hits: Sequence[Hit] = (),
+        terms: dict[int, float] | None = None,
+        unseen: float = 0.0,
+    ) -> None:
+        self._index, self._scope, self._hits = index, scope, list(hits)
+        self._terms, self._unseen = terms or {}, unseen
+        self._kept: list[tuple[int, float]] | None = None
+        self.best = 0.0
+        if index is None or scope is None or not self._hits:
+            self._kept = []
+        elif scope.admits(_audiences(index, self._hits[0].index)):
+            self.best = self._scores(1)[0]
+        else:  # cannot happen while the mask is right: score everything now
+            self.best = max((s for _, s in self._scored()), default=0.0)
+
+    @staticmethod
+    def empty() -> Probe:
+        return Probe(None, None)
+
+    def _scores(self, n: int) -> list[float]:
+        """Calibrated scores of the first ``n`` hits, rounded as ``SourceChunk.score``."""
+        assert self._index is not None
+        index, hits = self._index, self._hits[:n]
+        ids = np.array([h.index for h in hits], dtype=np.int64)
+        scores = calibrate(
+            np.array([h.cosine for h in hits]), index.coverage(ids, self._terms, self._unseen), index.embedder
+        )
+        return [round(float(x), 4) for x in scores]
+
+    def _scored(self) -> list[tuple[int, float]]:
+        """The hits the scope admits, with their scores (a dropped one is logged)."""
+        if self._kept is None:
+            assert self._index is not None and self._scope is not None
+            index, scope = self._index, self._scope
+            kept: list[tuple[int, float]] = []
+            dropped: list[str] = []
+            for hit, score in zip(self._hits, self._scores(len(self._hits)), strict=True):
+                if scope.admits(_audiences(index, hit.index)):
+                    kept.append((hit.index, score))
+                else:  # cannot happen while the mask is right; never log text
+                    dropped.append(IndexReader._chunk(index, scope.department, hit.index, score).chunk_id)
+            if dropped:
+                log.warning("retrieval returned chunks outside the scope; dropped %s", ", ".join(dropped))
+            self._kept = kept
+        return self._kept
+
+    def chunks(self) -> list[SourceChunk]:
+        kept = self._scored()
+        if not kept:
+            return []
+        assert self._index is not None and self._scope is not None
+        index, department = self._index, self._scope.department
+        return [IndexReader._chunk(index, department, i, s) for i, s in kept]
+
+
+def _audiences(index: LoadedIndex, i: int) -> tuple[tuple[str, ...], ...]:
+    """Chunk ``i``'s audience lists, as ``SourceChunk.audiences``."""
+    return tuple(tuple(a) for a in index.docs[int(index.chunk_doc[i])]["audiences"])
+
+
 class LoadedIndex:
     """One version of a department's index, loaded read-only: its segments side by side.
 
@@ -622,16 +697,22 @@ class IndexReader:
         for that scope alone. What remains per department is a few vectorised numpy
         passes over its own arrays.
         """
+        return [probe.chunks() for probe in self.probe_many(query, scopes, top_k=top_k)]
+
+    def probe_many(self, query: str, scopes: Sequence[AccessScope], *, top_k: int = 8) -> list[Probe]:
+        """``retrieve_many`` without building the chunks: per scope, the best score now and
+        the chunks (text, metadata) on demand. Routing compares every department by its
+        scores and builds passages only for the few that can still win."""
         indexes = [self._index_for(scope) for scope in scopes]
         if not query.strip() or top_k <= 0:
-            return [[] for _ in scopes]
+            return [Probe.empty() for _ in scopes]
         tokens = query_tokens(query)
         vectors: dict[str, np.ndarray] = {}
         for index in indexes:
             if index.n and index.embedder not in vectors:
                 vectors[index.embedder] = self._embedder_named(index.embedder).embed([query])[0]
         return [
-            self._retrieve_in(index, scope, query, top_k, tokens=tokens, vector=vectors.get(index.embedder))
+            self._probe_in(index, scope, query, top_k, tokens=tokens, vector=vectors.get(index.embedder))
             for index, scope in zip(indexes, scopes, strict=True)
         ]
 
@@ -651,6 +732,18 @@ class IndexReader:
         tokens: list[str] | None = None,
         vector: np.ndarray | None = None,
     ) -> list[SourceChunk]:
+        return self._probe_in(index, scope, query, top_k, tokens=tokens, vector=vector).chunks()
+
+    def _probe_in(
+        self,
+        index: LoadedIndex,
+        scope: AccessScope,
+        query: str,
+        top_k: int,
+        *,
+        tokens: list[str] | None = None,
+        vector: np.ndarray | None = None,
+    ) -> Probe:
         embedder = self._embedder_named(index.embedder)
         hits, term_ids, unseen = index.search(
             query,
@@ -662,21 +755,7 @@ class IndexReader:
             tokens=tokens,
             vector=vector,
         )
-        ids = np.array([h.index for h in hits], dtype=np.int64)
-        scores = calibrate(
-            np.array([h.cosine for h in hits]), index.coverage(ids, term_ids, unseen), index.embedder
-        )
-        out: list[SourceChunk] = []
-        dropped: list[str] = []
-        for hit, score in zip(hits, scores, strict=True):
-            chunk = self._chunk(index, scope.department, hit.index, float(score))
-            if scope.admits(chunk.audiences):
-                out.append(chunk)
-            else:  # cannot happen while the mask is right; never log text
-                dropped.append(chunk.chunk_id)
-        if dropped:
-            log.warning("retrieval returned chunks outside the scope; dropped %s", ", ".join(dropped))
-        return out
+        return Probe(index, scope, hits, term_ids, unseen)
 
     @staticmethod
     def _chunk(index: LoadedIndex, department: str, i: int, score: float) -> SourceChunk:

@@ -47,3 +47,41 @@ def test_retrieve_many_is_called_once_and_decides_the_same(tmp_path: Path) -> No
         before = routing.best_department(question, depts, scopes, FakeRetriever(chunks), top_k=4)
         assert one.many_calls == 1 and one.calls == [(question, scopes[d.name]) for d in depts]
         assert after == before
+
+
+def _assess_all(question, depts, scopes, retriever):  # type: ignore[no-untyped-def]
+    """The ranking before pruning: every department assessed, stable sort by route score."""
+    found = routing.retrieve_each(retriever, question, [scopes[d.name] for d in depts], top_k=4)
+    ranked = sorted(
+        ((routing.route_score(routing.assess(question, c)), d, c) for d, c in zip(depts, found, strict=True)),
+        key=lambda r: r[0],
+        reverse=True,
+    )
+    (best, dept, chunks), (runner, other, _) = ranked[0], ranked[1]
+    alternative = other if best - runner <= routing.CLOSE_MARGIN and runner > 0 else None
+    judged = routing.assess(question, chunks, margin=round(best - runner, 4))
+    return dept, alternative, tuple(chunks), judged
+
+
+def test_assessing_only_departments_that_can_win_decides_the_same(tmp_path: Path) -> None:
+    depts, chunks, scopes = _setup(tmp_path)
+    questions = (
+        "meal expenses travelling", "vacation days", "deploy", "sick days per year", "menu",
+        "How many vacation days do I get in 2025?", "when is the cafeteria open?", "xyzzy",
+    )  # fmt: skip
+    for question in questions:
+        route = routing.best_department(question, depts, scopes, FakeRetriever(chunks), top_k=4)
+        dept, alternative, probe, judged = _assess_all(question, depts, scopes, FakeRetriever(chunks))
+        assert (route.department, route.alternative, route.probe, route.assessment) == (
+            dept,
+            alternative,
+            probe,
+            judged,
+        )
+        assert sorted(route.searched) == sorted(d.title for d in depts)
+
+
+def test_score_bound_is_an_upper_bound() -> None:
+    for r in (0.0, 0.1234, 0.5, 0.8765, 1.0):  # chunk scores carry four decimals
+        assert routing.score_bound(r, typed=False) == r
+        assert r <= routing.score_bound(r, typed=True) <= 1.0

@@ -104,3 +104,15 @@ def test_each_department_keeps_its_own_access_mask(company_kb) -> None:  # type:
     assert CANARIES["payroll"] not in text and CANARIES["hr-private"] not in text
     for scope, chunks in zip(scopes, found, strict=True):
         assert all(c.department == scope.department and scope.admits(c.audiences) for c in chunks)
+
+
+def test_probe_many_is_retrieve_many_with_chunks_on_demand(company_kb) -> None:  # type: ignore[no-untyped-def]
+    company, kb, _ = company_kb
+    for keys in KEYS.values():
+        scopes = [AccessScope(department=d.name, keys=keys) for d in company]
+        for q in QUESTIONS:
+            probes = kb.probe_many(q, scopes, top_k=8)
+            for probe, scope in zip(probes, scopes, strict=True):
+                chunks = kb.retrieve(q, scope, top_k=8)
+                assert probe.best == max((c.score for c in chunks), default=0.0)
+                assert probe.chunks() == chunks
