@@ -236,3 +236,27 @@ def provenance(answer: Answer) -> str:
     if answer.generator in QUOTING_GENERATORS:
         return f"Quoted from {dept} documents — no AI model wrote this."
     return ""
+
+
+# ── privacy self-service wording (Slack ``/kb …`` and Teams ``kb …`` say the same) ────────
+
+PRIVACY_ELSEWHERE = "Privacy requests are handled by your deptbot administrator here."
+
+
+def privacy_no_email(where: str = "") -> str:
+    """Without an e-mail deptbot cannot tell which records are the person's: it refuses."""
+    missing = f"an e-mail address on your {where} profile" if where else "your e-mail address"
+    return f"I can't find {missing}, so I can't tell which records are yours. Ask your deptbot administrator."
+
+
+def erase_warning(command: str, code: str) -> str:
+    """What ``forget-me`` will do, and the one-time code that confirms it."""
+    return (
+        "This erases what deptbot stored about you: your questions, feedback comments, cached "
+        "answers and conversation history become unrecoverable, and the audit log keeps only a "
+        f"pseudonym. It cannot be undone. To confirm, send `{command} forget-me {code}` within 10 minutes."
+    )
+
+
+def erase_code_invalid(command: str) -> str:
+    return f"That code is not valid or has expired. Send `{command} forget-me` for a new one."

@@ -264,33 +264,20 @@ class SlashCommands:
     ) -> None:
         service = self._privacy or self_service(self._assistant)
         if service is None:
-            await _say(respond, "Privacy requests are handled by your deptbot administrator here.")
+            await _say(respond, render.PRIVACY_ELSEWHERE)
             return
         if not email:
-            await _say(
-                respond,
-                "I can't find an e-mail address on your Slack profile, so I can't tell which records "
-                "are yours. Ask your deptbot administrator.",
-                icon=":warning:",
-            )
+            await _say(respond, render.privacy_no_email("Slack"), icon=":warning:")
             return
         if action == "my-data":
             await self._export(service, email, respond)
         elif not rest:
             code = service.start_erase(email)
-            await _say(
-                respond,
-                "This erases what deptbot stored about you: your questions, feedback comments, cached "
-                "answers and conversation history become unrecoverable, and the audit log keeps only a "
-                f"pseudonym. It cannot be undone. To confirm, send `/kb forget-me {code}` within 10 minutes.",
-                icon=":warning:",
-            )
+            await _say(respond, render.erase_warning("/kb", code), icon=":warning:")
         else:
             receipt = await self._runtime.quick(service.confirm_erase, email, rest[0], platform="slack")
             if receipt is None:
-                await _say(
-                    respond, "That code is not valid or has expired. Send `/kb forget-me` for a new one."
-                )
+                await _say(respond, render.erase_code_invalid("/kb"))
                 return
             await _say(respond, bk.escape("\n".join(receipt.lines())), icon=":white_check_mark:")
 

@@ -154,29 +154,20 @@ class Commands:
     ) -> None:
         service = self._privacy or self_service(self._assistant)
         if service is None:
-            await say(ctx, "Privacy requests are handled by your deptbot administrator here.")
+            await say(ctx, wording.PRIVACY_ELSEWHERE)
         elif inbound.conversation_kind(body) != inbound.PERSONAL:
             await say(ctx, f"For your privacy, send `kb {action}` in a 1:1 chat with me.")
         elif not email:
-            await say(
-                ctx,
-                "I can't find your e-mail address, so I can't tell which records are yours. "
-                "Ask your deptbot administrator.",
-            )
+            await say(ctx, wording.privacy_no_email())
         elif action == "my-data":
             await self._export(ctx, service, email)
         elif not rest:
             code = service.start_erase(email)
-            await say(
-                ctx,
-                "This erases what deptbot stored about you: your questions, feedback comments, cached "
-                "answers and conversation history become unrecoverable, and the audit log keeps only a "
-                f"pseudonym. It cannot be undone. To confirm, send `kb forget-me {code}` within 10 minutes.",
-            )
+            await say(ctx, wording.erase_warning("kb", code))
         else:
             receipt = await self._runtime.quick(service.confirm_erase, email, rest[0], platform="teams")
             if receipt is None:
-                await say(ctx, "That code is not valid or has expired. Send `kb forget-me` for a new one.")
+                await say(ctx, wording.erase_code_invalid("kb"))
             else:
                 await say(ctx, "\n\n".join(render.neutralize(line) for line in receipt.lines()))
 
