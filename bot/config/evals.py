@@ -22,7 +22,18 @@ checked against them (the operations issue runs them after each refresh).
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+
+def _email(value: str) -> str:
+    if "@" not in value or value.strip() != value:
+        raise ValueError("must be an e-mail address")
+    return value
+
+
+Email = Annotated[str, AfterValidator(_email)]  # who an eval case is asked as
 
 
 class _Strict(BaseModel):
@@ -36,15 +47,8 @@ class EvalCase(_Strict):
     sources: list[str] = Field(default_factory=list)
     facts: list[str] = Field(default_factory=list)
     unanswerable: bool = False
-    user: str | None = None  # ask as this person instead of the block's user
+    user: Email | None = None  # ask as this person instead of the block's user
     department: str | None = None  # eval files only: ask this department ("auto": route)
-
-    @field_validator("user")
-    @classmethod
-    def _email(cls, v: str | None) -> str | None:
-        if v is not None and ("@" not in v or v.strip() != v):
-            raise ValueError("must be an e-mail address")
-        return v
 
     @model_validator(mode="after")
     def _consistent(self) -> EvalCase:
@@ -58,16 +62,9 @@ class EvalCase(_Strict):
 class Evals(_Strict):
     """A department's eval cases and the bars they must clear."""
 
-    user: str | None = None
+    user: Email | None = None
     min_source_hit: float = Field(default=0.8, ge=0.0, le=1.0)
     min_fact_hit: float = Field(default=0.8, ge=0.0, le=1.0)
     min_refusal: float = Field(default=0.8, ge=0.0, le=1.0)
     max_p95_ms: float | None = Field(default=None, gt=0)
     cases: list[EvalCase] = Field(min_length=1, max_length=1000)
-
-    @field_validator("user")
-    @classmethod
-    def _email(cls, v: str | None) -> str | None:
-        if v is not None and ("@" not in v or v.strip() != v):
-            raise ValueError("must be an e-mail address")
-        return v

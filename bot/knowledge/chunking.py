@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from bot.knowledge.tables import LIST_ITEM, TABLE_LINE
+
 CHUNK_TOKENS = 300
 CHUNK_OVERLAP = 40
 SEP = " › "  # joins a heading path: "Time off › Annual vacation"
@@ -94,8 +96,6 @@ def chunk_sections(sections: list[tuple[str, str]], *, max_chunks: int | None = 
 
 # ── sections with tables or lists ───────────────────────────────────────────────────
 
-_TABLE_LINE = re.compile(r"^\s*\|")
-_ITEM = re.compile(r"^\s*(?:[-*+]|\d{1,3}[.)])\s+\S")
 _STRUCTURE = re.compile(r"(?m)^\s*(?:\||(?:[-*+]|\d{1,3}[.)])\s+\S)")
 _SEPARATOR = re.compile(r"^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$")
 PIECE_CHARS = CHUNK_TOKENS * 3  # a structured chunk holds what a short section may (900 chars)
@@ -124,28 +124,28 @@ def _units(text: str) -> list[_Unit]:
     i = 0
     while i < len(lines):
         line = lines[i]
-        if _TABLE_LINE.match(line):
+        if TABLE_LINE.match(line):
             end_para()
             rows = []
-            while i < len(lines) and _TABLE_LINE.match(lines[i]):
+            while i < len(lines) and TABLE_LINE.match(lines[i]):
                 rows.append(lines[i].strip())
                 i += 1
             units.append(_Unit("table", rows))
             continue
-        if _ITEM.match(line):
+        if LIST_ITEM.match(line):
             end_para()
             items: list[str] = []
             while i < len(lines):
                 cur = lines[i]
-                if _ITEM.match(cur):
+                if LIST_ITEM.match(cur):
                     items.append(cur.rstrip())
                 elif (
-                    cur.strip() and not _TABLE_LINE.match(cur) and items and not cur.lstrip().startswith("#")
+                    cur.strip() and not TABLE_LINE.match(cur) and items and not cur.lstrip().startswith("#")
                 ):
                     items[-1] += " " + cur.strip()  # continuation of the item above
                 elif not cur.strip():
                     nxt = next((j for j in range(i + 1, len(lines)) if lines[j].strip()), None)
-                    if nxt is None or not _ITEM.match(lines[nxt]):
+                    if nxt is None or not LIST_ITEM.match(lines[nxt]):
                         break
                 else:
                     break

@@ -43,19 +43,6 @@ def pipe_table(rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def split_row(line: str) -> list[str]:
-    """Cells of a pipe-table line (escaped ``\\|`` stays inside its cell)."""
-    body = line.strip()
-    body = body[1:] if body.startswith("|") else body
-    body = body[:-1] if body.endswith("|") and not body.endswith("\\|") else body
-    return [c.strip() for c in re.split(r"(?<!\\)\|", body)]
-
-
-def is_separator(line: str) -> bool:
-    cells = split_row(line)
-    return bool(cells) and all(re.fullmatch(r":?-{1,}:?", c) for c in cells if c) and any(cells)
-
-
 # ── PDF layout text ──────────────────────────────────────────────────────────────────
 
 _CELL = re.compile(r"\S+(?: \S+)*")  # words separated by single spaces; 2+ spaces split cells

@@ -14,7 +14,6 @@ from bot.core.ports import DeltaFn
 from bot.core.types import Generation, GenerationRequest
 from bot.llm.extract import compose as _compose
 from bot.llm.extract.select import candidates
-from bot.llm.extract.text import STOPWORDS as STOPWORDS
 from bot.llm.extract.text import terms as terms
 
 

@@ -60,11 +60,6 @@ def terms(text: str) -> list[str]:
     return _stemmer.stemWords(_words(text))
 
 
-def question_terms(text: str) -> list[frozenset[str]]:
-    """The question's key terms, one group per distinct word: its stem plus its synonym's."""
-    return list(question_words(text))
-
-
 def question_words(text: str) -> dict[frozenset[str], str]:
     """Each key-term group of the question → the stem of the word the question used."""
     groups: dict[frozenset[str], str] = {}
