@@ -23,6 +23,7 @@ erase itself is recorded in the audit log under the pseudonym (never the e-mail)
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import uuid
 from collections.abc import Iterator, Sequence
@@ -119,7 +120,12 @@ class Privacy:
 
     # ── export ───────────────────────────────────────────────────────────────────────
 
-    def export(self, email: str, *, record: bool = True, platform: str = "cli") -> Export:
+    def export(
+        self, email: str, *, record: bool = True, platform: str = "cli", notices: bool = True
+    ) -> Export:
+        """Everything stored about ``email``. ``notices=False`` leaves out admin notices
+        naming the person (the chat self-service: a notice may name restricted files and
+        is for the department's admins; an export an admin runs includes them)."""
         person = _email(email)
         requests, feedback = self._audit_rows(person)
         ids = [r["request_id"] for r in requests]
@@ -128,7 +134,7 @@ class Privacy:
         teams: dict[str, Any] = {"history": [], "replies": [], "references": []}
         if self.teams is not None:
             teams = self.teams.export(self.teams.users_for_requests(ids), ids)
-        notices = self._notices(person)
+        found = self._notices(person) if notices else []
         data: dict[str, Any] = {
             "format": EXPORT_FORMAT,
             "person": person,
@@ -143,7 +149,7 @@ class Privacy:
             "usage": usage,
             "cached_answers": cache,
             "conversations": teams,
-            "notices": notices,
+            "notices": found,
         }
         counts = {
             "questions": len(data["questions"]),
@@ -154,7 +160,7 @@ class Privacy:
             "conversation_turns": len(teams["history"]),
             "reply_cards": len(teams["replies"]),
             "conversation_references": len(teams["references"]),
-            "notices": len(notices),
+            "notices": len(found),
         }
         if record:
             self._record(person, "privacy:export", "exported", platform)
@@ -255,22 +261,30 @@ class Privacy:
         return n
 
     def _notices(self, person: str) -> list[dict[str, Any]]:
-        if not (self.state_dir / SqliteNotices.FILE).exists():
-            return []
-        with self._db(SqliteNotices.FILE) as conn:
-            rows = conn.execute(
-                "select department, kind, text, time from notices where instr(lower(text), ?) > 0", [person]
-            ).fetchall()
         return [
             {"department": d, "kind": k, "text": t, "time": datetime.fromtimestamp(ts, UTC).isoformat()}
-            for d, k, t, ts in rows
+            for _, d, k, t, ts in self._naming(person)
         ]
 
     def _delete_notices(self, person: str) -> int:
-        if not (self.state_dir / SqliteNotices.FILE).exists():
+        ids = [row[0] for row in self._naming(person)]
+        if not ids:
             return 0
         with self._db(SqliteNotices.FILE) as conn:
-            return int(conn.execute("delete from notices where instr(lower(text), ?) > 0", [person]).rowcount)
+            marks = ",".join("?" * len(ids))
+            return int(conn.execute(f"delete from notices where rowid in ({marks})", ids).rowcount)
+
+    def _naming(self, person: str) -> list[tuple[Any, ...]]:
+        """Notices naming ``person`` as a whole address: ``bob@x`` is not in ``jimbob@x``."""
+        if not (self.state_dir / SqliteNotices.FILE).exists():
+            return []
+        whole = re.compile(rf"(?<![\w.+-]){re.escape(person)}(?![\w.-])")
+        with self._db(SqliteNotices.FILE) as conn:
+            rows = conn.execute(
+                "select rowid, department, kind, text, time from notices where instr(lower(text), ?) > 0",
+                [person],
+            ).fetchall()
+        return [r for r in rows if whole.search(str(r[3]).lower())]
 
     def _checkpoint_all(self) -> bool:
         ok = True
@@ -380,7 +394,7 @@ class SelfService:
 
     def export(self, email: str, *, platform: str) -> Export:
         with self._desk() as desk:
-            return desk.export(email, platform=platform)
+            return desk.export(email, platform=platform, notices=False)
 
     def start_erase(self, email: str) -> str:
         import secrets

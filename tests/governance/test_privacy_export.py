@@ -86,3 +86,21 @@ def test_cli_export_and_erase(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert EMAIL.lower() not in receipt.lower()
     assert main([*base, "audit", "verify"]) == 0
     assert main([*base, "privacy", "erase", "not-an-email", "--yes"]) == 2
+
+
+def test_notices_match_the_whole_address_and_stay_out_of_the_chat_export(tmp_path: Path) -> None:
+    """``bob@`` must not collect (or erase) notices about ``jimbob@``, and admin notices,
+    which may name restricted files, go only into an export an admin runs."""
+    from bot.governance.privacy import SelfService
+    from bot.settings import Settings
+
+    root = _populate(tmp_path)
+    _, _, _, notices = _world(tmp_path, {})
+    notices.notify(None, "directory", f"x{EMAIL} left the company")  # a longer address holding EMAIL
+    settings = Settings.load(departments=root / "departments", state=root / "state", env={})
+    data = Privacy.for_settings(settings).export(EMAIL).data
+    assert [n["text"] for n in data["notices"]] == [f"{EMAIL} is not in any group"]
+    chat = SelfService(lambda: Privacy.for_settings(settings)).export(EMAIL, platform="slack").data
+    assert chat["notices"] == []
+    receipt = Privacy.for_settings(settings).erase(EMAIL)
+    assert receipt.removed["notices"] == 1
