@@ -149,7 +149,9 @@ class Router:
         pin = request.route or "auto"
         if not self.cloud and self.private is None:
             return Plan("local", "no LLM provider configured: offline extractive answer", tier, tier_reason)
-        if label >= Classification.CONFIDENTIAL and self.cloud and redactable(request):
+        # Above internal, redaction needs the reasons to say why, and all of them personal data.
+        explained = bool(request.label_reasons)
+        if label >= Classification.CONFIDENTIAL and explained and self.cloud and redactable(request):
             return Plan(
                 "cloud",
                 f"{why} data; personal data replaced by placeholders → cloud",

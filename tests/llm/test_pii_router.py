@@ -252,6 +252,7 @@ def test_route_private_without_private_model_is_sources_only(
         {"department_label": None},
         {"route": "private"},
         {"history": (Turn("assistant", "an earlier answer"),)},  # unlabelled answer: restricted
+        {"label_reasons": ()},  # confidential with no reason given: nothing says it is only PII
     ],
     ids=[
         "secret",
@@ -263,6 +264,7 @@ def test_route_private_without_private_model_is_sources_only(
         "unknown-dept-label",
         "pinned-private",
         "unlabelled-history",
+        "no-reason",
     ],
 )
 def test_redact_keeps_other_sensitivity_private(
