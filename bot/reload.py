@@ -222,6 +222,9 @@ def _narrow_department(dept: Department, data: Mapping[str, Any]) -> Department:
             classification, Classification.parse(str(data.get("classification", "internal")))
         )
     route = "private" if normalize_entry(str(data.get("route", ""))) == "private" else dept.route
+    strictness = {"redact": 0, "route_private": 1, "block": 2}  # pii: how little reaches a cloud model
+    pii = str(data.get("pii", dept.pii))
+    pii = pii if strictness.get(pii, -1) > strictness[dept.pii] else dept.pii
     return dept.model_copy(
         update={
             "enabled": dept.enabled and data.get("enabled", True) is True,
@@ -232,6 +235,7 @@ def _narrow_department(dept: Department, data: Mapping[str, Any]) -> Department:
             "channels": dept.channels.model_copy(update={"audience": audience}),
             "classification": classification,
             "route": route,
+            "pii": pii,
         }
     )
 

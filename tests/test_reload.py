@@ -321,3 +321,23 @@ def test_invalid_file_that_adds_a_pilot_or_disables_narrows_at_once(
     watcher.poll()
     assert assistant.company.department("finance").enabled is False
     assert _ask(assistant, "carol@example.com", "meal expenses per day", "finance").status == Status.DENIED
+
+
+def test_invalid_file_can_make_pii_stricter_but_never_looser(
+    assistant: Assistant, company: Company, watcher: ConfigWatcher
+) -> None:
+    """``pii`` only tightens from a file that fails to load (redact → route_private → block),
+    always judged against the last configuration that loaded."""
+    _write(company, "finance.yaml", DEPT["finance"] + "pii: redact\n")
+    watcher.poll()
+    assert assistant.company.department("finance").pii == "redact"
+    body = "title: Finance\nknowledge: ../knowledge/finance\ntier: huge\npii: {}\n"
+    _write(company, "finance.yaml", body.format("block"))
+    watcher.poll()
+    assert assistant.company.department("finance").pii == "block"
+    _write(company, "finance.yaml", body.format("route_private") + "# edited\n")
+    watcher.poll()
+    assert assistant.company.department("finance").pii == "route_private"
+    _write(company, "finance.yaml", body.format("no-such-mode"))
+    watcher.poll()
+    assert assistant.company.department("finance").pii == "redact"  # unreadable: the last valid
