@@ -170,6 +170,11 @@ class Privacy:
 
     def erase(self, email: str, *, platform: str = "cli") -> Receipt:
         person = _email(email)
+        if not self.audit.key_matches():  # checked first: a refused erase destroys nothing
+            raise StoreError(
+                "The audit key in use is not the one the audit rows were chained with (check "
+                "DEPTBOT_AUDIT_KEY and the audit.key_file setting); nothing was erased."
+            )
         ids = self._request_ids(person)
         removed: dict[str, int] = {}
         removed["cached_answers"] = self.cache.delete_for_requests(ids) if self.cache else 0

@@ -396,6 +396,11 @@ class SqliteAuditLog:
             raise StoreError("Could not pseudonymize the audit rows.") from exc
         return int(n)
 
+    def key_matches(self) -> bool:
+        """``_key_matches`` under the lock: a privacy erase asks before it destroys anything."""
+        with self._lock:
+            return self._key_matches()
+
     def _key_matches(self) -> bool:
         """Does the newest chained row verify under this key? (A pseudonym or MAC made with
         another key would break the chain; True when nothing is chained yet.)"""

@@ -137,3 +137,19 @@ def test_export_after_erase_finds_nothing(tmp_path: Path) -> None:
     privacy.erase(EMAIL)
     export = privacy.export(EMAIL, record=False)
     assert export.counts["audit_rows"] == 0 and export.counts["questions"] == 0
+
+
+def test_erase_with_the_wrong_audit_key_destroys_nothing(tmp_path: Path) -> None:
+    """The audit rows can only be pseudonymized with the key that chained them: checked
+    before anything is deleted or shredded, so a refused erase leaves everything readable."""
+    from bot.errors import StoreError
+    from bot.governance.chain import AuditKey
+    from bot.store.audit import SqliteAuditLog
+
+    settings, assistant, _, _ = _world(tmp_path, {})
+    _ask(assistant, EMAIL, QUESTIONS[0])
+    wrong = SqliteAuditLog(path=settings.state_dir / "audit.db", key=AuditKey(b"w" * 32, "environment"))
+    with pytest.raises(StoreError):
+        Privacy.for_settings(settings, audit=wrong).erase(EMAIL)
+    export = Privacy.for_settings(settings).export(EMAIL, record=False)
+    assert [q["question"] for q in export.data["questions"]] == [QUESTIONS[0]]
