@@ -325,8 +325,12 @@ class Assistant:
         top = max((c.score for c in got.chunks), default=0.0)
         if not message.template:
             # "Is the answer here", not only "is the topic here" (bot/core/confidence.py)
-            margin = got.route.assessment.margin if got.route.assessment else None
-            ctx.assessment = confidence.assess(text, got.chunks, margin=margin)
+            judged = got.route.assessment
+            if judged is not None and got.query == text and list(got.route.probe) == got.chunks:
+                ctx.assessment = judged  # routing judged these very passages (with the margin)
+            else:
+                margin = judged.margin if judged else None
+                ctx.assessment = confidence.assess(text, got.chunks, margin=margin)
             top = ctx.assessment.score
         # A template prompt is long boilerplate around a short input, which dilutes the
         # retrieval score; templates are drafting tasks, so they need only half the bar.
