@@ -161,7 +161,9 @@ def load(env: Mapping[str, str], key_file: Path | None) -> MasterKeys:
 def write_new_file(path: Path, keys: Sequence[str]) -> None:
     """Create ``path`` (0600) holding ``keys``; refuses to replace an existing file, since
     that would make every data key wrapped with the old key unreadable."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    from bot.store.state import ensure_private_dir
+
+    ensure_private_dir(path.parent)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -175,14 +177,20 @@ def write_new_file(path: Path, keys: Sequence[str]) -> None:
 
 
 def replace_file(path: Path, keys: Sequence[str]) -> None:
-    """Atomically replace the key file (write a 0600 sibling, fsync, rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(_file_text(keys))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """Atomically replace the key file: a new 0600 sibling (``mkstemp``, never a reused
+    name whose mode could be wider), fsynced, renamed over it."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(_file_text(keys))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _file_text(keys: Sequence[str]) -> str:

@@ -136,3 +136,17 @@ def test_check_warns_about_the_builtin_key_and_flags_missing_ones(
     assert main([*base, "check"]) == 2
     out = capsys.readouterr()
     assert "not configured: that text cannot be read" in out.err and "built-in" not in out.out
+
+
+def test_a_replaced_key_file_is_private_even_over_a_stale_temp_file(tmp_path: Path) -> None:
+    """A leftover ``.tmp`` sibling with a wider mode must not carry the new key out."""
+    from bot.governance.keys import replace_file, write_new_file
+
+    path = tmp_path / "keys" / "master.key"
+    write_new_file(path, ["a" * 43 + "="])
+    assert path.parent.stat().st_mode & 0o777 == 0o700 and path.stat().st_mode & 0o777 == 0o600
+    stale = path.with_name(path.name + ".tmp")
+    stale.write_text("old")
+    stale.chmod(0o644)
+    replace_file(path, ["b" * 43 + "="])
+    assert path.stat().st_mode & 0o777 == 0o600
