@@ -80,6 +80,7 @@ from bot.knowledge.segments import (
     fsync_path,
     load_data,
     new_name,
+    publish,
     write_segment,
 )
 
@@ -286,10 +287,7 @@ def write_version(
         }
         (tmp / "files.json").write_text(json.dumps(manifest.files, ensure_ascii=False), encoding="utf-8")
         (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
-        for path in [*tmp.iterdir(), tmp]:
-            fsync_path(path)
-        os.rename(tmp, versions / version)
-        fsync_path(versions)
+        publish(tmp, versions / version)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

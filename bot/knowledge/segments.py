@@ -70,6 +70,15 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+def publish(tmp: Path, dest: Path) -> None:
+    """fsync the finished ``tmp`` folder (every file, then the folder), rename it to
+    ``dest`` and fsync the parent: after a crash the folder is there whole or not at all."""
+    for path in [*tmp.rglob("*"), tmp]:
+        fsync_path(path)
+    os.rename(tmp, dest)
+    fsync_path(dest.parent)
+
+
 def dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -146,10 +155,7 @@ def write_segment(root: Path, department: str, data: IndexData, *, with_ann: boo
             "failed": [],
         }
         (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
-        for path in [*tmp.rglob("*"), tmp]:
-            fsync_path(path)
-        os.rename(tmp, folder / name)
-        fsync_path(folder)
+        publish(tmp, folder / name)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -183,10 +189,7 @@ def adopt(root: Path, vdir: Path) -> str:
     try:
         shutil.copytree(vdir, tmp, copy_function=_link_or_copy)
         (tmp / "files.json").unlink(missing_ok=True)  # fingerprints belong to versions
-        for path in [*tmp.rglob("*"), tmp]:
-            fsync_path(path)
-        os.rename(tmp, folder / name)
-        fsync_path(folder)
+        publish(tmp, folder / name)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
