@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import json
 import logging
 import os
 import re
@@ -194,7 +193,7 @@ class IndexCollector(Collector):
         yield age
 
     def _meta(self, name: str) -> tuple[int, int, float] | None:
-        from bot.knowledge.index import current_version, dept_dir
+        from bot.knowledge.index import current_version, dept_dir, read_meta
 
         root = dept_dir(self._state_dir, name)
         try:
@@ -210,7 +209,7 @@ class IndexCollector(Collector):
             version = current_version(root)
             if version is None:
                 return None
-            meta = json.loads((root / "versions" / version / "meta.json").read_text(encoding="utf-8"))
+            meta = read_meta(root / "versions" / version)
             found = (
                 int(meta["documents"]),
                 int(meta["chunks"]),
