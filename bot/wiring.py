@@ -24,6 +24,7 @@ from bot.llm.factory import build_cache, build_generator, open_usage_store
 from bot.sensitivity import PatternClassifier
 from bot.settings import Settings
 from bot.store.audit import SqliteAuditLog
+from bot.store.cache import MemoryAnswerCache
 from bot.store.notices import SqliteNotices
 from bot.store.state import ensure_private_dir
 from bot.store.usage import UsageStore
@@ -86,7 +87,13 @@ def build(settings: Settings, *, company: Company | None = None, watched: bool =
         check_staleness=not watched,
     )
     # "/kb my-data" and "kb forget-me" in chat reach the privacy requests through the assistant
-    register_privacy(assistant, SelfService(lambda: Privacy.for_settings(settings, audit=audit)))
+    register_privacy(
+        assistant,
+        SelfService(
+            lambda: Privacy.for_settings(settings, audit=audit),
+            after_erase=cache.clear if isinstance(cache, MemoryAnswerCache) else None,
+        ),
+    )
     return Wired(
         assistant=assistant,
         company=company,

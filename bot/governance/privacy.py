@@ -26,7 +26,7 @@ import json
 import re
 import sqlite3
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -378,14 +378,24 @@ class SelfService:
     typed in the command: one can only export or erase oneself.
     """
 
-    def __init__(self, open_privacy: Any, *, clock: Any = None) -> None:
+    def __init__(
+        self,
+        open_privacy: Callable[[], Privacy],
+        *,
+        clock: Callable[[], float] | None = None,
+        after_erase: Callable[[], object] | None = None,
+    ) -> None:
+        """``open_privacy`` is called per request (they are rare). ``after_erase`` runs after
+        each completed erase: the serving process's own memory (a per-process answer cache,
+        which records no owner per entry) is emptied there, since no file names it."""
         import threading
         import time
 
-        self._open_privacy = open_privacy  # () -> Privacy, opened per request (they are rare)
+        self._open_privacy = open_privacy
         self._pending: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
         self._clock = clock or time.monotonic
+        self._after_erase = after_erase
 
     @contextmanager
     def _desk(self) -> Iterator[Privacy]:
@@ -418,7 +428,10 @@ class SelfService:
                 return None
             del self._pending[person]
         with self._desk() as desk:
-            return desk.erase(person, platform=platform)
+            receipt = desk.erase(person, platform=platform)
+        if self._after_erase is not None:
+            self._after_erase()
+        return receipt
 
 
 _desks: Any = None

@@ -113,6 +113,13 @@ class MemoryAnswerCache:
             self._data.move_to_end(key)
             return item[1]
 
+    def clear(self) -> int:
+        """Drop every entry (a privacy erase: entries here record no owner); how many."""
+        with self._lock:
+            n = len(self._data)
+            self._data.clear()
+            return n
+
     def put(self, key: str, answer: Answer) -> None:
         with self._lock:
             self._data[key] = (self._clock(), answer)

@@ -12,8 +12,9 @@ import pytest
 
 from bot.config import Company
 from bot.core.pipeline import Assistant
+from bot.core.types import Message
 from bot.governance import keys as mk
-from bot.governance.privacy import Privacy, SelfService, register
+from bot.governance.privacy import Privacy, SelfService, register, self_service
 from bot.governance.vault import Vault, forget_open_vaults
 from bot.llm.extractive import ExtractiveGenerator
 from bot.settings import Settings
@@ -149,3 +150,29 @@ def test_export_pieces_fit_slack_sections_and_reassemble() -> None:
     assert all(len(f"```{b}```") <= limits.TEXT for b in blocks)
     joined = "".join(blocks).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
     assert joined.replace("`\u200b``", "```") == export.to_json()
+
+
+def test_forget_me_empties_a_per_process_memory_cache(tmp_path: Path) -> None:
+    """With ``[cache] backend = "memory"`` the serving process holds answers that no file
+    records an owner for; an erase from chat must not leave one behind there. The memory
+    cache keeps no subject per entry, so the erase empties it (answers are recomputable)."""
+    from bot.wiring import build
+
+    root = Path(__file__).resolve().parents[2]
+    settings = Settings.load(
+        departments=root / "departments",
+        state=tmp_path / "state",
+        env={"DEPTBOT_CACHE__BACKEND": "memory"},
+    )
+    wired = build(settings)
+    question = f"How many vacation days carry over {CANARY}?"
+    answer = wired.assistant.ask(Message(user_id="alice@example.com", text=question, department="hr"))
+    assert answer.request_id
+    cache = wired.cache
+    assert cache is not None and type(cache).__name__ == "MemoryAnswerCache"
+    assert len(cache._data) == 1  # type: ignore[attr-defined]  # the asker's answer is held in memory
+    service = self_service(wired.assistant)
+    assert service is not None
+    code = service.start_erase("alice@example.com")
+    assert service.confirm_erase("alice@example.com", code, platform="slack") is not None
+    assert len(cache._data) == 0  # type: ignore[attr-defined]
