@@ -26,7 +26,10 @@ set and embedder, all from the same run:
 with the share of answerable questions at or above the threshold ("answered"), the share of
 unanswerable ones at or above it ("false"), medians and the highest unanswerable score. The
 routing lines give the share of answerable questions sent to a department that holds one
-of their expected documents, by the pipeline's rule and by the top retrieval score alone.
+of their expected documents, by the pipeline's rule and by the top retrieval score alone;
+the "refused" line splits the refused answerable questions by whether an expected document
+was among the passages judged at all (when none was, a refusal is the right outcome and only
+retrieval or routing can turn it into an answer).
 Targets (issue 15): answered >= 85 %, false <= 10 % on both sample-company sets.
 """
 
@@ -54,6 +57,7 @@ ROOT = Path(__file__).resolve().parents[1]
 class Question:
     text: str
     departments: frozenset[str] = frozenset()  # where an expected document lives ("" = none)
+    documents: frozenset[str] = frozenset()  # the expected documents' ids ("dept/path")
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ class Scored:
     retrieval: float  # best calibrated retrieval score over all departments (before)
     cosine: float  # best raw cosine over all departments (baseline)
     routed_ok: bool | None  # pipeline routing picked an expected department (None: no expectation)
+    evidence: bool | None  # an expected document is among the passages the answer is judged on
     retrieval_routed_ok: bool | None  # the top retrieval score alone would have
     question: str = ""
     department: str = ""
@@ -75,7 +80,7 @@ def questions(path: Path, *, answerable: bool) -> list[Question]:
     out = []
     for row in rows(path):
         docs = row[1].split("|") if answerable and len(row) > 1 else []
-        out.append(Question(row[0], frozenset(d.split("/", 1)[0] for d in docs)))
+        out.append(Question(row[0], frozenset(d.split("/", 1)[0] for d in docs), frozenset(docs)))
     return out
 
 
@@ -102,6 +107,7 @@ def score_all(kb: KnowledgeBase, depts: Sequence[Department], qs: list[Question]
                 retrieval=best_ret,
                 cosine=cos,
                 routed_ok=None if expect is None else route.department.name in expect,
+                evidence=None if not q.documents else any(c.doc_id in q.documents for c in route.probe),
                 retrieval_routed_ok=None if expect is None else best_ret_dept in expect,
                 question=q.text,
                 department=route.department.name,
@@ -145,6 +151,12 @@ def report(
         print(
             f"{name:<11} {embedder:<10} routing: pipeline {new}/{len(judged)} ({new / len(judged):.0%}),"
             f" top retrieval score alone {old}/{len(judged)} ({old / len(judged):.0%})"
+        )
+        refused = [s for s in judged if s.confidence < t]
+        held = sum(bool(s.evidence) for s in refused)
+        print(
+            f"{name:<11} {embedder:<10} refused: {len(refused)}, of which {len(refused) - held} without any"
+            f" expected document among the judged passages (a retrieval or routing miss: refusing is right)"
         )
 
 

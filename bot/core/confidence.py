@@ -17,6 +17,15 @@ company):
 * **Named entities.** Years, numbers and proper names in the question ("2028", "Kafka",
   "Meridian") are what the asker is specifically after; a passage that lacks them answers a
   neighbouring question. Each missing one lowers the score.
+* **What a "which X" question asks for.** "Which bike shop …" asks for one particular X,
+  a name: found when a table has a column named X ("Which category …" → the ``category``
+  column) or a unit naming X next to the key terms carries a proper name the question does
+  not ("the GlobalProtect VPN client"); not found, it is treated like a missing typed
+  value. A "what is the X" question whose X names a table column is answered by that row.
+* **An entry for what the question names.** A table row or section labelled with the
+  question's proper name ("Grammarly" in the software list), in the only retrieved document
+  that mentions it, is evidence of the answer as strong as a clear routing margin — and
+  it holds when the asker named the department, where there is no margin.
 * **Live or personal state.** "the status of my order", "this week", "today", "who is my
   buddy", "how many days do I have left": documents hold policies, not live or per-person
   data (that is in the HR system or the directory), so the score is lowered.
@@ -207,6 +216,44 @@ def _units(text: str) -> list[str]:
     return [u for u in _SPLIT_UNITS.split("\n".join(rows)) if u.strip()]
 
 
+def _labels(chunk: SourceChunk) -> list[str]:
+    """What a passage's units are named by: its section (the anchor's last part) and the
+    first cell of each table row."""
+    out = [chunk.anchor.split("›")[-1].strip()]
+    lines = chunk.text.split("\n")
+    for i, line in enumerate(lines):
+        if not line.lstrip().startswith("|") or _TABLE_RULE.match(line):
+            continue
+        if i + 1 < len(lines) and _TABLE_RULE.match(lines[i + 1]):
+            continue  # the header row names columns, not a subject
+        out.append(line.strip().strip("|").split("|")[0].strip())
+    return [x for x in out if x]
+
+
+def entry_for(names: Sequence[str], chunks: Sequence[SourceChunk]) -> bool:
+    """Does the knowledge have an entry *for* the thing the question names?
+
+    True when a top passage has a table row or a section labelled with every name of the
+    question ("Grammarly" as a row of the software list), and only one document among the
+    retrieved ones mentions the names at all. A name that several documents mention in
+    passing ("Lisbon Street" in the printer list and the backup scope) is context, not the
+    subject of an entry.
+    """
+    if not names:
+        return False
+    lowered = [n.lower() for n in names]
+    mentioning = {c.doc_id for c in chunks if all(n in f"{c.anchor} {c.text}".lower() for n in lowered)}
+    if len(mentioning) != 1:
+        return False
+    top = sorted(chunks, key=lambda c: c.score, reverse=True)[:TOP_PASSAGES]
+    return any(
+        label.lower().startswith(lowered[0]) and all(n in label.lower() for n in lowered)
+        for c in top
+        if c.doc_id in mentioning
+        for label in _labels(c)
+    )
+
+
 @dataclass(frozen=True)
 class Assessment:
     """The answer-level confidence and the evidence behind it (for logs and benches)."""
@@ -312,6 +359,57 @@ def _type_near_terms(
     return False
 
 
+def _column_near_terms(head: str, terms: Sequence[str], texts: Sequence[str], question: str = "") -> bool:
+    """A table with a column named like what a "which X / what is the X" question asks for
+    ("category", "GL account", "owner") and a row that names the question's other key
+    terms: that row's cell in that column is the answer, as a typed value is for "how long"
+    (``_type_near_terms``)."""
+    want = _stem(head)
+    subject = [t for t in terms if t != want]
+    need = max(1, -(-len(subject) // 3))
+    for text in texts:
+        lines = text.split("\n")
+        for i, line in enumerate(lines[:-1]):
+            if not (line.lstrip().startswith("|") and _TABLE_RULE.match(lines[i + 1])):
+                continue
+            if not any(want in _words(cell) for cell in line.strip().strip("|").split("|")):
+                continue
+            for row in lines[i + 2 :]:
+                if not row.lstrip().startswith("|"):
+                    break
+                if _matches(subject, _words(row)) >= min(need, len(subject)):
+                    return True
+    return False
+
+
+# A capitalised word in mid-sentence (after a letter, digit or comma and a space): a name,
+# not the first word of a sentence, list item, cell or bold label.
+_NAME = re.compile(r"(?<=[\w,] )[A-Z][\w-]*[A-Za-z]")
+
+
+def _instance_near_terms(head: str, terms: Sequence[str], texts: Sequence[str], question: str) -> bool:
+    """A "which X …" question asks for one particular X (a supplier, a tool, a format): a
+    name. Found when a table column is named X (``_column_near_terms``), or a sentence,
+    item or row that says X next to the question's other key terms also carries a proper
+    name the question does not ("the GlobalProtect client", "the Conventional Commits
+    format")."""
+    if _column_near_terms(head, terms, texts):
+        return True
+    want = _stem(head)
+    subject = [t for t in terms if t != want]
+    need = max(1, -(-len(subject) // 3))
+    asked = question.lower()
+    for text in texts:
+        units = _units(text)
+        for i, unit in enumerate(units):
+            words = _words(" ".join(units[i : i + 2]))
+            if want not in _words(unit) or _matches(subject, words) < min(need, len(subject)):
+                continue
+            if any(m.group(0).lower() not in asked for m in _NAME.finditer(unit)):
+                return True
+    return False
+
+
 _ASKED_WHAT = re.compile(
     r"^\s*what(?:'s|\s+is|\s+are|\s+was|\s+were)\s+(?:(?:on|in|at)\s+)?(?:the|a|an|our|my|your)\s+(.*)", re.I
 )
@@ -378,6 +476,19 @@ def question_part(text: str) -> str:
     return " ".join(asked) if asked else text
 
 
+def may_raise(question: str) -> bool:
+    """Can ``assess`` (without a margin) score ``question`` above its retrieval score?
+
+    Only by at most ``FOUND_BOOST`` (``MARGIN_BOOST`` is smaller), and only when the
+    question asks for a typed value, names the thing it asks for ("which category …": a
+    table column may hold it) or names an entity (an entry may be named after it).
+    ``bot.core.routing.score_bound`` relies on this to stop assessing departments early.
+    """
+    question = question_part(question)
+    names = [e for e in entities(question) if not _YEAR.fullmatch(e)]
+    return bool(answer_type(question) or asked_for(question) or names)
+
+
 def assess(question: str, chunks: Sequence[SourceChunk], *, margin: float | None = None) -> Assessment:
     """Answer-level confidence for ``question`` given the passages retrieved for it."""
     question = question_part(question)
@@ -393,15 +504,18 @@ def assess(question: str, chunks: Sequence[SourceChunk], *, margin: float | None
     head = asked_for(question)
     if kind and head.lower() in _TYPE_HEADS:
         head = ""
-    if head and _matches([_stem(head)], _words(" ".join(texts))) == 0:
+    if head and head not in missing and _matches([_stem(head)], _words(" ".join(texts))) == 0:
         missing = (*missing, head)
     names = [e for e in entities(question) if not _YEAR.fullmatch(e)]
     found = bool(kind) and _type_near_terms(kind, terms, texts, names)
+    which = bool(head) and not kind and _ASKED_WHICH.match(question) is not None
+    if head and not kind and not missing:
+        found = (_instance_near_terms if which else _column_near_terms)(head, terms, texts, question)
     coverage = max(_matches(terms, _words(t)) for t in texts) / len(terms) if terms else 0.0
     live = _LIVE.search(question) is not None
     score = retrieval
-    if kind and not found:
-        score *= MISSING_TYPE
+    if (kind or which) and not found:
+        score *= MISSING_TYPE  # a value, or for "which X" a particular X, is asked for
     for _ in missing[:2]:
         score *= MISSING_ENTITY
     if live:
@@ -410,10 +524,14 @@ def assess(question: str, chunks: Sequence[SourceChunk], *, margin: float | None
         score *= LOW_COVERAGE
     if found and not missing and not live and coverage >= BOOST_MIN_COVERAGE:
         score += (1.0 - score) * FOUND_BOOST
-    elif margin is not None and margin > 0 and not (kind or head or missing or live):
+    elif not (kind or head or missing or live):
         # "How do I …", "can I …": no single value is asked for, so a department that
-        # clearly holds the topic while the others do not is evidence of the answer.
-        score += (1.0 - score) * MARGIN_BOOST * min(1.0, margin / MARGIN_SPAN)
+        # clearly holds the topic while the others do not is evidence of the answer, and
+        # so is an entry named after what the question names ("Is Grammarly allowed?").
+        evidence = min(1.0, margin / MARGIN_SPAN) if margin is not None and margin > 0 else 0.0
+        if entry_for(names, chunks):
+            evidence = 1.0
+        score += (1.0 - score) * MARGIN_BOOST * evidence
     return Assessment(
         score=round(max(0.0, min(1.0, score)), 4),
         retrieval=round(retrieval, 4),

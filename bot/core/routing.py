@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol, cast
 
 from bot.config import Company, Department
-from bot.core.confidence import FOUND_BOOST, Assessment, answer_type, assess, question_part
+from bot.core.confidence import FOUND_BOOST, Assessment, assess, may_raise
 from bot.core.ports import MultiRetriever, Retriever
 from bot.core.types import AccessScope, Message, SourceChunk
 from bot.errors import KnowledgeError, UsageError
@@ -134,9 +134,9 @@ def probe_each(
 def score_bound(retrieval: float, *, typed: bool) -> float:
     """The highest ``route_score`` a department whose best passage scores ``retrieval`` can get.
 
-    ``assess`` (without a margin) only lowers the retrieval score, except ``FOUND_BOOST``,
-    which needs a typed question (``answer_type``); rounding is monotone, so the bound holds
-    for the rounded values ``route_score`` adds.
+    ``assess`` (without a margin) only lowers the retrieval score, except by at most
+    ``FOUND_BOOST``, and only for a question ``confidence.may_raise`` admits (``typed``);
+    rounding is monotone, so the bound holds for the rounded values ``route_score`` adds.
     """
     r = round(retrieval, 4)
     top = round(min(1.0, r + (1.0 - r) * FOUND_BOOST), 4) if typed else r
@@ -165,7 +165,7 @@ def best_department(
         probe = tuple(retriever.retrieve(query, scopes[dept.name], top_k=top_k))
         return Route(dept, "only", probe=probe, assessment=assess(query, probe))
     probes = probe_each(retriever, query, [scopes[d.name] for d in candidates], top_k=top_k)
-    typed = bool(answer_type(question_part(query)))
+    typed = may_raise(query)
     bests = [p.best for p in probes]
     by_retrieval = sorted(range(len(candidates)), key=lambda i: bests[i], reverse=True)
     judged: dict[int, tuple[float, list[SourceChunk], Assessment]] = {}

@@ -306,3 +306,69 @@ def test_an_answer_without_the_asked_value_becomes_an_honest_dont_know(
         audit=audit,
     ).ask(message)
     assert worded.status is Status.ANSWERED
+
+
+# ── entries, columns and "which X" (issue 15: calibration) ────────────────────────────
+
+SOFTWARE = (
+    "| name | category | licence | how_to_install | approval_needed |\n|---|---|---|---|---|\n"
+    "| Grammarly | Writing | Not supported | Not allowed | blocked |"
+)
+
+
+def test_an_entry_named_after_what_the_question_names_is_evidence_of_the_answer() -> None:
+    """Asked with the department named (no routing margin), a software-list row labelled
+    "Grammarly" answers "Is Grammarly allowed …?" although its wording is a table row's."""
+    row = [chunk(SOFTWARE, 0.3, dept="it", title="Supported software", anchor="row 32")]
+    judged = confidence.assess("Is Grammarly allowed on work laptops?", row)
+    assert judged.score > THRESHOLD > judged.retrieval
+    # a name several retrieved documents mention in passing is context, not an entry's subject
+    printers = chunk("| Location | Queue |\n|---|---|\n| Lisbon Street 14, floor 2 | LS-F2 |", 0.3, dept="it")
+    backup = SourceChunk(
+        **{**printers.__dict__, "doc_id": "it/backup.md", "text": "Lisbon Street file servers."}
+    )
+    park = confidence.assess("Where can I park my car at the Lisbon Street office?", [printers, backup])
+    assert park.score <= park.retrieval < THRESHOLD
+
+
+def test_a_column_named_like_the_asked_thing_is_the_answer_for_which_questions() -> None:
+    table = chunk(
+        "| category | gl_account | description |\n|---|---|---|\n"
+        "| Hotel | 6112 | Hotel accommodation |\n| Training and conferences | 6310 | Conference tickets |",
+        0.3,
+        dept="finance",
+    )
+    judged = confidence.assess("Which category should I pick for a conference ticket?", [table])
+    assert judged.type_found and judged.score > THRESHOLD > judged.retrieval
+
+
+def test_which_x_needs_a_particular_x_next_to_the_question_terms() -> None:
+    """ "Which bike shop …" asks for a shop's name: a benefits list that describes the
+    scheme without naming one is the topic, not the answer; a sentence that names the VPN
+    client is the answer to "Which VPN client do we use?"."""
+    benefits = chunk(
+        "- **Bike-to-work scheme:** lease a bicycle through pre-tax pay deductions over 36 months.\n"
+        "- **Learning budget:** €1,500 per year per employee.",
+        0.45,
+    )
+    judged = confidence.assess(
+        "Which bike shop do we lease bikes from under the bike-to-work scheme?", [benefits]
+    )
+    assert not judged.type_found and judged.score < THRESHOLD
+    vpn = chunk(
+        "The GlobalProtect VPN client is installed automatically by device management.", 0.45, dept="it"
+    )
+    named = confidence.assess("Which VPN client do we use?", [vpn])
+    assert named.type_found and named.score > 0.45
+
+
+def test_routing_may_stop_early_only_below_what_assess_can_reach() -> None:
+    """``routing.score_bound`` bounds every raise ``assess`` can make without a margin."""
+    assert confidence.MARGIN_BOOST <= confidence.FOUND_BOOST
+    assert confidence.may_raise("Is Grammarly allowed on work laptops?")  # an entry may exist
+    assert confidence.may_raise("Which category should I pick for a conference ticket?")
+    assert confidence.may_raise("How long is the probation period?")
+    assert not confidence.may_raise("How do I undo a bad release?")
+    row = [chunk(SOFTWARE, 0.3, dept="it", title="Supported software", anchor="row 32")]
+    judged = confidence.assess("Is Grammarly allowed on work laptops?", row)
+    assert routing.route_score(judged) <= routing.score_bound(0.3, typed=True)

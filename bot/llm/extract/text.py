@@ -60,10 +60,21 @@ def terms(text: str) -> list[str]:
     return _stemmer.stemWords(_words(text))
 
 
+# "how often / how long / how soon …" asks for a kind of value (``answer_type``), it does
+# not name a topic: "often" must not make a section headed "How often you are asked" the
+# answer to "How often are laptops replaced?".
+_HOW = re.compile(
+    r"\bhow\s+(?:often|long|soon|quickly|fast|far|frequently|early|late|big|large|high|low|small)\b",
+    re.I,
+)
+
+
 def question_words(text: str) -> dict[frozenset[str], str]:
-    """Each key-term group of the question → the stem of the word the question used."""
+    """Each key-term group of the question → the stem of the word the question used
+    (the words of a "how often"-style question form left out: they ask, they are not asked
+    about)."""
     groups: dict[frozenset[str], str] = {}
-    for word in _words(text):
+    for word in _words(_HOW.sub(" ", text)):
         alt = SYNONYMS.get(word)
         stem = _stemmer.stemWord(word)
         group = frozenset(_stemmer.stemWords([word, *alt.split()]) if alt else [stem])
