@@ -5,18 +5,29 @@
 Builds ``--departments`` departments from the public 18F handbook (read at run time from
 ``../shared/corpora``; pages dealt round-robin, ``--copies`` editions, so ~2,400 chunks
 per department at the defaults) in a temp folder, then times ``Assistant.ask`` (extractive
-generator, SQLite audit, no answer cache) three ways in the same run:
+generator, SQLite audit, no answer cache) three ways in the same run, taking turns question
+by question so that a busy spell on a shared machine hits all three alike; it prints wall
+p50/p95 and the process CPU time p50 (robust to other processes taking the cores):
 
 - named: the question names the department it was written for;
-- auto, sequential: no department; the retriever offers only ``retrieve`` (today's path:
-  ``best_department`` loops over the departments);
-- auto, one pass: no department; ``KnowledgeBase.probe_many`` (``retrieve_many`` without
-  building chunks) embeds and tokenises the question once and searches every department in
-  one call; routing builds passages and answer-level confidence only for departments that
-  can still win.
+- auto, sequential: no department; the retriever offers only ``retrieve``
+  (``best_department`` loops over the departments, one ``LoadedIndex.search`` each);
+- auto, one pass: no department; ``KnowledgeBase.probe_many`` embeds and tokenises the
+  question once and searches every department in one pass laid side by side
+  (``bot/knowledge/crosssearch.py``); routing builds passages and answer-level confidence
+  only for departments that can still win.
 
-It also checks that both auto paths pick the same department, alternative and scores.
-Target: auto (one pass) p50 <= 1.5x named.
+Checks, on every question: both auto paths give the same answer (department, text,
+confidence), and the one-pass route (department, alternative, passages, assessment) is
+the one of retrieving and assessing every department on its own without pruning. It
+also prints what the side-by-side layout adds to memory (its own arrays, and the RSS
+with every index loaded vs after 20 one-pass questions: the vectors and postings are the
+segments' own).
+
+Target: auto (one pass) p50 <= 1.5x named. Measured on the shared 2-core machine (CPU p50,
+medians of 3 runs): named 2.11 ms, sequential 7.62 ms (3.64x), one pass 4.03 ms (1.91x);
+the per-department ``probe_many`` it replaced gave 2.49x in the same session. Not met:
+the cosine pass over every department's vectors is the floor (see crosssearch.py).
 """
 
 from __future__ import annotations
@@ -24,13 +35,15 @@ from __future__ import annotations
 import argparse
 import shutil
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from bench.handbook import DEFAULT_ROOT, make_beir, make_knowledge
-from bench.retrieval import timed
-from bot.config import load_company
+from bot.config import Department, load_company
+from bot.core import routing
 from bot.core.pipeline import Assistant
 from bot.core.types import AccessScope, Answer, Message, SourceChunk
 from bot.knowledge import KnowledgeBase
@@ -115,28 +128,109 @@ def main() -> None:
             return a.ask(Message(user_id="u", email="someone@example.com", text=q, department=dept))
 
         texts = [q for q, _ in queries]
-        named = timed(lambda q: ask(one_pass, q, dept_of[q]), texts)
-        seq = timed(lambda q: ask(sequential, q, None), texts)
-        fast = timed(lambda q: ask(one_pass, q, None), texts)
+        for d in company:  # every index loaded and searched once, so the RSS below is the pass's
+            ask(one_pass, texts[0], d.name)
+        rss_before = _rss_mb()
+        for q in texts[:20]:
+            ask(one_pass, q, None)
+        rss_after = _rss_mb()
+        layouts = getattr(kb.reader, "_layouts", None)  # absent in a checkout from before the pass
+        layout_kb = layouts.nbytes() / 1024 if layouts is not None else 0.0
+        modes = {
+            "named department": lambda q: ask(one_pass, q, dept_of[q]),
+            "auto, sequential (per department)": lambda q: ask(sequential, q, None),
+            "auto, one pass (probe_many)": lambda q: ask(one_pass, q, None),
+        }
+        wall, cpu = interleaved(modes, texts)
         same = sum(
             (a.department, a.text, a.confidence) == (b.department, b.text, b.confidence)
             for a, b in ((ask(sequential, q, None), ask(one_pass, q, None)) for q in texts)
         )
+        users = {
+            d.name: AccessScope(department=d.name, keys=frozenset({"*", "someone@example.com"}))
+            for d in company
+        }
+        depts = list(company)
+        as_all = sum(
+            _route_key(routing.best_department(q, depts, users, kb, top_k=8))
+            == _assess_every_department(q, depts, users, kb)
+            for q in texts
+        )
 
-        base = float(np.percentile(named, 50))
         print(
             f"\ndepartments={args.departments} chunks={chunks} queries={len(texts)} "
-            f"same answer (department, text, confidence) sequential vs one pass: {same}/{len(texts)}"
+            f"same answer (department, text, confidence) sequential vs one pass: {same}/{len(texts)}; "
+            f"same route (department, alternative, passages, assessment) as assessing every "
+            f"department: {as_all}/{len(texts)}"
         )
-        print(f"{'Assistant.ask':<34} {'p50 ms':>8} {'p95 ms':>8} {'p50 / named':>12}")
-        for label, arr in (
-            ("named department", named),
-            ("auto, sequential (today)", seq),
-            ("auto, one pass (retrieve_many)", fast),
-        ):
-            p50, p95 = float(np.percentile(arr, 50)), float(np.percentile(arr, 95))
-            print(f"{label:<34} {p50:>8.2f} {p95:>8.2f} {p50 / base:>11.2f}x")
+        print("modes interleaved question by question; CPU = process time (robust to a busy machine)")
+        print(
+            f"{'Assistant.ask':<36} {'p50 ms':>7} {'p95 ms':>7} {'/ named':>8} {'CPU p50':>8} {'/ named':>8}"
+        )
+        base, base_cpu = float(np.percentile(wall[0], 50)), float(np.percentile(cpu[0], 50))
+        for label, w, c in zip(modes, wall, cpu, strict=True):
+            p50, p95, c50 = (
+                float(np.percentile(w, 50)),
+                float(np.percentile(w, 95)),
+                float(np.percentile(c, 50)),
+            )
+            print(
+                f"{label:<36} {p50:>7.2f} {p95:>7.2f} {p50 / base:>7.2f}x {c50:>8.2f} {c50 / base_cpu:>7.2f}x"
+            )
         print("target: auto (one pass) p50 <= 1.5x named")
+        print(
+            f"layout for the pass: {layout_kb:.0f} KiB of its own arrays; "
+            f"RSS {rss_before:.1f} MB with every index loaded, {rss_after:.1f} MB after 20 one-pass questions"
+        )
+
+
+def interleaved(
+    modes: dict[str, Callable[[str], object]], texts: list[str]
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Wall and CPU milliseconds of every mode per question, the modes taking turns on each
+    question, so a busy spell on a shared machine hits all of them alike."""
+    for q in texts[:5]:
+        for fn in modes.values():
+            fn(q)  # warm caches
+    wall: list[list[float]] = [[] for _ in modes]
+    cpu: list[list[float]] = [[] for _ in modes]
+    for q in texts:
+        for m, fn in enumerate(modes.values()):
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn(q)
+            wall[m].append((time.perf_counter() - t0) * 1000)
+            cpu[m].append((time.process_time() - c0) * 1000)
+    return [np.array(w) for w in wall], [np.array(c) for c in cpu]
+
+
+def _route_key(route: routing.Route) -> tuple[object, ...]:
+    return (route.department.name, route.alternative, route.probe, route.assessment)
+
+
+def _assess_every_department(
+    q: str, depts: list[Department], scopes: dict[str, AccessScope], kb: KnowledgeBase
+) -> tuple[object, ...]:
+    """The route without one pass or pruning: every department retrieved on its own and
+    assessed, ranked by route score (ties keep the departments' order)."""
+    found = [kb.retrieve(q, scopes[d.name], top_k=8) for d in depts]
+    scores = [routing.route_score(routing.assess(q, c)) for c in found]
+    ranked = sorted(range(len(depts)), key=lambda i: (-scores[i], i))
+    best, runner = ranked[0], ranked[1]
+    margin = scores[best] - scores[runner]
+    alternative = depts[runner] if margin <= routing.CLOSE_MARGIN and scores[runner] > 0 else None
+    judged = routing.assess(q, found[best], margin=round(margin, 4))
+    return (depts[best].name, alternative, tuple(found[best]), judged)
+
+
+def _rss_mb() -> float:
+    """Resident set size now (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except OSError:
+        return 0.0
+    import os
+
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 if __name__ == "__main__":

@@ -38,6 +38,12 @@ a filter (a segment without one, or whose filtered search comes back short, is s
 exactly over its visible chunks); the candidates, and BM25's, then get their exact
 cosine, so fusion and calibration see the same numbers as exact search.
 
+Several departments at once (auto-routing, ``IndexReader.probe_many``): exact-search
+departments are searched in one pass laid side by side (``bot/knowledge/crosssearch.py``),
+with each department's own mask, statistics and fusion, so each gets exactly the numbers
+this module's ``LoadedIndex.search`` gives it alone; ANN departments are searched here.
+The fusion functions and the calibration live in ``fusion.py``, ``Probe`` in ``probe.py``.
+
 Fusion, compared with ``python -m bench.quality`` (nDCG@10 / Recall@100; BEIR set built
 at run time from the 18F handbook, 245 pages → 1,571 chunks, 300 rule-made queries from
 page-specific headings and front-matter keywords; tests/fixtures/beir-tiny checks the
@@ -94,18 +100,19 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bot.core.types import AccessScope, Classification, SourceChunk
+from bot.core.types import AccessScope, SourceChunk
 from bot.errors import IndexMissing, KnowledgeError, UsageError
 from bot.knowledge import ann, lexical
+from bot.knowledge.crosssearch import Layouts, probe_across
 from bot.knowledge.embedders import Embedder
+from bot.knowledge.fusion import DENSE_WEIGHT, Hit, minmax, query_tokens, rrf, top_ids
 from bot.knowledge.index import DEFAULT_ANN_THRESHOLD, current_version, dept_dir, read_meta, segment_dirs
+from bot.knowledge.probe import Probe
 from bot.knowledge.segments import Segment
 
 log = logging.getLogger(__name__)
@@ -113,102 +120,10 @@ log = logging.getLogger(__name__)
 FUSIONS = ("minmax", "rrf")
 DEFAULT_FUSION = "minmax"
 MODES = ("hybrid", "bm25", "dense")
-RRF_K = 60
-DENSE_WEIGHT = 0.3
 CANDIDATES = 100
 # float32 copy in RAM up to this many values (128 MB: ~125k chunks at 256-d); above it the
 # float16 file stays memory-mapped and is scored blockwise (half the memory, slower).
 DENSE_IN_RAM_MAX = 32_000_000
-# Cosine → 0..1 ramps per embedder (cosines of unrelated text sit near ``lo``).
-RAMPS: dict[str, tuple[float, float]] = {"wordllama": (0.20, 0.60), "minilm": (0.15, 0.70)}
-# Share of the dense signal in the calibrated score (the rest is query-term coverage).
-# Paraphrased questions ("stay home after my baby is born" → parental leave) share few
-# words with the answer, so meaning weighs a little more than wording.
-CONFIDENCE_DENSE_WEIGHT = 0.6
-DEFAULT_RAMP = (0.2, 0.8)
-
-
-@dataclass(frozen=True)
-class Hit:
-    index: int
-    fused: float
-    cosine: float
-    bm25: float
-
-
-class Probe:
-    """One department's retrieval for a question before its chunks are built.
-
-    ``best`` is the highest chunk score (``max(c.score for c in chunks())``, 0 without any):
-    calibrated scores never rise down the list, so it is the first hit's, which needs the
-    term coverage of that one chunk only. The other scores, the access check of every hit
-    and the chunks themselves (text, metadata) are computed by :meth:`chunks`.
-    """
-
-    __slots__ = ("_hits", "_index", "_kept", "_scope", "_terms", "_unseen", "best")
-
-    def __init__(
-        self,
-        index: LoadedIndex | None,
-        scope: AccessScope | None,
-        hits: Sequence[Hit] = (),
-        terms: dict[int, float] | None = None,
-        unseen: float = 0.0,
-    ) -> None:
-        self._index, self._scope, self._hits = index, scope, list(hits)
-        self._terms, self._unseen = terms or {}, unseen
-        self._kept: list[tuple[int, float]] | None = None
-        self.best = 0.0
-        if index is None or scope is None or not self._hits:
-            self._kept = []
-        elif scope.admits(_audiences(index, self._hits[0].index)):
-            self.best = self._scores(1)[0]
-        else:  # cannot happen while the mask is right: score everything now
-            self.best = max((s for _, s in self._scored()), default=0.0)
-
-    @staticmethod
-    def empty() -> Probe:
-        return Probe(None, None)
-
-    def _scores(self, n: int) -> list[float]:
-        """Calibrated scores of the first ``n`` hits, rounded as ``SourceChunk.score``."""
-        assert self._index is not None
-        index, hits = self._index, self._hits[:n]
-        ids = np.array([h.index for h in hits], dtype=np.int64)
-        scores = calibrate(
-            np.array([h.cosine for h in hits]), index.coverage(ids, self._terms, self._unseen), index.embedder
-        )
-        return [round(float(x), 4) for x in scores]
-
-    def _scored(self) -> list[tuple[int, float]]:
-        """The hits the scope admits, with their scores (a dropped one is logged)."""
-        if self._kept is None:
-            assert self._index is not None and self._scope is not None
-            index, scope = self._index, self._scope
-            kept: list[tuple[int, float]] = []
-            dropped: list[str] = []
-            for hit, score in zip(self._hits, self._scores(len(self._hits)), strict=True):
-                if scope.admits(_audiences(index, hit.index)):
-                    kept.append((hit.index, score))
-                else:  # cannot happen while the mask is right; never log text
-                    dropped.append(IndexReader._chunk(index, scope.department, hit.index, score).chunk_id)
-            if dropped:
-                log.warning("retrieval returned chunks outside the scope; dropped %s", ", ".join(dropped))
-            self._kept = kept
-        return self._kept
-
-    def chunks(self) -> list[SourceChunk]:
-        kept = self._scored()
-        if not kept:
-            return []
-        assert self._index is not None and self._scope is not None
-        index, department = self._index, self._scope.department
-        return [IndexReader._chunk(index, department, i, s) for i, s in kept]
-
-
-def _audiences(index: LoadedIndex, i: int) -> tuple[tuple[str, ...], ...]:
-    """Chunk ``i``'s audience lists, as ``SourceChunk.audiences``."""
-    return tuple(tuple(a) for a in index.docs[int(index.chunk_doc[i])]["audiences"])
 
 
 class LoadedIndex:
@@ -463,7 +378,7 @@ class LoadedIndex:
             ids = ann.search(seg.ann, qvec, pool, local) if seg.ann is not None else None
             if ids is None or len(ids) < min(pool, n_vis):
                 visible = np.flatnonzero(local)
-                ids = _top(visible, seg.cosines_of(qvec, visible), pool, positive=False)
+                ids = top_ids(visible, seg.cosines_of(qvec, visible), pool, positive=False)
             found.append(ids + a)
         cands = np.concatenate(found) if found else np.zeros(0, np.int64)
         if len(cands) and not mask[cands].all():  # cannot happen: the selector and fallback filter
@@ -502,7 +417,7 @@ class LoadedIndex:
             bm25 = np.zeros(self.n, dtype=np.float32)
         pool = max(candidates, k)
         scored = np.flatnonzero(bm25 > 0)  # visible only: BM25 is 0 elsewhere
-        lex = _top(scored, bm25[scored], pool, positive=True)
+        lex = top_ids(scored, bm25[scored], pool, positive=True)
         if mode == "bm25":
             cos = np.full(self.n, -np.inf, dtype=np.float32)
             sem = np.zeros(0, np.int64)
@@ -513,19 +428,19 @@ class LoadedIndex:
                 cos = np.full(self.n, -np.inf, dtype=np.float32)
                 both = np.union1d(near, lex)
                 cos[both] = self.cosines_of(qvec, both)
-                sem = _top(near, cos[near], pool, positive=False)
+                sem = top_ids(near, cos[near], pool, positive=False)
             else:
                 cos = self.cosines(qvec, mask)
                 visible = np.flatnonzero(mask)
-                sem = _top(visible, cos[visible], pool, positive=False)
+                sem = top_ids(visible, cos[visible], pool, positive=False)
         if mode == "bm25":
             order, fused = lex, bm25[lex]
         elif mode == "dense":
             order, fused = sem, cos[sem]
         elif fusion == "rrf":
-            order, fused = _rrf(lex, sem)
+            order, fused = rrf(lex, sem)
         elif fusion == "minmax":
-            order, fused = _minmax(lex, sem, bm25, cos, dense_weight)
+            order, fused = minmax(lex, sem, bm25, cos, dense_weight)
         else:
             raise UsageError(f"Unknown fusion {fusion!r}; use one of {', '.join(FUSIONS)}.")
         top = order[:k]
@@ -564,60 +479,6 @@ class LoadedIndex:
         return got / (sum(terms.values()) + unseen)
 
 
-def query_tokens(query: str) -> list[str]:
-    """The query's distinct index terms, in order (the tokenizer the index was built with)."""
-    return list(dict.fromkeys(lexical.tokenize([query])[0]))
-
-
-def _top(ids: np.ndarray, scores: np.ndarray, k: int, *, positive: bool) -> np.ndarray:
-    keep = scores > 0 if positive else np.isfinite(scores)
-    ids, scores = ids[keep], scores[keep]
-    if len(ids) > k:
-        part = np.argpartition(-scores, k - 1)[:k]
-        ids, scores = ids[part], scores[part]
-    return ids[np.argsort(-scores, kind="stable")]
-
-
-def _rrf(lex: np.ndarray, sem: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    fused: dict[int, float] = {}
-    for ranked in (lex, sem):
-        for rank, i in enumerate(ranked.tolist()):
-            fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank + 1)
-    items = sorted(fused.items(), key=lambda kv: -kv[1])
-    return np.array([i for i, _ in items], dtype=np.int64), np.array([s for _, s in items])
-
-
-def _minmax(
-    lex: np.ndarray, sem: np.ndarray, bm25: np.ndarray, cos: np.ndarray, weight: float
-) -> tuple[np.ndarray, np.ndarray]:
-    union = np.union1d(lex, sem)
-    if len(union) == 0:
-        return union, np.zeros(0)
-
-    def norm(values: np.ndarray) -> np.ndarray:
-        finite = np.isfinite(values)
-        if not finite.any():
-            return np.zeros(len(values))
-        lo, hi = float(values[finite].min()), float(values[finite].max())
-        scaled = (values - lo) / (hi - lo) if hi > lo else np.full(len(values), 1.0 if hi > 0 else 0.0)
-        return np.where(finite, scaled, 0.0)
-
-    fused = weight * norm(cos[union]) + (1 - weight) * norm(bm25[union])
-    order = np.argsort(-fused, kind="stable")
-    return union[order], fused[order]
-
-
-def calibrate(cosines: np.ndarray, coverage: np.ndarray, embedder: str) -> np.ndarray:
-    """Absolute relevance in 0..1 from cosine (ramped per embedder) and term coverage."""
-    lo, hi = RAMPS.get(embedder, DEFAULT_RAMP)
-    dense = np.clip((cosines - lo) / (hi - lo), 0.0, 1.0)
-    w = CONFIDENCE_DENSE_WEIGHT
-    # Without a cosine (bm25-only mode) the score is the coverage alone.
-    score = np.where(np.isnan(dense), coverage, w * np.nan_to_num(dense) + (1 - w) * coverage)
-    score = np.nan_to_num(score, nan=0.0)
-    return np.clip(np.minimum.accumulate(score) if len(score) else score, 0.0, 1.0)
-
-
 class IndexReader:
     """The ``Retriever`` port over persisted indexes; reloads when ``CURRENT`` changes."""
 
@@ -639,6 +500,7 @@ class IndexReader:
         self.ann_threshold = ann_threshold
         self._loaded: dict[str, tuple[tuple[int, int, int], LoadedIndex | None]] = {}
         self._paths: dict[str, tuple[Path, str]] = {}  # department → (its folder, its CURRENT)
+        self._layouts = Layouts()  # departments side by side for one-pass routing
         self._lock = threading.Lock()
 
     def loaded(self, department: str) -> LoadedIndex | None:
@@ -711,9 +573,32 @@ class IndexReader:
         for index in indexes:
             if index.n and index.embedder not in vectors:
                 vectors[index.embedder] = self._embedder_named(index.embedder).embed([query])[0]
+        # Exact-search departments go through one pass together (``crosssearch``); ANN
+        # departments, and other fusions, are searched on their own; results keep the order.
+        probes: list[Probe | None] = [None] * len(scopes)
+        together = [
+            i for i, index in enumerate(indexes) if self.fusion == "minmax" and index.n and not index.use_ann
+        ]
+        if together:
+            embedders = [self._embedder_named(indexes[i].embedder) for i in together]
+            members = [indexes[i] for i in together]
+            found = probe_across(
+                self._layouts.get(members),
+                members,
+                [scopes[i] for i in together],
+                [vectors[indexes[i].embedder] for i in together],
+                tokens,
+                top_k,
+                candidates=self.candidates,
+                dense_weights=[float(getattr(e, "dense_weight", DENSE_WEIGHT)) for e in embedders],
+            )
+            for i, probe in zip(together, found, strict=True):
+                probes[i] = probe
         return [
-            self._probe_in(index, scope, query, top_k, tokens=tokens, vector=vectors.get(index.embedder))
-            for index, scope in zip(indexes, scopes, strict=True)
+            probe
+            if probe is not None
+            else self._probe_in(index, scope, query, top_k, tokens=tokens, vector=vectors.get(index.embedder))
+            for probe, index, scope in zip(probes, indexes, scopes, strict=True)
         ]
 
     def _index_for(self, scope: AccessScope) -> LoadedIndex:
@@ -756,21 +641,3 @@ class IndexReader:
             vector=vector,
         )
         return Probe(index, scope, hits, term_ids, unseen)
-
-    @staticmethod
-    def _chunk(index: LoadedIndex, department: str, i: int, score: float) -> SourceChunk:
-        doc = index.docs[int(index.chunk_doc[i])]
-        return SourceChunk(
-            chunk_id=f"{doc['doc_id']}#{i - doc['start']}",
-            doc_id=doc["doc_id"],
-            department=department,
-            title=doc["title"],
-            path=doc["path"],
-            text=index.text(i),
-            score=round(score, 4),
-            anchor=index.anchor(i),
-            modified=datetime.fromtimestamp(doc["modified"], UTC),
-            classification=Classification(doc["classification"]),
-            audiences=tuple(tuple(a) for a in doc["audiences"]),
-            date_kind=doc.get("date_kind", "updated"),
-        )
