@@ -90,13 +90,21 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
             _err(f"export {args.file} FAILED: {exc}")
             return EXIT_ERROR
         return _show(rep, f"export {args.file}")
-    path = settings.state_dir / "audit.db"
-    if not path.exists():
-        _out(f"No audit log at {path} yet: nothing to verify.")
-        return EXIT_OK
-    from bot.store.audit import SqliteAuditLog
+    from bot.store.audit import ChainedAudit, SqliteAuditLog
+    from bot.store.backend import database_for
 
-    log = SqliteAuditLog(path=path, key=_existing_key(settings))
+    log: ChainedAudit
+    db = database_for(settings)  # PostgreSQL with DEPTBOT_DATABASE_URL: the replicas' one chain
+    if db is not None:
+        from bot.store.pg_audit import PgAuditLog
+
+        log = PgAuditLog(db, home=settings.state_dir, key=_existing_key(settings))
+    else:
+        path = settings.state_dir / "audit.db"
+        if not path.exists():
+            _out(f"No audit log at {path} yet: nothing to verify.")
+            return EXIT_OK
+        log = SqliteAuditLog(path=path, key=_existing_key(settings))
     try:
         return _show(log.verify(expect=_expect(args.expect)), "audit chain")
     finally:
@@ -119,8 +127,10 @@ def cmd_audit_export(args: argparse.Namespace, settings: Settings) -> int:
         since = date.fromisoformat(args.since) if args.since else None
     except ValueError:
         raise UsageError(f"--since must be a date like 2026-11-01, not {args.since!r}.") from None
+    from bot.store.backend import database_url
+
     path = settings.state_dir / "audit.db"
-    if not path.exists():
+    if database_url(settings.env) is None and not path.exists():
         _err(f"No audit log at {path} yet.")
         return EXIT_OK
     log = open_audit_log(settings)

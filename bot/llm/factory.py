@@ -16,7 +16,7 @@ from bot.llm.provider import ChatProvider
 from bot.llm.router import Router
 from bot.settings import Settings
 from bot.store.cache import MemoryAnswerCache, SqliteAnswerCache
-from bot.store.usage import UsageStore
+from bot.store.usage import UsageLedger, UsageStore
 
 MAX_RETRY_WAIT = 10.0  # seconds: cap on a server's retry-after within one call
 
@@ -77,12 +77,21 @@ def build_providers(settings: Settings) -> list[ChatProvider]:
     return out
 
 
-def open_usage_store(settings: Settings) -> UsageStore:
-    return UsageStore(path=settings.state_dir / "usage.db")
+def open_usage_store(settings: Settings) -> UsageLedger:
+    """Usage and budgets: PostgreSQL when ``DEPTBOT_DATABASE_URL`` is set (budgets hold
+    across replicas), else ``usage.db`` in the state folder."""
+    from bot.store.backend import database_for
+
+    db = database_for(settings)
+    if db is None:
+        return UsageStore(path=settings.state_dir / "usage.db")
+    from bot.store.pg_usage import PgUsageStore
+
+    return PgUsageStore(db)
 
 
 def build_generator(
-    settings: Settings, *, usage_store: UsageStore | None, fallback: Generator | None = None
+    settings: Settings, *, usage_store: UsageLedger | None, fallback: Generator | None = None
 ) -> Generator:
     """The router over the configured providers; extractive when none is configured."""
     from bot.llm.config import budget_limits

@@ -60,7 +60,7 @@ from bot.sensitivity.redact import (
     leftover,
     scan,
 )
-from bot.store.usage import Attempt, BudgetLimits, UsageStore
+from bot.store.usage import Attempt, BudgetLimits, UsageLedger
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class Router:
         config: LLMConfig,
         providers: Sequence[ChatProvider],
         fallback: Generator,
-        usage: UsageStore | None = None,
+        usage: UsageLedger | None = None,
         limits: BudgetLimits | None = None,
         breaker: CircuitBreaker | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),

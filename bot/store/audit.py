@@ -22,12 +22,12 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import fields, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_type_hints
+from typing import TYPE_CHECKING, Any, Protocol, get_type_hints
 
 import sqlite_utils
 
@@ -95,44 +95,49 @@ def _parse_time(value: Any) -> datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
-class SqliteAuditLog:
-    """The ``AuditLog`` port on SQLite; safe to share across threads."""
+class Executor(Protocol):
+    """What the chain logic needs of a connection: ``sqlite3.Connection``, or
+    ``bot.store.backend.Qmark`` (psycopg with the same ``?`` placeholders)."""
 
-    def __init__(
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any: ...
+
+
+_CHAINED = ["seq", *COLUMNS, "prev_hash", "row_hash"]
+INSERT_SQL = (
+    f"insert into requests ({', '.join(chr(34) + n + chr(34) for n in _CHAINED)}) "
+    f"values ({', '.join('?' * len(_CHAINED))})"
+)
+"""One chained row; identifiers quoted (``user`` is a keyword in PostgreSQL)."""
+
+
+class ChainedAudit:
+    """The audit chain's logic, written once for every backend (``SqliteAuditLog`` here,
+    ``bot.store.pg_audit.PgAuditLog``): the key, the vault, appending a row after the head,
+    checkpoints, verifying, retention of a chain prefix. Each method that reads or writes
+    takes the connection of the caller's transaction; the backend decides what makes the
+    head it reads still the head when it writes (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL:
+    a transaction-level advisory lock). SQL here is plain enough for both dialects."""
+
+    def _init_chain(
         self,
+        home: Path,
         *,
-        path: Path,
-        vault: Vault | None = None,
-        key: AuditKey | None = None,
-        key_file: Path | None = None,
-        env: Mapping[str, str] | None = None,
+        vault: Vault | None,
+        key: AuditKey | None,
+        key_file: Path | None,
+        env: Mapping[str, str] | None,
     ) -> None:
         """``vault`` seals the question and feedback text (``bot.governance.vault``); None:
-        the vault of the audit database's folder, opened when text is first written.
-        ``key`` chains the rows; None: ``DEPTBOT_AUDIT_KEY`` in ``env`` (default: the
-        process environment), else ``key_file`` (default ``keys/audit.key`` beside the
-        database), created on first use."""
-        self.path = path
-        self._lock = threading.Lock()
+        the vault of ``home`` (the audit database's folder), opened when text is first
+        written. ``key`` chains the rows; None: ``DEPTBOT_AUDIT_KEY`` in ``env`` (default:
+        the process environment), else ``key_file`` (default ``keys/audit.key`` in
+        ``home``), created on first use."""
+        self._home = Path(home)
         self._vault = vault
         self._key = key  # loaded on first use: reading rows (audit tail) needs no key
-        self._key_from = (
-            os.environ if env is None else env,
-            key_file or Path(path).parent / DEFAULT_KEY_FILE,
-        )
+        self._key_from = (os.environ if env is None else env, key_file or self._home / DEFAULT_KEY_FILE)
         self._chain_obj: Chain | None = None
-        names = ["seq", *COLUMNS, "prev_hash", "row_hash"]
-        self._insert = (
-            f"insert into requests ({', '.join(f'[{n}]' for n in names)}) "
-            f"values ({', '.join('?' * len(names))})"
-        )
-        try:
-            self._db = sqlite_utils.Database(connect(path))
-            self._db.execute("PRAGMA secure_delete=ON")  # erased text leaves no free-page copy
-            self._migrate_once()
-            self._seal_legacy_text()
-        except sqlite3.Error as exc:
-            raise StoreError(f"Cannot open the audit database at {path}.") from exc
+        self._insert = INSERT_SQL
 
     @property
     def key(self) -> AuditKey:
@@ -151,8 +156,329 @@ class SqliteAuditLog:
         if self._vault is None:
             from bot.governance.vault import vault_in
 
-            self._vault = vault_in(Path(self.path).parent)
+            self._vault = vault_in(self._home)
         return self._vault
+
+    def _has_key(self) -> bool:
+        env, key_file = self._key_from
+        return self._key is not None or bool(env.get(ENV_VAR, "").strip()) or Path(key_file).exists()
+
+    def pseudonym(self, email: str) -> str:
+        """The stable stand-in for ``email`` in audit rows (``u-`` + 16 hex digits)."""
+        return self._chain.pseudonym(email)
+
+    def _scan(self, conn: Executor, sql: str) -> Any:
+        """A cursor over every row ``sql`` selects, read as it is walked (verify, export and
+        retention walk the whole chain): SQLite's cursors already are; PostgreSQL overrides
+        this with a server-side cursor so a long chain is not held in memory at once."""
+        return conn.execute(sql)
+
+    def _append_to(self, conn: Executor, row: Mapping[str, Any]) -> int:
+        last = conn.execute("select seq, row_hash from requests order by seq desc limit 1").fetchone()
+        cut = conn.execute(
+            "select seq, mac from checkpoints where kind in ('start', 'purge') order by seq desc limit 1"
+        ).fetchone()
+        if last is None or (cut is not None and last[0] <= cut[0]):
+            seq, prev = (cut[0] + 1, bytes.fromhex(cut[1])) if cut else (1, GENESIS)
+        else:  # a last row with no valid MAC breaks the chain anyway: verify names it
+            seq, prev = last[0] + 1, bytes.fromhex(last[1]) if is_hex_mac(last[1]) else GENESIS
+        mac = self._chain.mac(prev, row)
+        conn.execute(self._insert, [seq, *row.values(), prev.hex(), mac.hex()])
+        unsigned = conn.execute("select seq, mac, count, time, kind, sig from checkpoints where sig = ''")
+        for start in unsigned.fetchall():
+            cp = Checkpoint(*start)  # the start record of a database first opened without the key
+            conn.execute(
+                "update checkpoints set sig = ? where seq = ? and kind = 'start' and sig = ''",
+                [self._chain.sign_checkpoint(cp), cp.seq],
+            )
+        return int(seq)
+
+    def _checkpoints_in(self, conn: Executor, kind: str | None = None) -> list[Checkpoint]:
+        sql = "select seq, mac, count, time, kind, sig from checkpoints"
+        rows = conn.execute(
+            sql + (" where kind = ?" if kind else "") + " order by seq", [kind] if kind else []
+        )
+        return [Checkpoint(*r) for r in rows]
+
+    def _put_checkpoint_in(
+        self, conn: Executor, seq: int, mac: str, kind: str, *, start: int | None = None, sign: bool = True
+    ) -> Checkpoint:
+        if start is None:
+            starts = self._checkpoints_in(conn, "start")
+            start = starts[0].seq if starts else 0
+        cp = Checkpoint(seq, mac, max(0, seq - start), datetime.now(UTC).isoformat(timespec="seconds"), kind)
+        if sign:
+            cp = replace(cp, sig=self._chain.sign_checkpoint(cp))
+        conn.execute(
+            "insert into checkpoints (seq, kind, mac, count, time, sig) values (?, ?, ?, ?, ?, ?) "
+            "on conflict (seq, kind) do update set mac = excluded.mac, count = excluded.count, "
+            "time = excluded.time, sig = excluded.sig",
+            [cp.seq, cp.kind, cp.mac, cp.count, cp.time, cp.sig],
+        )
+        return cp
+
+    def _head_checkpoint(self, conn: Executor) -> Checkpoint:
+        """Record the current head as a ``log`` checkpoint (inside the caller's transaction)."""
+        seq = _first(conn.execute("select max(seq) from requests where row_hash is not null"))
+        if seq is None:  # nothing chained kept: the head is where the chain was cut
+            cuts = [c for c in self._checkpoints_in(conn) if c.kind in ("start", "purge")]
+            return cuts[-1] if cuts else Checkpoint(0, GENESIS.hex(), 0, "", "start")
+        mac = _first(conn.execute("select row_hash from requests where seq = ?", [seq]))
+        return self._put_checkpoint_in(conn, int(seq), str(mac), "log")
+
+    def _key_matches_in(self, conn: Executor) -> bool:
+        """Does the newest chained row verify under this key? (A pseudonym or MAC made with
+        another key would break the chain; True when nothing is chained yet.)"""
+        cur = conn.execute("select * from requests where row_hash is not null order by seq desc limit 1")
+        names = [d[0] for d in cur.description]
+        last = cur.fetchone()
+        if last is None:
+            return True
+        row = dict(zip(names, last, strict=True))
+        if not is_hex_mac(row["prev_hash"]):
+            return False
+        return bool(self._chain.mac(bytes.fromhex(row["prev_hash"]), row).hex() == row["row_hash"])
+
+    def _require_key_in(self, conn: Executor) -> None:
+        """Refuse a pseudonymization the chain would call forgery (another key)."""
+        if not self._key_matches_in(conn):
+            raise StoreError(
+                "The audit key in use is not the one the audit rows were chained with "
+                "(check DEPTBOT_AUDIT_KEY and the audit.key_file setting); nothing was changed."
+            )
+
+    def _verify(self, conn: Executor, expect: tuple[int, str] | None) -> Report:
+        """Check every row, in the read snapshot of ``conn``'s transaction."""
+        cps = self._checkpoints_in(conn)
+        chained = _first(conn.execute("select 1 from requests where row_hash is not null limit 1"))
+        for cp in cps:
+            if cp.kind == "start" and not cp.sig and not chained:
+                continue  # signed by the first append; until then there is nothing to vouch for
+            if cp.sig != self._chain.sign_checkpoint(cp):
+                return Report().fail(
+                    cp.seq, "checkpoint", f"the {cp.kind} checkpoint at row {cp.seq} was forged or edited"
+                )
+        starts = [c for c in cps if c.kind == "start"]
+        if not starts:
+            return Report().fail(
+                None, "checkpoint", "the record of where the chain starts is missing (deleted)"
+            )
+        legacy = starts[0].seq
+        purges = [c for c in cps if c.kind == "purge" and c.seq >= legacy]
+        anchor = purges[-1] if purges else starts[0]
+        cur = self._scan(conn, "select * from requests order by seq")
+        names = [d[0] for d in cur.description]
+        rep = verify_rows(
+            self._chain,
+            (dict(zip(names, r, strict=True)) for r in cur),
+            legacy_through=legacy,
+            start_seq=anchor.seq + 1,
+            start_mac=bytes.fromhex(anchor.mac),
+            later_with_mac=lambda mac, seq: _first(
+                conn.execute("select seq from requests where row_hash = ? and seq > ? limit 1", [mac, seq])
+            ),
+        )
+        if not rep.ok:
+            return rep
+        if rep.rows == 0:
+            rep.head_seq, rep.head_mac = anchor.seq, anchor.mac
+        checks = [(c.seq, c.mac, f"the checkpoint of {c.time}") for c in cps if c.kind == "log"]
+        if expect is not None:
+            checks.append((expect[0], expect[1].lower(), "the expected checkpoint"))
+        for seq, mac, what in checks:
+            if seq > rep.head_seq:
+                return rep.fail(
+                    rep.head_seq + 1,
+                    "truncated",
+                    f"the log ends at row {rep.head_seq} but {what} recorded row {seq}: "
+                    f"rows {rep.head_seq + 1}–{seq} were deleted",
+                )
+            if seq == anchor.seq:
+                have: str | None = anchor.mac
+            elif seq > anchor.seq:
+                have = _first(conn.execute("select row_hash from requests where seq = ?", [seq]))
+            else:
+                rep.notes.append(f"{what} (row {seq}) is older than the oldest row kept; not compared")
+                continue
+            if have != mac:
+                return rep.fail(
+                    seq, "checkpoint", f"row {seq} does not match {what}: the chain was rewritten"
+                )
+        rep.checkpoint = Checkpoint(
+            rep.head_seq,
+            rep.head_mac,
+            rep.head_seq - legacy,
+            datetime.now(UTC).isoformat(timespec="seconds"),
+            "head",
+        )
+        return rep
+
+    def _export_from(
+        self, conn: Executor, *, since: date | None, with_text: bool
+    ) -> Iterator[dict[str, Any]]:
+        """``export_rows`` inside the caller's read snapshot."""
+        cur = self._scan(conn, "select * from requests order by seq")
+        names = [d[0] for d in cur.description]
+        started = since is None
+        floor = datetime.combine(since, datetime.min.time(), tzinfo=UTC) if since else None
+        for values in cur:
+            row = dict(zip(names, values, strict=True))
+            if not started:
+                t = _parse_time(row.get("time"))
+                started = t is not None and floor is not None and t >= floor
+                if not started:
+                    continue
+            if with_text:
+                row["question"] = self._question(conn, row)
+            yield row
+
+    def _question(self, conn: Executor, row: Mapping[str, Any]) -> str | None:
+        blob = _first(
+            conn.execute("select question from request_text where request_id = ?", [row["request_id"]])
+        )
+        if blob is None:
+            return None
+        if isinstance(blob, str):
+            return blob
+        try:
+            return self.vault.open(
+                str(row.get("user") or ""), bytes(blob), f"request_text:{row['request_id']}"
+            )
+        except Exception:  # shredded (erased) or another key: the export says so, never fails
+            return None
+
+    def _audit_prefix_in(
+        self, conn: Executor, cutoff: datetime, *, limit: int | None
+    ) -> list[dict[str, Any]]:
+        """The oldest rows, up to the first one not older than ``cutoff``."""
+        cur = self._scan(conn, "select * from requests order by seq")
+        names = [d[0] for d in cur.description]
+        out: list[dict[str, Any]] = []
+        for r in cur:
+            row = dict(zip(names, r, strict=True))
+            when = _parse_time(row["time"])
+            if when is None or when >= cutoff or (limit is not None and len(out) >= limit):
+                break
+            out.append(row)
+        cur.close()
+        return out
+
+    def _purge_prefix(
+        self, tx: Callable[[], AbstractContextManager[Executor]], cutoff: datetime, batch: int
+    ) -> int:
+        """Purge the chain prefix older than ``cutoff``, one writer transaction (``tx()``)
+        per batch, so appends go on between batches."""
+        total = 0
+        while True:
+            with tx() as conn:
+                n = self._purge_audit_batch(conn, cutoff, batch)
+            if not n:
+                return total
+            total += n
+
+    def _purge_audit_batch(self, conn: Executor, cutoff: datetime, batch: int) -> int:
+        """One retention batch of the chain prefix (inside the caller's writer transaction):
+        verify the rows, write the signed ``purge`` checkpoint, delete them; 0 when done."""
+        dicts = self._audit_prefix_in(conn, cutoff, limit=max(1, batch))
+        if not dicts:
+            return 0
+        cps = self._checkpoints_in(conn)
+        starts = [c for c in cps if c.kind == "start"]
+        legacy = starts[0].seq if starts else 0
+        cuts = [c for c in cps if c.kind == "purge" and c.seq >= legacy] or starts
+        anchor = cuts[-1] if cuts else Checkpoint(0, GENESIS.hex(), 0, "", "start")
+        rep = verify_rows(
+            self._chain,
+            dicts,
+            legacy_through=legacy,
+            start_seq=anchor.seq + 1,
+            start_mac=bytes.fromhex(anchor.mac),
+            later_with_mac=lambda mac, seq: None,
+        )
+        if not rep.ok:
+            raise StoreError(
+                f"Retention stopped: the audit chain is broken at row {rep.bad_seq} ({rep.kind}); "
+                "nothing was deleted. Run `deptbot audit verify`."
+            )
+        last = dicts[-1]
+        mac = last["row_hash"] if last["seq"] > legacy else GENESIS.hex()
+        self._put_checkpoint_in(conn, int(last["seq"]), str(mac), "purge", start=legacy)
+        conn.execute("delete from checkpoints where kind in ('purge', 'log') and seq < ?", [last["seq"]])
+        ids = [d["request_id"] for d in dicts]
+        marks = ",".join("?" * len(ids))
+        conn.execute(f"delete from request_text where request_id in ({marks})", ids)
+        conn.execute(f"delete from feedback where request_id in ({marks})", ids)
+        conn.execute("delete from requests where seq <= ?", [last["seq"]])
+        return len(dicts)
+
+    # ── what each backend provides (the AuditLog port, the CLI, privacy, retention) ──
+
+    def record(self, entry: AuditEntry) -> None:
+        raise NotImplementedError
+
+    def record_feedback(self, request_id: str, user: str, value: str, reason: str = "") -> None:
+        raise NotImplementedError
+
+    def tail(
+        self, n: int = 20, *, user: str | None = None, department: str | None = None
+    ) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def get(self, request_id: str) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def feedback_for(self, request_id: str) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def checkpoint(self) -> Checkpoint:
+        raise NotImplementedError
+
+    def pseudonymize(self, email: str) -> int:
+        raise NotImplementedError
+
+    def key_matches(self) -> bool:
+        raise NotImplementedError
+
+    def verify(self, *, expect: tuple[int, str] | None = None) -> Report:
+        raise NotImplementedError
+
+    def export_rows(self, *, since: date | None = None, with_text: bool = False) -> Iterator[dict[str, Any]]:
+        raise NotImplementedError
+
+    def count_older_than(self, kind: str, cutoff: datetime) -> int:
+        raise NotImplementedError
+
+    def purge_older_than(self, kind: str, cutoff: datetime, *, batch: int = 500) -> int:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class SqliteAuditLog(ChainedAudit):
+    """The ``AuditLog`` port on SQLite; safe to share across threads."""
+
+    def __init__(
+        self,
+        *,
+        path: Path,
+        vault: Vault | None = None,
+        key: AuditKey | None = None,
+        key_file: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """See ``ChainedAudit._init_chain``; key file and vault default to the folder of
+        ``path``."""
+        self.path = path
+        self._lock = threading.Lock()
+        self._init_chain(Path(path).parent, vault=vault, key=key, key_file=key_file, env=env)
+        try:
+            self._db = sqlite_utils.Database(connect(path))
+            self._db.execute("PRAGMA secure_delete=ON")  # erased text leaves no free-page copy
+            self._migrate_once()
+            self._seal_legacy_text()
+        except sqlite3.Error as exc:
+            raise StoreError(f"Cannot open the audit database at {path}.") from exc
 
     def _seal_legacy_text(self) -> None:
         """Question and feedback text written before encryption is sealed in place, once."""
@@ -203,6 +529,12 @@ class SqliteAuditLog:
         for name, kind in COLUMNS.items():  # schema v1, or a field added to AuditEntry since
             if name not in have:
                 db.table("requests").add_column(name, kind)
+        # The admin console's per-day aggregates (bot/admin/overview.py) read only these
+        # columns of one department's time range: answered from the index, no row lookups.
+        db.execute(
+            "create index if not exists requests_admin_cover on requests (department, time, status, "
+            "route, generator, cache_hit, input_tokens, output_tokens, cost, latency_ms, confidence, doc_ids)"
+        )
         db.execute(
             "create table if not exists checkpoints (seq integer not null, kind text not null, "
             "mac text not null, count integer not null, time text not null, sig text not null, "
@@ -308,73 +640,26 @@ class SqliteAuditLog:
     # head it reads is still the head when it writes.
 
     def _append(self, row: Mapping[str, Any]) -> int:
-        conn = self._db.conn
-        last = conn.execute("select seq, row_hash from requests order by seq desc limit 1").fetchone()
-        cut = conn.execute(
-            "select seq, mac from checkpoints where kind in ('start', 'purge') order by seq desc limit 1"
-        ).fetchone()
-        if last is None or (cut is not None and last[0] <= cut[0]):
-            seq, prev = (cut[0] + 1, bytes.fromhex(cut[1])) if cut else (1, GENESIS)
-        else:  # a last row with no valid MAC breaks the chain anyway: verify names it
-            seq, prev = last[0] + 1, bytes.fromhex(last[1]) if is_hex_mac(last[1]) else GENESIS
-        mac = self._chain.mac(prev, row)
-        conn.execute(self._insert, [seq, *row.values(), prev.hex(), mac.hex()])
-        unsigned = conn.execute("select seq, mac, count, time, kind, sig from checkpoints where sig = ''")
-        for start in unsigned.fetchall():
-            cp = Checkpoint(*start)  # the start record of a database first opened without the key
-            conn.execute(
-                "update checkpoints set sig = ? where seq = ? and kind = 'start' and sig = ''",
-                [self._chain.sign_checkpoint(cp), cp.seq],
-            )
-        return int(seq)
+        return self._append_to(self._db.conn, row)
 
     def _checkpoints(
         self, kind: str | None = None, conn: sqlite3.Connection | None = None
     ) -> list[Checkpoint]:
-        sql = "select seq, mac, count, time, kind, sig from checkpoints"
-        rows = (conn or self._db.conn).execute(
-            sql + (" where kind = ?" if kind else "") + " order by seq", [kind] if kind else []
-        )
-        return [Checkpoint(*r) for r in rows]
-
-    def _has_key(self) -> bool:
-        env, key_file = self._key_from
-        return self._key is not None or bool(env.get(ENV_VAR, "").strip()) or Path(key_file).exists()
+        return self._checkpoints_in(conn or self._db.conn, kind)
 
     def _put_checkpoint(
         self, seq: int, mac: str, kind: str, *, start: int | None = None, sign: bool = True
     ) -> Checkpoint:
-        if start is None:
-            starts = self._checkpoints("start")
-            start = starts[0].seq if starts else 0
-        cp = Checkpoint(seq, mac, max(0, seq - start), datetime.now(UTC).isoformat(timespec="seconds"), kind)
-        if sign:
-            cp = replace(cp, sig=self._chain.sign_checkpoint(cp))
-        self._db.conn.execute(
-            "insert or replace into checkpoints (seq, kind, mac, count, time, sig) values (?, ?, ?, ?, ?, ?)",
-            [cp.seq, cp.kind, cp.mac, cp.count, cp.time, cp.sig],
-        )
-        return cp
+        return self._put_checkpoint_in(self._db.conn, seq, mac, kind, start=start, sign=sign)
 
     def checkpoint(self) -> Checkpoint:
         """Record the current head as a ``log`` checkpoint (the daily job) and return it.
         A later ``verify`` fails if rows up to it were deleted from the tail."""
         try:
             with self._tx():
-                seq = _first(
-                    self._db.conn.execute("select max(seq) from requests where row_hash is not null")
-                )
-                if seq is None:  # nothing chained kept: the head is where the chain was cut
-                    cuts = [c for c in self._checkpoints() if c.kind in ("start", "purge")]
-                    return cuts[-1] if cuts else Checkpoint(0, GENESIS.hex(), 0, "", "start")
-                mac = _first(self._db.conn.execute("select row_hash from requests where seq = ?", [seq]))
-                return self._put_checkpoint(int(seq), str(mac), "log")
+                return self._head_checkpoint(self._db.conn)
         except sqlite3.Error as exc:
             raise StoreError("Could not write an audit checkpoint.") from exc
-
-    def pseudonym(self, email: str) -> str:
-        """The stable stand-in for ``email`` in audit rows (``u-`` + 16 hex digits)."""
-        return self._chain.pseudonym(email)
 
     def pseudonymize(self, email: str) -> int:
         """Replace ``email`` by its pseudonym in ``requests`` and ``feedback`` (a privacy
@@ -383,11 +668,7 @@ class SqliteAuditLog:
         alias, email = self.pseudonym(email), email.strip().lower()
         try:
             with self._tx() as db:
-                if not self._key_matches():
-                    raise StoreError(
-                        "The audit key in use is not the one the audit rows were chained with "
-                        "(check DEPTBOT_AUDIT_KEY and the audit.key_file setting); nothing was changed."
-                    )
+                self._require_key_in(db.conn)
                 n = db.execute("update requests set user = ? where lower(user) = ?", [alias, email]).rowcount
                 n += db.execute(
                     "update or replace feedback set user = ? where lower(user) = ?", [alias, email]
@@ -402,19 +683,7 @@ class SqliteAuditLog:
             return self._key_matches()
 
     def _key_matches(self) -> bool:
-        """Does the newest chained row verify under this key? (A pseudonym or MAC made with
-        another key would break the chain; True when nothing is chained yet.)"""
-        cur = self._db.conn.execute(
-            "select * from requests where row_hash is not null order by seq desc limit 1"
-        )
-        names = [d[0] for d in cur.description]
-        last = cur.fetchone()
-        if last is None:
-            return True
-        row = dict(zip(names, last, strict=True))
-        if not is_hex_mac(row["prev_hash"]):
-            return False
-        return bool(self._chain.mac(bytes.fromhex(row["prev_hash"]), row).hex() == row["row_hash"])
+        return self._key_matches_in(self._db.conn)
 
     def verify(self, *, expect: tuple[int, str] | None = None) -> Report:
         """Check every row, in one read snapshot on its own connection (writers go on).
@@ -430,71 +699,6 @@ class SqliteAuditLog:
         finally:
             conn.close()
 
-    def _verify(self, conn: sqlite3.Connection, expect: tuple[int, str] | None) -> Report:
-        cps = self._checkpoints(conn=conn)
-        chained = _first(conn.execute("select 1 from requests where row_hash is not null limit 1"))
-        for cp in cps:
-            if cp.kind == "start" and not cp.sig and not chained:
-                continue  # signed by the first append; until then there is nothing to vouch for
-            if cp.sig != self._chain.sign_checkpoint(cp):
-                return Report().fail(
-                    cp.seq, "checkpoint", f"the {cp.kind} checkpoint at row {cp.seq} was forged or edited"
-                )
-        starts = [c for c in cps if c.kind == "start"]
-        if not starts:
-            return Report().fail(
-                None, "checkpoint", "the record of where the chain starts is missing (deleted)"
-            )
-        legacy = starts[0].seq
-        purges = [c for c in cps if c.kind == "purge" and c.seq >= legacy]
-        anchor = purges[-1] if purges else starts[0]
-        cur = conn.execute("select * from requests order by seq")
-        names = [d[0] for d in cur.description]
-        rep = verify_rows(
-            self._chain,
-            (dict(zip(names, r, strict=True)) for r in cur),
-            legacy_through=legacy,
-            start_seq=anchor.seq + 1,
-            start_mac=bytes.fromhex(anchor.mac),
-            later_with_mac=lambda mac, seq: _first(
-                conn.execute("select seq from requests where row_hash = ? and seq > ? limit 1", [mac, seq])
-            ),
-        )
-        if not rep.ok:
-            return rep
-        if rep.rows == 0:
-            rep.head_seq, rep.head_mac = anchor.seq, anchor.mac
-        checks = [(c.seq, c.mac, f"the checkpoint of {c.time}") for c in cps if c.kind == "log"]
-        if expect is not None:
-            checks.append((expect[0], expect[1].lower(), "the expected checkpoint"))
-        for seq, mac, what in checks:
-            if seq > rep.head_seq:
-                return rep.fail(
-                    rep.head_seq + 1,
-                    "truncated",
-                    f"the log ends at row {rep.head_seq} but {what} recorded row {seq}: "
-                    f"rows {rep.head_seq + 1}–{seq} were deleted",
-                )
-            if seq == anchor.seq:
-                have: str | None = anchor.mac
-            elif seq > anchor.seq:
-                have = _first(conn.execute("select row_hash from requests where seq = ?", [seq]))
-            else:
-                rep.notes.append(f"{what} (row {seq}) is older than the oldest row kept; not compared")
-                continue
-            if have != mac:
-                return rep.fail(
-                    seq, "checkpoint", f"row {seq} does not match {what}: the chain was rewritten"
-                )
-        rep.checkpoint = Checkpoint(
-            rep.head_seq,
-            rep.head_mac,
-            rep.head_seq - legacy,
-            datetime.now(UTC).isoformat(timespec="seconds"),
-            "head",
-        )
-        return rep
-
     def export_rows(self, *, since: date | None = None, with_text: bool = False) -> Iterator[dict[str, Any]]:
         """Rows in seq order with their chain fields, from the first row at or after
         ``since`` to the end (contiguous, so the export verifies on its own). The question
@@ -502,35 +706,9 @@ class SqliteAuditLog:
         conn = connect(Path(self.path))
         try:
             conn.execute("BEGIN")
-            cur = conn.execute("select * from requests order by seq")
-            names = [d[0] for d in cur.description]
-            started = since is None
-            floor = datetime.combine(since, datetime.min.time(), tzinfo=UTC) if since else None
-            for values in cur:
-                row = dict(zip(names, values, strict=True))
-                if not started:
-                    t = _parse_time(row.get("time"))
-                    started = t is not None and floor is not None and t >= floor
-                    if not started:
-                        continue
-                if with_text:
-                    row["question"] = self._question(conn, row)
-                yield row
+            yield from self._export_from(conn, since=since, with_text=with_text)
         finally:
             conn.close()
-
-    def _question(self, conn: sqlite3.Connection, row: Mapping[str, Any]) -> str | None:
-        blob = _first(
-            conn.execute("select question from request_text where request_id = ?", [row["request_id"]])
-        )
-        if blob is None:
-            return None
-        if isinstance(blob, str):
-            return blob
-        try:
-            return self.vault.open(str(row.get("user") or ""), blob, f"request_text:{row['request_id']}")
-        except Exception:  # shredded (erased) or another key: the export says so, never fails
-            return None
 
     # ── retention (``bot.governance.retention``) ─────────────────────────────────────
 
@@ -588,58 +766,11 @@ class SqliteAuditLog:
                 out.append(int(rowid))
         return out
 
-    def _audit_prefix(self, cutoff: datetime, *, limit: int | None) -> list[tuple[Any, ...]]:
-        """The oldest rows, up to the first one not older than ``cutoff``."""
-        cur = self._db.conn.execute("select * from requests order by seq")
-        names = [d[0] for d in cur.description]
-        out: list[tuple[Any, ...]] = []
-        for r in cur:
-            when = _parse_time(r[names.index("time")])
-            if when is None or when >= cutoff or (limit is not None and len(out) >= limit):
-                break
-            out.append(r)
-        cur.close()
-        return out
+    def _audit_prefix(self, cutoff: datetime, *, limit: int | None) -> list[dict[str, Any]]:
+        return self._audit_prefix_in(self._db.conn, cutoff, limit=limit)
 
     def _purge_audit(self, cutoff: datetime, batch: int) -> int:
-        total = 0
-        while True:
-            with self._tx() as db:
-                rows = self._audit_prefix(cutoff, limit=max(1, batch))
-                if not rows:
-                    return total
-                names = [d[1] for d in db.execute("pragma table_info(requests)").fetchall()]
-                cps = self._checkpoints()
-                starts = [c for c in cps if c.kind == "start"]
-                legacy = starts[0].seq if starts else 0
-                cuts = [c for c in cps if c.kind == "purge" and c.seq >= legacy] or starts
-                anchor = cuts[-1] if cuts else Checkpoint(0, GENESIS.hex(), 0, "", "start")
-                dicts = [dict(zip(names, r, strict=True)) for r in rows]
-                rep = verify_rows(
-                    self._chain,
-                    dicts,
-                    legacy_through=legacy,
-                    start_seq=anchor.seq + 1,
-                    start_mac=bytes.fromhex(anchor.mac),
-                    later_with_mac=lambda mac, seq: None,
-                )
-                if not rep.ok:
-                    raise StoreError(
-                        f"Retention stopped: the audit chain is broken at row {rep.bad_seq} ({rep.kind}); "
-                        "nothing was deleted. Run `deptbot audit verify`."
-                    )
-                last = dicts[-1]
-                mac = last["row_hash"] if last["seq"] > legacy else GENESIS.hex()
-                self._put_checkpoint(int(last["seq"]), str(mac), "purge", start=legacy)
-                db.execute(
-                    "delete from checkpoints where kind in ('purge', 'log') and seq < ?", [last["seq"]]
-                )
-                ids = [d["request_id"] for d in dicts]
-                marks = ",".join("?" * len(ids))
-                db.execute(f"delete from request_text where request_id in ({marks})", ids)
-                db.execute(f"delete from feedback where request_id in ({marks})", ids)
-                db.execute("delete from requests where seq <= ?", [last["seq"]])
-                total += len(dicts)
+        return self._purge_prefix(self._tx, cutoff, batch)
 
     def close(self) -> None:
         self._db.conn.close()

@@ -12,8 +12,10 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 from bot.errors import StoreError
 from bot.store.db import open_db
@@ -32,7 +34,72 @@ CREATE INDEX IF NOT EXISTS answered_threads_seen ON answered_threads(seen);
 """
 
 
-class DedupStore:
+# Written for both backends (bot.store.pg_dedup runs them with %s placeholders).
+CLAIM_SQL = (
+    "INSERT INTO seen_events(key, seen) VALUES (?, ?) "
+    "ON CONFLICT(key) DO UPDATE SET seen = excluded.seen WHERE seen_events.seen < ?"
+)
+MARK_SQL = (
+    "INSERT INTO answered_threads(channel, thread, seen) VALUES (?, ?, ?) "
+    "ON CONFLICT(channel, thread) DO UPDATE SET seen = excluded.seen"
+)
+THREAD_SQL = "SELECT seen FROM answered_threads WHERE channel = ? AND thread = ?"
+
+
+class Dedup:
+    """Claims and answered threads, written once for every backend: a subclass says how
+    statements run (``_session``: a connection, serialized as the backend needs).
+
+    ``claim`` is one upsert, atomic in SQLite and PostgreSQL alike: of any number of
+    processes claiming one key at once, exactly one sees a row inserted (or an expired
+    one renewed)."""
+
+    def _init_dedup(self, *, ttl: float, thread_ttl: float, clock: Callable[[], float]) -> None:
+        self._ttl = ttl
+        self._thread_ttl = thread_ttl
+        self._clock = clock
+        self._writes = 0
+
+    def _session(self) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def claim(self, key: str) -> bool:
+        """True the first time ``key`` is seen (within the TTL), False for every repeat."""
+        now = self._clock()
+        with self._session() as conn:
+            first = conn.execute(CLAIM_SQL, (key, now, now - self._ttl)).rowcount == 1
+            self._tick(conn)
+        return bool(first)
+
+    def mark_thread(self, channel: str, thread: str) -> None:
+        with self._session() as conn:
+            conn.execute(MARK_SQL, (channel, thread, self._clock()))
+            self._tick(conn)
+
+    def has_thread(self, channel: str, thread: str) -> bool:
+        with self._session() as conn:
+            row = conn.execute(THREAD_SQL, (channel, thread)).fetchone()
+        return row is not None and row[0] >= self._clock() - self._thread_ttl
+
+    def cleanup(self) -> None:
+        with self._session() as conn:
+            self._cleanup(conn)
+
+    def _cleanup(self, conn: Any) -> None:
+        now = self._clock()
+        conn.execute("DELETE FROM seen_events WHERE seen < ?", (now - self._ttl,))
+        conn.execute("DELETE FROM answered_threads WHERE seen < ?", (now - self._thread_ttl,))
+
+    def _tick(self, conn: Any) -> None:
+        self._writes += 1
+        if self._writes % CLEANUP_EVERY == 0:
+            self._cleanup(conn)
+
+    def close(self) -> None:
+        """Nothing to release by default (a shared pool)."""
+
+
+class DedupStore(Dedup):
     """Thread-safe; one small database file per state directory."""
 
     FILE = "chat-state.sqlite3"
@@ -46,14 +113,11 @@ class DedupStore:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = path
-        self._ttl = ttl
-        self._thread_ttl = thread_ttl
-        self._clock = clock
+        self._init_dedup(ttl=ttl, thread_ttl=thread_ttl, clock=clock)
         self._lock = threading.Lock()
-        self._writes = 0
         self._conn = open_db(path, _SCHEMA, "the chat state database")
         try:
-            self.cleanup()
+            self._cleanup(self._conn)
         except sqlite3.Error as exc:
             raise StoreError(f"Cannot open the chat state database at {path}.") from exc
 
@@ -61,44 +125,24 @@ class DedupStore:
     def in_state_dir(cls, state_dir: Path, **kwargs: float) -> DedupStore:
         return cls(path=Path(state_dir) / cls.FILE, **kwargs)  # type: ignore[arg-type]
 
-    def claim(self, key: str) -> bool:
-        """True the first time ``key`` is seen (within the TTL), False for every repeat."""
-        now = self._clock()
+    @contextmanager
+    def _session(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            cur = self._conn.execute(
-                "INSERT INTO seen_events(key, seen) VALUES (?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET seen = excluded.seen WHERE seen < ?",
-                (key, now, now - self._ttl),
-            )
-            first = cur.rowcount == 1
-            self._tick()
-        return first
-
-    def mark_thread(self, channel: str, thread: str) -> None:
-        with self._lock:
-            self._conn.execute(
-                "INSERT OR REPLACE INTO answered_threads(channel, thread, seen) VALUES (?, ?, ?)",
-                (channel, thread, self._clock()),
-            )
-            self._tick()
-
-    def has_thread(self, channel: str, thread: str) -> bool:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT seen FROM answered_threads WHERE channel = ? AND thread = ?", (channel, thread)
-            ).fetchone()
-        return row is not None and row[0] >= self._clock() - self._thread_ttl
-
-    def cleanup(self) -> None:
-        now = self._clock()
-        self._conn.execute("DELETE FROM seen_events WHERE seen < ?", (now - self._ttl,))
-        self._conn.execute("DELETE FROM answered_threads WHERE seen < ?", (now - self._thread_ttl,))
-
-    def _tick(self) -> None:
-        self._writes += 1
-        if self._writes % CLEANUP_EVERY == 0:
-            self.cleanup()
+            yield self._conn
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def open_dedup_store(settings: Any, **kwargs: Any) -> Dedup:
+    """The chat state of ``settings``: PostgreSQL when ``DEPTBOT_DATABASE_URL`` is set
+    (replicas share claims), else ``DedupStore`` in the state folder."""
+    from bot.store.backend import database_for
+
+    db = database_for(settings)
+    if db is None:
+        return DedupStore.in_state_dir(settings.state_dir, **kwargs)
+    from bot.store.pg_dedup import PgDedupStore
+
+    return PgDedupStore(db, **kwargs)

@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import sqlite_utils
 
 from bot.errors import BudgetExceeded, StoreError
-from bot.store.db import connect, where
+from bot.store.db import connect
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,171 @@ def next_reset(now: datetime) -> datetime:
 def _until(now: datetime) -> str:
     mins = max(1, int((next_reset(now) - now.astimezone(UTC)).total_seconds() // 60))
     return f"{mins // 60} h {mins % 60} min" if mins >= 60 else f"{mins} min"
+
+
+# ── shared by every backend (this module's SQLite store, bot.store.pg_usage) ───────────
+
+
+def budget_checks(limits: BudgetLimits, user: str, department: str) -> list[tuple[str, str, int, float, str]]:
+    """(column, value, max tokens, max cost, whose) for each dimension with a limit."""
+    checks = (
+        ("user", user, limits.user_tokens, limits.user_cost, "your daily"),
+        (
+            "department",
+            department,
+            limits.department_tokens,
+            limits.department_cost,
+            "the department's daily",
+        ),
+    )
+    return [c for c in checks if c[2] or c[3]]
+
+
+def check_budget(
+    used: tuple[int, float],
+    *,
+    tokens: int,
+    cost: float,
+    max_tokens: int,
+    max_cost: float,
+    whose: str,
+    now: datetime,
+) -> None:
+    """Raise ``BudgetExceeded`` when ``used`` today plus this estimate goes over a limit."""
+    used_tokens, used_cost = int(used[0]), float(used[1])
+    if max_tokens and used_tokens + tokens > max_tokens:
+        raise BudgetExceeded(
+            f"This would go over {whose} AI budget of {max_tokens:,} tokens "
+            f"({used_tokens:,} used today). It resets at 00:00 UTC (in {_until(now)})."
+        )
+    if max_cost and used_cost + cost > max_cost + 1e-12:
+        raise BudgetExceeded(
+            f"This would go over {whose} AI budget of ${max_cost:,.2f} "
+            f"(${used_cost:,.2f} used today). It resets at 00:00 UTC (in {_until(now)})."
+        )
+
+
+def attempt_row(attempt: Attempt) -> dict[str, Any]:
+    """An ``attempts`` row: ISO time, its UTC day, lower-cased user, 0/1 flag."""
+    row: dict[str, Any] = asdict(attempt)
+    row["time"] = attempt.time.isoformat()
+    row["day"] = attempt.time.astimezone(UTC).date().isoformat()
+    row["user"] = attempt.user.lower()
+    row["usage_reported"] = int(attempt.usage_reported)
+    return row
+
+
+def purge_day(cutoff: datetime) -> str:
+    """Usage detail goes by whole past UTC days: today's budget ledger is never touched."""
+    return min(cutoff.astimezone(UTC).date(), datetime.now(UTC).date()).isoformat()
+
+
+def usage_filters(
+    *,
+    day: date | None = None,
+    user: str | None = None,
+    department: str | None = None,
+    since: date | None = None,
+) -> tuple[str, list[Any]]:
+    """`` where …`` over ``attempts`` or ``reservations`` ("" when nothing is set); ``user``
+    quoted: in PostgreSQL a bare ``user`` is the session's role name, not the column."""
+    clause: list[str] = []
+    args: list[Any] = []
+    for sql, value in (
+        ("day = ?", day.isoformat() if day else None),
+        ('"user" = ?', user.lower() if user else None),
+        ("department = ?", department or None),
+        ("day >= ?", since.isoformat() if since else None),
+    ):
+        if value is not None:
+            clause.append(sql)
+            args.append(value)
+    return (" where " + " and ".join(clause) if clause else ""), args
+
+
+def since_day(since: date | datetime | None) -> date | None:
+    return since.astimezone(UTC).date() if isinstance(since, datetime) else since
+
+
+SPENT_SQL = "select coalesce(sum(tokens), 0) as tokens, coalesce(sum(cost), 0) as cost from reservations"
+RESERVE_SQL = (
+    'insert into reservations (request_id, day, "user", department, tokens, cost, state, "time") '
+    "values (?, ?, ?, ?, ?, ?, 'reserved', ?)"
+)
+SETTLE_SQL = "update reservations set tokens = ?, cost = ?, state = 'settled' where id = ?"
+
+
+def spent_on(column: str) -> str:
+    """Today's ledger of one budget dimension ("user" or "department")."""
+    return SPENT_SQL + f' where day = ? and "{column}" = ?'
+
+
+USAGE_TABLES = ("attempts", "reservations")
+
+
+def purge_usage(tx: Callable[[], AbstractContextManager[Any]], cutoff: datetime, batch: int) -> int:
+    """Delete the usage detail of whole past UTC days, ``batch`` rows per transaction
+    (``tx()`` opens one on either backend); today's budget ledger is never touched."""
+    day, size, total = purge_day(cutoff), max(1, batch), 0
+    for table in USAGE_TABLES:
+        while True:
+            with tx() as db:
+                n = int(
+                    db.execute(
+                        f"delete from {table} where id in (select id from {table} where day < ? limit ?)",
+                        [day, size],
+                    ).rowcount
+                )
+            total += n
+            if n < size:
+                break
+    return total
+
+
+REPORT_SELECT = (
+    'select "user", department, provider, model, count(distinct request_id) as requests, '
+    "count(*) as attempts, sum(case when outcome != 'ok' then 1 else 0 end) as failures, "
+    "sum(input_tokens) as input_tokens, sum(output_tokens) as output_tokens, {cost} as cost, "
+    "{latency} as avg_latency_ms, min(day) as first_day, max(day) as last_day from attempts"
+)
+REPORT_ORDER = ' group by "user", department, provider, model order by cost desc, "user", department'
+
+
+class UsageLedger(Protocol):
+    """What the router, ``deptbot usage`` and retention need of a usage store; one
+    implementation per backend (``UsageStore`` here, ``bot.store.pg_usage.PgUsageStore``)."""
+
+    def reserve(
+        self,
+        *,
+        request_id: str,
+        user: str,
+        department: str,
+        tokens: int,
+        cost: float,
+        limits: BudgetLimits,
+        now: datetime,
+    ) -> int: ...
+
+    def settle(self, reservation: int, *, tokens: int, cost: float) -> None: ...
+
+    def spent(
+        self, *, day: date, user: str | None = None, department: str | None = None
+    ) -> tuple[int, float]: ...
+
+    def record(self, attempt: Attempt) -> None: ...
+
+    def attempts(self, request_id: str | None = None) -> list[dict[str, Any]]: ...
+
+    def report(
+        self, *, user: str | None = None, department: str | None = None, since: date | datetime | None = None
+    ) -> list[dict[str, Any]]: ...
+
+    def count_older_than(self, kind: str, cutoff: datetime) -> int: ...
+
+    def purge_older_than(self, kind: str, cutoff: datetime, *, batch: int = 500) -> int: ...
+
+    def close(self) -> None: ...
 
 
 class UsageStore:
@@ -161,38 +326,19 @@ class UsageStore:
         user = user.lower()
         try:
             with self._tx() as db:
-                checks = (
-                    ("user", user, limits.user_tokens, limits.user_cost, "your daily"),
-                    (
-                        "department",
-                        department,
-                        limits.department_tokens,
-                        limits.department_cost,
-                        "the department's daily",
-                    ),
-                )
-                for column, value, max_tokens, max_cost, whose in checks:
-                    if not (max_tokens or max_cost):
-                        continue
-                    row = db.execute(
-                        f"select coalesce(sum(tokens), 0), coalesce(sum(cost), 0) from reservations "
-                        f"where day = ? and {column} = ?",
-                        [day, value],
-                    ).fetchone()
-                    if max_tokens and row[0] + tokens > max_tokens:
-                        raise BudgetExceeded(
-                            f"This would go over {whose} AI budget of {max_tokens:,} tokens "
-                            f"({row[0]:,} used today). It resets at 00:00 UTC (in {_until(now)})."
-                        )
-                    if max_cost and row[1] + cost > max_cost + 1e-12:
-                        raise BudgetExceeded(
-                            f"This would go over {whose} AI budget of ${max_cost:,.2f} "
-                            f"(${row[1]:,.2f} used today). It resets at 00:00 UTC (in {_until(now)})."
-                        )
+                for column, value, max_tokens, max_cost, whose in budget_checks(limits, user, department):
+                    row = db.execute(spent_on(column), [day, value]).fetchone()
+                    check_budget(
+                        row,
+                        tokens=tokens,
+                        cost=cost,
+                        max_tokens=max_tokens,
+                        max_cost=max_cost,
+                        whose=whose,
+                        now=now,
+                    )
                 cur = db.execute(
-                    "insert into reservations (request_id, day, user, department, tokens, cost, state, time) "
-                    "values (?, ?, ?, ?, ?, ?, 'reserved', ?)",
-                    [request_id, day, user, department, tokens, cost, now.isoformat()],
+                    RESERVE_SQL, [request_id, day, user, department, tokens, cost, now.isoformat()]
                 )
                 return int(cur.lastrowid or 0)
         except sqlite3.Error as exc:
@@ -202,42 +348,21 @@ class UsageStore:
         """Replace a reservation's estimate with what the call really used (0 on failure)."""
         try:
             with self._tx() as db:
-                db.execute(
-                    "update reservations set tokens = ?, cost = ?, state = 'settled' where id = ?",
-                    [tokens, cost, reservation],
-                )
+                db.execute(SETTLE_SQL, [tokens, cost, reservation])
         except sqlite3.Error as exc:
             raise StoreError("Could not settle the AI budget.") from exc
 
     def spent(
         self, *, day: date, user: str | None = None, department: str | None = None
     ) -> tuple[int, float]:
-        where, args = ["day = ?"], [day.isoformat()]
-        if user:
-            where.append("user = ?")
-            args.append(user.lower())
-        if department:
-            where.append("department = ?")
-            args.append(department)
-        row = (
-            self._db()
-            .execute(
-                "select coalesce(sum(tokens), 0), coalesce(sum(cost), 0) from reservations where "
-                + " and ".join(where),
-                args,
-            )
-            .fetchone()
-        )
+        clause, args = usage_filters(day=day, user=user, department=department)
+        row = self._db().execute(SPENT_SQL + clause, args).fetchone()
         return int(row[0]), float(row[1])
 
     # ── attempts ─────────────────────────────────────────────────────────────────────
 
     def record(self, attempt: Attempt) -> None:
-        row: dict[str, Any] = asdict(attempt)
-        row["time"] = attempt.time.isoformat()
-        row["day"] = attempt.time.astimezone(UTC).date().isoformat()
-        row["user"] = attempt.user.lower()
-        row["usage_reported"] = int(attempt.usage_reported)
+        row = attempt_row(attempt)
         try:
             with self._tx() as db:
                 db.table("attempts").insert(row)
@@ -253,20 +378,9 @@ class UsageStore:
         self, *, user: str | None = None, department: str | None = None, since: date | datetime | None = None
     ) -> list[dict[str, Any]]:
         """Totals per user, department, provider and model (the ``deptbot usage`` table)."""
-        clause, args = where(user=user.lower() if user else None, department=department)
-        if since is not None:
-            day = since.astimezone(UTC).date() if isinstance(since, datetime) else since
-            clause += (" and" if clause else " where") + " day >= ?"
-            args.append(day.isoformat())
-        sql = (
-            "select user, department, provider, model, count(distinct request_id) as requests, "
-            "count(*) as attempts, sum(outcome != 'ok') as failures, sum(input_tokens) as input_tokens, "
-            "sum(output_tokens) as output_tokens, round(sum(cost), 6) as cost, "
-            "round(avg(latency_ms), 1) as avg_latency_ms, min(day) as first_day, max(day) as last_day "
-            "from attempts"
-            + clause
-            + " group by user, department, provider, model order by cost desc, user, department"
-        )
+        clause, args = usage_filters(user=user, department=department, since=since_day(since))
+        select = REPORT_SELECT.format(cost="round(sum(cost), 6)", latency="round(avg(latency_ms), 1)")
+        sql = select + clause + REPORT_ORDER
         return list(self._db().query(sql, args))
 
     # ── retention (``bot.governance.retention``) ─────────────────────────────────────
@@ -278,7 +392,7 @@ class UsageStore:
         db = self._db()
         return sum(
             int(db.execute(f"select count(*) from {t} where day < ?", [day]).fetchone()[0])
-            for t in ("attempts", "reservations")
+            for t in USAGE_TABLES
         )
 
     def purge_older_than(self, kind: str, cutoff: datetime, *, batch: int = 500) -> int:
@@ -287,22 +401,10 @@ class UsageStore:
         so today's budget ledger is never touched (any cutoff before today keeps it)."""
         if kind != "usage":
             return 0
-        day = min(cutoff.astimezone(UTC).date(), datetime.now(UTC).date()).isoformat()
-        total = 0
         try:
-            for table in ("attempts", "reservations"):
-                while True:
-                    with self._tx() as db:
-                        n = db.execute(
-                            f"delete from {table} where id in (select id from {table} where day < ? limit ?)",
-                            [day, max(1, batch)],
-                        ).rowcount
-                    total += n
-                    if n < max(1, batch):
-                        break
+            return purge_usage(self._tx, cutoff, batch)
         except sqlite3.Error as exc:
             raise StoreError("Could not purge expired usage detail.") from exc
-        return total
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)
@@ -312,7 +414,7 @@ class UsageStore:
 
 
 def usage_report(
-    store: UsageStore,
+    store: UsageLedger,
     *,
     user: str | None = None,
     department: str | None = None,
