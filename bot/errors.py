@@ -10,7 +10,8 @@ and show ``user_message`` (never ``str(exc)`` of a foreign exception).
     │                                unknown department or template
     ├── AccessDenied                 carries the core Decision that denied the request
     ├── KnowledgeError               indexing or reading an index failed
-    │   └── IndexMissing             a department has no usable index yet
+    │   ├── IndexMissing             a department has no usable index yet
+    │   └── RefreshBusy              the department is already refreshing (or evaluating)
     ├── ProviderError                an LLM or embedding provider failed
     │   ├── ProviderUnavailable      not configured, circuit open, timeout, 5xx
     │   └── BudgetExceeded           a daily budget would be overspent
@@ -70,6 +71,11 @@ class KnowledgeError(DeptbotError):
 
 class IndexMissing(KnowledgeError):
     """The department has no index yet; run ``deptbot index``."""
+
+
+class RefreshBusy(KnowledgeError):
+    """A refresh (or the evals after one) of this department is already running, in this
+    process or another; a second one is refused rather than run again right after it."""
 
 
 class ProviderError(DeptbotError):

@@ -61,13 +61,21 @@ class ObservedIndexer:
         self._observers = observers
 
     def refresh(self, department: Department, *, progress: ProgressFn | None = None) -> IndexReport:
-        started, ok = time.perf_counter(), False
+        """A refresh refused because one is already running (``RefreshBusy``) did not run:
+        observers hear nothing (no failure alert, no evals queued, no duration counted)."""
+        from bot.errors import RefreshBusy
+
+        started, ok, ran = time.perf_counter(), False, True
         try:
             report = self._inner.refresh(department, progress=progress)
             ok = True
             return report
+        except RefreshBusy:
+            ran = False
+            raise
         finally:
-            notify(self._observers, "refreshed", department.name, time.perf_counter() - started, ok)
+            if ran:
+                notify(self._observers, "refreshed", department.name, time.perf_counter() - started, ok)
 
     def status(self, department: Department) -> IndexStatus:
         return self._inner.status(department)

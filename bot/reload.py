@@ -52,7 +52,8 @@ current members are laid over the sourced groups and a reload never drops or res
 them (and a new or changed source is fetched soon after).
 
 The watcher runs in a daemon thread started by ``deptbot serve`` (``start_config_watcher``);
-tests call ``poll()`` directly.
+tests call ``poll()`` directly. ``on_applied`` hears every configuration applied (the
+operations scheduler, ``bot.ops``, adds, moves and removes ``refresh:`` jobs from it).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -294,8 +295,10 @@ class ConfigWatcher:
         allowed_roots: Sequence[Path] = (),
         interval: float = 2.0,
         directory: GroupSync | None = None,
+        on_applied: Callable[[Company], None] | None = None,
     ) -> None:
         self._assistant = assistant
+        self._on_applied = on_applied  # e.g. the operations scheduler re-reads ``refresh:``
         self._directory = directory
         self._root = Path(root)
         self._notices = notices
@@ -331,6 +334,11 @@ class ConfigWatcher:
                 self._tell(result, changes, applied or was_invalid)
             except Exception:  # a notices failure must not undo or repeat the reload
                 log.exception("could not record configuration notices")
+            if applied and self._on_applied is not None:
+                try:
+                    self._on_applied(self._assistant.company)
+                except Exception:  # the new configuration is served; schedules catch up next time
+                    log.exception("could not apply the new configuration's schedules")
             return applied
 
     def _tell(self, result: _Narrowed, changes: list[str], reloaded: bool) -> None:
@@ -408,6 +416,7 @@ def start_config_watcher(
     notices: AdminNotices,
     *,
     directory: GroupSync | None = None,
+    on_applied: Callable[[Company], None] | None = None,
 ) -> ConfigWatcher:
     """Start watching ``settings.departments_dir`` every ``config.reload_seconds``; the
     returned handle's ``stop()`` ends the thread."""
@@ -419,5 +428,6 @@ def start_config_watcher(
         allowed_roots=knowledge_roots(settings),
         interval=float(seconds),
         directory=directory,
+        on_applied=on_applied,
     )
     return watcher.start()

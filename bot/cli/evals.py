@@ -14,11 +14,16 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bot.cli.output import EXIT_ERROR, EXIT_OK, _out, _progress
-from bot.errors import UsageError
+from bot.cli.output import EXIT_ERROR, EXIT_OK, _err, _out, _progress
+from bot.errors import StoreError, UsageError
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.evals.qa import Report
 
 
 def cmd_eval_any(args: argparse.Namespace, settings: Settings) -> int:
@@ -41,7 +46,7 @@ def cmd_eval_any(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_eval_qa(args: argparse.Namespace, settings: Settings, *, department: str | None) -> int:
     from bot.cli.assistant import _build
-    from bot.evals.qa import Report, run_department, run_file, table
+    from bot.evals.qa import run_department, run_file, table
 
     # Evals measure the pipeline as it is now: a cached answer may come from older code or
     # settings (the cache key changes with the index, not with the code), so no cache.
@@ -68,9 +73,33 @@ def cmd_eval_qa(args: argparse.Namespace, settings: Settings, *, department: str
         reports = [run_file(assistant, Path(args.file), user=args.user)]
     else:
         reports = [run_department(assistant, company.department(n), user=args.user) for n in names]
+    if args.file is None:
+        _record(settings, reports)
     if args.json:
         payload = {"passed": all(r.passed for r in reports), "departments": [r.as_dict() for r in reports]}
         _out(json.dumps(payload, indent=2, ensure_ascii=False))
     else:
         _out(table(reports))
     return EXIT_OK if all(r.passed for r in reports) else EXIT_ERROR
+
+
+def _record(settings: Settings, reports: list[Report]) -> None:
+    """Keep each department's result in the eval-run history as a "manual" run, so the
+    admin console's trend and the scheduler's regression check see it. An eval file is not
+    a department's configured evals, so it is not recorded. A history that cannot be
+    written is said on stderr; the results printed are still the command's answer."""
+    from bot.evals.qa import to_run
+    from bot.store.evalruns import EvalRunStore
+    from bot.store.state import ensure_private_dir
+
+    now = datetime.now(UTC)
+    try:
+        store = EvalRunStore.in_state_dir(ensure_private_dir(settings.state_dir))
+    except StoreError as exc:
+        _err(f"Results not kept in the eval history: {exc}")
+        return
+    try:
+        for report in reports:
+            store.record(to_run(report, department=report.name, trigger="manual", when=now))
+    finally:
+        store.close()

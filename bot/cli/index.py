@@ -7,8 +7,8 @@ import argparse
 import json
 from pathlib import Path
 
-from bot.cli.output import EXIT_OK, _out, _progress
-from bot.errors import ConfigError, UsageError
+from bot.cli.output import EXIT_ERROR, EXIT_OK, _err, _out, _progress
+from bot.errors import ConfigError, RefreshBusy, UsageError
 from bot.settings import Settings
 
 
@@ -19,12 +19,18 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     wired = build(settings)
     names = args.names or list(wired.company.departments)
     reports = []
+    busy: list[str] = []
     for name in names:
         dept = wired.company.department(name)
-        with _progress(f"Indexing {dept.title}") as progress:
-            reports.append(wired.knowledge.refresh(dept, progress=progress))
-    _out(report_table(reports))
-    return EXIT_OK
+        try:
+            with _progress(f"Indexing {dept.title}") as progress:
+                reports.append(wired.knowledge.refresh(dept, progress=progress))
+        except RefreshBusy as exc:  # a server (or another shell) is refreshing it right now
+            _err(exc.user_message)
+            busy.append(name)
+    if reports:
+        _out(report_table(reports))
+    return EXIT_ERROR if busy else EXIT_OK
 
 
 def _eval_embedder(args: argparse.Namespace, settings: Settings) -> str:

@@ -31,6 +31,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.knowledge.refresher import refresh_if_stale
     from bot.knowledge.watcher import KnowledgeWatcher
     from bot.observability import ObservedIndexer
+    from bot.ops.service import start_operations
     from bot.reload import start_config_watcher
     from bot.wiring import build
 
@@ -62,7 +63,15 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         if wired.company.sources:
             wired.assistant.reconfigure(directory.refresh(wired.company))
         directory.start(wired.assistant)
-    watcher = config_watcher = start_config_watcher(wired.assistant, settings, notices, directory=directory)
+    # scheduled refresh, evals after refreshes, alerts and the weekly digest ([ops], bot.ops)
+    operations = start_operations(settings, wired)
+    watcher = config_watcher = start_config_watcher(
+        wired.assistant,
+        settings,
+        notices,
+        directory=directory,
+        on_applied=operations.sync if operations is not None else None,
+    )
     daily = start_governance_jobs(settings, wired)  # retention and the audit checkpoint, daily
     try:
         serve(
@@ -76,6 +85,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         watcher.stop()
         knowledge.stop()
+        if operations is not None:
+            operations.stop()
         if daily is not None:
             daily.shutdown(wait=False)
         if directory is not None:

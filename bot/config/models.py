@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from bot.config.access import CHANNEL_PREFIX, check_entries, check_pilot_entry
 from bot.config.evals import Evals
@@ -65,6 +65,20 @@ class Channels(_Strict):
         return {k: check_entries(entries) for k, entries in v.items()}
 
 
+class Alerts(_Strict):
+    """Where operations alerts and the weekly digest go (``bot.ops``): a Slack channel id
+    and/or a Teams conversation id. None set: each admin gets a direct message."""
+
+    slack: str | None = Field(default=None, pattern=r"^[CGD][A-Z0-9]{6,20}$")
+    teams: str | None = Field(default=None, min_length=3, max_length=500, pattern=r"^\S+$")
+
+
+def _refresh(value: Any) -> int | str | None:
+    from bot.ops.schedule import check_refresh
+
+    return check_refresh(value)
+
+
 class Department(_Strict):
     """One department, as validated from ``departments/<name>.yaml``."""
 
@@ -93,6 +107,13 @@ class Department(_Strict):
     # in a ``channel:<id>`` it lists. An empty pilot list admits nobody (fail closed).
     enabled: bool = True
     pilot: list[Annotated[str, AfterValidator(check_pilot_entry)]] | None = None
+    # Admin console (``bot.admin.insights``): may this department's admins read the text of
+    # questions and 👎 comments? False (default): counts and document topics only.
+    admins_see_questions: bool = False
+    # Operations (``bot.ops``, README "Scheduled refresh, evals and alerts"): refresh every N
+    # minutes or on a 5-field UTC cron expression; where alerts and the weekly digest go.
+    refresh: Annotated[int | str | None, BeforeValidator(_refresh)] = None
+    alerts: Alerts | None = None
     source_file: Path | None = None
 
     @field_validator("classification", mode="before")

@@ -52,7 +52,7 @@ from bot.core.types import (
     Status,
     Timings,
 )
-from bot.errors import AccessDenied, DeptbotError, UsageError
+from bot.errors import AccessDenied, DeptbotError, RefreshBusy, UsageError
 from bot.observability import REQUEST_ID, ObservedIndexer, Observer, notify
 
 log = logging.getLogger(__name__)
@@ -539,7 +539,12 @@ class Assistant:
         if first:
             self._stale_checked.add(dept.name)
         if missing or self._indexer.status(dept).stale:
-            self._refresher.refresh(dept, progress=self.index_progress)
+            try:
+                self._refresher.refresh(dept, progress=self.index_progress)
+            except RefreshBusy:  # refreshing elsewhere: answer from the index it will replace
+                if missing:
+                    raise  # nothing to answer from yet: "already refreshing, try again"
+                log.info("%s is refreshing elsewhere; answering from its current index", dept.name)
 
     def _placed(self, ctx: _Ctx, answer: Answer, used: Sequence[SourceChunk]) -> Answer:
         """Stamp the audiences of every chunk whose text or title reached ``answer`` and

@@ -24,6 +24,7 @@ import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from bot.config.evals import EvalCase, Evals
 from bot.core.pipeline import Assistant
 from bot.core.types import Answer, Message, Status
 from bot.errors import ConfigError, UsageError
+from bot.store.evalruns import EvalRun
 from bot.yamlstrict import load_file
 
 AUTO = "auto"  # an eval-file case with ``department: auto`` is routed like any question
@@ -208,9 +210,14 @@ def _check_user(assistant: Assistant, user: str, dept: Department | None) -> Non
         )
 
 
-def run_case(assistant: Assistant, case: EvalCase, *, user: str, department: str | None) -> CaseResult:
+def run_case(
+    assistant: Assistant, case: EvalCase, *, user: str, department: str | None, platform: str = "cli"
+) -> CaseResult:
+    """``platform`` is recorded in the audit log: "eval" for the scheduler's runs, so usage
+    counts and alerts can leave eval traffic out."""
     started = time.perf_counter()
-    answer = assistant.ask(Message(user_id=user, email=user, text=case.question, department=department))
+    message = Message(user_id=user, email=user, text=case.question, department=department, platform=platform)
+    answer = assistant.ask(message)
     latency = (time.perf_counter() - started) * 1000
     answered = answer.status is Status.ANSWERED
     return CaseResult(
@@ -230,12 +237,14 @@ def run_case(assistant: Assistant, case: EvalCase, *, user: str, department: str
     )
 
 
-def run_department(assistant: Assistant, dept: Department, *, user: str | None = None) -> Report:
+def run_department(
+    assistant: Assistant, dept: Department, *, user: str | None = None, platform: str = "cli"
+) -> Report:
     """Run ``dept``'s ``evals:`` block, each case asked of ``dept`` explicitly."""
     evals = dept.evals
     if evals is None:
         raise UsageError(f"{dept.name} has no evals: block in its department file.")
-    return _run(assistant, dept.name, evals, user=user, pinned=dept)
+    return _run(assistant, dept.name, evals, user=user, pinned=dept, platform=platform)
 
 
 def run_file(assistant: Assistant, path: Path, *, user: str | None = None) -> Report:
@@ -255,7 +264,13 @@ def run_file(assistant: Assistant, path: Path, *, user: str | None = None) -> Re
 
 
 def _run(
-    assistant: Assistant, name: str, evals: Evals, *, user: str | None, pinned: Department | None
+    assistant: Assistant,
+    name: str,
+    evals: Evals,
+    *,
+    user: str | None,
+    pinned: Department | None,
+    platform: str = "cli",
 ) -> Report:
     company = assistant.company
     plan: list[tuple[EvalCase, str, str | None]] = []
@@ -269,7 +284,9 @@ def _run(
             )
         _check_user(assistant, who, dept)
         plan.append((case, who, dept.name if dept else None))
-    results = tuple(run_case(assistant, case, user=who, department=dept) for case, who, dept in plan)
+    results = tuple(
+        run_case(assistant, case, user=who, department=dept, platform=platform) for case, who, dept in plan
+    )
     return Report(
         name=name,
         cases=results,
@@ -277,6 +294,36 @@ def _run(
         min_fact_hit=evals.min_fact_hit,
         min_refusal=evals.min_refusal,
         max_p95_ms=evals.max_p95_ms,
+    )
+
+
+LABEL_CHARS = 80  # failing-case labels kept with a run: enough to recognise the case
+
+
+def case_label(case: CaseResult) -> str:
+    """A short label for a failing case: the eval question (configuration, not a real
+    person's question), cut to ``LABEL_CHARS``."""
+    text = " ".join(case.question.split())
+    return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
+
+
+def to_run(report: Report, *, department: str, trigger: str, when: datetime) -> EvalRun:
+    """The aggregate of ``report`` as stored in the eval-run history (no answer text)."""
+    p50, p95 = report.latency() if report.cases else (0.0, 0.0)
+    return EvalRun(
+        department=department,
+        time=when,
+        trigger=trigger,
+        cases=len(report.cases),
+        source_hit=report.source_hit,
+        fact_hit=report.fact_hit,
+        answered=report.answered,
+        refusal=report.refusal,
+        p50_ms=round(p50, 1),
+        p95_ms=round(p95, 1),
+        passed=report.passed,
+        below=tuple(report.below()),
+        failed_cases=tuple(case_label(c) for c in report.cases if not c.correct),
     )
 
 

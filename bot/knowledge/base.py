@@ -3,6 +3,13 @@
 ``bot/wiring.py`` builds one per process; the indexer and the reader share only the
 state folder, so a refresh in another process (CLI, scheduler) is picked up by the
 reader on its next query through the ``CURRENT`` pointer.
+
+Every refresh — ``/kb refresh`` and the admin console (through ``Assistant.refresh``),
+the knowledge watcher, the schedule (``bot.ops.runner``), ``deptbot index`` — comes
+through ``refresh`` here, so this is where the no-overlap rule is kept: the department's
+lease (``bot.ops.locks.RefreshGuard``, shared by processes using the state folder) is
+tried once, and a refresh already running means ``RefreshBusy`` ("already refreshing")
+instead of a second refresh queued behind the index's own lock.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from pathlib import Path
 from bot.config import Department
 from bot.core.ports import AdminNotices, IndexReport, IndexStatus, ProgressFn
 from bot.core.types import AccessScope, SourceChunk
+from bot.errors import RefreshBusy
 from bot.knowledge.embedders import DEFAULT_EMBEDDER, Embedder, get_embedder
 from bot.knowledge.index import DEFAULT_ANN_THRESHOLD, DEFAULT_BUILD_MEMORY_MB, Indexer
 from bot.knowledge.ingest import Limits
@@ -54,6 +62,9 @@ class KnowledgeBase:
             build_memory_mb=build_memory_mb,
             ann_threshold=ann_threshold,
         )
+        from bot.ops.locks import RefreshGuard
+
+        self.guard = RefreshGuard(self.state_dir)
         self.reader = IndexReader(
             state_dir=self.state_dir,
             embedder_named=self._embedder_named,
@@ -74,7 +85,14 @@ class KnowledgeBase:
 
     # Indexer port
     def refresh(self, department: Department, *, progress: ProgressFn | None = None) -> IndexReport:
-        return self.indexer.refresh(department, progress=progress)
+        """Refresh under the department's lease; ``RefreshBusy`` while one runs anywhere."""
+        with self.guard.hold(department.name) as free:
+            if not free:
+                raise RefreshBusy(
+                    f"{department.title} is already refreshing (or running its evals); "
+                    "try again when it has finished."
+                )
+            return self.indexer.refresh(department, progress=progress)
 
     def status(self, department: Department) -> IndexStatus:
         return self.indexer.status(department)

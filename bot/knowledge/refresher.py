@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 
 from bot.config import Department
 from bot.core.ports import AdminNotices, Indexer, ProgressFn
+from bot.errors import RefreshBusy
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +35,25 @@ def refresh_if_stale(
     *,
     progress: ProgressFn | None = None,
     when: str = "background",
+    busy: Callable[[], object] | None = None,
 ) -> bool:
     """Refresh ``dept`` when its index is stale; True when it was refreshed.
 
     A failure is logged and told to the department's admins (``refresh-failed``); the
     previous index keeps serving until the next change. ``when`` names the occasion in
-    that notice ("background", "start-up"); ``progress`` draws the CLI's bar.
+    that notice ("background", "start-up"); ``progress`` draws the CLI's bar. A refresh
+    already running elsewhere (``RefreshBusy``) is no failure: ``busy`` is called (the
+    watcher tries again later: the running one may have scanned before this change).
     """
     try:
         if not indexer.status(dept).stale:
             return False
         report = indexer.refresh(dept, progress=progress)
+    except RefreshBusy:  # another refresh of it runs now (console, chat, schedule): not a failure
+        log.info("%s refresh of %s skipped: it is already refreshing", when, dept.name)
+        if busy is not None:
+            busy()
+        return False
     except Exception as exc:
         log.exception("%s refresh of %s failed (see admin notices)", when, dept.name)
         if notices is not None:

@@ -22,10 +22,12 @@ How it notices (``knowledge.watch``):
 What it does: a change marks its department; a department is refreshed once no change
 has been seen for ``knowledge.watch_debounce_seconds`` (a burst of edits — a git pull, an
 rsync — is one refresh). The refresh runs in a worker thread (``refresher.refresh_if_stale``:
-``indexer.status`` then ``indexer.refresh``; the indexer's per-department lock keeps it
-from racing a ``/kb refresh``), one at a time per department; a change during a refresh
-marks the department again. A department whose definition changed (a configuration reload
-re-pointed its folder, changed its embedder) is marked too. Failures are logged and told
+``indexer.status`` then ``indexer.refresh``), one at a time per department; a change
+during a refresh marks the department again. When another refresh of it is running (a
+``/kb refresh``, the console, the schedule: ``RefreshBusy``) the department is marked
+again and tried after the quiet time, since that refresh may have scanned before the
+change. A department whose definition changed (a configuration reload re-pointed its
+folder, changed its embedder) is marked too. Failures are logged and told
 through admin notices, like the start-up refresh; the next change tries again.
 
 Departments are read again at every tick (a callable), so reloads are followed.
@@ -263,7 +265,10 @@ class KnowledgeWatcher:
                     self._on_config_change()
                 return
             dept = self._current().get(name)
-            if dept is not None and refresh_if_stale(self._indexer, dept, self._notices):
+            def again() -> None:  # refreshing elsewhere now: try again after the quiet time
+                self.mark(name)
+
+            if dept is not None and refresh_if_stale(self._indexer, dept, self._notices, busy=again):
                 self.refreshes.append(name)
                 del self.refreshes[:-KEEP_REFRESHES]  # a long-running serve keeps the last few
         except Exception:

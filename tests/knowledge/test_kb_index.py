@@ -134,7 +134,9 @@ def test_concurrent_refreshes_do_not_interleave(
     write("time-off.md", TIME_OFF)
     write("payroll.md", PAYROLL)
     reports = []
-    threads = [threading.Thread(target=lambda: reports.append(kb.refresh(dept))) for _ in range(2)]
+    # the index's own lock, beneath KnowledgeBase.refresh's "already refreshing" rule
+    # (tests/ops/test_refresh_exclusive.py): two Indexer refreshes queue, never interleave
+    threads = [threading.Thread(target=lambda: reports.append(kb.indexer.refresh(dept))) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
