@@ -130,6 +130,7 @@ def help_lines(departments: Sequence[str], *, command: str = "/ask") -> list[str
         "`/task TEMPLATE input` — run a department template (`/task` alone lists yours).",
         "`/kb status [DEPT]` — knowledge status; `/kb refresh DEPT` — refresh (department admins).",
         "`/kb my-data` — a private copy of what I store about you; `/kb forget-me` — erase it.",
+        "`/kb admin` — a one-time sign-in link to the admin console (department admins only).",
         "Mention me in a channel or message me directly; I answer in the thread with sources.",
     ]
 

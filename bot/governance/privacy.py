@@ -13,7 +13,10 @@ Where a person's data lives, and what erase does with it:
 - ``teams-state.sqlite3``: their Teams history, references and reply cards are deleted
   and their Teams subject shredded (``TeamsState.erase``);
 - ``usage.db``: rows keep their numbers (budgets, cost reports) under the pseudonym;
-- ``notices.sqlite3``: admin notices naming the e-mail are deleted.
+- ``notices.sqlite3``: admin notices naming the e-mail are deleted;
+- ``admin-sessions.sqlite3`` (the admin console): its audit trail of links issued,
+  sign-ins and refreshes keeps its rows under the pseudonym, like the audit log; the
+  person's sessions (they are signed out) and sign-in links, used or not, are deleted.
 
 Every database involved deletes with ``secure_delete`` and is checkpointed with
 ``wal_checkpoint(TRUNCATE)`` afterwards, so no old page or WAL frame keeps the text. The
@@ -36,7 +39,8 @@ from typing import Any
 from bot.core.ports import AuditEntry
 from bot.errors import StoreError, UsageError
 from bot.governance.vault import Vault, checkpoint, secure, subject_of, vault_for
-from bot.store.audit import SqliteAuditLog
+from bot.store.admin_sessions import AdminSessionStore
+from bot.store.audit import ChainedAudit
 from bot.store.cache import SqliteAnswerCache
 from bot.store.db import connect
 from bot.store.notices import SqliteNotices
@@ -92,7 +96,7 @@ class Privacy:
         *,
         state_dir: Path,
         vault: Vault,
-        audit: SqliteAuditLog,
+        audit: ChainedAudit,
         cache: SqliteAnswerCache | None = None,
         teams: TeamsState | None = None,
     ) -> None:
@@ -103,9 +107,18 @@ class Privacy:
         self.teams = teams
 
     @classmethod
-    def for_settings(cls, settings: Any, *, audit: SqliteAuditLog | None = None) -> Privacy:
+    def for_settings(cls, settings: Any, *, audit: ChainedAudit | None = None) -> Privacy:
         """The stores of ``settings.state_dir`` (those that exist; nothing is created but
-        the audit and key databases)."""
+        the audit and key databases). Fails closed with ``DEPTBOT_DATABASE_URL``: these
+        requests still read the SQLite files, and an erase that missed the PostgreSQL rows
+        would report success."""
+        from bot.store.backend import ENV_VAR, database_url
+
+        if database_url(getattr(settings, "env", {})) is not None:
+            raise StoreError(
+                f"Privacy export and erase do not support the PostgreSQL backend ({ENV_VAR}) yet; "
+                "nothing was read or changed."
+            )
         state = Path(settings.state_dir)
         vault = vault_for(settings)
         if audit is None:
@@ -135,6 +148,7 @@ class Privacy:
         if self.teams is not None:
             teams = self.teams.export(self.teams.users_for_requests(ids), ids)
         found = self._notices(person) if notices else []
+        console = self._console_rows(person)
         data: dict[str, Any] = {
             "format": EXPORT_FORMAT,
             "person": person,
@@ -150,6 +164,7 @@ class Privacy:
             "cached_answers": cache,
             "conversations": teams,
             "notices": found,
+            "admin_console": console,
         }
         counts = {
             "questions": len(data["questions"]),
@@ -161,6 +176,8 @@ class Privacy:
             "reply_cards": len(teams["replies"]),
             "conversation_references": len(teams["references"]),
             "notices": len(found),
+            "admin_console_events": len(console["events"]),
+            "admin_console_sessions": len(console["sessions"]),
         }
         if record:
             self._record(person, "privacy:export", "exported", platform)
@@ -193,6 +210,7 @@ class Privacy:
         alias = self.audit.pseudonym(person)
         removed["usage_rows_pseudonymized"] = self._pseudonymize_usage(person, alias)
         removed["notices"] = self._delete_notices(person)
+        removed.update(self._erase_console(person, alias))
         clean = self._checkpoint_all()
         rid = self._record(alias, "privacy:erase", "erased", platform)
         clean = self._checkpoint_all() and clean
@@ -291,6 +309,58 @@ class Privacy:
             ).fetchall()
         return [r for r in rows if whole.search(str(r[3]).lower())]
 
+    # the admin console: its trail names the admin by e-mail (``bot.store.admin_sessions``)
+
+    def _console_rows(self, person: str) -> dict[str, list[dict[str, Any]]]:
+        """The person's console events, sessions and sign-in links, without the stored
+        hashes (a hash of a live session id is not the person's data, and stays here)."""
+        out: dict[str, list[dict[str, Any]]] = {"events": [], "sessions": [], "links": []}
+        if not (self.state_dir / AdminSessionStore.FILE).exists():
+            return out
+        with self._db(AdminSessionStore.FILE) as conn:
+            if _has_table(conn, "events"):
+                out["events"] = [
+                    {"time": _iso(at), "event": ev, "department": dept, "detail": detail}
+                    for at, ev, dept, detail in conn.execute(
+                        "select at, event, department, detail from events where lower(user) = ? "
+                        "order by at, rowid",
+                        [person],
+                    )
+                ]
+            if _has_table(conn, "sessions"):
+                out["sessions"] = [
+                    {"created": _iso(c), "last_seen": _iso(seen), "expires": _iso(e)}
+                    for c, seen, e in conn.execute(
+                        "select created, last_seen, expires from sessions where lower(email) = ? "
+                        "order by created",
+                        [person],
+                    )
+                ]
+            if _has_table(conn, "links"):
+                out["links"] = [
+                    {"created": _iso(c), "expires": _iso(e), "used": None if u is None else _iso(u)}
+                    for c, e, u in conn.execute(
+                        "select created, expires, used from links where lower(email) = ? order by created",
+                        [person],
+                    )
+                ]
+        return out
+
+    def _erase_console(self, person: str, alias: str) -> dict[str, int]:
+        """Console events keep their rows under ``alias`` (who signed in when stays an
+        audit trail); sessions end and links go, so nothing there names the person."""
+        if not (self.state_dir / AdminSessionStore.FILE).exists():
+            return {"admin_events_pseudonymized": 0, "admin_sessions": 0, "admin_links": 0}
+        with self._db(AdminSessionStore.FILE) as conn:
+            events = conn.execute("update events set user = ? where lower(user) = ?", [alias, person])
+            sessions = conn.execute("delete from sessions where lower(email) = ?", [person])
+            links = conn.execute("delete from links where lower(email) = ?", [person])
+            return {
+                "admin_events_pseudonymized": events.rowcount,
+                "admin_sessions": sessions.rowcount,
+                "admin_links": links.rowcount,
+            }
+
     def _checkpoint_all(self) -> bool:
         ok = True
         for path in sorted(self.state_dir.glob("*")):
@@ -344,6 +414,10 @@ def _email(email: str) -> str:
     if "@" not in person or len(person) > 320 or any(c.isspace() for c in person):
         raise UsageError("Give the person's e-mail address, e.g. alice@example.com.")
     return person
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(float(ts), UTC).isoformat()
 
 
 def _has_table(conn: sqlite3.Connection, name: str) -> bool:

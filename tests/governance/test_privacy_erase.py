@@ -18,6 +18,7 @@ from bot.governance.vault import forget_open_vaults, vault_for
 from bot.llm.factory import build_cache, build_generator, open_usage_store
 from bot.sensitivity import PatternClassifier
 from bot.settings import Settings
+from bot.store.admin_sessions import AdminSessionStore
 from bot.store.conversations import ConversationStore
 from bot.store.notices import SqliteNotices
 from bot.wiring import open_audit_log
@@ -91,6 +92,7 @@ def test_erase_leaves_no_canary_in_any_file(
     convo.replies.remember("msg-1", first.request_id, first)  # type: ignore[attr-defined]
     convo.references.put(("teams", "tenant", "aad-quokka"), {"user": {"id": "aad-quokka", "name": "Q"}})
     notices.notify(None, "directory", f"{EMAIL} is not in any group")
+    console = _console_activity(state)  # stays open, as in a running server
     bystander = _ask(assistant, BYSTANDER, "How many vacation days carry over for bystanders?")
     assistant.feedback(bystander.request_id, user=BYSTANDER, value="up", reason="bystander kept")  # type: ignore[attr-defined]
     assert convo.history.get(key)[0].text == QUESTIONS[0]
@@ -99,7 +101,7 @@ def test_erase_leaves_no_canary_in_any_file(
     for word in (*QUESTION_WORDS, FEEDBACK_WORDS):  # encrypted at rest already
         assert _holding(before, word) == [], word
     holding = {name.removesuffix("-wal") for name in _holding(before, EMAIL)}
-    assert {"audit.db", "usage.db", "notices.sqlite3"} <= holding  # until the erase (or its WAL)
+    assert {"audit.db", "usage.db", "notices.sqlite3", AdminSessionStore.FILE} <= holding  # until the erase
     assert not any(w in caplog.text for w in (*QUESTION_WORDS, FEEDBACK_WORDS))
 
     privacy = Privacy.for_settings(settings)
@@ -115,6 +117,13 @@ def test_erase_leaves_no_canary_in_any_file(
     assert receipt.removed["teams_history"] == 2 and receipt.removed["teams_replies"] == 1
     assert receipt.removed["notices"] == 1 and receipt.removed["usage_rows_pseudonymized"] >= 1
     assert receipt.pseudonym.startswith("u-") and EMAIL.lower() not in "\n".join(receipt.lines())
+    assert receipt.removed["admin_events_pseudonymized"] == 3
+    assert receipt.removed["admin_sessions"] == 1 and receipt.removed["admin_links"] == 2
+    # the console's trail keeps what happened, under the pseudonym; the bystander is untouched
+    trail = [(e.event, e.user) for e in console.events()]
+    assert ("signin", receipt.pseudonym) in trail and ("signin", BYSTANDER) in trail
+    assert console.session(console.open_session(BYSTANDER, absolute=60), idle=60) is not None
+    console.close()
 
     audit = open_audit_log(settings)
     report = audit.verify()
@@ -130,6 +139,36 @@ def test_erase_leaves_no_canary_in_any_file(
     assert convo.history.get(key) == ()  # the running Teams store sees the erase too
 
 
+def _console_activity(state: Path) -> AdminSessionStore:
+    """Admin console sign-ins of the canary (links issued, one redeemed into a session, a
+    refresh) and of a bystander, as ``bot.admin`` records them (e-mails lower-cased)."""
+    store = AdminSessionStore.in_state_dir(state)
+    person = EMAIL.lower()
+    token = store.create_link(person, 600)
+    store.record("link", person, detail="teams")
+    assert store.redeem(token) == person
+    store.open_session(person, absolute=3600)
+    store.record("signin", person)
+    store.record("refresh", person, "hr", detail="started")
+    store.create_link(person, 600)  # issued, never used
+    store.record("signin", BYSTANDER)
+    return store
+
+
+def test_export_includes_admin_console_activity(tmp_path: Path) -> None:
+    settings, _, _, _ = _world(tmp_path, {})
+    _console_activity(settings.state_dir).close()
+    export = Privacy.for_settings(settings).export(EMAIL, record=False)
+    console = export.data["admin_console"]
+    assert [e["event"] for e in console["events"]] == ["link", "signin", "refresh"]
+    assert console["events"][2]["department"] == "hr"
+    assert len(console["sessions"]) == 1 and len(console["links"]) == 2
+    assert sum(1 for link in console["links"] if link["used"]) == 1
+    assert "token_hash" not in console["links"][0] and "id_hash" not in console["sessions"][0]
+    assert export.counts["admin_console_events"] == 3
+    assert "3 admin console events" in export.summary()[0]
+
+
 def test_export_after_erase_finds_nothing(tmp_path: Path) -> None:
     settings, assistant, _, _ = _world(tmp_path, {})
     _ask(assistant, EMAIL, QUESTIONS[0])
@@ -137,6 +176,7 @@ def test_export_after_erase_finds_nothing(tmp_path: Path) -> None:
     privacy.erase(EMAIL)
     export = privacy.export(EMAIL, record=False)
     assert export.counts["audit_rows"] == 0 and export.counts["questions"] == 0
+    assert export.counts["admin_console_events"] == 0
 
 
 def test_erase_with_the_wrong_audit_key_destroys_nothing(tmp_path: Path) -> None:

@@ -13,7 +13,14 @@ from bot.cli import main
 from bot.governance import keys as mk
 from bot.governance.privacy import Privacy
 from bot.governance.vault import forget_open_vaults
-from tests.governance.test_privacy_erase import EMAIL, FEEDBACK_WORDS, QUESTIONS, _ask, _world
+from tests.governance.test_privacy_erase import (
+    EMAIL,
+    FEEDBACK_WORDS,
+    QUESTIONS,
+    _ask,
+    _console_activity,
+    _world,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -33,6 +40,7 @@ def _populate(tmp_path: Path) -> Path:
     convo.replies.remember("msg-1", first.request_id, first)  # type: ignore[attr-defined]
     convo.references.put(("teams", "t", "aad-q"), {"user": {"id": "aad-q"}})
     notices.notify(None, "directory", f"{EMAIL} is not in any group")
+    _console_activity(tmp_path / "state").close()  # admin console sign-ins
     _ask(assistant, "alice@example.com", "vacation days carry over for alice")
     convo.close()
     return tmp_path

@@ -6,6 +6,9 @@ answer: only then does it get a "Share in channel" button (checked again at clic
 otherwise one line says why it stays with the asker. ``/kb refresh`` is for that
 department's admins; the core checks and records the decision, this module only words it.
 
+``/kb admin`` answers an admin (only) with a one-time sign-in link to the admin console
+(``bot.admin.auth``), ephemerally.
+
 ``/kb my-data`` and ``/kb forget-me`` are a person's own privacy requests
 (``bot.governance.privacy.SelfService``): the export comes back ephemerally (only they see
 it), as the JSON in code blocks within Slack's limits; erasure needs a second command with
@@ -29,6 +32,8 @@ from bot.adapters.slack import translate
 from bot.adapters.slack.members import ChannelMembers, Home
 from bot.adapters.slack.people import SlackPeople
 from bot.adapters.slack.shared import Shareable, SharedAnswers
+from bot.admin.auth import CONSOLE_OFF, link_message
+from bot.admin.auth import links_for as admin_links
 from bot.core.pipeline import Assistant
 from bot.core.types import Message
 from bot.errors import DeptbotError
@@ -115,6 +120,8 @@ class SlashCommands:
         words = translate.plain_text(str(command.get("text", ""))).split()
         if command.get("command") == "/kb" and words and words[0].lower() in PRIVACY_WORDS:
             await self._privacy_request(words[0].lower(), words[1:], email, respond)
+        elif command.get("command") == "/kb" and [w.lower() for w in words] == ["admin"]:
+            await self._admin_link(email, respond)
         elif cmd.action == "help":
             names = [d.name for d in self._assistant.departments_for(email)] if email else []
             await _say(respond, "\n".join(render.help_lines(names)))
@@ -256,6 +263,16 @@ class SlashCommands:
             await _say(respond, bk.escape(exc.user_message), icon=icon)
             return
         await _say(respond, bk.escape(render.report_line(report, title)), icon=":white_check_mark:")
+
+    async def _admin_link(self, email: str | None, respond: Respond) -> None:
+        """``/kb admin``: a one-time admin console sign-in link, ephemeral (only they see it)."""
+        links = admin_links(self._assistant)
+        issued = await self._runtime.quick(links.issue, email, via="slack") if links else None
+        if issued is None or not issued.url:
+            await _say(respond, bk.escape(issued.reason if issued else CONSOLE_OFF), icon=":no_entry:")
+            return
+        text = f"<{bk.escape(issued.url)}|Open the admin console> — {bk.escape(link_message(issued))}"
+        await _say(respond, text, icon=":key:")
 
     # ── privacy self-service ─────────────────────────────────────────────────────────
 

@@ -10,6 +10,9 @@ help lists only the departments and templates this person may use, status only t
 departments they may ask or administer (failed file names only to admins), and a refresh
 denial in a channel goes 1:1 through ``private`` like any other denial.
 
+``kb admin`` gives an admin (only) a one-time admin console sign-in link, in their 1:1
+chat only (``bot.admin.auth``).
+
 ``kb my-data`` and ``kb forget-me`` are a person's own privacy requests
 (``bot.governance.privacy.SelfService``), answered only in their 1:1 chat (Teams has no
 ephemeral replies): the export as JSON in code blocks, erasure only after the person sends
@@ -31,6 +34,8 @@ from bot.adapters.runtime import Runtime
 from bot.adapters.teams import inbound, render
 from bot.adapters.teams.outbound import say, update
 from bot.adapters.teams.private import PrivateChats
+from bot.admin.auth import CONSOLE_OFF, link_message
+from bot.admin.auth import links_for as admin_links
 from bot.core.pipeline import Assistant
 from bot.errors import AccessDenied
 from bot.governance.privacy import SelfService, export_chunks, self_service
@@ -66,6 +71,8 @@ class Commands:
         words = inbound.strip_mentions(body).split()
         if len(words) >= 2 and words[0].lower().lstrip("/") == "kb" and words[1].lower() in PRIVACY_WORDS:
             await self._privacy_request(ctx, body, words[1].lower(), words[2:], email)
+        elif len(words) == 2 and words[0].lower().lstrip("/") == "kb" and words[1].lower() == "admin":
+            await self._admin_link(ctx, body, email)
         elif command.kind == "help":
             await say(ctx, self._help(email))
         elif command.kind == "usage":
@@ -146,6 +153,21 @@ class Commands:
                 await self._private.deny(ctx, body, [render.private_preface(question), denial], "")
             return
         await say(ctx, render.refresh_text(render.neutralize(title), report))
+
+    async def _admin_link(self, ctx: TurnContext, body: Mapping[str, Any], email: str | None) -> None:
+        """``kb admin``: a one-time admin console sign-in link, only in the person's 1:1 chat
+        (anyone reading a shared chat could use it: Teams has no ephemeral replies)."""
+        links = admin_links(self._assistant)
+        if links is None:
+            await say(ctx, CONSOLE_OFF)
+        elif inbound.conversation_kind(body) != inbound.PERSONAL:
+            await say(ctx, "For your security, send `kb admin` in a 1:1 chat with me.")
+        else:
+            issued = await self._runtime.quick(links.issue, email, via="teams")
+            if not issued.url:
+                await say(ctx, issued.reason)
+            else:
+                await say(ctx, f"[Open the admin console]({issued.url}). {link_message(issued)}")
 
     # ── privacy self-service ─────────────────────────────────────────────────────────
 

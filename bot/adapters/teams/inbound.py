@@ -116,17 +116,19 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("kb refresh", "kb refresh DEPARTMENT — re-index (department admins)"),
 )
 
-# a person's own privacy requests: answered only in a 1:1 chat, so listed only there
+# a person's own privacy requests and the admin console link: answered only in a 1:1
+# chat, so listed only there
 PERSONAL_COMMANDS: tuple[tuple[str, str], ...] = (
     *COMMANDS,
     ("kb my-data", "kb my-data — a private copy of what deptbot stores about you"),
     ("kb forget-me", "kb forget-me — erase your questions and feedback (asks you to confirm)"),
+    ("kb admin", "kb admin — a one-time sign-in link to the admin console (department admins)"),
 )
 
 USAGE = {
     "ask": "Try: ask [department] your question",
     "task": "Try: task TEMPLATE your input (see help for templates)",
-    "kb": "Try: kb status [department], kb refresh DEPARTMENT, kb my-data or kb forget-me",
+    "kb": "Try: kb status [department], kb refresh DEPARTMENT, kb admin, kb my-data or kb forget-me",
 }
 
 
