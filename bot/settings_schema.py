@@ -171,6 +171,15 @@ class AuditSettings(_Section):
     checkpoint_log: bool
 
 
+class DatabaseSettings(_Section):
+    """The PostgreSQL pool when DEPTBOT_DATABASE_URL is set (bot.store.backend.PoolLimits)."""
+
+    pool_min_size: int = Field(default=1, ge=0, le=1000)
+    pool_max_size: int = Field(default=10, ge=1, le=1000)
+    connect_timeout_seconds: float = Field(default=5, gt=0, le=300)
+    statement_timeout_seconds: float = Field(default=30, ge=0)
+
+
 class Retention(_Section):
     """Days each kind of data is kept, 0 = forever (bot.governance.retention)."""
 
@@ -179,6 +188,7 @@ class Retention(_Section):
     cache_days: int = Field(ge=0)
     usage_days: int = Field(ge=0)
     audit_days: int = Field(ge=0)
+    admin_events_days: int = Field(ge=0)  # the console's trail (bot.store.admin_sessions)
     batch: int = Field(ge=1, le=100_000)
 
 
@@ -193,6 +203,44 @@ class LoggingSettings(_Section):
     """Log line format (bot.logs): "text" for people, "json" (one object a line) for collectors."""
 
     format: Literal["text", "json"]
+
+
+class AdminSettings(_Section):
+    """The admin console (bot.admin): sign-in links, sessions and failed sign-in limits."""
+
+    enabled: bool
+    public_url: str = Field(pattern=r"^https?://[^/?#\s]+/?$")  # scheme://host[:port], no path
+    link_minutes: int = Field(ge=1, le=60)
+    idle_minutes: int = Field(ge=1, le=24 * 60)
+    session_hours: int = Field(ge=1, le=7 * 24)
+    max_failed_signins: int = Field(ge=1, le=10_000)
+
+
+def _crontab(value: str) -> str:
+    from bot.ops.schedule import check_refresh
+
+    if value.strip().isdigit():
+        raise ValueError('must be a 5-field cron expression, e.g. "0 8 * * 1"')
+    checked = check_refresh(value)
+    assert isinstance(checked, str)
+    return checked
+
+
+class OpsSettings(_Section):
+    """Scheduled work in ``deptbot serve`` (bot.ops): refresh/eval jobs, alerts, the digest."""
+
+    enabled: bool
+    digest: Annotated[str, AfterValidator(_crontab)]  # UTC cron; "" is not allowed, use digest_enabled
+    digest_enabled: bool
+    lease_seconds: int = Field(ge=30, le=24 * 3600)
+    baseline_days: int = Field(ge=2, le=90)
+    min_questions: int = Field(ge=1)
+    rate_jump: float = Field(gt=0, le=1)
+    min_votes: int = Field(ge=1)
+    psi_threshold: float = Field(gt=0)
+    psi_min_samples: int = Field(ge=10)
+    budget_share: float = Field(gt=0, le=1)
+    teams_service_url: str = Field(pattern=r"^(https?://\S+)?$")
 
 
 class SettingsModel(BaseModel):
@@ -210,10 +258,13 @@ class SettingsModel(BaseModel):
     directory: DirectorySettings
     runtime: RuntimeSettings
     audit: AuditSettings
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     retention: Retention
     privacy: Privacy
     metrics: MetricsSettings
     logging: LoggingSettings
+    admin: AdminSettings
+    ops: OpsSettings
 
 
 class EnvRule(BaseSettings, SettingsModel):

@@ -23,11 +23,11 @@ from bot.knowledge.ingest import Limits
 from bot.llm.factory import build_cache, build_generator, open_usage_store
 from bot.sensitivity import PatternClassifier
 from bot.settings import Settings
-from bot.store.audit import SqliteAuditLog
+from bot.store.audit import ChainedAudit, SqliteAuditLog
 from bot.store.cache import MemoryAnswerCache
 from bot.store.notices import SqliteNotices
 from bot.store.state import ensure_private_dir
-from bot.store.usage import UsageStore
+from bot.store.usage import UsageLedger
 
 
 @dataclass
@@ -37,8 +37,8 @@ class Wired:
     assistant: Assistant
     company: Company  # as loaded at start; the config watcher swaps ``assistant.company``
     knowledge: KnowledgeBase
-    audit: SqliteAuditLog
-    usage: UsageStore
+    audit: ChainedAudit  # SqliteAuditLog, or PgAuditLog with DEPTBOT_DATABASE_URL
+    usage: UsageLedger
     settings: Settings
     notices: SqliteNotices
     directory: DirectorySync | None = None  # reads the sourced groups of groups.yaml
@@ -107,11 +107,25 @@ def build(settings: Settings, *, company: Company | None = None, watched: bool =
     )
 
 
-def open_audit_log(settings: Settings) -> SqliteAuditLog:
-    """The audit log with its chain key from ``DEPTBOT_AUDIT_KEY`` or ``audit.key_file``."""
+def open_audit_log(settings: Settings) -> ChainedAudit:
+    """The audit log with its chain key from ``DEPTBOT_AUDIT_KEY`` or ``audit.key_file``:
+    in PostgreSQL when ``DEPTBOT_DATABASE_URL`` is set, else ``audit.db`` in the state folder."""
     from pathlib import Path
 
+    from bot.store.backend import database_for
+
     key_file = settings.values.audit.key_file.strip()
+    db = database_for(settings)
+    if db is not None:
+        from bot.store.pg_audit import PgAuditLog
+
+        return PgAuditLog(
+            db,
+            home=settings.state_dir,
+            key_file=Path(key_file).expanduser() if key_file else None,
+            env=settings.env,
+            vault=vault_for(settings),
+        )
     return SqliteAuditLog(
         path=settings.state_dir / "audit.db",
         key_file=Path(key_file).expanduser() if key_file else None,
@@ -121,7 +135,7 @@ def open_audit_log(settings: Settings) -> SqliteAuditLog:
 
 
 def retention_stores(
-    settings: Settings, *, audit: SqliteAuditLog, usage: UsageStore, cache: AnswerCache | None
+    settings: Settings, *, audit: ChainedAudit, usage: UsageLedger, cache: AnswerCache | None
 ) -> list[object]:
     """Every store holding data under a ``[retention]`` policy that can purge it: the
     audit log, usage, the answer cache and the Teams conversation state (when its file

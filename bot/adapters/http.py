@@ -5,6 +5,8 @@ Probes (``probes``): ``/livez`` (and its alias ``/healthz``) says the process an
 ``runtime.Runtime`` per server runs the core's calls for Slack and Teams alike and caps the
 answers in flight (``[runtime]`` settings).
 
+``/admin`` is the department admin console (``bot.admin.web``; ``[admin]`` settings).
+
 ``build_app`` assembles it (tests start it on 127.0.0.1); ``serve`` runs it until
 interrupted. Slack is mounted when ``SLACK_BOT_TOKEN`` and ``SLACK_SIGNING_SECRET`` are set
 (a half-set pair is a start-up ConfigError naming the missing variable); with
@@ -30,7 +32,7 @@ from bot.adapters.slack.members import MembersConfig
 from bot.core.pipeline import Assistant
 from bot.errors import ConfigError
 from bot.settings import Settings
-from bot.store.dedup import DedupStore
+from bot.store.dedup import Dedup, open_dedup_store
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ def build_app(
     settings: Settings,
     mounts: Sequence[Mount] = (),
     socket_mode: bool = False,
-    state: DedupStore | None = None,
+    state: Dedup | None = None,
     runtime: Runtime | None = None,
     host: str | None = None,
 ) -> web.Application:
@@ -59,7 +61,8 @@ def build_app(
     ``host`` is the address the server binds to: without ``metrics.token``, ``/metrics`` is
     served only on a loopback address, and an unknown ``host`` (None) counts as public.
 
-    ``state`` defaults to ``DedupStore`` in ``settings.state_dir`` (event de-duplication and
+    ``state`` defaults to ``open_dedup_store`` (``DedupStore`` in ``settings.state_dir``, or
+    PostgreSQL with ``DEPTBOT_DATABASE_URL`` so replicas share claims; event de-duplication and
     answered threads, persisted across restarts). ``runtime`` defaults to one built from the
     ``[runtime]`` settings (and shut down with the app).
     """
@@ -74,10 +77,13 @@ def build_app(
     app.router.add_get("/healthz", livez)
     app.router.add_get("/readyz", readyz)
     _mount_metrics(app, assistant, settings, host, runtime)
+    from bot.admin.web import mount_admin  # /admin (README "Admin console"); loads jinja2
+
+    mount_admin(app, assistant=assistant, settings=settings, runtime=runtime)
     config = SlackConfig.from_env(settings.env, socket_mode=socket_mode)
     app[SLACK_MODE] = "off" if config is None else "socket" if socket_mode else "http"
     if config is not None:
-        store = state or DedupStore.in_state_dir(settings.state_dir)
+        store = state or open_dedup_store(settings)
         adapter = SlackAdapter(
             assistant=assistant,
             config=config,
@@ -134,7 +140,7 @@ async def _shutdown(runtime: Runtime) -> None:
     runtime.shutdown()
 
 
-async def _close_store(store: DedupStore) -> None:
+async def _close_store(store: Dedup) -> None:
     store.close()
 
 

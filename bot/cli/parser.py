@@ -6,10 +6,12 @@ from __future__ import annotations
 import argparse
 
 from bot import package_version
+from bot.cli.admin import cmd_admin_link
 from bot.cli.answers import cmd_ask, cmd_run, cmd_templates
 from bot.cli.audit import cmd_audit_export, cmd_audit_verify, cmd_retention_run
 from bot.cli.chat import cmd_chat
 from bot.cli.check import cmd_check
+from bot.cli.db import cmd_db_copy, cmd_db_migrate, cmd_db_status
 from bot.cli.directory import cmd_who
 from bot.cli.evals import cmd_eval_any
 from bot.cli.index import cmd_index
@@ -211,6 +213,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--yes", action="store_true", help="do not ask to type the e-mail again (cannot be undone)"
     )
     t.set_defaults(func=cmd_privacy_erase)
+
+    c = sub.add_parser("admin", help="the admin console (/admin on the deptbot serve port)")
+    admin_sub = c.add_subparsers(dest="admin_command", required=True, metavar="ACTION", help="link")
+    t = admin_sub.add_parser(
+        "link", help="a one-time sign-in link for a department admin (valid [admin] link_minutes)"
+    )
+    t.add_argument("--user", metavar="EMAIL", required=True, help="the admin's e-mail address")
+    t.set_defaults(func=cmd_admin_link)
+
+    c = sub.add_parser("db", help="the PostgreSQL schema (only with DEPTBOT_DATABASE_URL)")
+    db_sub = c.add_subparsers(
+        dest="db_command", required=True, metavar="ACTION", help="migrate | status | copy"
+    )
+    t = db_sub.add_parser("migrate", help="apply pending schema migrations (safe from every replica at once)")
+    t.set_defaults(func=cmd_db_migrate)
+    t = db_sub.add_parser("status", help="the schema version and how many migrations are pending")
+    t.set_defaults(func=cmd_db_status)
+    t = db_sub.add_parser(
+        "copy", help="copy the SQLite audit, usage and chat state into an empty PostgreSQL database"
+    )
+    t.add_argument("--from", dest="source", metavar="sqlite:DIR", help="the state folder (default: --state)")
+    t.add_argument("--to", metavar="URL", help="postgresql://… (default: DEPTBOT_DATABASE_URL)")
+    t.set_defaults(func=cmd_db_copy)
 
     c = sub.add_parser("keys", help="the master key that protects personal text at rest")
     keys_sub = c.add_subparsers(

@@ -139,9 +139,7 @@ def _units(text: str) -> list[_Unit]:
                 cur = lines[i]
                 if LIST_ITEM.match(cur):
                     items.append(cur.rstrip())
-                elif (
-                    cur.strip() and not TABLE_LINE.match(cur) and items and not cur.lstrip().startswith("#")
-                ):
+                elif cur.strip() and not TABLE_LINE.match(cur) and items and not cur.lstrip().startswith("#"):
                     items[-1] += " " + cur.strip()  # continuation of the item above
                 elif not cur.strip():
                     nxt = next((j for j in range(i + 1, len(lines)) if lines[j].strip()), None)
