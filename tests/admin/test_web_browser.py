@@ -186,13 +186,13 @@ def test_headless_chromium_walk(tmp_path: Path) -> None:
             )
             await page.shot(shots, "5-refreshed")
             await page.goto(f"{base}/admin/d/finance")
-            assert await page.eval("document.querySelector('h1').textContent") == "Page not found"
+            assert await page.eval("document.querySelector('h1').textContent") == "Not allowed"
             errors = [
                 entry
                 for e in page.events
                 if e.get("method") == "Log.entryAdded"
                 and (entry := e["params"]["entry"])["level"] == "error"
-                and not entry.get("url", "").endswith(("/favicon.ico", "/admin/d/finance"))  # expected 404s
+                and not entry.get("url", "").endswith(("/favicon.ico", "/admin/d/finance"))  # expected errors
             ]
             assert errors == [], errors  # no CSP violation, nothing failed to load
 
