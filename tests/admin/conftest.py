@@ -12,7 +12,7 @@ script or inline ``style=`` attribute (the CSP would block them).
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from html.parser import HTMLParser
@@ -20,21 +20,42 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.adapters.http import build_app
 from bot.admin.auth import links_for
+from bot.admin.documents import CITES
+from bot.admin.overview import DAYS
 from bot.admin.web import CONSOLE, Console
 from bot.config import Company, load_company
 from bot.core.pipeline import Assistant
-from bot.knowledge.embedders import Embedder
+from bot.governance.vault import forget_open_vaults
+from bot.knowledge.embedders import Embedder, get_embedder
 from bot.llm.extractive import ExtractiveGenerator
 from bot.settings import Settings
 from bot.store.audit import SqliteAuditLog
 from bot.store.evalruns import EvalRun, EvalRunStore
 from tests.admin.insights_setup import NOW, World, build_world
 from tests.fakes import FakeIndexer, FakeRetriever, chunks_from_folder, make_company
+
+
+@pytest.fixture(scope="module")
+def wordllama() -> Embedder:
+    return get_embedder("wordllama")
+
+
+@pytest.fixture
+def world(tmp_path: Path, wordllama: Embedder) -> Iterator[World]:
+    """A real world (``insights_setup``) with empty insight caches, closed afterwards."""
+    DAYS.clear()
+    CITES.clear()
+    w = build_world(tmp_path, wordllama)
+    yield w
+    w.audit.close()
+    forget_open_vaults()
+
 
 HANK = "hank@example.com"  # hr admin (group:hr-admins)
 CAROL = "carol@example.com"  # finance admin (group:finance-admins)

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
 
 from bot.admin import gaps
-from bot.admin.documents import CITES
-from bot.admin.overview import DAYS
 from bot.admin.reports import ClosestDoc, DocRef
 from bot.core.types import Principal, SourceChunk
-from bot.governance.vault import forget_open_vaults
-from bot.knowledge.embedders import Embedder, get_embedder
-from tests.admin.insights_setup import World, build_world
+from tests.admin.insights_setup import World
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -143,21 +135,6 @@ def test_admin_scope_fails_closed_without_known_admins() -> None:
 
 
 # ── through Insights, with a real index ──────────────────────────────────────────────
-
-
-@pytest.fixture(scope="module")
-def wordllama() -> Embedder:
-    return get_embedder("wordllama")
-
-
-@pytest.fixture
-def world(tmp_path: Path, wordllama: Embedder) -> Iterator[World]:
-    DAYS.clear()
-    CITES.clear()
-    w = build_world(tmp_path, wordllama)
-    yield w
-    w.audit.close()
-    forget_open_vaults()
 
 
 def test_which_rows_are_gaps(world: World) -> None:

@@ -3,37 +3,17 @@ each console page shows, for one department at a time."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from bot.admin.documents import CITES
 from bot.admin.insights import Insights, regressions
-from bot.admin.overview import DAYS
 from bot.config import load_company
-from bot.governance.vault import forget_open_vaults
-from bot.knowledge.embedders import Embedder, get_embedder
+from bot.knowledge.embedders import Embedder
 from bot.store.evalruns import EvalRun, EvalRunStore
 from bot.store.usage import UsageStore
 from tests.admin.insights_setup import NOW, World, build_world
-
-
-@pytest.fixture(scope="module")
-def wordllama() -> Embedder:
-    return get_embedder("wordllama")
-
-
-@pytest.fixture
-def world(tmp_path: Path, wordllama: Embedder) -> Iterator[World]:
-    DAYS.clear()
-    CITES.clear()
-    w = build_world(tmp_path, wordllama)
-    yield w
-    w.audit.close()
-    forget_open_vaults()
-
 
 # ── overview ─────────────────────────────────────────────────────────────────────────
 

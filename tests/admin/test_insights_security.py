@@ -3,35 +3,21 @@ data, document text, or text erased by a privacy request or purged by retention.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
-from bot.admin.documents import CITES
 from bot.admin.insights import Insights
-from bot.admin.overview import DAYS
-from bot.governance.vault import Vault, forget_open_vaults
-from bot.knowledge.embedders import Embedder, get_embedder
-from tests.admin.insights_setup import FINANCE_CANARY, NOW, QUESTION_CANARY, World, build_world
+from bot.governance.vault import Vault
+from tests.admin.insights_setup import FINANCE_CANARY, NOW, QUESTION_CANARY, World
 from tests.fakes import CANARIES
 
 
-@pytest.fixture(scope="module")
-def wordllama() -> Embedder:
-    return get_embedder("wordllama")
-
-
 @pytest.fixture
-def world(tmp_path: Path, wordllama: Embedder) -> Iterator[World]:
-    DAYS.clear()
-    CITES.clear()
-    w = build_world(tmp_path, wordllama)
-    _fill(w)
-    yield w
-    w.audit.close()
-    forget_open_vaults()
+def world(world: World) -> World:
+    """conftest's world, filled with this file's canaries."""
+    _fill(world)
+    return world
 
 
 def _fill(w: World) -> None:
