@@ -265,6 +265,7 @@ class KnowledgeWatcher:
                     self._on_config_change()
                 return
             dept = self._current().get(name)
+
             def again() -> None:  # refreshing elsewhere now: try again after the quiet time
                 self.mark(name)
 
