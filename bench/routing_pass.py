@@ -24,10 +24,24 @@ also prints what the side-by-side layout adds to memory (its own arrays, and the
 with every index loaded vs after 20 one-pass questions: the vectors and postings are the
 segments' own).
 
-Target: auto (one pass) p50 <= 1.5x named. Measured on the shared 2-core machine (CPU p50,
-medians of 3 runs): named 2.11 ms, sequential 7.62 ms (3.64x), one pass 4.03 ms (1.91x);
-the per-department ``probe_many`` it replaced gave 2.49x in the same session. Not met:
-the cosine pass over every department's vectors is the floor (see crosssearch.py).
+Target: auto (one pass) p50 <= 1.5x named. Not met. Measured on the shared 2-core machine
+(CPU p50, medians of 6 runs alternating with the committed code): named 2.46 ms,
+sequential 8.4 ms (3.5x), one pass 4.7 ms (1.93x) — the same ratio as before this
+round's trims (1.92x), which took ~0.1 ms off the pass while the query-side changes
+made in the same tree added cost to both modes. What the one pass still adds over a
+named question (~2.2 ms CPU): the cosines of nine more departments (~1.0-1.2 ms: ten
+einsums over 28 MB of float32, memory-bound), the rest of the pass (~0.8 ms: BM25 over
+ten departments' postings, the two candidate selections, fusion) and assessing a second
+department (~0.35 ms). Tried and dropped, measured here: a float16 first stage through
+faiss (``IndexScalarQuantizer`` fp16, then exact float32 re-scoring of the candidates;
+exact by an error bound) costs as much as the float32 pass (the k-best heap is half of
+faiss's time, the re-scoring the rest) and, with faiss's default OpenMP team, p50
+16.7 ms / p95 132 ms; faiss ``range_search`` 29 ms; numpy float16→float32 conversion
+9 ms for the ten departments; huge pages for the vectors no change. Deriving the
+winner's margin assessment from its margin-free one is not possible bit for bit
+where the margin can count (an ``Assessment`` keeps only the rounded score after any
+boost), and it can for 194 of the 200 questions (they ask for no typed value), so
+routing still assesses the winner twice.
 """
 
 from __future__ import annotations

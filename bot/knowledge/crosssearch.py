@@ -187,7 +187,7 @@ def probe_across(
     # "slot" is one (department, term) pair, so df and idf stay per department.
     known: list[list[tuple[str, int]]] = []
     for index in indexes:
-        known.append([(t, tid) for t in tokens if (tid := index._term_id(t)) is not None])
+        known.append(lexical.query_term_ids(tokens, index._term_id))
     slot0 = np.concatenate([[0], np.cumsum([len(k) for k in known])]).astype(np.int64)
     row_parts: list[np.ndarray] = []
     tf_parts: list[np.ndarray] = []
@@ -252,7 +252,7 @@ def probe_across(
     bounds = np.searchsorted(union, starts)  # department d's candidates: bounds[d]:bounds[d+1]
     weight = np.asarray(dense_weights, dtype=np.float64)
     fused = _fuse(cu, bu, group, bounds, weight)
-    order = np.lexsort((union, -fused, group))  # per department: fused desc, then lower chunk
+    order = fused_order(fused, group)
     # each department's first ``top_k`` of that order, and only those become Python values
     kept = np.minimum(np.diff(bounds), top_k)
     take = order[np.repeat(bounds[:-1] - np.cumsum(kept) + kept, kept) + np.arange(int(kept.sum()))]
@@ -273,7 +273,7 @@ def probe_across(
         # as ``visible_terms``: the weights of the terms some visible chunk holds, and the
         # idf mass of the others (unknown to the department, or held by no visible chunk)
         terms = {tid: idf_l[lo + j] for j, (_, tid) in enumerate(known[d]) if df_l[lo + j]}
-        unseen = float((len(tokens) - len(terms)) * idf0[d])
+        unseen = lexical.unseen_mass(tokens, known[d], terms, idf0[d])
         a = starts_l[d]
         hits = [Hit(ids_l[i] - a, fused_l[i], cos_l[i], bm_l[i]) for i in range(hit_at[d], hit_at[d + 1])]
         found.append((hits, terms, unseen))
@@ -300,6 +300,14 @@ def probe_across(
             best = calibrate_one(hits[0].cosine, coverage, index.embedder)
         probes.append(Probe(index, scope, hits, terms, unseen, best=best))
     return probes
+
+
+def fused_order(fused: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """The candidates (ascending chunk numbers, so grouped by department) in each
+    department's order: fused score descending, then the lower chunk number, as ``minmax``'s
+    stable sort. The sort is stable and the input ascending, so the chunk number needs no
+    key of its own (a third lexsort key cost ~10 µs a question)."""
+    return np.lexsort((-fused, group))
 
 
 def group_top(values: np.ndarray, layout: Layout, k: int, *, positive: bool) -> np.ndarray:

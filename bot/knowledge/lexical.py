@@ -17,7 +17,7 @@ and is kept so the stored format stays readable by bm25s and by older readers.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,86 @@ def tokenize(texts: list[str]) -> list[list[str]]:
         return []
     out = bm25s.tokenize(texts, stopwords="en", stemmer=_stemmer(), return_ids=False, show_progress=False)
     return [list(t) for t in out]
+
+
+# Adjacent query terms joined into one identifier: at most this many words.
+COMPOUND_SPAN = 3
+
+
+def compound_forms(tokens: Sequence[str]) -> list[str]:
+    """Identifiers that runs of adjacent query terms may name, in query order.
+
+    The tokenizer keeps ``gl_account`` (a CSV header, a config key, a code identifier) as
+    one token, so a question that writes "GL account" shares no term with it. For every
+    run of 2..:data:`COMPOUND_SPAN` adjacent terms this lists the run joined by "_", also
+    stemmed as a whole word (the index stems the whole identifier: ``receipt_required`` is
+    ``receipt_requir``). Parts are the query's stems, so an identifier whose inner word
+    stems differently ("owning_team" asked as "owning team") is not found.
+
+    Not listed, on purpose: a hyphen needs no form of its own (the tokenizer splits
+    "per-diem" into its words on both sides), and concatenations ("set up" → ``setup``)
+    are left out because prose holds them next to the split words ("this guide sets up
+    … Dev environment setup"), so the chunk that says both is counted twice and outranks
+    the one that answers (bench.calibration lost a set-1 question that way); their stems
+    also read other words into the join ("do" + "need" → "doneed" → ``done``).
+    """
+    stem = _stemmer().stemWord
+    out: list[str] = []
+    for n in range(2, COMPOUND_SPAN + 1):
+        for i in range(len(tokens) - n + 1):
+            joined = "_".join(tokens[i : i + n])
+            out += [joined, stem(joined)]
+    return list(dict.fromkeys(out))
+
+
+def query_term_ids(tokens: Sequence[str], term_id: Callable[[str], int | None]) -> list[tuple[str, int]]:
+    """The query's terms an index knows, as (term, id): its own tokens in order, then the
+    identifiers (:func:`compound_forms`) the index holds as one term.
+
+    Both retrieval paths (one department, ``retrieve.LoadedIndex.visible_terms``; every
+    department in one pass, ``crosssearch.probe_across``) turn query tokens into term ids
+    here, so they expand a question identically. For BM25 a found identifier is one more
+    query term with its own (usually high: it is rare) idf: a chunk that holds only the
+    identifier and one that holds only the separate words each match the concept once;
+    only a chunk with both forms counts it twice, as if the question had said it twice.
+    For term coverage it is an alternative spelling (:func:`unseen_mass`). An identifier is
+    added only when the index knows it, and counts only when a chunk the asker may see
+    holds it (:func:`unseen_mass`), so a question without one scores exactly as before
+    and an identifier that only a restricted chunk holds changes nothing an outsider sees.
+    """
+    known = [(t, tid) for t in tokens if (tid := term_id(t)) is not None]
+    taken = set(tokens)
+    for form in compound_forms(tokens):
+        if form not in taken and (tid := term_id(form)) is not None:
+            known.append((form, tid))
+            taken.add(form)
+    return known
+
+
+def unseen_mass(
+    tokens: Sequence[str],
+    known: Sequence[tuple[str, int]],
+    visible: Mapping[int, float],
+    unseen_idf: float | np.floating[Any],
+) -> float:
+    """The "unseen" term of coverage's denominator (``sum(visible.values()) + unseen``).
+
+    ``visible`` maps the ids of the terms some chunk the asker may see holds to their idf;
+    ``unseen_idf`` is the idf of a term no visible chunk holds. The query's own tokens
+    outside ``visible`` count with that idf (unknown and unseen words are alike). An added
+    identifier (:func:`query_term_ids`) is an alternative spelling of words already
+    counted, not one more thing the question asks for: its weight is taken back out of
+    the denominator, so a chunk that holds the identifier gains its weight and a chunk
+    that holds only the separate words keeps the coverage it had (a chunk with both forms
+    may exceed 1; the calibrated score is clipped). An identifier no visible chunk holds
+    is not in ``visible`` and changes nothing.
+    """
+    own = set(tokens)
+    held = sum(1 for word, tid in known if word in own and tid in visible)
+    added = sum(visible[tid] for word, tid in known if word not in own and tid in visible)
+    # the product in the idf's own precision (float32 from :func:`idf`), as before identifiers
+    base = float((len(tokens) - held) * unseen_idf)
+    return base - added if added else base
 
 
 def idf(df: np.ndarray, n_docs: int) -> np.ndarray:

@@ -268,6 +268,8 @@ class LoadedIndex:
         own = self.segments[0].vocab.get(token)
         if own is not None:
             return int(own)
+        if len(self.segments) == 1:  # ``_terms`` holds only words of later segments
+            return None  # (the one pass looks up every query word in ten departments)
         with self._lock:
             tid = self._terms.get(token)
             if tid is None:
@@ -309,10 +311,9 @@ class LoadedIndex:
         """
         if tokens is None:
             tokens = query_tokens(query)
-        known = [(t, tid) for t in tokens if (tid := self._term_id(t)) is not None]
+        known = lexical.query_term_ids(tokens, self._term_id)
         words = [t for t, _ in known]
         ids = [tid for _, tid in known]
-        unknown = len(tokens) - len(words)
         n_vis, avgdl = self._visible_stats(mask)
         row_parts: list[np.ndarray] = []
         tf_parts: list[np.ndarray] = []
@@ -335,8 +336,7 @@ class LoadedIndex:
         df = np.bincount(term, minlength=len(ids))
         idf = lexical.idf(df.astype(np.float64), n_vis)
         weights = {ids[j]: float(idf[j]) for j in np.flatnonzero(df)}
-        unknown += int(np.count_nonzero(df == 0))
-        unseen = float(unknown * lexical.idf(np.array([0.0]), n_vis)[0])
+        unseen = lexical.unseen_mass(tokens, known, weights, lexical.idf(np.array([0.0]), n_vis)[0])
         if len(rows) == 0:
             return weights, unseen, np.zeros(self.n, dtype=np.float32)
         norm = np.float32(lexical.K1) * (

@@ -14,7 +14,7 @@ from bot.config import Company, Department
 from bot.core.types import AccessScope, Classification
 from bot.errors import IndexMissing
 from bot.knowledge import KnowledgeBase
-from bot.knowledge.crosssearch import Layout, _fuse, group_top
+from bot.knowledge.crosssearch import Layout, _fuse, fused_order, group_top
 from bot.knowledge.embedders import Embedder
 from bot.knowledge.fusion import minmax, top_ids
 from bot.knowledge.probe import Probe
@@ -189,6 +189,7 @@ def test_candidates_and_fusion_of_all_departments_equal_each_alone(seed: int) ->
     union = np.flatnonzero(lex_all | sem_all)
     bounds = np.searchsorted(union, layout.starts)
     fused = _fuse(cos[union], bm25[union], layout.group_of[union], bounds, weights)
+    pass_order = fused_order(fused, layout.group_of[union])
     for d in range(len(sizes)):
         a, b = int(layout.starts[d]), int(layout.starts[d + 1])
         bm, cs = bm25[a:b], cos[a:b]
@@ -204,6 +205,8 @@ def test_candidates_and_fusion_of_all_departments_equal_each_alone(seed: int) ->
         assert [by_id[i] for i in order.tolist()] == [float(f) for f in alone]  # bit for bit
         ranked = ids[np.lexsort((ids, -mine))][:top_k]
         assert ranked.tolist() == order[:top_k].tolist()
+        in_pass = pass_order[bounds[d] : bounds[d + 1]] - bounds[d]  # the pass's own ordering
+        assert ids[in_pass].tolist() == ids[np.lexsort((ids, -mine))].tolist()
 
 
 def test_equal_scores_at_the_kth_place_go_to_the_lower_chunk_numbers() -> None:

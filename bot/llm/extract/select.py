@@ -13,7 +13,11 @@ with a sentence, item or row holding such a value next to the question's key ter
 higher ("stored … for 10 years" over "captured within 1 working day"); and a table whose
 labels (section heading, header, first column) name the question's qualifier, a key term
 the document title lacks ("engineers" in "salary bands for engineers" of "Salary bands"),
-beats prose that mentions it in passing.
+beats prose that mentions it in passing. A permission question ("Can I expense …?") is
+answered by a ruling: a sentence or item that names its key terms and says allowed, not
+reimbursed, must, only … (or sits under a heading that does) is raised like a value, and a
+unit that rules on none of them is lowered: the how-to-claim steps mention a dinner in an
+example, the "What is not reimbursable" list rules on alcohol.
 
 Rows: the rows whose range contains the question's amount; else the rows whose first cell
 (what the row is about) best covers the question's distinguishing terms; else, when the
@@ -55,6 +59,21 @@ OVERVIEW_RE = re.compile(
 )
 DEFINE_Q_RE = re.compile(r"^\s*what(?:'s| is| are| does)\b|\bmean(?:s|ing)?\b|\bdefin", re.I)
 DEFINITION_RE = re.compile(r"\bdefin|\bglossary\b|\bterms\b", re.I)
+# "Can I / may we / am I allowed to …" asks whether something is permitted: the answer is a
+# ruling about it (allowed, not reimbursed, needs approval), not any passage that names it.
+PERMISSION_Q_RE = re.compile(
+    r"^\s*(?:can|may|could) (?:i|we|employees|staff|contractors)\b|"
+    r"\b(?:am i|are we|is it|are employees) (?:allowed|permitted|ok|okay)\b",
+    re.I,
+)
+RULING_RE = re.compile(
+    r"\b(?:allowed|permitted|prohibited|forbidden|reimburs(?:ed|able)|eligible|not accepted|"
+    r"may|must|cannot|can't|never|only|requires?|required|needs? (?:prior |written )?approval|"
+    r"approved? (?:by|in advance))\b",
+    re.I,
+)
+RULING_WEIGHT = 0.6  # a piece ruling on the question's key terms, times their share
+NO_RULING = 0.7  # a permission question's unit that rules on none of its key terms
 QUANTITY_RE = re.compile(
     r"\b(how (many|much|long|often|far|soon)|when|what (date|time|day)|deadline)\b", re.I
 )
@@ -82,6 +101,7 @@ class _Question:
     quantity: bool
     definition: bool
     value: re.Pattern[str] | None = None  # the kind of value the question asks for, if any
+    permission: bool = False  # "can I …": a ruling on the key terms answers it
 
     @property
     def total(self) -> float:
@@ -122,6 +142,7 @@ def candidates(question: str, sources: Sequence[SourceChunk]) -> list[Scored]:
         bool(QUANTITY_RE.search(question)),
         bool(DEFINE_Q_RE.search(question)),
         TYPE_PATTERNS.get(kind),
+        bool(PERMISSION_Q_RE.search(question)),
     )
     stems = {
         (i, k): q.stems(u.plain() + " " + u.heading)
@@ -166,6 +187,9 @@ def candidates(question: str, sources: Sequence[SourceChunk]) -> list[Scored]:
             # Evidence of the answer itself, not of the topic, so it is not discounted by
             # retrieval rank: a lower-ranked passage that holds the value wins.
             score += VALUE_WEIGHT * _value_share(unit, q, last | title)
+            if q.permission:
+                ruling = _ruling_share(unit, q, unit.heading or source.anchor.split("›")[-1])
+                score = score * NO_RULING if ruling == 0 else score + RULING_WEIGHT * ruling
             if unit.kind == TABLE:
                 score += QUALIFIER_WEIGHT * _qualifier_share(unit, q, title, last)
             rows, rows_by = _rows(unit, q) if unit.kind == TABLE else ((), "")
@@ -203,6 +227,23 @@ def _value_share(unit: Unit, q: _Question, context: set[str]) -> float:
         stems = q.stems(piece) | context
         share = sum(q.idf[g] for g in q.groups if g & stems) / q.total
         best = max(best, share * (1.0 if any(c.isdigit() for v in found for c in v) else 0.5))
+    return best
+
+
+def _ruling_share(unit: Unit, q: _Question, heading: str) -> float:
+    """The largest share of the question's key-term weight in one piece of ``unit`` that
+    rules on them: the piece names the terms itself (not through its document title, which
+    every piece of "Expense policy" shares) and it, or the unit's section ``heading`` ("What is
+    not reimbursable" over a list of items), says allowed, not reimbursed, must, only …
+    A "Can I expense X with Y?" question is answered by the sentence that rules on Y, not
+    by the how-to-claim steps whose example mentions X."""
+    heading_rules = bool(RULING_RE.search(heading))
+    best = 0.0
+    for piece in _pieces(unit):
+        if not (heading_rules or RULING_RE.search(piece)):
+            continue
+        stems = q.stems(piece)
+        best = max(best, sum(q.idf[g] for g in q.groups if g & stems) / q.total)
     return best
 
 
