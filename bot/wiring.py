@@ -25,7 +25,7 @@ from bot.sensitivity import PatternClassifier
 from bot.settings import Settings
 from bot.store.audit import ChainedAudit, SqliteAuditLog
 from bot.store.cache import MemoryAnswerCache
-from bot.store.notices import SqliteNotices
+from bot.store.notices import Notices, open_notices
 from bot.store.state import ensure_private_dir
 from bot.store.usage import UsageLedger
 
@@ -40,7 +40,7 @@ class Wired:
     audit: ChainedAudit  # SqliteAuditLog, or PgAuditLog with DEPTBOT_DATABASE_URL
     usage: UsageLedger
     settings: Settings
-    notices: SqliteNotices
+    notices: Notices  # notices.sqlite3, or PostgreSQL with DEPTBOT_DATABASE_URL
     directory: DirectorySync | None = None  # reads the sourced groups of groups.yaml
     cache: AnswerCache | None = None  # the assistant's answer cache (retention purges it)
 
@@ -54,7 +54,7 @@ def build_knowledge(settings: Settings, *, notices: AdminNotices | None = None) 
         embedder=r.embedder,
         fusion=r.fusion,
         limits=Limits.from_settings(settings.section("knowledge")),
-        notices=notices if notices is not None else SqliteNotices.in_state_dir(settings.state_dir),
+        notices=notices if notices is not None else open_notices(settings),
         build_memory_mb=settings.values.knowledge.build_memory_mb,
         ann_threshold=settings.values.knowledge.ann_threshold,
     )
@@ -69,7 +69,7 @@ def build(settings: Settings, *, company: Company | None = None, watched: bool =
     # Personal text is sealed by one vault per state folder (master key from the settings);
     # opened first so every store below, even one given only a folder, shares it.
     vault_for(settings)
-    notices = SqliteNotices.in_state_dir(settings.state_dir)
+    notices = open_notices(settings)
     knowledge = build_knowledge(settings, notices=notices)
     audit = open_audit_log(settings)
     usage = open_usage_store(settings)

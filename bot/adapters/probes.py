@@ -1,11 +1,13 @@
 """``/livez`` (= ``/healthz``) and ``/readyz`` for orchestrators and load balancers.
 
-Liveness is constant: the process answers. Readiness asks three cheap questions:
+Liveness is constant: the process answers. Readiness asks a few cheap questions:
 
 - ``config``: the settings loaded without problems and the company has departments;
 - ``indexes``: every department has an index to answer from (one stat each, no folder walk);
 - ``databases``: the state folder takes a write, and every SQLite file in it (top level
-  only) takes a write lock (``BEGIN IMMEDIATE``, rolled back at once).
+  only) takes a write lock (``BEGIN IMMEDIATE``, rolled back at once);
+- ``postgresql`` (only with ``DEPTBOT_DATABASE_URL``): the shared database answers and its
+  schema is current (``bot.store.pg_health``).
 
 The result is cached for ``ttl`` seconds and computed on the runtime's quick threads, one
 computation at a time however many probes arrive, so a probe never blocks the event loop.
@@ -92,6 +94,7 @@ class ReadyChecks:
             ("config", self._config),
             ("indexes", self._indexes),
             ("databases", self._databases),
+            ("postgresql", self._postgresql),
         ):
             try:
                 ok = check()
@@ -125,6 +128,26 @@ class ReadyChecks:
             log.warning("not ready: the state folder takes no writes")
             return False
         return all(_writable(db) for pattern in DB_PATTERNS for db in state.glob(pattern))
+
+    def _postgresql(self) -> bool:
+        """With ``DEPTBOT_DATABASE_URL``: the shared database answers on this replica's pool
+        and its schema is what this release needs (one round trip; a replica whose database
+        is down stops taking traffic — its answers would refuse anyway)."""
+        from bot.errors import StoreError
+        from bot.store.backend import database_for
+        from bot.store.pg_health import database_health
+
+        try:
+            db = database_for(self._settings)  # the pool every store of this process shares
+        except StoreError as exc:  # down since start: migrations not applied yet
+            log.warning("not ready: %s", exc.user_message)
+            return False
+        if db is None:
+            return True
+        health = database_health(db)
+        if not health.ok:
+            log.warning("not ready: %s", health.problem)  # the URL without its password
+        return health.ok
 
 
 def _writable(path: Path) -> bool:

@@ -15,6 +15,7 @@ from bot.settings import Settings
 if TYPE_CHECKING:
     from bot.config import ConfigReport, Department
     from bot.directory.sync import SourceStatus
+    from bot.store.pg_health import DatabaseHealth
 
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
@@ -49,9 +50,11 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
             for p in check_folder(dept, limits)
         ]
     problems += _check_state_permissions(settings.state_dir)
+    database, database_problems = _check_database(settings)  # reachable, migrated (PostgreSQL only)
+    problems += database_problems
     from bot.cli.keys import key_check
 
-    key_problems, key_warnings = key_check(settings)  # master key: configured, readable, default?
+    key_problems, key_warnings = key_check(settings, database)  # master key: configured, readable, default?
     problems += key_problems
     if problems:
         for problem in problems:
@@ -76,19 +79,21 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
             )
         for line in _provider_lines(settings):
             _out(line)
+        if database is not None:
+            _out(f"database: {database.where}, schema version {database.version} (current)")
     for line in key_warnings:  # stdout: a warning, not a problem (stderr lists only those)
         _out(line)
     from bot.adapters.metrics import how_to_enable
 
     _out(how_to_enable(settings.values.metrics))  # who may read /metrics, and how to widen it
     failing = _check_directory(settings, report) if args.directory else 0
-    for line in _recent_notices(settings.state_dir):
+    for line in _recent_notices(settings, database):
         _out(line)
     return EXIT_USAGE if problems or failing else EXIT_OK
 
 
 def _rollout(dept: Department) -> str:
-    """"  disabled" / "  pilot: N entries, M channels" / "" (open to its ask list)."""
+    """ "  disabled" / "  pilot: N entries, M channels" / "" (open to its ask list)."""
     from bot.adapters.console import plural
 
     if not dept.enabled:
@@ -170,18 +175,49 @@ def _check_state_permissions(state: Path) -> list[ConfigError]:
     return found
 
 
-def _recent_notices(state: Path) -> list[str]:
-    """Recent admin notices, when the state folder and its notices database exist."""
-    from bot.store.notices import SqliteNotices
+def _check_database(settings: Settings) -> tuple[DatabaseHealth | None, list[ConfigError]]:
+    """With ``DEPTBOT_DATABASE_URL``: whether PostgreSQL answers and its schema is what this
+    release needs (nothing is migrated; the messages show the URL without its password)."""
+    from bot.store.backend import ENV_VAR
+    from bot.store.pg_health import check_settings
 
-    if not (state / SqliteNotices.FILE).is_file():
-        return []
     try:
-        store = SqliteNotices.in_state_dir(state)
-        try:
-            notices = store.recent()
-        finally:
-            store.close()
+        health = check_settings(settings)
+    except ConfigError as exc:
+        return None, [exc]
+    if health is None or health.ok:
+        return health, []
+    return health, [ConfigError(health.problem, file=ENV_VAR, field="database")]
+
+
+def _recent_notices(settings: Settings, database: DatabaseHealth | None) -> list[str]:
+    """Recent admin notices: from PostgreSQL when it is configured and usable, else when
+    the state folder and its notices database exist."""
+    from bot.store.notices import Notices, SqliteNotices
+
+    state = settings.state_dir
+    try:
+        if database is not None:
+            if not database.ok:
+                return []
+            from bot.store.backend import Database, PoolLimits, database_url
+            from bot.store.pg_notices import PgNotices
+
+            url = database_url(settings.env)
+            assert url is not None
+            db = Database(url, PoolLimits(min_size=1, max_size=1))
+            try:
+                notices = PgNotices(db).recent()
+            finally:
+                db.close()
+        elif not (state / SqliteNotices.FILE).is_file():
+            return []
+        else:
+            store: Notices = SqliteNotices.in_state_dir(state)
+            try:
+                notices = store.recent()
+            finally:
+                store.close()
     except DeptbotError as exc:
         return [f"recent admin notices: unavailable ({exc.user_message})"]
     if not notices:

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.cli.output import EXIT_ERROR, EXIT_OK, _err, _out
 from bot.errors import ConfigError, DeptbotError, UsageError
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.store.pg_health import DatabaseHealth
 
 
 def cmd_keys_init(args: argparse.Namespace, settings: Settings) -> int:
@@ -114,33 +118,57 @@ def cmd_keys_status(args: argparse.Namespace, settings: Settings) -> int:
 BUILTIN_WARNING = "warning: personal text is encrypted with the built-in default key; run `deptbot keys init`"
 
 
-def key_check(settings: Settings) -> tuple[list[ConfigError], list[str]]:
+def key_check(
+    settings: Settings, database: DatabaseHealth | None = None
+) -> tuple[list[ConfigError], list[str]]:
     """For ``deptbot check``: problems (a bad key setting; data keys wrapped with a master
     key that is not configured, i.e. text nobody here can read) and warnings (the public
-    built-in key in use, or still wrapping old data keys). Creates nothing."""
+    built-in key in use, or still wrapping old data keys). Creates nothing. With
+    ``DEPTBOT_DATABASE_URL`` the keys are read from PostgreSQL once ``database`` (the
+    database check's result, computed when not given) says it is reachable and migrated."""
     from bot.governance import keys as mk
     from bot.governance.vault import FILE, Vault
+    from bot.store.backend import Database, PoolLimits, database_url
 
     try:
         keys = mk.load(settings.env, mk.configured_file(settings.section("privacy")))
     except ConfigError as exc:
         return [exc], []
     warnings = [BUILTIN_WARNING] if keys.is_builtin else []
-    if not (settings.state_dir / FILE).is_file():
+    where: Path | str = settings.state_dir / FILE
+    try:
+        url = database_url(settings.env)
+    except ConfigError:
+        return [], warnings  # the database check reports the setting itself
+    db: Database | None = None
+    if url is not None:  # the replicas' shared key table, read on a pool that migrates nothing
+        from bot.store.pg_health import check_settings
+        from bot.store.pg_keys import PgKeyTable
+
+        if database is None:
+            database = check_settings(settings)
+        if database is None or not database.ok:
+            return [], warnings  # reported by the database check
+        where = f"{url.redacted} (subject_keys)"
+        db = Database(url, PoolLimits(min_size=1, max_size=1))
+    elif not (settings.state_dir / FILE).is_file():
         return [], warnings
     try:
-        vault = Vault.in_state_dir(settings.state_dir, keys)
+        vault = Vault(keys=keys, table=PgKeyTable(db)) if db else Vault.in_state_dir(settings.state_dir, keys)
         try:
             status, missing = vault.status(), vault.missing_master_keys()
         finally:
             vault.close()
     except DeptbotError as exc:
-        return [ConfigError(exc.user_message, file=settings.state_dir / FILE, field="keys")], warnings
+        return [ConfigError(exc.user_message, file=where, field="keys")], warnings
+    finally:
+        if db is not None:
+            db.close()
     problems = [
         ConfigError(
             f"{n} data key(s) are wrapped with master key {kid}, which is not configured: that "
             f"text cannot be read (set {mk.ENV_VAR} or {mk.SETTING} to it)",
-            file=settings.state_dir / FILE,
+            file=where,
             field="keys",
         )
         for kid, n in missing.items()

@@ -21,11 +21,20 @@ Where a person's data lives, and what erase does with it:
 Every database involved deletes with ``secure_delete`` and is checkpointed with
 ``wal_checkpoint(TRUNCATE)`` afterwards, so no old page or WAL frame keeps the text. The
 erase itself is recorded in the audit log under the pseudonym (never the e-mail).
+
+With ``DEPTBOT_DATABASE_URL`` the shared stores are PostgreSQL tables instead of files:
+the audit log (requests, request_text, feedback), usage (attempts, reservations), the
+answer cache, admin notices and the data keys; the same rules apply to them (``SHARED``),
+and what is still local (Teams state, the admin console) is read from the state folder as
+before. Instead of a WAL checkpoint the touched tables are vacuumed, so old row versions
+naming the person are pruned; PostgreSQL's WAL and backups keep them until they expire
+(the sealed text in them stays noise: its key is shredded).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import sqlite3
 import uuid
@@ -34,19 +43,28 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.core.ports import AuditEntry
 from bot.errors import StoreError, UsageError
 from bot.governance.vault import Vault, checkpoint, secure, subject_of, vault_for
 from bot.store.admin_sessions import AdminSessionStore
 from bot.store.audit import ChainedAudit
-from bot.store.cache import SqliteAnswerCache
+from bot.store.cache import SealedAnswerCache, open_answer_cache
 from bot.store.db import connect
 from bot.store.notices import SqliteNotices
 from bot.store.teams_state import TeamsState
 
+if TYPE_CHECKING:
+    from bot.store.backend import Database
+
+log = logging.getLogger(__name__)
 EXPORT_FORMAT = "deptbot-privacy-export/1"
+
+# The stores that move to PostgreSQL with DEPTBOT_DATABASE_URL: name → SQLite file.
+SHARED = {"audit": "audit.db", "usage": "usage.db", "notices": SqliteNotices.FILE}
+# Tables whose old row versions can name the person, vacuumed after an erase on PostgreSQL.
+VACUUMED = ("requests", "request_text", "feedback", "attempts", "reservations", "notices", "answers")
 
 
 @dataclass(frozen=True)
@@ -97,39 +115,36 @@ class Privacy:
         state_dir: Path,
         vault: Vault,
         audit: ChainedAudit,
-        cache: SqliteAnswerCache | None = None,
+        cache: SealedAnswerCache | None = None,
         teams: TeamsState | None = None,
+        db: Database | None = None,
     ) -> None:
+        """``db``: the PostgreSQL database holding the ``SHARED`` stores (None: SQLite files)."""
         self.state_dir = Path(state_dir)
         self.vault = vault
         self.audit = audit
         self.cache = cache
         self.teams = teams
+        self.db = db
 
     @classmethod
     def for_settings(cls, settings: Any, *, audit: ChainedAudit | None = None) -> Privacy:
-        """The stores of ``settings.state_dir`` (those that exist; nothing is created but
-        the audit and key databases). Fails closed with ``DEPTBOT_DATABASE_URL``: these
-        requests still read the SQLite files, and an erase that missed the PostgreSQL rows
-        would report success."""
-        from bot.store.backend import ENV_VAR, database_url
+        """The stores of ``settings`` (those that exist; nothing is created but the audit
+        and key databases): with ``DEPTBOT_DATABASE_URL`` the shared ones in PostgreSQL
+        (``SHARED``), the rest in the state folder."""
+        from bot.store.backend import database_for
 
-        if database_url(getattr(settings, "env", {})) is not None:
-            raise StoreError(
-                f"Privacy export and erase do not support the PostgreSQL backend ({ENV_VAR}) yet; "
-                "nothing was read or changed."
-            )
         state = Path(settings.state_dir)
+        db = database_for(settings)
         vault = vault_for(settings)
         if audit is None:
             from bot.wiring import open_audit_log  # the chain key comes from the settings
 
             audit = open_audit_log(settings)
-        cache_path = state / "cache.db"
-        cache = SqliteAnswerCache(path=cache_path, vault=vault) if cache_path.exists() else None
+        cache = open_answer_cache(settings, only_existing=True)
         teams_path = state / TeamsState.FILE
         teams = TeamsState(path=teams_path, vault=vault) if teams_path.exists() else None
-        return cls(state_dir=state, vault=vault, audit=audit, cache=cache, teams=teams)
+        return cls(state_dir=state, vault=vault, audit=audit, cache=cache, teams=teams, db=db)
 
     # ── export ───────────────────────────────────────────────────────────────────────
 
@@ -198,12 +213,12 @@ class Privacy:
         if self.teams is not None:
             for what, n in self.teams.erase(self.teams.users_for_requests(ids), ids).items():
                 removed[f"teams_{what}"] = n
-        with self._db("audit.db") as conn:
+        with self._shared("audit") as conn:
             removed["questions"] = _delete_in(conn, "request_text", "request_id", ids)
             removed["feedback_comments"] = conn.execute(
-                "update feedback set reason = '' where lower(user) = ? and reason is not null "
-                "and reason != ''",
-                [person],
+                'update feedback set reason = ? where lower("user") = ? and reason is not null '
+                "and reason != ?",
+                [self._blank, person, self._blank],
             ).rowcount
         shredded = self.vault.shred(person)
         removed["audit_rows_pseudonymized"] = self.audit.pseudonymize(person)
@@ -219,18 +234,17 @@ class Privacy:
     # ── the stores ───────────────────────────────────────────────────────────────────
 
     def _request_ids(self, person: str) -> list[str]:
-        with self._db("audit.db") as conn:
+        with self._shared("audit") as conn:
             return [
-                r[0] for r in conn.execute("select request_id from requests where lower(user) = ?", [person])
+                r[0]
+                for r in conn.execute('select request_id from requests where lower("user") = ?', [person])
             ]
 
     def _audit_rows(self, person: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        with self._db("audit.db") as conn:
-            conn.row_factory = sqlite3.Row
-            rows = [
-                dict(r)
-                for r in conn.execute("select * from requests where lower(user) = ? order by seq", [person])
-            ]
+        with self._shared("audit") as conn:
+            rows = _dicts(
+                conn.execute('select * from requests where lower("user") = ? order by seq', [person])
+            )
             for r in rows:
                 text = conn.execute(
                     "select question from request_text where request_id = ?", [r["request_id"]]
@@ -241,9 +255,7 @@ class Privacy:
                 if isinstance(r.get("doc_ids"), str):
                     with suppress(ValueError):
                         r["doc_ids"] = json.loads(r["doc_ids"])
-            feedback = [
-                dict(r) for r in conn.execute("select * from feedback where lower(user) = ?", [person])
-            ]
+            feedback = _dicts(conn.execute('select * from feedback where lower("user") = ?', [person]))
             for f in feedback:
                 reason = f.get("reason")
                 f["reason"] = self._open(person, reason, f"feedback:{f['request_id']}") if reason else ""
@@ -259,27 +271,25 @@ class Privacy:
 
     def _usage_rows(self, person: str) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {"attempts": [], "reservations": []}
-        if not (self.state_dir / "usage.db").exists():
+        if not self._present("usage"):
             return out
-        with self._db("usage.db") as conn:
-            conn.row_factory = sqlite3.Row
+        with self._shared("usage") as conn:
             for table in out:
-                if _has_table(conn, table):
-                    out[table] = [
-                        dict(r)
-                        for r in conn.execute(f"select * from {table} where lower(user) = ?", [person])
-                    ]
+                if self._has_table(conn, table):
+                    out[table] = _dicts(
+                        conn.execute(f'select * from {table} where lower("user") = ?', [person])
+                    )
         return out
 
     def _pseudonymize_usage(self, person: str, alias: str) -> int:
-        if not (self.state_dir / "usage.db").exists():
+        if not self._present("usage"):
             return 0
         n = 0
-        with self._db("usage.db") as conn:
+        with self._shared("usage") as conn:
             for table in ("attempts", "reservations"):
-                if _has_table(conn, table):
+                if self._has_table(conn, table):
                     n += conn.execute(
-                        f"update {table} set user = ? where lower(user) = ?", [alias, person]
+                        f'update {table} set "user" = ? where lower("user") = ?', [alias, person]
                     ).rowcount
         return n
 
@@ -293,18 +303,19 @@ class Privacy:
         ids = [row[0] for row in self._naming(person)]
         if not ids:
             return 0
-        with self._db(SqliteNotices.FILE) as conn:
+        with self._shared("notices") as conn:
             marks = ",".join("?" * len(ids))
-            return int(conn.execute(f"delete from notices where rowid in ({marks})", ids).rowcount)
+            return int(conn.execute(f"delete from notices where id in ({marks})", ids).rowcount)
 
     def _naming(self, person: str) -> list[tuple[Any, ...]]:
         """Notices naming ``person`` as a whole address: ``bob@x`` is not in ``jimbob@x``."""
-        if not (self.state_dir / SqliteNotices.FILE).exists():
+        if not self._present("notices"):
             return []
         whole = re.compile(rf"(?<![\w.+-]){re.escape(person)}(?![\w.-])")
-        with self._db(SqliteNotices.FILE) as conn:
+        find = "strpos" if self.db is not None else "instr"  # the same function, two spellings
+        with self._shared("notices") as conn:
             rows = conn.execute(
-                "select rowid, department, kind, text, time from notices where instr(lower(text), ?) > 0",
+                f"select id, department, kind, text, time from notices where {find}(lower(text), ?) > 0",
                 [person],
             ).fetchall()
         return [r for r in rows if whole.search(str(r[3]).lower())]
@@ -362,7 +373,7 @@ class Privacy:
             }
 
     def _checkpoint_all(self) -> bool:
-        ok = True
+        ok = self._vacuum() if self.db is not None else True
         for path in sorted(self.state_dir.glob("*")):
             if path.suffix in (".db", ".sqlite3") and path.is_file():
                 conn = connect(path)
@@ -386,6 +397,44 @@ class Privacy:
             )
         )
         return rid
+
+    def _vacuum(self) -> bool:
+        """PostgreSQL: prune the old row versions an erase left behind (plain VACUUM: it
+        never blocks the replicas' writes). False when it could not run."""
+        assert self.db is not None
+        try:
+            with self.db.connection() as conn:
+                for table in VACUUMED:
+                    conn.execute(f"vacuum {table}")  # autocommit: VACUUM cannot run in a transaction
+        except (StoreError, psycopg_error()) as exc:
+            log.warning("privacy erase: vacuum failed (%s)", type(exc).__name__)
+            return False
+        return True
+
+    @property
+    def _blank(self) -> Any:
+        """An erased feedback comment: the empty text in SQLite, empty bytes in PostgreSQL."""
+        return b"" if self.db is not None else ""
+
+    def _present(self, store: str) -> bool:
+        return self.db is not None or (self.state_dir / SHARED[store]).exists()
+
+    def _has_table(self, conn: Any, name: str) -> bool:
+        return self.db is not None or _has_table(conn, name)  # migrated: every table is there
+
+    @contextmanager
+    def _shared(self, store: str) -> Iterator[Any]:
+        """One of the ``SHARED`` stores: a PostgreSQL transaction (``?`` placeholders), or
+        its SQLite file in the state folder."""
+        if self.db is None:
+            with self._db(SHARED[store]) as conn:
+                yield conn
+            return
+        try:
+            with self.db.tx() as c:
+                yield c
+        except psycopg_error() as exc:
+            raise StoreError(f"A privacy request could not read or change the {store} tables.") from exc
 
     @contextmanager
     def _db(self, name: str) -> Iterator[sqlite3.Connection]:
@@ -420,6 +469,25 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(float(ts), UTC).isoformat()
 
 
+def _dicts(cur: Any) -> list[dict[str, Any]]:
+    """Rows as dicts by column name, from a sqlite3 or a psycopg cursor alike."""
+    names = [d[0] for d in cur.description or ()]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def psycopg_error() -> type[Exception]:
+    """psycopg's base error, or a class nothing raises when the driver is not installed."""
+    try:
+        import psycopg
+    except ImportError:  # the SQLite-only install
+
+        class _Never(Exception):
+            pass
+
+        return _Never
+    return psycopg.Error
+
+
 def _has_table(conn: sqlite3.Connection, name: str) -> bool:
     return (
         conn.execute("select 1 from sqlite_master where type = 'table' and name = ?", [name]).fetchone()
@@ -427,7 +495,7 @@ def _has_table(conn: sqlite3.Connection, name: str) -> bool:
     )
 
 
-def _delete_in(conn: sqlite3.Connection, table: str, column: str, values: Sequence[str]) -> int:
+def _delete_in(conn: Any, table: str, column: str, values: Sequence[str]) -> int:
     n = 0
     for i in range(0, len(values), 500):
         chunk = list(values[i : i + 500])

@@ -4,7 +4,9 @@ A *subject* is whose text it is: a person's lower-cased e-mail, or a named pool 
 ``cache:hr`` (cache entries are shared by everyone with the same access, see
 ``bot.store.cache``) or ``teams:<user id>`` (Teams state, which knows no e-mail). Each
 subject gets its own random 256-bit data key, created on first use and stored only
-*wrapped* (AES-GCM under the master key, ``bot.governance.keys``) in ``<state>/keys.db``.
+*wrapped* (AES-GCM under the master key, ``bot.governance.keys``) in ``<state>/keys.db``,
+or with ``DEPTBOT_DATABASE_URL`` in PostgreSQL (``bot.store.pg_keys``), which every replica
+shares: text sealed on one opens on another, and an erase on one shreds the key for all.
 
 Why per subject: erasing a person is destroying one row (``shred``); every copy of their
 text anywhere — rows, backups, old WAL frames — becomes noise at once (crypto-shredding).
@@ -27,7 +29,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,15 +123,133 @@ class KeyStatus:
         return {k: n for k, n in self.by_master.items() if k != self.current}
 
 
-class Vault:
-    """Seal, open and shred per-subject text; thread-safe, one connection to keys.db."""
+class KeyTable:
+    """Where the wrapped data keys live: ``keys.db`` in the state folder (``SqliteKeyTable``)
+    or, with ``DEPTBOT_DATABASE_URL``, one table every replica shares
+    (``bot.store.pg_keys.PgKeyTable``), so text sealed on one replica opens on another and
+    an erase on one shreds the key for all. The crypto stays in ``Vault``; a table only
+    stores rows ``(subject_id, key_id, master_id, wrapped)`` and must be thread-safe."""
 
-    def __init__(self, *, path: Path, keys: mk.MasterKeys) -> None:
+    where: str = ""  # what messages name: a file, or the redacted database URL
+
+    def get(self, sid: str) -> tuple[bytes, str, bytes] | None:
+        """``(key_id, master_id, wrapped)`` of a subject, read fresh every time (a key
+        shredded by another process is never used again here)."""
+        raise NotImplementedError
+
+    def add(self, sid: str, kid: bytes, master_id: str, wrapped: bytes) -> tuple[bytes, str, bytes]:
+        """Insert unless the subject has a key already; the row that is there afterwards
+        (another process may have won the race: everyone uses its key)."""
+        raise NotImplementedError
+
+    def delete(self, sid: str) -> bytes | None:
+        """Remove the subject's row, and every trace the backend can remove; its key id."""
+        raise NotImplementedError
+
+    def count_by_master(self) -> dict[str, int]:
+        raise NotImplementedError
+
+    def rewrap_batch(
+        self, current: str, batch: int, rewrap: Callable[[str, bytes, str, bytes], bytes]
+    ) -> int:
+        """Up to ``batch`` rows not wrapped with ``current``: ``rewrap(sid, kid, master_id,
+        wrapped)`` gives each its new wrapping, stored in one transaction. How many moved
+        (0: none left)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the connection (nothing for a shared pool)."""
+
+
+class SqliteKeyTable(KeyTable):
+    """``keys.db``: secure delete on, and the WAL truncated after an erase or a rotation."""
+
+    def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.keys = keys
+        self.where = str(self.path)
         self._lock = threading.Lock()
         self._conn = open_db(self.path, _SCHEMA, "the key database")
         secure(self._conn)
+
+    def get(self, sid: str) -> tuple[bytes, str, bytes] | None:
+        with self._lock:
+            row = self._conn.execute(KEY_GET_SQL, (sid,)).fetchone()
+        return None if row is None else (bytes(row[0]), str(row[1]), bytes(row[2]))
+
+    def add(self, sid: str, kid: bytes, master_id: str, wrapped: bytes) -> tuple[bytes, str, bytes]:
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR IGNORE INTO subject_keys(subject_id, key_id, master_id, wrapped, created) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (sid, kid, master_id, wrapped, time.time()),
+            )
+            row = self._conn.execute(KEY_GET_SQL, (sid,)).fetchone()
+        return bytes(row[0]), str(row[1]), bytes(row[2])
+
+    def delete(self, sid: str) -> bytes | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT key_id FROM subject_keys WHERE subject_id = ?", (sid,)
+            ).fetchone()
+            self._conn.execute("DELETE FROM subject_keys WHERE subject_id = ?", (sid,))
+            checkpoint(self._conn)
+        return None if row is None else bytes(row[0])
+
+    def count_by_master(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._conn.execute(KEY_COUNT_SQL).fetchall()
+        return {str(m): int(n) for m, n in rows}
+
+    def rewrap_batch(
+        self, current: str, batch: int, rewrap: Callable[[str, bytes, str, bytes], bytes]
+    ) -> int:
+        with self._lock:
+            rows = self._conn.execute(KEY_PENDING_SQL, (current, batch)).fetchall()
+            if not rows:
+                checkpoint(self._conn)
+                return 0
+            updates = [
+                (current, rewrap(str(sid), bytes(kid), str(mid), bytes(wrapped)), sid)
+                for sid, kid, mid, wrapped in rows
+            ]
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany(KEY_REWRAP_SQL, updates)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+        return len(updates)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+# Written for both backends (bot.store.pg_keys runs them with %s placeholders).
+KEY_GET_SQL = "SELECT key_id, master_id, wrapped FROM subject_keys WHERE subject_id = ?"
+KEY_COUNT_SQL = "SELECT master_id, COUNT(*) FROM subject_keys GROUP BY master_id"
+KEY_PENDING_SQL = (
+    "SELECT subject_id, key_id, master_id, wrapped FROM subject_keys WHERE master_id != ? LIMIT ?"
+)
+KEY_REWRAP_SQL = "UPDATE subject_keys SET master_id = ?, wrapped = ? WHERE subject_id = ?"
+
+
+class Vault:
+    """Seal, open and shred per-subject text; thread-safe. The wrapped keys live in a
+    ``KeyTable``: ``keys.db`` at ``path`` by default, or the ``table`` given."""
+
+    def __init__(
+        self, *, keys: mk.MasterKeys, path: Path | None = None, table: KeyTable | None = None
+    ) -> None:
+        if table is None:
+            if path is None:
+                raise TypeError("Vault needs a path (keys.db) or a key table")
+            table = SqliteKeyTable(path)
+        self.table = table
+        self.path = Path(path) if path is not None else None
+        self.keys = keys
+        self._lock = threading.Lock()
         # data key id → AESGCM, for keys already unwrapped (the row is still read every time,
         # so a key shredded by another process is never used again here)
         self._ciphers: dict[bytes, AESGCM] = {}
@@ -165,34 +285,21 @@ class Vault:
 
     def shred(self, subject: str) -> bool:
         """Destroy the subject's data key: everything sealed for it is unrecoverable.
-        True when there was a key. The WAL is checkpointed so the wrapped key is gone from
-        every file, not only from the table."""
-        sid = subject_id(subject)
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT key_id FROM subject_keys WHERE subject_id = ?", (sid,)
-            ).fetchone()
-            self._conn.execute("DELETE FROM subject_keys WHERE subject_id = ?", (sid,))
-            if row is not None:
-                self._ciphers.pop(bytes(row[0]), None)
-            checkpoint(self._conn)
-        return row is not None
+        True when there was a key. The table removes every trace it can (SQLite: the WAL
+        is checkpointed; PostgreSQL: the table is vacuumed), not only the row."""
+        kid = self.table.delete(subject_id(subject))
+        if kid is not None:
+            with self._lock:
+                self._ciphers.pop(kid, None)
+        return kid is not None
 
     def has_key(self, subject: str) -> bool:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT 1 FROM subject_keys WHERE subject_id = ?", (subject_id(subject),)
-            ).fetchone()
-        return row is not None
+        return self.table.get(subject_id(subject)) is not None
 
     # ── master keys ──────────────────────────────────────────────────────────────────
 
     def status(self) -> KeyStatus:
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT master_id, COUNT(*) FROM subject_keys GROUP BY master_id"
-            ).fetchall()
-        return KeyStatus({str(m): int(n) for m, n in rows}, self.keys.current.id, self.keys.source)
+        return KeyStatus(self.table.count_by_master(), self.keys.current.id, self.keys.source)
 
     def missing_master_keys(self) -> dict[str, int]:
         """Master key ids that wrap data keys here but are not configured (→ unreadable text)."""
@@ -204,62 +311,36 @@ class Vault:
         way leaves every key readable (old ones still wrapped with a key still accepted).
         Returns how many keys were re-wrapped; a missing old key raises MasterKeyMissing."""
         current = self.keys.current
+
+        def again(sid: str, kid: bytes, mid: str, wrapped: bytes) -> bytes:
+            return _wrap(current, sid, kid, self._unwrap(sid, kid, mid, wrapped))
+
         done = 0
-        while True:
-            with self._lock:
-                rows = self._conn.execute(
-                    "SELECT subject_id, key_id, master_id, wrapped FROM subject_keys "
-                    "WHERE master_id != ? LIMIT ?",
-                    (current.id, batch),
-                ).fetchall()
-                if not rows:
-                    checkpoint(self._conn)
-                    return done
-                updates = []
-                for sid, kid, mid, wrapped in rows:
-                    dek = self._unwrap(str(sid), bytes(kid), str(mid), bytes(wrapped))
-                    updates.append((current.id, _wrap(current, str(sid), bytes(kid), dek), sid))
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    self._conn.executemany(
-                        "UPDATE subject_keys SET master_id = ?, wrapped = ? WHERE subject_id = ?", updates
-                    )
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-                self._conn.execute("COMMIT")
-                done += len(updates)
+        while moved := self.table.rewrap_batch(current.id, batch, again):
+            done += moved
+        return done
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self.table.close()
 
     # ── internals ────────────────────────────────────────────────────────────────────
 
     def _data_key(self, sid: str, *, create: bool) -> tuple[bytes, AESGCM]:
+        row = self.table.get(sid)
+        if row is None:
+            if not create:
+                raise TextErased()
+            kid, dek = os.urandom(KID_BYTES), AESGCM.generate_key(bit_length=256)
+            master = self.keys.current
+            row = self.table.add(sid, kid, master.id, _wrap(master, sid, kid, dek))
+        kid, master_id, wrapped = row
         with self._lock:
-            row = self._conn.execute(
-                "SELECT key_id, master_id, wrapped FROM subject_keys WHERE subject_id = ?", (sid,)
-            ).fetchone()
-            if row is None:
-                if not create:
-                    raise TextErased()
-                kid, dek = os.urandom(KID_BYTES), AESGCM.generate_key(bit_length=256)
-                master = self.keys.current
-                self._conn.execute(
-                    "INSERT OR IGNORE INTO subject_keys(subject_id, key_id, master_id, wrapped, created) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (sid, kid, master.id, _wrap(master, sid, kid, dek), time.time()),
-                )
-                row = self._conn.execute(  # another process may have won the race: use its key
-                    "SELECT key_id, master_id, wrapped FROM subject_keys WHERE subject_id = ?", (sid,)
-                ).fetchone()
-            kid = bytes(row[0])
             cipher = self._ciphers.get(kid)
-            if cipher is None:
-                cipher = AESGCM(self._unwrap(sid, kid, str(row[1]), bytes(row[2])))
+        if cipher is None:
+            cipher = AESGCM(self._unwrap(sid, kid, master_id, wrapped))
+            with self._lock:
                 self._ciphers[kid] = cipher
-            return kid, cipher
+        return kid, cipher
 
     def _unwrap(self, sid: str, kid: bytes, master_id: str, wrapped: bytes) -> bytes:
         master = self.keys.find(master_id)
@@ -275,7 +356,7 @@ class Vault:
             )
         except InvalidTag:
             raise Tampered(
-                "A stored data key failed its integrity check (keys.db edited or damaged)."
+                f"A stored data key failed its integrity check ({self.table.where} edited or damaged)."
             ) from None
 
 
@@ -294,21 +375,33 @@ def _wrap(master: mk.MasterKey, sid: str, kid: bytes, dek: bytes) -> bytes:
 
 # ── one vault per state folder ───────────────────────────────────────────────────────
 
-_open: dict[Path, Vault] = {}
+_open: dict[Path, tuple[object, Vault]] = {}  # state folder → (its PostgreSQL Database or None, vault)
 _open_lock = threading.Lock()
 
 
 def vault_for(settings: Any) -> Vault:
-    """The vault of ``settings.state_dir`` with the configured master keys, opened once per
-    process (``bot.wiring`` and every store share it)."""
+    """The vault of ``settings`` with the configured master keys, opened once per process
+    (``bot.wiring`` and every store share it). With ``DEPTBOT_DATABASE_URL`` the wrapped
+    keys live in PostgreSQL, shared by every replica; else in ``<state>/keys.db``."""
+    from bot.store.backend import database_for
+
     keys = mk.load(settings.env, mk.configured_file(_privacy_section(settings)))
+    db = database_for(settings)  # the process's shared pool (a new one after close_shared)
     path = Path(settings.state_dir).resolve()
     with _open_lock:
         found = _open.get(path)
-        if found is None or found.keys != keys:
-            found = Vault.in_state_dir(path, keys)
+        if found is None or found[0] is not db or found[1].keys != keys:
+            found = (db, _open_vault(db, path, keys))
             _open[path] = found
-        return found
+        return found[1]
+
+
+def _open_vault(db: Any, path: Path, keys: mk.MasterKeys) -> Vault:
+    if db is None:
+        return Vault.in_state_dir(path, keys)
+    from bot.store.pg_keys import PgKeyTable
+
+    return Vault(keys=keys, table=PgKeyTable(db))
 
 
 def vault_in(state_dir: Path) -> Vault:
@@ -319,7 +412,7 @@ def vault_in(state_dir: Path) -> Vault:
     with _open_lock:
         found = _open.get(path)
     if found is not None:
-        return found
+        return found[1]
     from bot.settings import Settings
 
     return vault_for(Settings.load(state=str(path)))
@@ -328,8 +421,8 @@ def vault_in(state_dir: Path) -> Vault:
 def forget_open_vaults() -> None:
     """Tests: drop the per-process vaults (their files may be deleted)."""
     with _open_lock:
-        for v in _open.values():
-            with contextlib.suppress(sqlite3.Error):
+        for _, v in _open.values():
+            with contextlib.suppress(StoreError, sqlite3.Error):
                 v.close()
         _open.clear()
 

@@ -15,7 +15,7 @@ from bot.llm.config import cache_config, llm_config
 from bot.llm.provider import ChatProvider
 from bot.llm.router import Router
 from bot.settings import Settings
-from bot.store.cache import MemoryAnswerCache, SqliteAnswerCache
+from bot.store.cache import MemoryAnswerCache, open_answer_cache
 from bot.store.usage import UsageLedger, UsageStore
 
 MAX_RETRY_WAIT = 10.0  # seconds: cap on a server's retry-after within one call
@@ -116,9 +116,8 @@ def build_cache(settings: Settings) -> AnswerCache | None:
         return None
     if cfg.backend == "memory":
         return MemoryAnswerCache(ttl_seconds=cfg.ttl_seconds, max_entries=cfg.max_entries)
-    return SqliteAnswerCache(
-        path=settings.state_dir / "cache.db", ttl_seconds=cfg.ttl_seconds, max_entries=cfg.max_entries
-    )
+    # cache.db, or PostgreSQL with DEPTBOT_DATABASE_URL (one cache for every replica)
+    return open_answer_cache(settings, ttl_seconds=cfg.ttl_seconds, max_entries=cfg.max_entries)
 
 
 def provider_status(settings: Settings) -> list[tuple[str, bool, str]]:

@@ -1,4 +1,5 @@
-"""The ``AnswerCache`` port: SQLite (shared by processes) or in memory, both with a TTL.
+"""The ``AnswerCache`` port: SQLite (shared by processes), PostgreSQL (shared by replicas,
+``bot.store.pg_cache``) or in memory, all with a TTL.
 
 Keys come from ``bot.core.cachekey`` (question + department + access fingerprint + index
 version …), so invalidation on refresh and per-access separation are in the key; this
@@ -16,6 +17,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -146,9 +148,22 @@ class MemoryAnswerCache:
         return len(old)
 
 
-class SqliteAnswerCache:
-    """Cache in ``<state>/cache.db``; answers sealed (``bot.governance.vault``); expired rows
-    purged on write.
+# Written for both backends (bot.store.pg_cache runs them with %s placeholders).
+_GET_SQL = "select stored, subject, answer from answers where key = ?"
+_PUT_SQL = (
+    "insert into answers (key, stored, subject, request_id, answer) values (?, ?, ?, ?, ?) "
+    "on conflict (key) do update set stored = excluded.stored, subject = excluded.subject, "
+    "request_id = excluded.request_id, answer = excluded.answer"
+)
+_EXPIRED_SQL = "delete from answers where stored < ?"
+_PURGE_SQL = "delete from answers where key in (select key from answers where stored < ? limit ?)"
+
+
+class SealedAnswerCache:
+    """An answer cache in a database table, answers sealed (``bot.governance.vault``),
+    expired rows purged on write; written once for every backend. A subclass says how
+    statements run (``_session``: one transaction; backend errors become StoreError) and
+    how rows beyond ``max_entries`` are evicted (``EVICT_SQL``).
 
     Whose key seals an entry: one entry is shared by everyone whose access matches (that is
     what the key says), so it is sealed under the *department's* cache subject
@@ -158,44 +173,28 @@ class SqliteAnswerCache:
     The question itself is not stored: keys are hashes (``bot.core.cachekey``).
     """
 
-    SCHEMA_VERSION = 2  # 1: plaintext JSON answers, no request id (dropped: a cache refills)
+    EVICT_SQL = ""  # delete all but the newest ``max_entries`` rows (one parameter)
 
-    def __init__(
-        self,
-        *,
-        path: Path,
-        ttl_seconds: float = 86400,
-        max_entries: int = 10000,
-        clock: Callable[[], float] = time.time,
-        vault: Vault | None = None,
+    def _init_cache(
+        self, *, ttl_seconds: float, max_entries: int, clock: Callable[[], float], vault: Vault | None
     ) -> None:
-        self.path = Path(path)
         self._ttl = ttl_seconds
         self._max = max_entries
         self._clock = clock
-        self._lock = threading.Lock()
         self._vault = vault
-        self._db = sqlite_utils.Database(connect(self.path))
-        self._db.execute("PRAGMA secure_delete=ON")
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version < self.SCHEMA_VERSION and "answers" in self._db.table_names():
-            self._db.execute("DROP TABLE answers")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, stored REAL NOT NULL, "
-            "subject TEXT NOT NULL, request_id TEXT NOT NULL, answer BLOB NOT NULL)"
-        )
-        self._db.execute("CREATE INDEX IF NOT EXISTS answers_stored ON answers(stored)")
-        self._db.execute("CREATE INDEX IF NOT EXISTS answers_request ON answers(request_id)")
-        self._db.execute(f"PRAGMA user_version={self.SCHEMA_VERSION}")
         self._writes = 0
+
+    def _session(self, *, write: bool = True) -> AbstractContextManager[Any]:
+        raise NotImplementedError
 
     @property
     def vault(self) -> Vault:
         if self._vault is None:
-            from bot.governance.vault import vault_in
-
-            self._vault = vault_in(self.path.parent)
+            self._vault = self._default_vault()
         return self._vault
+
+    def _default_vault(self) -> Vault:
+        raise NotImplementedError
 
     @staticmethod
     def subject(answer: Answer) -> str:
@@ -203,14 +202,12 @@ class SqliteAnswerCache:
 
     def get(self, key: str) -> Answer | None:
         try:
-            with self._lock:
-                row = self._db.execute(
-                    "select stored, subject, answer from answers where key = ?", [key]
-                ).fetchone()
+            with self._session(write=False) as conn:
+                row = conn.execute(_GET_SQL, [key]).fetchone()
             if row is None or self._clock() - row[0] > self._ttl:
                 return None
             return loads(self.vault.open(row[1], row[2], f"cache:{key}"))
-        except (sqlite3.Error, ValueError, TypeError, KeyError, StoreError) as exc:
+        except (ValueError, TypeError, KeyError, StoreError) as exc:
             log.warning("answer cache read failed (%s); treating as a miss", type(exc).__name__)
             return None
 
@@ -218,32 +215,14 @@ class SqliteAnswerCache:
         try:
             subject = self.subject(answer)
             payload = self.vault.seal(subject, dumps(answer), f"cache:{key}")
-            with self._lock:
-                conn = self._db.conn
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    conn.execute(
-                        "insert or replace into answers (key, stored, subject, request_id, answer) "
-                        "values (?, ?, ?, ?, ?)",
-                        [key, self._clock(), subject, answer.request_id, payload],
-                    )
-                    self._writes += 1
-                    if self._writes % 100 == 1:
-                        self._evict(conn)
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-        except (sqlite3.Error, TypeError, ValueError, StoreError) as exc:
+            with self._session() as conn:
+                conn.execute(_PUT_SQL, [key, self._clock(), subject, answer.request_id, payload])
+                self._writes += 1
+                if self._writes % 100 == 1:
+                    conn.execute(_EXPIRED_SQL, [self._clock() - self._ttl])
+                    conn.execute(self.EVICT_SQL, [self._max])
+        except (TypeError, ValueError, StoreError) as exc:
             log.warning("answer cache write failed (%s); continuing without caching", type(exc).__name__)
-
-    def _evict(self, conn: sqlite3.Connection) -> None:
-        conn.execute("delete from answers where stored < ?", [self._clock() - self._ttl])
-        conn.execute(
-            "delete from answers where key in "
-            "(select key from answers order by stored desc limit -1 offset ?)",
-            [self._max],
-        )
 
     # ── privacy and retention ────────────────────────────────────────────────────────
 
@@ -251,8 +230,8 @@ class SqliteAnswerCache:
         """The entries these requests created, opened (for a privacy export)."""
         out: list[dict[str, Any]] = []
         for chunk in _chunks(list(request_ids)):
-            with self._lock:
-                rows = self._db.execute(
+            with self._session(write=False) as conn:
+                rows = conn.execute(
                     f"select key, stored, subject, request_id, answer from answers "
                     f"where request_id in ({','.join('?' * len(chunk))})",
                     chunk,
@@ -272,17 +251,20 @@ class SqliteAnswerCache:
         return out
 
     def delete_for_requests(self, request_ids: Iterable[str]) -> int:
-        """Delete the entries these requests created (privacy erasure); the WAL is
-        checkpointed so the deleted pages do not linger in ``cache.db-wal``."""
+        """Delete the entries these requests created (privacy erasure), then let the
+        backend remove what it can of the deleted rows (``_after_erase``)."""
         removed = 0
         for chunk in _chunks(list(request_ids)):
-            with self._lock:
-                cur = self._db.execute(
+            with self._session() as conn:
+                cur = conn.execute(
                     f"delete from answers where request_id in ({','.join('?' * len(chunk))})", chunk
                 )
                 removed += max(cur.rowcount, 0)
-        self.checkpoint()
+        self._after_erase()
         return removed
+
+    def _after_erase(self) -> None:
+        """Nothing by default."""
 
     def purge_older_than(self, kind: str, cutoff: datetime, *, batch: int = 500) -> int:
         """Retention: delete entries stored before ``cutoff``, ``batch`` rows per
@@ -291,15 +273,79 @@ class SqliteAnswerCache:
             raise ValueError(f"the answer cache has no {kind!r} records (only 'cache')")
         limit, removed = cutoff.timestamp(), 0
         while True:
-            with self._lock:
-                cur = self._db.execute(
-                    "delete from answers where rowid in (select rowid from answers where stored < ? limit ?)",
-                    [limit, batch],
-                )
-            n = max(cur.rowcount, 0)
+            with self._session() as conn:
+                n = max(conn.execute(_PURGE_SQL, [limit, batch]).rowcount, 0)
             removed += n
             if n < batch:
                 return removed
+
+    def __len__(self) -> int:
+        with self._session(write=False) as conn:
+            return int(conn.execute("select count(*) from answers").fetchone()[0])
+
+    def close(self) -> None:
+        """Nothing to release by default (a shared pool)."""
+
+
+class SqliteAnswerCache(SealedAnswerCache):
+    """Cache in ``<state>/cache.db``; secure delete on, the WAL checkpointed after an erase."""
+
+    SCHEMA_VERSION = 2  # 1: plaintext JSON answers, no request id (dropped: a cache refills)
+    EVICT_SQL = (
+        "delete from answers where key in (select key from answers order by stored desc limit -1 offset ?)"
+    )
+
+    def __init__(
+        self,
+        *,
+        path: Path,
+        ttl_seconds: float = 86400,
+        max_entries: int = 10000,
+        clock: Callable[[], float] = time.time,
+        vault: Vault | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self._init_cache(ttl_seconds=ttl_seconds, max_entries=max_entries, clock=clock, vault=vault)
+        self._lock = threading.Lock()
+        self._db = sqlite_utils.Database(connect(self.path))
+        self._db.execute("PRAGMA secure_delete=ON")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version < self.SCHEMA_VERSION and "answers" in self._db.table_names():
+            self._db.execute("DROP TABLE answers")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, stored REAL NOT NULL, "
+            "subject TEXT NOT NULL, request_id TEXT NOT NULL, answer BLOB NOT NULL)"
+        )
+        self._db.execute("CREATE INDEX IF NOT EXISTS answers_stored ON answers(stored)")
+        self._db.execute("CREATE INDEX IF NOT EXISTS answers_request ON answers(request_id)")
+        self._db.execute(f"PRAGMA user_version={self.SCHEMA_VERSION}")
+
+    def _default_vault(self) -> Vault:
+        from bot.governance.vault import vault_in
+
+        return vault_in(self.path.parent)
+
+    @contextmanager
+    def _session(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """Writes in one ``BEGIN IMMEDIATE`` transaction; reads without taking the lock."""
+        with self._lock:
+            conn = self._db.conn
+            try:
+                if not write:
+                    yield conn
+                    return
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StoreError("Could not read or write the answer cache.") from exc
+
+    def _after_erase(self) -> None:
+        self.checkpoint()  # the deleted pages do not linger in cache.db-wal
 
     def checkpoint(self) -> bool:
         from bot.governance.vault import checkpoint
@@ -307,12 +353,33 @@ class SqliteAnswerCache:
         with self._lock:
             return checkpoint(self._db.conn)
 
-    def __len__(self) -> int:
-        with self._lock:
-            return int(self._db.execute("select count(*) from answers").fetchone()[0])
-
     def close(self) -> None:
         self._db.conn.close()
+
+
+def open_answer_cache(
+    settings: Any, *, ttl_seconds: float = 86400, max_entries: int = 10000, only_existing: bool = False
+) -> SealedAnswerCache | None:
+    """The stored answer cache of ``settings``, sealed by its vault: PostgreSQL when
+    ``DEPTBOT_DATABASE_URL`` is set (a question answered on one replica is a hit on every
+    other), else ``cache.db``; ``only_existing``: None rather than a new ``cache.db``."""
+    from bot.governance.vault import vault_for
+    from bot.store.backend import database_for
+
+    db = database_for(settings)
+    limits: dict[str, Any] = {
+        "ttl_seconds": ttl_seconds,
+        "max_entries": max_entries,
+        "vault": vault_for(settings),
+    }
+    if db is not None:
+        from bot.store.pg_cache import PgAnswerCache
+
+        return PgAnswerCache(db, **limits)
+    path = settings.state_dir / "cache.db"
+    if only_existing and not path.exists():
+        return None
+    return SqliteAnswerCache(path=path, **limits)
 
 
 def _chunks(items: list[str], size: int = 500) -> Iterator[list[str]]:

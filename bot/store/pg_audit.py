@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -23,15 +24,21 @@ import psycopg
 from bot.core.ports import AuditEntry
 from bot.errors import StoreError
 from bot.governance.chain import GENESIS, AuditKey, Checkpoint, Report
+from bot.governance.vault import VaultError
 from bot.store.audit import ChainedAudit, _parse_time, audit_row
 from bot.store.backend import Database, Qmark
 
 if TYPE_CHECKING:
     from bot.governance.vault import Vault
 
+UNAUDITED = (
+    "Could not write the audit log, so this request was not answered (the database is not "
+    "reachable right now). Please try again in a few minutes."
+)  # what the asker sees: no URL, no driver text
 AUDIT_LOCK = 0x6465707462_02  # the advisory lock that orders audit writers across replicas
 SCAN_BATCH = 2000  # rows per round trip when walking the chain
 _SCANS = itertools.count(1)
+log = logging.getLogger(__name__)
 
 
 class PgAuditLog(ChainedAudit):
@@ -79,17 +86,29 @@ class PgAuditLog(ChainedAudit):
     def record(self, entry: AuditEntry) -> None:
         row = audit_row(entry)
         try:
+            # Sealed under the asker's data key (erasable by shredding it) BEFORE the writer
+            # transaction: the key table takes a pooled connection of its own, and a writer
+            # holding the audit lock must never wait for one behind writers waiting on it.
+            sealed = (
+                self.vault.seal(entry.user, entry.question, f"request_text:{entry.request_id}")
+                if entry.question
+                else None
+            )
             with self._tx() as c:
                 self._append_to(c, row)
-                if entry.question:  # sealed under the asker's data key (erasable by shredding it)
-                    sealed = self.vault.seal(entry.user, entry.question, f"request_text:{entry.request_id}")
+                if sealed is not None:
                     c.execute(
                         "insert into request_text (request_id, question) values (?, ?) "
                         "on conflict (request_id) do update set question = excluded.question",
                         [entry.request_id, sealed],
                     )
         except psycopg.Error as exc:
-            raise StoreError("Could not write the audit log.") from exc
+            raise StoreError(UNAUDITED) from exc
+        except VaultError:
+            raise  # a key problem (master key missing, tampered row) says so itself
+        except StoreError as exc:  # the database is down: refuse rather than answer unaudited
+            log.warning("audit write failed: %s", exc.user_message)
+            raise StoreError(UNAUDITED) from exc
 
     def record_feedback(self, request_id: str, user: str, value: str, reason: str = "") -> None:
         sealed = self.vault.seal(user, reason, f"feedback:{request_id}") if reason else b""

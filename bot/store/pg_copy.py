@@ -2,7 +2,8 @@
 into PostgreSQL, as it is, so the audit chain still verifies with the same head.
 
 What moves so far: the audit log (rows with their chain fields, checkpoints, sealed
-question text, feedback), usage and budgets, event de-duplication. The rows are copied
+question text, feedback), usage and budgets, event de-duplication, and the wrapped
+per-person data keys (``keys.db``), which the sealed text needs to open. The rows are copied
 verbatim (the MACs cover their values, so nothing is recomputed), in one transaction per
 store. The target must be empty: copying into a database replicas already write would
 interleave two chains. The source chain is verified first and the copy after: a broken
@@ -31,6 +32,7 @@ STORES = (
     ("audit.db", ("requests", "checkpoints", "request_text", "feedback")),
     ("usage.db", ("attempts", "reservations")),
     (DedupStore.FILE, ("seen_events", "answered_threads")),
+    ("keys.db", ("subject_keys",)),  # the data keys: without them the copied questions would not open
 )
 SERIAL = ("attempts", "reservations")  # bigserial ids: the sequences continue after the copied rows
 

@@ -17,6 +17,7 @@ import psycopg
 
 from bot.errors import StoreError
 from bot.store.backend import Database
+from bot.store.pg_store import PgStore
 from bot.store.usage import (
     REPORT_ORDER,
     REPORT_SELECT,
@@ -45,16 +46,13 @@ _INSERT_ATTEMPT = (
 )
 
 
-class PgUsageStore:
+class PgUsageStore(PgStore):
     """Attempts + budget ledger in PostgreSQL; thread-safe (pooled connections)."""
 
+    WHAT = "the usage tables"
+
     def __init__(self, db: Database) -> None:
-        self.db = db
-        self.path = f"{db.url.redacted} (usage)"
-        try:
-            db.ready()
-        except psycopg.Error as exc:
-            raise StoreError(f"Cannot open the usage tables in {db.url.redacted}.") from exc
+        self._open_pg(db)
 
     # ── budgets ──────────────────────────────────────────────────────────────────────
 

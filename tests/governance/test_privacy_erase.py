@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,7 @@ from bot.sensitivity import PatternClassifier
 from bot.settings import Settings
 from bot.store.admin_sessions import AdminSessionStore
 from bot.store.conversations import ConversationStore
-from bot.store.notices import SqliteNotices
+from bot.store.notices import Notices, open_notices
 from bot.wiring import open_audit_log
 from tests.fakes import FakeIndexer, FakeRetriever, chunks_from_folder, make_company
 
@@ -40,13 +41,13 @@ def _fresh_vaults() -> Iterator[None]:
     forget_open_vaults()
 
 
-def _world(root: Path, env: dict[str, str]) -> tuple[Settings, Assistant, ConversationStore, SqliteNotices]:
+def _world(root: Path, env: dict[str, str]) -> tuple[Settings, Assistant, ConversationStore, Notices]:
     company = make_company(root)
     state = root / "state"
     settings = Settings.load(departments=root / "departments", state=state, env=env)
     vault_for(settings)
     usage = open_usage_store(settings)
-    notices = SqliteNotices.in_state_dir(state)
+    notices = open_notices(settings)  # PostgreSQL with DEPTBOT_DATABASE_URL in env
     assistant = Assistant(
         company=company,
         retriever=FakeRetriever([c for d in company for c in chunks_from_folder(d)]),
@@ -82,20 +83,8 @@ def test_erase_leaves_no_canary_in_any_file(
     settings, assistant, convo, notices = _world(tmp_path, env)
     state = settings.state_dir
 
-    answers = [_ask(assistant, EMAIL, q) for q in QUESTIONS for _ in range(2)]  # second: cache hit
-    assert {a.status for a in answers} == {Status.ANSWERED}  # type: ignore[attr-defined]
-    assert any(a.cache_hit for a in answers)  # type: ignore[attr-defined]
-    first = answers[0]
-    assistant.feedback(first.request_id, user=EMAIL, value="down", reason=f"wrong {FEEDBACK_WORDS}")  # type: ignore[attr-defined]
-    key = ("19:conv@thread", "aad-quokka")
-    convo.history.add_answer(key, QUESTIONS[0], first)  # type: ignore[arg-type]
-    convo.replies.remember("msg-1", first.request_id, first)  # type: ignore[attr-defined]
-    convo.references.put(("teams", "tenant", "aad-quokka"), {"user": {"id": "aad-quokka", "name": "Q"}})
-    notices.notify(None, "directory", f"{EMAIL} is not in any group")
-    console = _console_activity(state)  # stays open, as in a running server
-    bystander = _ask(assistant, BYSTANDER, "How many vacation days carry over for bystanders?")
-    assistant.feedback(bystander.request_id, user=BYSTANDER, value="up", reason="bystander kept")  # type: ignore[attr-defined]
-    assert convo.history.get(key)[0].text == QUESTIONS[0]
+    console, bystander = _canary_activity(assistant, convo, notices, state)
+    assert convo.history.get(KEY)[0].text == QUESTIONS[0]
 
     before = _files(state)
     for word in (*QUESTION_WORDS, FEEDBACK_WORDS):  # encrypted at rest already
@@ -136,7 +125,32 @@ def test_erase_leaves_no_canary_in_any_file(
     assert audit.feedback_for(bystander.request_id)[0]["user"] == BYSTANDER  # type: ignore[attr-defined]
     again = Privacy.for_settings(settings).export(BYSTANDER, record=False)
     assert again.data["feedback"][0]["reason"] == "bystander kept"
-    assert convo.history.get(key) == ()  # the running Teams store sees the erase too
+    assert convo.history.get(KEY) == ()  # the running Teams store sees the erase too
+
+
+KEY = ("19:conv@thread", "aad-quokka")  # the canary's Teams conversation
+
+
+def _canary_activity(
+    assistant: Assistant, convo: ConversationStore, notices: Notices, state: Path
+) -> tuple[AdminSessionStore, Any]:
+    """Everything the canary leaves behind: two questions asked twice (the second a cache
+    hit), a 👎 with a comment, Teams history, a reply card and a reference, an admin notice
+    naming them, admin console sign-ins (the store stays open, as in a running server);
+    and a bystander's question and 👍. Returns the console store and the bystander's answer."""
+    answers = [_ask(assistant, EMAIL, q) for q in QUESTIONS for _ in range(2)]
+    assert {a.status for a in answers} == {Status.ANSWERED}  # type: ignore[attr-defined]
+    assert any(a.cache_hit for a in answers)  # type: ignore[attr-defined]
+    first: Any = answers[0]
+    assistant.feedback(first.request_id, user=EMAIL, value="down", reason=f"wrong {FEEDBACK_WORDS}")
+    convo.history.add_answer(KEY, QUESTIONS[0], first)
+    convo.replies.remember("msg-1", first.request_id, first)
+    convo.references.put(("teams", "tenant", "aad-quokka"), {"user": {"id": "aad-quokka", "name": "Q"}})
+    notices.notify(None, "directory", f"{EMAIL} is not in any group")
+    console = _console_activity(state)
+    bystander: Any = _ask(assistant, BYSTANDER, "How many vacation days carry over for bystanders?")
+    assistant.feedback(bystander.request_id, user=BYSTANDER, value="up", reason="bystander kept")
+    return console, bystander
 
 
 def _console_activity(state: Path) -> AdminSessionStore:

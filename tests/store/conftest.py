@@ -19,10 +19,14 @@ from typing import Any
 import pytest
 
 from bot.governance.chain import AuditKey
+from bot.governance.keys import MasterKeys, load
+from bot.governance.vault import Vault
 from bot.store.audit import ChainedAudit, SqliteAuditLog
 from bot.store.backend import Database, DatabaseUrl, close_shared, database_url, migrate
+from bot.store.cache import SealedAnswerCache, SqliteAnswerCache
 from bot.store.db import connect
 from bot.store.dedup import Dedup, DedupStore
+from bot.store.notices import Notices, SqliteNotices
 from bot.store.usage import UsageLedger, UsageStore
 
 _NAMES = itertools.count(1)
@@ -125,6 +129,29 @@ class Backend:
         from bot.store.pg_dedup import PgDedupStore
 
         return PgDedupStore(self.db, **kwargs)
+
+    def cache(self, **kwargs: Any) -> SealedAnswerCache:
+        kwargs.setdefault("vault", self.vault())
+        if self.db is None:
+            return SqliteAnswerCache(path=self.home / "cache.db", **kwargs)
+        from bot.store.pg_cache import PgAnswerCache
+
+        return PgAnswerCache(self.db, **kwargs)
+
+    def notices(self, **kwargs: Any) -> Notices:
+        if self.db is None:
+            return SqliteNotices(path=self.home / SqliteNotices.FILE, **kwargs)
+        from bot.store.pg_notices import PgNotices
+
+        return PgNotices(self.db, **kwargs)
+
+    def vault(self, keys: MasterKeys | None = None) -> Vault:
+        keys = keys or load({}, None)
+        if self.db is None:
+            return Vault.in_state_dir(self.home, keys)
+        from bot.store.pg_keys import PgKeyTable
+
+        return Vault(keys=keys, table=PgKeyTable(self.db))
 
     def sql(self, file: str, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         if self.db is None:

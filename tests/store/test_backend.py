@@ -203,19 +203,6 @@ def test_the_wiring_picks_the_backend_from_the_setting(pg_url: str, tmp_path: Pa
     assert isinstance(open_dedup_store(pg), PgDedupStore)
 
 
-def test_privacy_requests_refuse_on_postgres_rather_than_miss_its_rows(pg_url: str, tmp_path: Path) -> None:
-    from bot.governance.privacy import Privacy
-
-    make_company(tmp_path)
-    settings = Settings.load(
-        departments=tmp_path / "departments",
-        state=tmp_path / "s",
-        env={"DEPTBOT_AUDIT_KEY": KEY, ENV_VAR: pg_url},
-    )
-    with pytest.raises(StoreError, match="do not support the PostgreSQL backend"):
-        Privacy.for_settings(settings)
-
-
 def test_db_copy_moves_sqlite_state_and_the_chain_verifies_with_the_same_head(
     run: Run, pg_url: str, pg_db: Database, tmp_path: Path
 ) -> None:
@@ -256,6 +243,16 @@ def test_db_copy_moves_sqlite_state_and_the_chain_verifies_with_the_same_head(
     assert rep.ok and (rep.head_seq, rep.head_mac) == (head.head_seq, head.head_mac)
     assert [r["question"] for r in copied.export_rows(with_text=True)][:2] == ["question 0", "question 1"]
     assert [f["reason"] for f in copied.feedback_for("r1")] == ["outdated"]
+    from bot.governance.keys import load
+    from bot.governance.vault import Vault
+    from bot.store.pg_keys import PgKeyTable
+
+    assert "subject_keys" in out  # the data keys moved too: the replicas' shared vault opens the text
+    shared = Vault(keys=load({}, None), table=PgKeyTable(pg_db))
+    on_replica = PgAuditLog(
+        pg_db, home=tmp_path / "replica", vault=shared, env={"DEPTBOT_AUDIT_KEY": CHAIN_KEY}
+    )
+    assert [r["question"] for r in on_replica.export_rows(with_text=True)][:2] == ["question 0", "question 1"]
     copied.record(entry(10))  # replicas go on from the copied head
     assert copied.verify().head_seq == 6
     pg_usage = PgUsageStore(pg_db)
