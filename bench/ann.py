@@ -173,9 +173,16 @@ def main() -> None:
     ap.add_argument(
         "--segments", type=int, default=1, help="split into N segments, each with its own ANN (default 1)"
     )
+    ap.add_argument(
+        "--scope",
+        choices=("broad", "narrow"),
+        default="broad",
+        help="broad: the asker sees the 90 %% public chunks; narrow: only the 10 %% restricted ones",
+    )
     args = ap.parse_args()
     rng = np.random.default_rng(42)
-    scope = AccessScope(department="big", keys=frozenset({"*"}))
+    keys = {"*"} if args.scope == "broad" else {"group:finance"}
+    scope = AccessScope(department="big", keys=frozenset(keys))
     with tempfile.TemporaryDirectory(prefix="deptbot-ann-bench-") as tmp:
         state = Path(tmp)
         t0 = time.perf_counter()
@@ -217,7 +224,7 @@ def main() -> None:
 
     print(
         f"\n{args.chunks:,} chunks × {DIM}-d in {len(loaded.segments)} segment(s), {args.queries} queries, "
-        f"scope sees 90 %; per segment IVF{nlist},SQ8 nprobe={nprobe}"
+        f"scope sees {'90' if args.scope == 'broad' else '10'} %; per segment IVF{nlist},SQ8 nprobe={nprobe}"
     )
     print(f"{'measure':<44} {'exact':>10} {'ANN':>10}  target")
     print(f"{'retrieve p50':<44} {ms(t_exact, 50):>10} {ms(t_ann, 50):>10}")

@@ -11,9 +11,9 @@ set, so an ANN search never even looks at a chunk the asker may not see.
 Why IVF with 8-bit scalar quantisation (``IVF{nlist},SQ8``, inner product): building
 is a k-means on a sample plus one assignment pass (a 1M × 256-d segment built in 29 s on
 this shared 2-core machine; HNSW inserts vectors one at a time into a graph), a filtered
-IVF search stays
-correct however restrictive the mask is (a graph search can strand itself among
-invisible nodes), and SQ8 codes take a quarter of float32. The ANN only PROPOSES
+IVF search cannot strand itself among invisible nodes as a graph search can (it only
+needs enough lists probed for the mask: :func:`plan`), and SQ8 codes take a quarter of
+float32. The ANN only PROPOSES
 candidates: :meth:`bot.knowledge.retrieve.LoadedIndex.search` re-scores them with the
 exact cosine from ``dense.npy`` before fusion, so quantisation error costs recall only at
 the candidate cut-off, not in the scores.
@@ -97,11 +97,41 @@ def load(folder: Path) -> Any | None:
     return index
 
 
-def search(index: Any, query: np.ndarray, k: int, visible: np.ndarray) -> np.ndarray:
-    """Up to ``k`` row numbers nearest ``query`` among rows where ``visible`` is True."""
+def plan(index: Any, n_visible: int, n_rows: int) -> int:
+    """Lists to probe for a search that may see ``n_visible`` of the segment's ``n_rows``
+    chunks; 0 means "score the visible chunks exactly instead".
+
+    A filtered IVF search only finds visible chunks in the lists it probes. With a narrow
+    mask the few visible chunks near the query often sit in lists that were not probed,
+    so the search returns a full but wrong top k (measured: recall@10 0.75 for a scope
+    seeing 10 % of 200k chunks, 0.63 at 1 % of 1M, with the default probes). So:
+
+    - when no more chunks are visible than the probes would scan anyway
+      (``nprobe · n_rows / nlist``), exact scoring of just those is no dearer, and exact;
+    - otherwise the probes grow by ``1 / share²`` (up to every list). ``1 / share`` would
+      only keep the number of visible chunks examined constant if visibility were spread
+      evenly over the lists; it is not (an audience covers whole documents, whose chunks
+      share lists), and ``1 / share`` measured recall@10 0.97 at 10 % visible where
+      ``1 / share²`` measured 1.000 at 1.3 ms. A 90 % scope probes 1.23× the lists.
+    """
+    nlist, nprobe = int(index.nlist), int(index.nprobe)
+    if n_visible <= 0 or n_rows <= 0:
+        return 0
+    if n_visible <= nprobe * n_rows / nlist:
+        return 0
+    share = n_visible / n_rows
+    return min(nlist, math.ceil(nprobe / share**2))
+
+
+def search(
+    index: Any, query: np.ndarray, k: int, visible: np.ndarray, *, nprobe: int | None = None
+) -> np.ndarray:
+    """Up to ``k`` row numbers nearest ``query`` among rows where ``visible`` is True,
+    probing ``nprobe`` lists (default: the index's own; see :func:`plan`)."""
     faiss = _faiss()
     bits = np.packbits(visible, bitorder="little")
-    params = faiss.SearchParametersIVF(sel=faiss.IDSelectorBitmap(bits), nprobe=int(index.nprobe))
+    probes = int(index.nprobe) if nprobe is None else int(nprobe)
+    params = faiss.SearchParametersIVF(sel=faiss.IDSelectorBitmap(bits), nprobe=probes)
     _, ids = index.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), k, params=params)
     found = ids[0][ids[0] >= 0].astype(np.int64)
     ok = visible[found]

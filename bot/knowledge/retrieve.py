@@ -364,9 +364,11 @@ class LoadedIndex:
     def ann_candidates(self, qvec: np.ndarray, mask: np.ndarray, pool: int) -> np.ndarray:
         """The ``pool`` visible chunks nearest ``qvec``: ANN per segment where there is one.
 
-        A segment whose filtered ANN search finds fewer than it could (fewer than ``pool``
-        while more are visible) is scored exactly over its visible chunks instead; so is a
-        segment without an ANN index. Never returns a chunk outside ``mask``.
+        ``ann.plan`` sizes the probes to the share of the segment the mask shows, or sends a
+        narrow mask to exact scoring of its visible chunks; a segment whose filtered ANN
+        search still finds fewer than it could (fewer than ``pool`` while more are visible)
+        is scored exactly too, as is a segment without an ANN index. Never returns a chunk
+        outside ``mask``.
         """
         found: list[np.ndarray] = []
         for s, seg in enumerate(self.segments):
@@ -375,7 +377,8 @@ class LoadedIndex:
             n_vis = int(np.count_nonzero(local))
             if n_vis == 0:
                 continue
-            ids = ann.search(seg.ann, qvec, pool, local) if seg.ann is not None else None
+            probes = ann.plan(seg.ann, n_vis, b - a) if seg.ann is not None else 0
+            ids = ann.search(seg.ann, qvec, pool, local, nprobe=probes) if probes else None
             if ids is None or len(ids) < min(pool, n_vis):
                 visible = np.flatnonzero(local)
                 ids = top_ids(visible, seg.cosines_of(qvec, visible), pool, positive=False)
