@@ -117,13 +117,17 @@ class Operations:
         and log what was left undone; returns it. Never waits longer than ``grace``."""
         if self in self._observers:
             self._observers.remove(self)
-        if self._scheduler is not None and self._scheduler.running:
-            self._scheduler.shutdown(wait=False)  # closes the pool: queued jobs are dropped
-        self._scheduler = None
+        undispatched: list[str] = []
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None and scheduler.running:
+            scheduler.shutdown(wait=False)  # closes the pool: queued jobs are dropped
+            # follow-ups the scheduler had not yet handed to the pool are dropped too
+            undispatched = [j.id for j in scheduler.get_jobs() if j.id.startswith("after:")]
         pool, self._pool = self._pool, None
         if pool is None:
             return Abandoned()
         left = pool.join(grace)
+        left.cancelled.extend(j for j in undispatched if j not in left.cancelled and j not in left.running)
         if left.cancelled or left.running:
             log.warning(
                 "operations stopped: %d queued job(s) cancelled (%s), %d still running after "
