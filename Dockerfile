@@ -2,7 +2,7 @@
 #   docker build -t deptbot:0.1.0 .
 #   docker run -p 3978:3978 --env-file .env -v deptbot-state:/var/lib/deptbot \
 #     -v "$PWD/departments:/srv/deptbot/departments:ro" -v "$PWD/knowledge:/srv/deptbot/knowledge:ro" deptbot:0.1.0
-# compose.yaml does the same. Configuration and documents are mounted, never baked in;
+# compose.yaml runs two such replicas on PostgreSQL. Configuration and documents are mounted, never baked in;
 # secrets come from the environment at run time, never from this file.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -15,8 +15,9 @@ WORKDIR /src
 COPY pyproject.toml setup.py README.md ./
 COPY bot ./bot
 COPY manifest ./manifest
-# a regular (not editable) install: the wheel carries settings.toml and manifest/ as bot/_manifest
-RUN /opt/deptbot/bin/pip install . \
+# a regular (not editable) install: the wheel carries settings.toml and manifest/ as bot/_manifest;
+# the postgres extra (psycopg with its bundled libpq) lets DEPTBOT_DATABASE_URL switch the backend
+RUN /opt/deptbot/bin/pip install ".[postgres]" \
     && /opt/deptbot/bin/deptbot --version
 
 FROM ${PYTHON_IMAGE}

@@ -42,7 +42,7 @@ from bot.core.pipeline import Assistant
 from bot.errors import DeptbotError, RefreshBusy
 from bot.settings import Settings
 from bot.settings_schema import AdminSettings
-from bot.store.admin_sessions import AdminSessionStore, Session
+from bot.store.admin_sessions import AdminSessionStore, Session, open_console_store
 
 log = logging.getLogger(__name__)
 
@@ -684,11 +684,10 @@ CONSOLE = web.AppKey("deptbot.admin_console", Console)
 
 
 def console_store(settings: Settings) -> AdminSessionStore:
-    """The console's store in ``settings``' state folder, keeping its trail for
+    """The console's store (PostgreSQL with ``DEPTBOT_DATABASE_URL``, so every replica
+    knows the links and sessions; else the state folder), keeping its trail for
     ``[retention] admin_events_days`` (the server and ``deptbot admin link`` both open it)."""
-    return AdminSessionStore.in_state_dir(
-        settings.state_dir, event_days=settings.values.retention.admin_events_days
-    )
+    return open_console_store(settings, event_days=settings.values.retention.admin_events_days)
 
 
 def mount_admin(

@@ -89,12 +89,13 @@ def _record(settings: Settings, reports: list[Report]) -> None:
     a department's configured evals, so it is not recorded. A history that cannot be
     written is said on stderr; the results printed are still the command's answer."""
     from bot.evals.qa import to_run
-    from bot.store.evalruns import EvalRunStore
+    from bot.store.evalruns import open_eval_runs
     from bot.store.state import ensure_private_dir
 
     now = datetime.now(UTC)
     try:
-        store = EvalRunStore.in_state_dir(ensure_private_dir(settings.state_dir))
+        ensure_private_dir(settings.state_dir)
+        store = open_eval_runs(settings)  # PostgreSQL with DEPTBOT_DATABASE_URL, like the scheduler's
     except StoreError as exc:
         _err(f"Results not kept in the eval history: {exc}")
         return

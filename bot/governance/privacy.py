@@ -24,10 +24,11 @@ erase itself is recorded in the audit log under the pseudonym (never the e-mail)
 
 With ``DEPTBOT_DATABASE_URL`` the shared stores are PostgreSQL tables instead of files:
 the audit log (requests, request_text, feedback), usage (attempts, reservations), the
-answer cache, admin notices and the data keys; the same rules apply to them (``SHARED``),
-and what is still local (Teams state, the admin console) is read from the state folder as
-before. Instead of a WAL checkpoint the touched tables are vacuumed, so old row versions
-naming the person are pruned; PostgreSQL's WAL and backups keep them until they expire
+answer cache, admin notices, the admin console (events, sessions, links) and the data
+keys; the same rules apply to them (``SHARED``), and what is still local (Teams state,
+and a console file left from before the switch) is read from the state folder as before.
+Instead of a WAL checkpoint the touched tables are vacuumed, so old row versions naming
+the person are pruned; PostgreSQL's WAL and backups keep them until they expire
 (the sealed text in them stays noise: its key is shredded).
 """
 
@@ -39,7 +40,7 @@ import re
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,9 +63,17 @@ log = logging.getLogger(__name__)
 EXPORT_FORMAT = "deptbot-privacy-export/1"
 
 # The stores that move to PostgreSQL with DEPTBOT_DATABASE_URL: name → SQLite file.
-SHARED = {"audit": "audit.db", "usage": "usage.db", "notices": SqliteNotices.FILE}
+SHARED = {
+    "audit": "audit.db",
+    "usage": "usage.db",
+    "notices": SqliteNotices.FILE,
+    "console": AdminSessionStore.FILE,
+}
 # Tables whose old row versions can name the person, vacuumed after an erase on PostgreSQL.
-VACUUMED = ("requests", "request_text", "feedback", "attempts", "reservations", "notices", "answers")
+VACUUMED = (
+    *("requests", "request_text", "feedback", "attempts", "reservations", "notices", "answers"),
+    *("events", "sessions", "links"),  # the admin console
+)
 
 
 @dataclass(frozen=True)
@@ -322,55 +331,69 @@ class Privacy:
 
     # the admin console: its trail names the admin by e-mail (``bot.store.admin_sessions``)
 
+    def _console_places(self) -> list[tuple[Callable[[], AbstractContextManager[Any]], str, bool]]:
+        """Where console rows can be: (open a session, the column ordering events of one
+        instant, whether every table is there). With ``DEPTBOT_DATABASE_URL`` that is
+        PostgreSQL and also a local ``admin-sessions.sqlite3`` still left from before the
+        switch (``db copy`` does not move it): a privacy request covers both."""
+        places: list[tuple[Callable[[], AbstractContextManager[Any]], str, bool]] = []
+        if self.db is not None:
+            places.append((lambda: self._shared("console"), "id", True))
+        if (self.state_dir / AdminSessionStore.FILE).exists():
+            places.append((lambda: self._db(AdminSessionStore.FILE), "rowid", False))
+        return places
+
     def _console_rows(self, person: str) -> dict[str, list[dict[str, Any]]]:
         """The person's console events, sessions and sign-in links, without the stored
         hashes (a hash of a live session id is not the person's data, and stays here)."""
         out: dict[str, list[dict[str, Any]]] = {"events": [], "sessions": [], "links": []}
-        if not (self.state_dir / AdminSessionStore.FILE).exists():
-            return out
-        with self._db(AdminSessionStore.FILE) as conn:
-            if _has_table(conn, "events"):
-                out["events"] = [
-                    {"time": _iso(at), "event": ev, "department": dept, "detail": detail}
-                    for at, ev, dept, detail in conn.execute(
-                        "select at, event, department, detail from events where lower(user) = ? "
-                        "order by at, rowid",
-                        [person],
-                    )
-                ]
-            if _has_table(conn, "sessions"):
-                out["sessions"] = [
-                    {"created": _iso(c), "last_seen": _iso(seen), "expires": _iso(e)}
-                    for c, seen, e in conn.execute(
-                        "select created, last_seen, expires from sessions where lower(email) = ? "
-                        "order by created",
-                        [person],
-                    )
-                ]
-            if _has_table(conn, "links"):
-                out["links"] = [
-                    {"created": _iso(c), "expires": _iso(e), "used": None if u is None else _iso(u)}
-                    for c, e, u in conn.execute(
-                        "select created, expires, used from links where lower(email) = ? order by created",
-                        [person],
-                    )
-                ]
+        for session, order, migrated in self._console_places():
+            with session() as conn:
+                if migrated or _has_table(conn, "events"):
+                    out["events"] += [
+                        {"time": _iso(at), "event": ev, "department": dept, "detail": detail}
+                        for at, ev, dept, detail in conn.execute(
+                            'select at, event, department, detail from events where lower("user") = ? '
+                            f"order by at, {order}",
+                            [person],
+                        )
+                    ]
+                if migrated or _has_table(conn, "sessions"):
+                    out["sessions"] += [
+                        {"created": _iso(c), "last_seen": _iso(seen), "expires": _iso(e)}
+                        for c, seen, e in conn.execute(
+                            "select created, last_seen, expires from sessions where lower(email) = ? "
+                            "order by created",
+                            [person],
+                        )
+                    ]
+                if migrated or _has_table(conn, "links"):
+                    out["links"] += [
+                        {"created": _iso(c), "expires": _iso(e), "used": None if u is None else _iso(u)}
+                        for c, e, u in conn.execute(
+                            "select created, expires, used from links where lower(email) = ? "
+                            "order by created",
+                            [person],
+                        )
+                    ]
         return out
 
     def _erase_console(self, person: str, alias: str) -> dict[str, int]:
         """Console events keep their rows under ``alias`` (who signed in when stays an
         audit trail); sessions end and links go, so nothing there names the person."""
-        if not (self.state_dir / AdminSessionStore.FILE).exists():
-            return {"admin_events_pseudonymized": 0, "admin_sessions": 0, "admin_links": 0}
-        with self._db(AdminSessionStore.FILE) as conn:
-            events = conn.execute("update events set user = ? where lower(user) = ?", [alias, person])
-            sessions = conn.execute("delete from sessions where lower(email) = ?", [person])
-            links = conn.execute("delete from links where lower(email) = ?", [person])
-            return {
-                "admin_events_pseudonymized": events.rowcount,
-                "admin_sessions": sessions.rowcount,
-                "admin_links": links.rowcount,
-            }
+        removed = {"admin_events_pseudonymized": 0, "admin_sessions": 0, "admin_links": 0}
+        for session, _, _ in self._console_places():
+            with session() as conn:
+                removed["admin_events_pseudonymized"] += conn.execute(
+                    'update events set "user" = ? where lower("user") = ?', [alias, person]
+                ).rowcount
+                removed["admin_sessions"] += conn.execute(
+                    "delete from sessions where lower(email) = ?", [person]
+                ).rowcount
+                removed["admin_links"] += conn.execute(
+                    "delete from links where lower(email) = ?", [person]
+                ).rowcount
+        return removed
 
     def _checkpoint_all(self) -> bool:
         ok = self._vacuum() if self.db is not None else True

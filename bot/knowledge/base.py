@@ -14,8 +14,9 @@ instead of a second refresh queued behind the index's own lock.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.config import Department
 from bot.core.ports import AdminNotices, IndexReport, IndexStatus, ProgressFn
@@ -25,6 +26,9 @@ from bot.knowledge.embedders import DEFAULT_EMBEDDER, Embedder, get_embedder
 from bot.knowledge.index import DEFAULT_ANN_THRESHOLD, DEFAULT_BUILD_MEMORY_MB, Indexer
 from bot.knowledge.ingest import Limits
 from bot.knowledge.retrieve import CANDIDATES, DEFAULT_FUSION, IndexReader, Probe
+
+if TYPE_CHECKING:
+    from bot.ops.locks import LeaseLocks
 
 
 class KnowledgeBase:
@@ -48,9 +52,14 @@ class KnowledgeBase:
         notices: AdminNotices | None = None,
         build_memory_mb: float = DEFAULT_BUILD_MEMORY_MB,
         ann_threshold: int = DEFAULT_ANN_THRESHOLD,
+        leases: Callable[[], LeaseLocks] | None = None,
     ) -> None:
         """``build_memory_mb`` caps one build batch and ``ann_threshold`` is the live chunk
-        count from which a department is searched through ANN indexes (``[knowledge]``)."""
+        count from which a department is searched through ANN indexes (``[knowledge]``).
+        ``leases`` opens the refresh leases; default ``<state>/ops.sqlite3``, which is right
+        while each replica builds its own index in its state folder. Once replicas share
+        one index (PostgreSQL), pass ``bot.ops.locks.open_leases`` so refreshes of it never
+        overlap across replicas."""
         self.state_dir = Path(state_dir)
         self._instance = None if isinstance(embedder, str) else embedder
         self._default = embedder if isinstance(embedder, str) else embedder.name
@@ -64,7 +73,7 @@ class KnowledgeBase:
         )
         from bot.ops.locks import RefreshGuard
 
-        self.guard = RefreshGuard(self.state_dir)
+        self.guard = RefreshGuard(self.state_dir, leases=leases)
         self.reader = IndexReader(
             state_dir=self.state_dir,
             embedder_named=self._embedder_named,

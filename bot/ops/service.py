@@ -17,13 +17,13 @@ from bot.config import Department
 from bot.core.pipeline import Assistant
 from bot.ops.alerts import Alerts
 from bot.ops.digest import WEEK, Digest
-from bot.ops.locks import LeaseLocks
+from bot.ops.locks import open_leases
 from bot.ops.post import Delivery, SlackChannel, TeamsChannel
 from bot.ops.runner import Operations
 from bot.ops.signals import AuditSignals
 from bot.settings import Settings
-from bot.store.alerts import AlertLog
-from bot.store.evalruns import EvalRun, EvalRunStore
+from bot.store.alerts import open_alert_log
+from bot.store.evalruns import EvalRun, open_eval_runs
 from bot.wiring import Wired
 
 log = logging.getLogger(__name__)
@@ -77,8 +77,8 @@ def start_operations(settings: Settings, wired: Wired) -> Operations | None:
             check_staleness=False,
         )
 
-    runs = EvalRunStore.in_state_dir(state)
-    alert_log = AlertLog.in_state_dir(state)
+    runs = open_eval_runs(settings)  # PostgreSQL with DEPTBOT_DATABASE_URL: one history for all
+    alert_log = open_alert_log(settings)  # PostgreSQL with DEPTBOT_DATABASE_URL: one post per replica set
     in_postgres = bool(settings.env.get("DEPTBOT_DATABASE_URL", "").strip())
     if in_postgres:
         log.warning(
@@ -112,7 +112,7 @@ def start_operations(settings: Settings, wired: Wired) -> Operations | None:
         observers=live.observers,
         evaluate=eval_runner(settings, live, build),
         runs=runs,
-        locks=LeaseLocks.in_state_dir(state),
+        locks=open_leases(settings),  # PostgreSQL with DEPTBOT_DATABASE_URL: jobs run once across replicas
         alerts=alerts,
         alert_log=alert_log,
         digest=digest,

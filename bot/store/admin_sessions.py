@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from bot.errors import StoreError
-from bot.store.db import open_db
+from bot.store.sqlite_store import SqliteStore
 
 CLEANUP_EVERY = 200
 EVENT_DAYS = 180  # the console's audit trail is kept this long unless configured
@@ -79,24 +77,30 @@ class Event:
     detail: str
 
 
-class AdminSessionStore:
-    """Thread-safe; one small database file per state directory, shared by processes."""
+class AdminSessionStore(SqliteStore):
+    """Thread-safe; one small database file per state directory, shared by processes.
+
+    The statements are written once for both backends: ``PgAdminSessionStore``
+    (``bot.store.pg_admin``) runs them in PostgreSQL with ``DEPTBOT_DATABASE_URL``, so a
+    link issued by one replica redeems on another, once, and a session follows the admin
+    whichever replica the load balancer picks. ``open_console_store`` picks by the settings.
+    """
 
     FILE = "admin-sessions.sqlite3"
+    WHAT = "the admin sessions database"
+    _ROW_ORDER = "rowid"  # insertion order among events of one instant (PostgreSQL: id)
 
     def __init__(
         self, *, path: Path, clock: Callable[[], float] = time.time, event_days: int = EVENT_DAYS
     ) -> None:
-        self.path = path
+        self._start(clock, event_days)
+        self._open_sqlite(path, _SCHEMA)
+        self.cleanup()
+
+    def _start(self, clock: Callable[[], float], event_days: int) -> None:
         self.event_days = event_days
         self._clock = clock
-        self._lock = threading.Lock()
         self._writes = 0
-        self._conn = open_db(path, _SCHEMA, "the admin sessions database")
-        try:
-            self.cleanup()
-        except sqlite3.Error as exc:
-            raise StoreError(f"Cannot open the admin sessions database at {path}.") from exc
 
     @classmethod
     def in_state_dir(
@@ -113,33 +117,34 @@ class AdminSessionStore:
         """A new single-use token for ``email``, valid ``ttl`` seconds; only its hash is kept."""
         token = secrets.token_urlsafe(32)
         now = self._clock()
-        with self._lock:
-            self._conn.execute(
+        with self._session() as conn:
+            conn.execute(
                 "INSERT INTO links(token_hash, email, created, expires, used) VALUES (?, ?, ?, ?, NULL)",
                 (digest(token), email, now, now + ttl),
             )
-            self._tick()
+        self._tick()
         return token
 
     def link_valid(self, token: str) -> bool:
         """Whether ``token`` would redeem now (the confirmation page; nothing is used up)."""
-        with self._lock:
-            row = self._conn.execute(
+        with self._session() as conn:
+            row = conn.execute(
                 "SELECT 1 FROM links WHERE token_hash = ? AND used IS NULL AND expires > ?",
                 (digest(token), self._clock()),
             ).fetchone()
         return row is not None
 
     def redeem(self, token: str) -> str | None:
-        """The e-mail the link was made for, once: None when unknown, used or expired."""
+        """The e-mail the link was made for, once: None when unknown, used or expired.
+        One conditional UPDATE: of two browsers (or replicas) racing, one gets the row."""
         now = self._clock()
-        with self._lock:
-            row = self._conn.execute(
+        with self._session() as conn:
+            row = conn.execute(
                 "UPDATE links SET used = ? WHERE token_hash = ? AND used IS NULL AND expires > ? "
                 "RETURNING email",
                 (now, digest(token), now),
             ).fetchone()
-            self._tick()
+        self._tick()
         return None if row is None else str(row[0])
 
     # ── sessions ───────────────────────────────────────────────────────────────────
@@ -148,20 +153,20 @@ class AdminSessionStore:
         """A new session id (the cookie's value) for ``email``, ending after ``absolute`` s."""
         sid = secrets.token_urlsafe(32)
         now = self._clock()
-        with self._lock:
-            self._conn.execute(
+        with self._session() as conn:
+            conn.execute(
                 "INSERT INTO sessions(id_hash, email, created, last_seen, expires) VALUES (?, ?, ?, ?, ?)",
                 (digest(sid), email, now, now, now + absolute),
             )
-            self._tick()
+        self._tick()
         return sid
 
     def session(self, sid: str, *, idle: float) -> Session | None:
         """The live session for cookie value ``sid`` (its idle clock restarts), else None."""
         now = self._clock()
         key = digest(sid)
-        with self._lock:
-            row = self._conn.execute(
+        with self._session() as conn:
+            row = conn.execute(
                 "UPDATE sessions SET last_seen = ? WHERE id_hash = ? AND expires > ? AND last_seen > ? "
                 "RETURNING email, created, expires",
                 (now, key, now, now - idle),
@@ -172,29 +177,28 @@ class AdminSessionStore:
 
     def sign_out(self, sid: str) -> bool:
         """Sign out: True when a session was open under ``sid``."""
-        with self._lock:
-            cur = self._conn.execute("DELETE FROM sessions WHERE id_hash = ?", (digest(sid),))
-        return cur.rowcount > 0
+        with self._session() as conn:
+            n = conn.execute("DELETE FROM sessions WHERE id_hash = ?", (digest(sid),)).rowcount
+        return bool(n > 0)
 
     # ── failed sign-ins ──────────────────────────────────────────────────────────────
 
     def failed(self, client: str) -> int:
         """Count one failed sign-in from ``client``; the failures within the window."""
         now = self._clock()
-        with self._lock:
-            self._conn.execute("INSERT INTO failures(client, at) VALUES (?, ?)", (client, now))
-            self._tick()
-            row = self._conn.execute(
-                "SELECT count(*) FROM failures WHERE client = ? AND at > ?", (client, now - FAILURE_WINDOW)
-            ).fetchone()
-        return int(row[0])
+        with self._session() as conn:
+            conn.execute("INSERT INTO failures(client, at) VALUES (?, ?)", (client, now))
+        self._tick()
+        return self._failures(client, now)
 
     def failures(self, client: str) -> int:
         """Failed sign-ins from ``client`` within the window."""
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT count(*) FROM failures WHERE client = ? AND at > ?",
-                (client, self._clock() - FAILURE_WINDOW),
+        return self._failures(client, self._clock())
+
+    def _failures(self, client: str, now: float) -> int:
+        with self._session() as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM failures WHERE client = ? AND at > ?", (client, now - FAILURE_WINDOW)
             ).fetchone()
         return int(row[0])
 
@@ -202,18 +206,19 @@ class AdminSessionStore:
 
     def record(self, event: str, user: str, department: str = "", detail: str = "") -> None:
         """One audit event; ``detail`` is a short fixed word (never a secret or free text)."""
-        with self._lock:
-            self._conn.execute(
-                "INSERT INTO events(at, event, user, department, detail) VALUES (?, ?, ?, ?, ?)",
+        with self._session() as conn:
+            conn.execute(
+                'INSERT INTO events(at, event, "user", department, detail) VALUES (?, ?, ?, ?, ?)',
                 (self._clock(), event, user, department, detail),
             )
-            self._tick()
+        self._tick()
 
     def events(self, limit: int = 100) -> list[Event]:
         """Newest first."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT at, event, user, department, detail FROM events ORDER BY at DESC, rowid DESC LIMIT ?",
+        with self._session() as conn:
+            rows = conn.execute(
+                f'SELECT at, event, "user", department, detail FROM events '
+                f"ORDER BY at DESC, {self._ROW_ORDER} DESC LIMIT ?",
                 (limit,),
             ).fetchall()
         return [Event(float(r[0]), str(r[1]), str(r[2]), str(r[3]), str(r[4])) for r in rows]
@@ -222,17 +227,30 @@ class AdminSessionStore:
 
     def cleanup(self) -> None:
         now = self._clock()
-        self._conn.execute("DELETE FROM links WHERE expires < ?", (now - 3600,))
-        self._conn.execute("DELETE FROM sessions WHERE expires < ?", (now,))
-        self._conn.execute("DELETE FROM failures WHERE at < ?", (now - FAILURE_WINDOW,))
-        if self.event_days > 0:
-            self._conn.execute("DELETE FROM events WHERE at < ?", (now - self.event_days * 86400,))
+        with self._session() as conn:
+            conn.execute("DELETE FROM links WHERE expires < ?", (now - 3600,))
+            conn.execute("DELETE FROM sessions WHERE expires < ?", (now,))
+            conn.execute("DELETE FROM failures WHERE at < ?", (now - FAILURE_WINDOW,))
+            if self.event_days > 0:
+                conn.execute("DELETE FROM events WHERE at < ?", (now - self.event_days * 86400,))
 
     def _tick(self) -> None:
-        self._writes += 1
+        self._writes += 1  # per process: each replica cleans up now and then
         if self._writes % CLEANUP_EVERY == 0:
             self.cleanup()
 
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+
+def open_console_store(
+    settings: Any, *, clock: Callable[[], float] = time.time, event_days: int = EVENT_DAYS
+) -> AdminSessionStore:
+    """The console's store for ``settings``: PostgreSQL when ``DEPTBOT_DATABASE_URL`` is
+    set (links, sessions and the trail shared by every replica), else the state folder's
+    ``admin-sessions.sqlite3``."""
+    from bot.store.backend import database_for
+
+    db = database_for(settings)
+    if db is None:
+        return AdminSessionStore.in_state_dir(settings.state_dir, clock=clock, event_days=event_days)
+    from bot.store.pg_admin import PgAdminSessionStore
+
+    return PgAdminSessionStore(db, clock=clock, event_days=event_days)

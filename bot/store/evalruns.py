@@ -1,4 +1,5 @@
-"""Answer-level eval runs in SQLite (``<state>/evalruns.sqlite3``), shared by every process.
+"""Answer-level eval runs in SQLite (``<state>/evalruns.sqlite3``), shared by every process,
+or in PostgreSQL with ``DEPTBOT_DATABASE_URL`` (``bot.store.pg_ops``), shared by every replica.
 
 ``deptbot eval --qa`` records a "manual" run, the scheduler a "refresh" or "schedule" run
 after it refreshed a department. Keeping the history (not just the last result) is what
@@ -11,12 +12,12 @@ is stored.
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from bot.store.db import open_db
+from bot.store.sqlite_store import SqliteStore
 
 TRIGGERS = ("refresh", "schedule", "manual")
 KEEP_PER_DEPARTMENT = 1000  # a run a day for almost three years; older runs say little
@@ -61,15 +62,35 @@ class EvalRun:
     failed_cases: tuple[str, ...] = ()  # short labels of failing cases (eval config, never user text)
 
 
-class EvalRunStore:
-    """Append-only history of eval runs; thread-safe, safe across processes (WAL)."""
+_INSERT_SQL = (
+    'insert into eval_runs (department, "time", "trigger", cases, source_hit, fact_hit, answered,'
+    " refusal, p50_ms, p95_ms, passed, below, failed_cases)"
+    " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_KEEP_SQL = (
+    "delete from eval_runs where department = ? and id not in"
+    ' (select id from eval_runs where department = ? order by "time" desc, id desc limit ?)'
+)
+_RECENT_SQL = (
+    'select department, "time", "trigger", cases, source_hit, fact_hit, answered, refusal,'
+    " p50_ms, p95_ms, passed, below, failed_cases from eval_runs where department = ?"
+    ' order by "time" desc, id desc limit ?'
+)
+
+
+class EvalRunStore(SqliteStore):
+    """Append-only history of eval runs; thread-safe, safe across processes (WAL).
+
+    The statements are written once for both backends: ``PgEvalRunStore``
+    (``bot.store.pg_ops``) keeps the history in PostgreSQL with ``DEPTBOT_DATABASE_URL``,
+    so whichever replica ran a scheduled eval, the next compares against it.
+    ``open_eval_runs`` picks by the settings."""
 
     FILE = "evalruns.sqlite3"
+    WHAT = "the eval runs database"
 
     def __init__(self, *, path: Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        self._conn = open_db(self.path, _SCHEMA, "the eval runs database")
+        self._open_sqlite(path, _SCHEMA)
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> EvalRunStore:
@@ -94,28 +115,14 @@ class EvalRunStore:
             json.dumps(list(run.below)),
             json.dumps(list(run.failed_cases)),
         )
-        with self._lock:
-            self._conn.execute(
-                "insert into eval_runs (department, time, trigger, cases, source_hit, fact_hit, answered,"
-                " refusal, p50_ms, p95_ms, passed, below, failed_cases)"
-                " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                row,
-            )
-            self._conn.execute(
-                "delete from eval_runs where department = ? and id not in"
-                " (select id from eval_runs where department = ? order by time desc, id desc limit ?)",
-                (run.department, run.department, KEEP_PER_DEPARTMENT),
-            )
+        with self._session(write=True) as conn:
+            conn.execute(_INSERT_SQL, row)
+            conn.execute(_KEEP_SQL, (run.department, run.department, KEEP_PER_DEPARTMENT))
 
     def recent(self, department: str, limit: int = 30) -> list[EvalRun]:
         """The department's runs, newest first."""
-        with self._lock:
-            rows = self._conn.execute(
-                "select department, time, trigger, cases, source_hit, fact_hit, answered, refusal,"
-                " p50_ms, p95_ms, passed, below, failed_cases from eval_runs where department = ?"
-                " order by time desc, id desc limit ?",
-                (department, limit),
-            ).fetchall()
+        with self._session() as conn:
+            rows = conn.execute(_RECENT_SQL, (department, limit)).fetchall()
         return [
             EvalRun(
                 department=d,
@@ -135,6 +142,15 @@ class EvalRunStore:
             for d, t, trig, n, sh, fh, an, rf, p50, p95, ok, below, failed in rows
         ]
 
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+
+def open_eval_runs(settings: Any) -> EvalRunStore:
+    """The eval history of ``settings``: PostgreSQL when ``DEPTBOT_DATABASE_URL`` is set
+    (one history for every replica), else ``<state>/evalruns.sqlite3``."""
+    from bot.store.backend import database_for
+
+    db = database_for(settings)
+    if db is None:
+        return EvalRunStore.in_state_dir(settings.state_dir)
+    from bot.store.pg_ops import PgEvalRunStore
+
+    return PgEvalRunStore(db)

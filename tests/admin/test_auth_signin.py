@@ -16,6 +16,7 @@ from bot.admin.auth import csrf_token, links_for
 from bot.store.admin_sessions import AdminSessionStore
 from tests.admin.conftest import ALICE, CAROL, EVIL, HANK, hidden, reload_groups, running, small_world
 from tests.fakes import GROUPS
+from tests.store.conftest import pg_server, pg_url  # noqa: F401  (fixtures: a real PostgreSQL)
 
 PAGES = ("", "/gaps", "/documents", "/feedback", "/evals", "/refresh")
 
@@ -346,12 +347,15 @@ def test_cli_admin_link(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert [(e.event, e.detail) for e in store.events()] == [("link", "cli")]
 
 
-def test_figures_pages_say_postgres_is_not_readable_yet_instead_of_drawing_nothing(tmp_path: Path) -> None:
+def test_figures_pages_say_postgres_is_not_readable_yet_instead_of_drawing_nothing(
+    tmp_path: Path,
+    pg_url: str,  # noqa: F811  (the fixture imported above)
+) -> None:
     """With DEPTBOT_DATABASE_URL the audit and usage rows live in PostgreSQL, which the
     console does not read yet: its figures pages must say so (503), not show empty charts
-    that look like a department nobody used."""
-    url = "postgresql://deptbot@127.0.0.1:1/none"  # never connected to: the console only reads the setting
-    assistant, settings = small_world(tmp_path, DEPTBOT_DATABASE_URL=url)
+    that look like a department nobody used. (Its sign-in links and sessions are there too,
+    hence a real database.)"""
+    assistant, settings = small_world(tmp_path, DEPTBOT_DATABASE_URL=pg_url)
 
     async def scenario() -> None:
         async with running(assistant, settings) as c:
