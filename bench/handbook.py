@@ -54,7 +54,7 @@ def make_knowledge(
             # deptbot refuses unknown keys, so only the title is kept, as an admin would.
             title = json.dumps(str(meta.get("title") or p.stem))
             if c:
-                text = f"---\ntitle: {title[:-1]} (edition {c})\"\n---\nEdition {c} of this page.\n\n{body}"
+                text = f'---\ntitle: {title[:-1]} (edition {c})"\n---\nEdition {c} of this page.\n\n{body}'
             elif meta:
                 text = f"---\ntitle: {title}\n---\n{body}"
             out.write_text(text, encoding="utf-8")

@@ -171,6 +171,7 @@ async def _slack_cleanup(app: web.Application) -> None:
 
 healthz = livez  # the original name
 
+
 def serve(
     settings: Settings,
     assistant: Assistant,
@@ -181,9 +182,7 @@ def serve(
     socket_mode: bool = False,
 ) -> None:
     """Run the server until interrupted (``deptbot serve``). ConfigError before binding."""
-    app = build_app(
-        assistant=assistant, settings=settings, mounts=mounts, socket_mode=socket_mode, host=host
-    )
+    app = build_app(assistant=assistant, settings=settings, mounts=mounts, socket_mode=socket_mode, host=host)
     slack = app[SLACK_MODE]
     print(f"deptbot listening on http://{host}:{port} (/livez, /readyz; Slack: {slack})", flush=True)
     web.run_app(app, host=host, port=port, print=None, access_log=None, shutdown_timeout=10)

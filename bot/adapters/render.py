@@ -61,7 +61,7 @@ def channel_restricted_note(answer: Answer) -> str:
 
 
 def share_refused(answer: Answer, reason: str) -> str:
-    """"Share in channel" was checked again at click time and refused; ``reason`` is the
+    """ "Share in channel" was checked again at click time and refused; ``reason`` is the
     fresh verdict's ``CHANNEL_REASONS`` key."""
     why = private_reason(replace(answer, private_reason=reason))
     return f"Not shared: {why}. The answer is still visible only to you."

@@ -154,9 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--app-id", help="teams: the Azure Bot's Microsoft App ID")
     c.add_argument("--domain", help="teams: the host serving /api/messages")
     c.add_argument("--out", help="teams: zip file to write (default deptbot-teams.zip)")
-    c.add_argument("--website-url", metavar="URL", help="teams: https link for 'website' (default https://HOST/about)")
-    c.add_argument("--privacy-url", metavar="URL", help="teams: https privacy statement (default https://HOST/privacy)")
-    c.add_argument("--terms-url", metavar="URL", help="teams: https terms of use (default https://HOST/terms)")
+    c.add_argument(
+        "--website-url", metavar="URL", help="teams: https link for 'website' (default https://HOST/about)"
+    )
+    c.add_argument(
+        "--privacy-url", metavar="URL", help="teams: https privacy statement (default https://HOST/privacy)"
+    )
+    c.add_argument(
+        "--terms-url", metavar="URL", help="teams: https terms of use (default https://HOST/terms)"
+    )
     c.set_defaults(func=cmd_manifest)
 
     c = sub.add_parser("audit", help="read, verify and export the audit log")
@@ -205,9 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("email", metavar="EMAIL", help="the person's e-mail address")
     t.add_argument("--out", metavar="FILE", help="write the JSON to FILE (0600) instead of stdout")
     t.set_defaults(func=cmd_privacy_export)
-    t = privacy_sub.add_parser(
-        "erase", help="make EMAIL's text unrecoverable and pseudonymize their records"
-    )
+    t = privacy_sub.add_parser("erase", help="make EMAIL's text unrecoverable and pseudonymize their records")
     t.add_argument("email", metavar="EMAIL", help="the person's e-mail address")
     t.add_argument(
         "--yes", action="store_true", help="do not ask to type the e-mail again (cannot be undone)"

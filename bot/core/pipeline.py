@@ -490,9 +490,7 @@ class Assistant:
             )
             return sources_only, error
         assert cited is not None
-        conf = citations.confidence(
-            chunks, cited, assessed=ctx.assessment.score if ctx.assessment else None
-        )
+        conf = citations.confidence(chunks, cited, assessed=ctx.assessment.score if ctx.assessment else None)
         alternative = got.route.alternative
         notice = " ".join(
             n
@@ -607,9 +605,7 @@ class Assistant:
             request_id=ctx.request_id,
             status=Status.DONT_KNOW,
             confidence=round(
-                ctx.assessment.score
-                if ctx.assessment
-                else max((c.score for c in got.chunks), default=0.0),
+                ctx.assessment.score if ctx.assessment else max((c.score for c in got.chunks), default=0.0),
                 3,
             ),
             department=dept.name,

@@ -44,9 +44,7 @@ def eval_trend(runs: Sequence[EvalRun]) -> str:
     last = runs[0]
     verdict = "passed" if last.passed else "below its thresholds (" + "; ".join(last.below) + ")"
     scores = ", ".join(
-        f"{label} {pct(getattr(last, attr))}"
-        for attr, label in SCORES
-        if getattr(last, attr) is not None
+        f"{label} {pct(getattr(last, attr))}" for attr, label in SCORES if getattr(last, attr) is not None
     )
     line = f"last run {last.time:%Y-%m-%d} ({last.trigger}) {verdict}" + (f": {scores}" if scores else "")
     if len(runs) > 1:

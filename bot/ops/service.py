@@ -29,9 +29,9 @@ from bot.wiring import Wired
 log = logging.getLogger(__name__)
 
 
-def eval_runner(settings: Settings, live: Assistant, build: Callable[[], Assistant]) -> Callable[
-    [Department, str], EvalRun
-]:
+def eval_runner(
+    settings: Settings, live: Assistant, build: Callable[[], Assistant]
+) -> Callable[[Department, str], EvalRun]:
     """``(department, trigger) → EvalRun`` through a cache-less assistant made by ``build``."""
     from bot.evals.qa import run_department, to_run
 
@@ -57,6 +57,7 @@ def start_operations(settings: Settings, wired: Wired) -> Operations | None:
     from bot.llm.factory import build_generator
     from bot.sensitivity import PatternClassifier
     from bot.store.state import ensure_private_dir
+
     ops = settings.values.ops
     if not ops.enabled:
         return None
@@ -82,7 +83,7 @@ def start_operations(settings: Settings, wired: Wired) -> Operations | None:
     in_postgres = bool(settings.env.get("DEPTBOT_DATABASE_URL", "").strip())
     if in_postgres:
         log.warning(
-            "the audit log is in PostgreSQL: alerts on \"don't know\", 👎 and score drift are off, "
+            'the audit log is in PostgreSQL: alerts on "don\'t know", 👎 and score drift are off, '
             "and the weekly digest leaves out question counts"
         )
     signals = AuditSignals(state / "audit.db", available=not in_postgres)

@@ -264,7 +264,12 @@ def test_cache_shared_only_between_people_with_the_same_relevant_access(company,
     # a channel hit is re-checked against that channel's members, not cached per channel
     everyone = ChannelReaders(frozenset({"dave@example.com", "grace@example.com"}))
     shared = ask(
-        a, "dave@example.com", q, department="finance", in_channel=True, channel="C0X",
+        a,
+        "dave@example.com",
+        q,
+        department="finance",
+        in_channel=True,
+        channel="C0X",
         channel_readers=everyone,
     )
     assert len(gen.requests) == 2 and shared.cache_hit and shared.channel_safe  # type: ignore[attr-defined]

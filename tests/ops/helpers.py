@@ -104,8 +104,19 @@ class SlowRefresher:
 
 def run_of(dept: str, when: datetime, trigger: str, **kw: Any) -> EvalRun:
     base: dict[str, Any] = dict(
-        department=dept, time=when, trigger=trigger, cases=4, source_hit=1.0, fact_hit=1.0,
-        answered=1.0, refusal=1.0, p50_ms=10.0, p95_ms=20.0, passed=True, below=(), failed_cases=(),
+        department=dept,
+        time=when,
+        trigger=trigger,
+        cases=4,
+        source_hit=1.0,
+        fact_hit=1.0,
+        answered=1.0,
+        refusal=1.0,
+        p50_ms=10.0,
+        p95_ms=20.0,
+        passed=True,
+        below=(),
+        failed_cases=(),
     )
     base.update(kw)
     return EvalRun(**base)

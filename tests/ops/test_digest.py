@@ -44,9 +44,9 @@ def test_digest_text_and_once_a_week(tmp_path: Path) -> None:
     assert set(sent) == {d.name for d in company if d.enabled}
     text = next(p.text for p in kit.delivery.posted if p.department == "hr")
     assert text.startswith("📊 Human Resources: weekly digest, 2025-12-29 – 2026-01-05")
-    assert "Questions: 20; answered 75% (15), \"I don't know\" 4, denied 1, errors 0" in text
+    assert 'Questions: 20; answered 75% (15), "I don\'t know" 4, denied 1, errors 0' in text
     assert "👍 75% (6 👍, 2 👎)" in text
-    assert "Knowledge gaps: 4 questions answered \"I don't know\" and 2 👎" in text
+    assert 'Knowledge gaps: 4 questions answered "I don\'t know" and 2 👎' in text
     assert "AI cost: $75.50 of a $70.00 weekly budget (108%), 120,000 tokens" in text
     assert "last run 2026-01-04 (refresh) passed" in text and "fact hit 80% → 100%" in text
     assert "salary" not in text and "Bob" not in text

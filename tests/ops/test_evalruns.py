@@ -16,9 +16,19 @@ from tests.test_cli_eval_qa import HR_EVALS
 
 def _run(dept: str, when: datetime, **kw: object) -> EvalRun:
     base: dict[str, object] = dict(
-        department=dept, time=when, trigger="manual", cases=2, source_hit=1.0, fact_hit=0.5,
-        answered=1.0, refusal=None, p50_ms=12.0, p95_ms=30.0, passed=False,
-        below=("fact hit 50% < 100%",), failed_cases=("How many days?",),
+        department=dept,
+        time=when,
+        trigger="manual",
+        cases=2,
+        source_hit=1.0,
+        fact_hit=0.5,
+        answered=1.0,
+        refusal=None,
+        p50_ms=12.0,
+        p95_ms=30.0,
+        passed=False,
+        below=("fact hit 50% < 100%",),
+        failed_cases=("How many days?",),
     )
     base.update(kw)
     return EvalRun(**base)  # type: ignore[arg-type]
