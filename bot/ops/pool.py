@@ -54,7 +54,8 @@ class DaemonPool:
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         with self._lock:
-            if self._closed:
+            if self._closed:  # handed over while stopping: dropped like a queued job, and named
+                self.cancelled.append(_name(fn, args))
                 raise RuntimeError("the operations pool is shut down")
             if len(self._threads) < self._workers:
                 worker = threading.Thread(
