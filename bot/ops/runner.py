@@ -120,9 +120,11 @@ class Operations:
         undispatched: list[str] = []
         scheduler, self._scheduler = self._scheduler, None
         if scheduler is not None and scheduler.running:
-            scheduler.shutdown(wait=False)  # closes the pool: queued jobs are dropped
-            # follow-ups the scheduler had not yet handed to the pool are dropped too
+            # follow-ups the scheduler has not handed to the pool yet are dropped too; read
+            # them while paused (a stopped apscheduler 3 lists only jobs added before start)
+            scheduler.pause()
             undispatched = [j.id for j in scheduler.get_jobs() if j.id.startswith("after:")]
+            scheduler.shutdown(wait=False)  # closes the pool: queued jobs are dropped
         pool, self._pool = self._pool, None
         if pool is None:
             return Abandoned()
