@@ -53,3 +53,26 @@ def assistant(
         generator=generator,
         audit=audit,
     )
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    """``deptbot`` in-process on a fresh copy of the test company, with a clean environment
+    and its own state folder: ``run(*argv)`` → (exit code, stdout, stderr); ``run.root``."""
+    import os
+
+    from bot.cli import main
+
+    make_company(tmp_path)
+    for var in [v for v in os.environ if v.startswith(("DEPTBOT_", "ANTHROPIC_", "OPENAI_", "SLACK_"))]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("DEPTBOT_DEPARTMENTS", str(tmp_path / "departments"))
+    monkeypatch.setenv("DEPTBOT_STATE", str(tmp_path / "state"))
+
+    def _run(*argv: str) -> tuple[int, str, str]:
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    _run.root = tmp_path  # type: ignore[attr-defined]
+    return _run

@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-
-import pytest
-
-from bot.cli import main
-from tests.fakes import make_company
 
 HR_EVALS = """
 evals:
@@ -23,23 +17,6 @@ evals:
     - question: What is the phone number of the cafeteria?
       unanswerable: true
 """
-
-
-@pytest.fixture
-def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
-    make_company(tmp_path)
-    for var in [v for v in os.environ if v.startswith(("DEPTBOT_", "ANTHROPIC_", "OPENAI_", "SLACK_"))]:
-        monkeypatch.delenv(var)
-    monkeypatch.setenv("DEPTBOT_DEPARTMENTS", str(tmp_path / "departments"))
-    monkeypatch.setenv("DEPTBOT_STATE", str(tmp_path / "state"))
-
-    def _run(*argv: str) -> tuple[int, str, str]:
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    _run.root = tmp_path  # type: ignore[attr-defined]
-    return _run
 
 
 def _add_evals(root: Path, dept: str, block: str) -> None:
