@@ -161,9 +161,8 @@ def test_citation_confidence_uses_the_assessment() -> None:
 # ── through the pipeline ──────────────────────────────────────────────────────────────
 
 
-def test_on_topic_question_without_the_answer_gets_an_honest_dont_know(
-    company: Company, retriever: FakeRetriever
-) -> None:
+def _add_cafeteria_page(company: Company, retriever: FakeRetriever) -> None:
+    """An HR page that is on topic for cafeteria questions but says only where it is."""
     add_document(
         company,
         retriever,
@@ -174,6 +173,12 @@ def test_on_topic_question_without_the_answer_gets_an_honest_dont_know(
         The cafeteria is on the ground floor of the office and opens at 8:00.
         """,
     )
+
+
+def test_on_topic_question_without_the_answer_gets_an_honest_dont_know(
+    company: Company, retriever: FakeRetriever
+) -> None:
+    _add_cafeteria_page(company, retriever)
     assistant = Assistant(
         company=company, retriever=retriever, indexer=FakeIndexer(), generator=_never(), audit=MemoryAudit()
     )
@@ -262,16 +267,7 @@ def test_a_question_goes_to_the_department_whose_text_holds_the_answer(company: 
 def test_an_answer_without_the_asked_value_becomes_an_honest_dont_know(
     company: Company, retriever: FakeRetriever
 ) -> None:
-    add_document(
-        company,
-        retriever,
-        "hr/office.md",
-        """\
-        # Office
-        ## Cafeteria
-        The cafeteria is on the ground floor of the office and opens at 8:00.
-        """,
-    )
+    _add_cafeteria_page(company, retriever)
     from bot.core.types import Generation, GenerationRequest
 
     class Beside:
