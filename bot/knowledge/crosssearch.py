@@ -224,10 +224,7 @@ def probe_across(
     idf0 = lexical.idf(np.zeros(len(indexes)), cast(Any, n_vis))  # the idf of a term no visible chunk has
     if len(rows):
         row_dept = layout.group_of[rows]
-        norm = np.float32(lexical.K1) * (
-            np.float32(1.0 - lexical.B) + np.float32(lexical.B) * layout.lengths[rows] / avgdl[row_dept]
-        )
-        part = idf[slot] * tf_f / (tf_f + norm)
+        part = lexical.bm25_part(idf[slot], tf_f, layout.lengths[rows], avgdl[row_dept])
         bm25 = np.bincount(rows, weights=part, minlength=n).astype(np.float32)
     else:
         bm25 = np.zeros(n, dtype=np.float32)

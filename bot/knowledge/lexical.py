@@ -126,6 +126,14 @@ def unseen_mass(
     return base - added if added else base
 
 
+def bm25_part(idf: np.ndarray, tf: np.ndarray, dl: np.ndarray, avgdl: Any) -> np.ndarray:
+    """Each posting's BM25 contribution, ``idf·tf / (tf + K1·(1 − B + B·dl/avgdl))`` in
+    float32: the one formula a named search and the cross-department pass both use, so
+    their scores agree bit for bit by construction (``avgdl``: a scalar or per posting)."""
+    norm = np.float32(K1) * (np.float32(1.0 - B) + np.float32(B) * dl / avgdl)
+    return idf * tf / (tf + norm)
+
+
 def idf(df: np.ndarray, n_docs: int) -> np.ndarray:
     """Lucene's BM25 idf (always positive)."""
     return np.log1p((n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)

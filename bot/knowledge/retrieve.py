@@ -339,10 +339,7 @@ class LoadedIndex:
         unseen = lexical.unseen_mass(tokens, known, weights, lexical.idf(np.array([0.0]), n_vis)[0])
         if len(rows) == 0:
             return weights, unseen, np.zeros(self.n, dtype=np.float32)
-        norm = np.float32(lexical.K1) * (
-            np.float32(1.0 - lexical.B) + np.float32(lexical.B) * self.lengths[rows] / np.float32(avgdl)
-        )
-        part = idf[term] * tf_f / (tf_f + norm)
+        part = lexical.bm25_part(idf[term], tf_f, self.lengths[rows], np.float32(avgdl))
         return weights, unseen, np.bincount(rows, weights=part, minlength=self.n).astype(np.float32)
 
     def cosines(self, qvec: np.ndarray, mask: np.ndarray) -> np.ndarray:
