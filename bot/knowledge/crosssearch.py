@@ -180,14 +180,14 @@ def probe_across(
     starts, n = layout.starts, layout.n
     masks = [index.mask(scope) for index, scope in zip(indexes, scopes, strict=True)]
     mask = np.concatenate(masks) if masks else np.zeros(0, dtype=bool)
-    stats = [index._visible_stats(m) for index, m in zip(indexes, masks, strict=True)]
+    stats = [index.visible_stats(m) for index, m in zip(indexes, masks, strict=True)]
 
     # ── BM25, every department in one pass ───────────────────────────────────────────
     # Per department, the query's known terms in token order (as ``visible_terms``); a
     # "slot" is one (department, term) pair, so df and idf stay per department.
     known: list[list[tuple[str, int]]] = []
     for index in indexes:
-        known.append(lexical.query_term_ids(tokens, index._term_id))
+        known.append(lexical.query_term_ids(tokens, index.term_id))
     slot0 = np.concatenate([[0], np.cumsum([len(k) for k in known])]).astype(np.int64)
     row_parts: list[np.ndarray] = []
     tf_parts: list[np.ndarray] = []

@@ -240,7 +240,7 @@ class LoadedIndex:
         admitted = np.array([scope.admits(sig) for sig in self.signatures] + [False], dtype=bool)
         mask = admitted[self.chunk_sig] if self.n else np.zeros(0, dtype=bool)
         mask.setflags(write=False)
-        stats = (mask, *self._visible_stats(mask))
+        stats = (mask, *self.visible_stats(mask))
         with self._lock:
             self._masks[scope.keys] = mask
             self._stats[id(mask)] = stats
@@ -249,7 +249,7 @@ class LoadedIndex:
                 self._stats.pop(id(old), None)
         return mask
 
-    def _visible_stats(self, mask: np.ndarray) -> tuple[int, float]:
+    def visible_stats(self, mask: np.ndarray) -> tuple[int, float]:
         """Visible chunk count and mean visible length (BM25's N and avgdl for this scope)."""
         cached = self._stats.get(id(mask))
         if cached is not None and cached[0] is mask:
@@ -261,7 +261,7 @@ class LoadedIndex:
 
     # ── scoring ──────────────────────────────────────────────────────────────────
 
-    def _term_id(self, token: str) -> int | None:
+    def term_id(self, token: str) -> int | None:
         """One id per term across segments: segment 0's own id, else one given on first use."""
         if not self.segments:
             return None
@@ -295,7 +295,7 @@ class LoadedIndex:
         """
         if tokens is None:
             tokens = query_tokens(query)
-        ids = [tid for t in tokens if (tid := self._term_id(t)) is not None]
+        ids = [tid for t in tokens if (tid := self.term_id(t)) is not None]
         return ids, len(tokens) - len(ids)
 
     def visible_terms(
@@ -311,10 +311,10 @@ class LoadedIndex:
         """
         if tokens is None:
             tokens = query_tokens(query)
-        known = lexical.query_term_ids(tokens, self._term_id)
+        known = lexical.query_term_ids(tokens, self.term_id)
         words = [t for t, _ in known]
         ids = [tid for _, tid in known]
-        n_vis, avgdl = self._visible_stats(mask)
+        n_vis, avgdl = self.visible_stats(mask)
         row_parts: list[np.ndarray] = []
         tf_parts: list[np.ndarray] = []
         term_parts: list[np.ndarray] = []

@@ -95,7 +95,7 @@ def test_gl_account_question_finds_the_column_first_by_bm25(kb: KnowledgeBase) -
     question = "What is the GL account for hotel expenses?"
     hits, terms, _ = index.search(question, mask, 3, embedder=emb, mode="bm25")
     assert "gl_account" in index.text(hits[0].index)
-    assert index._term_id("gl_account") in terms
+    assert index.term_id("gl_account") in terms
 
 
 def test_both_paths_expand_a_question_identically(kb: KnowledgeBase) -> None:
@@ -123,7 +123,7 @@ def test_a_prose_chunk_keeps_its_coverage_when_an_identifier_is_added(kb: Knowle
     tokens = ["gl", "account"]
     plain = {t: w for t, w in terms.items() if index._term_name(t) in tokens}
     idf0 = float(lexical.idf(np.array([0.0]), int(mask.sum()))[0])
-    assert coverage == pytest.approx(plain[index._term_id("account")] / (sum(plain.values()) + idf0))
+    assert coverage == pytest.approx(plain[index.term_id("account")] / (sum(plain.values()) + idf0))
 
 
 def test_an_identifier_only_restricted_chunks_hold_changes_nothing_for_an_outsider(
