@@ -77,9 +77,10 @@ def build_app(
     app.router.add_get("/healthz", livez)
     app.router.add_get("/readyz", readyz)
     _mount_metrics(app, assistant, settings, host, runtime)
-    from bot.admin.web import mount_admin  # /admin (README "Admin console"); loads jinja2
+    if settings.values.admin.enabled:  # /admin (README "Admin console"); its import loads jinja2
+        from bot.admin.web import mount_admin
 
-    mount_admin(app, assistant=assistant, settings=settings, runtime=runtime)
+        mount_admin(app, assistant=assistant, settings=settings, runtime=runtime)
     config = SlackConfig.from_env(settings.env, socket_mode=socket_mode)
     app[SLACK_MODE] = "off" if config is None else "socket" if socket_mode else "http"
     if config is not None:

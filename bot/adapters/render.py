@@ -206,10 +206,6 @@ def parts(text: str) -> list[Prose | Table]:
     return out
 
 
-def has_table(text: str) -> bool:
-    return any(isinstance(p, Table) for p in parts(text))
-
-
 # ── who wrote the answer ───────────────────────────────────────────────────────────
 # Teams' "AI generated" label and Slack's AI wording are for text a model wrote. The
 # extractive generator quotes documents; saying "AI generated" over a quote is not honest.

@@ -51,12 +51,6 @@ def administered(assistant: Assistant, email: str | None) -> list[Department]:
     return sorted((d for d in assistant.company if policy.may_admin(person, d).allowed), key=lambda d: d.name)
 
 
-def administered_one(assistant: Assistant, email: str, name: str) -> Department | None:
-    """``name`` when ``email`` administers it now; None for any other department *and* for
-    names that do not exist, so a caller cannot tell the two apart."""
-    return next((d for d in administered(assistant, email) if d.name == name), None)
-
-
 def origin_of(url: str) -> str:
     """``scheme://host[:port]`` of ``url``, lower case (the form of an Origin header)."""
     parts = urlsplit(url)

@@ -214,7 +214,7 @@ class Console:
         name = request.match_info.get("dept", "")
         who.dept = next((d for d in who.departments if d.name == name), None)
         if who.dept is None:
-            return self._message(request, 403, "Not allowed", [NOT_YOURS], who=who, hide_dept=True)
+            return self._message(request, 403, "Not allowed", [NOT_YOURS], who=who)
         return who
 
     def _figures(self, request: web.Request) -> _Who | web.Response:
@@ -284,10 +284,7 @@ class Console:
         *,
         who: _Who | None = None,
         links: Sequence[tuple[str, str]] = (),
-        hide_dept: bool = False,
     ) -> web.Response:
-        if who is not None and hide_dept:  # the page must not tell which department was asked for
-            who = _Who(sid=who.sid, email=who.email, departments=who.departments, csrf=who.csrf)
         return self._page(
             request, "message.html", title=title, status=status, who=who, lines=lines, links=links
         )
