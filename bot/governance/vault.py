@@ -29,6 +29,7 @@ import os
 import sqlite3
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,7 +124,7 @@ class KeyStatus:
         return {k: n for k, n in self.by_master.items() if k != self.current}
 
 
-class KeyTable:
+class KeyTable(ABC):
     """Where the wrapped data keys live: ``keys.db`` in the state folder (``SqliteKeyTable``)
     or, with ``DEPTBOT_DATABASE_URL``, one table every replica shares
     (``bot.store.pg_keys.PgKeyTable``), so text sealed on one replica opens on another and
@@ -132,23 +133,28 @@ class KeyTable:
 
     where: str = ""  # what messages name: a file, or the redacted database URL
 
+    @abstractmethod
     def get(self, sid: str) -> tuple[bytes, str, bytes] | None:
         """``(key_id, master_id, wrapped)`` of a subject, read fresh every time (a key
         shredded by another process is never used again here)."""
         raise NotImplementedError
 
+    @abstractmethod
     def add(self, sid: str, kid: bytes, master_id: str, wrapped: bytes) -> tuple[bytes, str, bytes]:
         """Insert unless the subject has a key already; the row that is there afterwards
         (another process may have won the race: everyone uses its key)."""
         raise NotImplementedError
 
+    @abstractmethod
     def delete(self, sid: str) -> bytes | None:
         """Remove the subject's row, and every trace the backend can remove; its key id."""
         raise NotImplementedError
 
+    @abstractmethod
     def count_by_master(self) -> dict[str, int]:
         raise NotImplementedError
 
+    @abstractmethod
     def rewrap_batch(
         self, current: str, batch: int, rewrap: Callable[[str, bytes, str, bytes], bytes]
     ) -> int:
@@ -159,6 +165,7 @@ class KeyTable:
 
     def close(self) -> None:
         """Release the connection (nothing for a shared pool)."""
+        return None  # a default, not abstract: the subclasses that hold a connection close it
 
 
 class SqliteKeyTable(KeyTable):

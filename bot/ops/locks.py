@@ -34,6 +34,7 @@ import socket
 import threading
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -106,7 +107,7 @@ _CLAIM_SQL = "insert into job_runs (job, slot, time) values (?, ?, ?) on conflic
 _TRIM_RUNS_SQL = "delete from job_runs where time < ?"
 
 
-class LeaseLocks:
+class LeaseLocks(ABC):
     """Named leases shared by every process using the same store; thread-safe.
 
     Written once for every backend: ``SqliteLeaseLocks`` (``<state>/ops.sqlite3``, every
@@ -119,6 +120,7 @@ class LeaseLocks:
     where: str  # one string per store, the same in every instance that opens it
     _clock: Callable[[], float]
 
+    @abstractmethod
     def _session(self, *, write: bool = False) -> AbstractContextManager[Any]:
         raise NotImplementedError
 
@@ -214,6 +216,7 @@ class LeaseLocks:
 
     def close(self) -> None:
         """Nothing to release by default (a shared pool)."""
+        return None  # a default, not abstract: the subclasses that hold a connection close it
 
 
 class SqliteLeaseLocks(SqliteStore, LeaseLocks):
