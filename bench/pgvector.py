@@ -31,6 +31,11 @@ noise); a question is a document's vector plus chunk-sized noise. Labels per doc
 one of 10 departments (shares 20 % … 1 %; ``dept4`` holds 10 %), and 10 % of documents
 restricted to one of 10 groups (~1 % each); everything else is public (``'*'``), so the
 access filter ``audience && asker_keys`` reads "public, or shared with one of my groups".
+That overlap test is right here only because every synthetic chunk has ONE audience list.
+deptbot's rule (``AccessScope.admits``) is that EVERY audience list of a chunk (folder
+``_access.yaml`` and front matter both) must meet the asker's keys; ``&&`` over a merged
+list would admit anyone matching either. A real store must filter on precomputed audience
+signatures the scope admits (as ``LoadedIndex`` does), not copy this predicate.
 
 HNSW recall depends on that shape: with 100 chunks per document (balls much larger than
 the graph's 2·m links) pgvector 0.6.2's graph strands chunks (recall@10 ~0.7 at 200k,
