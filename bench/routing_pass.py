@@ -24,24 +24,43 @@ also prints what the side-by-side layout adds to memory (its own arrays, and the
 with every index loaded vs after 20 one-pass questions: the vectors and postings are the
 segments' own).
 
-Target: auto (one pass) p50 <= 1.5x named. Not met. Measured on the shared 2-core machine
-(CPU p50, medians of 6 runs alternating with the committed code): named 2.46 ms,
-sequential 8.4 ms (3.5x), one pass 4.7 ms (1.93x) — the same ratio as before this
-round's trims (1.92x), which took ~0.1 ms off the pass while the query-side changes
-made in the same tree added cost to both modes. What the one pass still adds over a
-named question (~2.2 ms CPU): the cosines of nine more departments (~1.0-1.2 ms: ten
-einsums over 28 MB of float32, memory-bound), the rest of the pass (~0.8 ms: BM25 over
-ten departments' postings, the two candidate selections, fusion) and assessing a second
-department (~0.35 ms). Tried and dropped, measured here: a float16 first stage through
-faiss (``IndexScalarQuantizer`` fp16, then exact float32 re-scoring of the candidates;
-exact by an error bound) costs as much as the float32 pass (the k-best heap is half of
-faiss's time, the re-scoring the rest) and, with faiss's default OpenMP team, p50
-16.7 ms / p95 132 ms; faiss ``range_search`` 29 ms; numpy float16→float32 conversion
-9 ms for the ten departments; huge pages for the vectors no change. Deriving the
-winner's margin assessment from its margin-free one is not possible bit for bit
-where the margin can count (an ``Assessment`` keeps only the rounded score after any
-boost), and it can for 194 of the 200 questions (they ask for no typed value), so
-routing still assesses the winner twice.
+After the timings it prints where the CPU goes, stage by stage, for a named and a one-pass
+question (``sections``: one more pass with the stages wrapped in process-time counters;
+``--no-sections`` skips it).
+
+Target: auto (one pass) p50 <= 1.5x named. Not met. On a quiet machine (load 0.2):
+named 2.28 ms, sequential 7.86 ms (3.45x), one pass 4.36 ms (1.91x) CPU p50; under the
+load of a shared session (load 5-8) the same code measured 1.69-1.92x in seven runs. The
+stage table under load (ms per question, named / one pass / extra): retrieval 1.56 / 3.45
+/ +1.89, of which the cosines 0.12 / 1.15 / +1.03 (ten einsums over 28 MB of float32:
+memory-bound) and the rest of the pass (BM25 over ten departments' postings, candidate
+selection, fusion) +0.86; passages and their scores (the runner-up's too) +0.35;
+confidence.assess (the runner-up, and the winner again with the margin) +0.22; access
+policy and index checks, once per department in the pipeline, +0.14; question analysis
+for the pruning bound (``may_raise``) +0.06. The cosines and the two extra assessments,
+which exactness needs, already take the whole 1.5x budget (~1.1 ms quiet).
+
+Tried and dropped, measured here:
+- an int8 first stage (numkong's packed int8 dot products, ~0.14 ms for 28k rows with
+  the codes in cache) with a proven error bound, exact float32 re-scoring of the chunks
+  that can still be candidates, and a lazy pass: every department gets a proven upper
+  bound of its best score, and routing searches only departments whose bound can still
+  win (2.4 of 10 on average). Bit-identical (0 of 2,000 probes differ, 200/200 routes),
+  and faster with hot caches (routing alone, min of 5 repeats: 3.2-3.5 ms vs 3.6-4.8 ms),
+  but not under load: cold, the int8 codes (9 MB) read at ~15 GB/s (0.4-0.6 ms) against
+  einsum's streaming of 28 MB, the bounds cost 0.2 ms and each lazy search 0.15 ms; in
+  five alternating runs one pass was 1.89-2.02x against 1.79-1.92x for this code (and
+  2.01-2.04x vs 1.77-1.87x with only named and one-pass questions, caches kinder to it),
+  so a 44 MB dependency for no measured gain was not kept;
+- numkong/simsimd float16 and bfloat16 kernels (0.3-0.47 ms hot, 0.53-0.66 cold, and
+  every candidate still needs its exact float32 cosine from a second copy);
+- from an earlier round: a float16 first stage through faiss (as slow as the float32
+  pass; with faiss's default OpenMP team p50 16.7 ms / p95 132 ms), faiss
+  ``range_search`` (29 ms), numpy float16→float32 conversion (9 ms), huge pages (no
+  change), multi-threaded BLAS (p50 0.45 ms but p95 6 ms, p99 22 ms on this machine).
+Deriving the winner's margin assessment from its margin-free one is not possible bit for
+bit where the margin can count (an ``Assessment`` keeps only the rounded score after any
+boost), and it can for 194 of the 200 questions, so routing still assesses the winner twice.
 """
 
 from __future__ import annotations
@@ -57,11 +76,14 @@ import numpy as np
 
 from bench.handbook import DEFAULT_ROOT, make_beir, make_knowledge
 from bot.config import Department, load_company
-from bot.core import routing
+from bot.core import confidence, routing
+from bot.core.access import AccessPolicy
 from bot.core.pipeline import Assistant
 from bot.core.types import AccessScope, Answer, Message, SourceChunk
-from bot.knowledge import KnowledgeBase
+from bot.knowledge import KnowledgeBase, probe, retrieve
+from bot.knowledge.embedders import WordLlamaEmbedder
 from bot.knowledge.evaluate import load_beir
+from bot.knowledge.segments import Segment
 from bot.llm.extractive import ExtractiveGenerator
 from bot.sensitivity import PatternClassifier
 from bot.store.audit import SqliteAuditLog
@@ -114,6 +136,7 @@ def main() -> None:
     ap.add_argument("--departments", type=int, default=10)
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--handbook", type=Path, default=DEFAULT_ROOT)
+    ap.add_argument("--no-sections", action="store_true", help="skip the CPU breakdown by stage")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="deptbot-bench-") as tmp:
         root = Path(tmp)
@@ -150,7 +173,7 @@ def main() -> None:
         rss_after = _rss_mb()
         layouts = getattr(kb.reader, "_layouts", None)  # absent in a checkout from before the pass
         layout_kb = layouts.nbytes() / 1024 if layouts is not None else 0.0
-        modes = {
+        modes: dict[str, Callable[[str], object]] = {
             "named department": lambda q: ask(one_pass, q, dept_of[q]),
             "auto, sequential (per department)": lambda q: ask(sequential, q, None),
             "auto, one pass (probe_many)": lambda q: ask(one_pass, q, None),
@@ -192,6 +215,9 @@ def main() -> None:
                 f"{label:<36} {p50:>7.2f} {p95:>7.2f} {p50 / base:>7.2f}x {c50:>8.2f} {c50 / base_cpu:>7.2f}x"
             )
         print("target: auto (one pass) p50 <= 1.5x named")
+        if not args.no_sections:
+            named, auto = modes["named department"], modes["auto, one pass (probe_many)"]
+            print_sections(sections({"named": named, "auto": auto}, texts))
         print(
             f"layout for the pass: {layout_kb:.0f} KiB of its own arrays; "
             f"RSS {rss_before:.1f} MB with every index loaded, {rss_after:.1f} MB after 20 one-pass questions"
@@ -215,6 +241,81 @@ def interleaved(
             wall[m].append((time.perf_counter() - t0) * 1000)
             cpu[m].append((time.process_time() - c0) * 1000)
     return [np.array(w) for w in wall], [np.array(c) for c in cpu]
+
+
+# Where a question's CPU goes: (label, owner, attribute). Times are cumulative (a stage
+# includes what it calls), so "of which" rows are parts of the row above them.
+STAGES: tuple[tuple[str, object, str], ...] = (
+    ("routing.best_department (all of routing)", routing, "best_department"),
+    ("  of which: routing.may_raise", routing, "may_raise"),
+    ("retrieval (retrieve / probe_many)", KnowledgeBase, "retrieve"),
+    ("retrieval (retrieve / probe_many)", KnowledgeBase, "probe_many"),
+    ("  of which: embed + tokenise", WordLlamaEmbedder, "embed"),
+    ("  of which: embed + tokenise", retrieve, "query_tokens"),
+    ("  of which: cosines (Segment.cosines)", Segment, "cosines"),
+    ("passages and their scores (Probe.chunks)", probe.Probe, "chunks"),
+    ("  of which: passages built (build_chunk)", probe, "build_chunk"),
+    ("confidence.assess", confidence, "assess"),
+    ("confidence.assess", routing, "assess"),
+    ("access policy (askable, scope, may_ask)", AccessPolicy, "askable"),
+    ("access policy (askable, scope, may_ask)", AccessPolicy, "scope"),
+    ("access policy (askable, scope, may_ask)", AccessPolicy, "may_ask"),
+    ("index checks (Assistant._ensure_index)", Assistant, "_ensure_index"),
+    ("generation (extractive)", ExtractiveGenerator, "generate"),
+    ("audit record (SQLite)", SqliteAuditLog, "record"),
+)
+
+
+def sections(modes: dict[str, Callable[[str], object]], texts: list[str]) -> dict[str, dict[str, float]]:
+    """Mean CPU milliseconds per question of each stage (``STAGES``) and of the whole ask,
+    per mode, from one more pass over ``texts`` with the stages wrapped in process-time
+    counters (a few microseconds of overhead per wrapped call; not part of the timings above).
+    A stage's time is counted once per outermost call, so a stage that calls itself
+    (``routing.assess`` is ``confidence.assess``) is not counted twice."""
+    spent: dict[str, float] = {}
+    depth: dict[str, int] = {}
+    originals = [(owner, name, owner.__dict__[name]) for _, owner, name in STAGES]
+
+    def timed(label: str, fn: Callable[..., object]) -> Callable[..., object]:
+        def wrapper(*a: object, **k: object) -> object:
+            depth[label] = depth.get(label, 0) + 1
+            t0 = time.process_time()
+            try:
+                return fn(*a, **k)
+            finally:
+                depth[label] -= 1
+                if depth[label] == 0:
+                    spent[label] = spent.get(label, 0.0) + time.process_time() - t0
+
+        return wrapper
+
+    out: dict[str, dict[str, float]] = {}
+    try:
+        for label, owner, name in STAGES:
+            setattr(owner, name, timed(label, getattr(owner, name)))
+        for mode, fn in modes.items():
+            spent.clear()
+            t0 = time.process_time()
+            for q in texts:
+                fn(q)
+            total = time.process_time() - t0
+            out[mode] = {k: v * 1000 / len(texts) for k, v in spent.items()}
+            out[mode]["whole ask"] = total * 1000 / len(texts)
+    finally:
+        for owner, name, original in originals:
+            setattr(owner, name, original)
+    return out
+
+
+def print_sections(found: dict[str, dict[str, float]]) -> None:
+    modes = list(found)
+    labels = [*dict.fromkeys(label for label, _, _ in STAGES), "whole ask"]
+    print("\nCPU by stage, ms per question (one more pass, stages wrapped in counters):")
+    print(f"{'stage':<42}" + "".join(f"{m:>9}" for m in modes) + f"{'extra':>9}")
+    for label in labels:
+        values = [found[m].get(label, 0.0) for m in modes]
+        extra = values[-1] - values[0] if len(values) > 1 else 0.0
+        print(f"{label:<42}" + "".join(f"{v:>9.3f}" for v in values) + f"{extra:>+9.3f}")
 
 
 def _route_key(route: routing.Route) -> tuple[object, ...]:
