@@ -1,6 +1,6 @@
 """How fast the admin console's data is: every ``Insights`` method over a big audit log.
 
-    python -m bench.admin [--rows 10000,100000] [--big] [--repeat 5]
+    python -m bench.admin [--rows 10000,100000] [--big] [--repeat 5] [--postgres]
 
 For each size, ``rows`` audit rows of department "hr" over 120 days (plus a quarter as
 many of "finance", which every query must skip), ~6 % "don't know" and ~4 % low
@@ -13,6 +13,10 @@ the same run: the overview computed by loading every row of the department into 
 
 ``--big`` adds 1,000,000 rows (the issue's target: overview ≤ 300 ms p95); it takes a few
 minutes to write. Writes only to a temp folder.
+
+``--postgres`` also runs every case with the same rows in PostgreSQL (``DEPTBOT_DATABASE_URL``
+pointed at a throwaway ``pgserver`` cluster: PostgreSQL 16, unix socket only), so the two
+backends of ``bot.admin.auditread.ConsoleRecords`` are compared in one run.
 """
 
 from __future__ import annotations
@@ -90,13 +94,51 @@ def _company(root: Path) -> tuple[Path, Department]:
     return deps, company.department("hr")
 
 
-def _write_rows(audit: SqliteAuditLog, n: int, *, department: str, seed: int) -> int:
+Rows = tuple[list[list[Any]], list[tuple[str, bytes]], list[tuple[str, str, str, Any, str]]]
+
+
+def _write_rows(audit: Any, n: int, *, department: str, seed: int) -> int:
     """``n`` rows of ``department``; returns how many have sealed question text."""
-    rnd = random.Random(seed)
-    vault = audit.vault
-    names = ["seq", *COLUMNS]
+    if hasattr(audit, "db"):  # PgAuditLog
+        with audit.db.tx() as c:
+            start = int(c.execute("select coalesce(max(seq), 0) from requests").fetchone()[0]) + 1
+        rows, texts, votes = _make_rows(audit.vault, n, department=department, seed=seed, start_seq=start)
+        _copy_pg(audit.db, rows, texts, votes)
+        return len(texts)
     db = audit._db.conn  # bench only: bulk insert into the real schema
     start_seq = int(db.execute("select coalesce(max(seq), 0) from requests").fetchone()[0]) + 1
+    rows, texts, votes = _make_rows(audit.vault, n, department=department, seed=seed, start_seq=start_seq)
+    names = ["seq", *COLUMNS]
+    with audit._tx():
+        db.executemany(
+            f"insert into requests ({', '.join(names)}) values ({', '.join('?' * len(names))})", rows
+        )
+        db.executemany("insert into request_text (request_id, question) values (?, ?)", texts)
+        db.executemany(
+            "insert into feedback (request_id, user, value, reason, time) values (?, ?, ?, ?, ?)", votes
+        )
+    return len(texts)
+
+
+def _copy_pg(db: Any, rows: list[list[Any]], texts: list[Any], votes: list[Any]) -> None:
+    """The same rows into PostgreSQL with COPY (the chain fields left empty, as in SQLite)."""
+    names = ", ".join(f'"{c}"' for c in ["seq", *COLUMNS])
+    with db.connection() as conn, conn.transaction(), conn.cursor() as cur:
+        with cur.copy(f"copy requests ({names}) from stdin") as copy:
+            for r in rows:
+                copy.write_row(r)
+        with cur.copy("copy request_text (request_id, question) from stdin") as copy:
+            for t in texts:
+                copy.write_row(t)
+        with cur.copy('copy feedback (request_id, "user", value, reason, "time") from stdin') as copy:
+            for v in votes:
+                copy.write_row((*v[:3], v[3] or b"", v[4]))
+        cur.execute("analyze requests")
+        cur.execute("analyze feedback")
+
+
+def _make_rows(vault: Any, n: int, *, department: str, seed: int, start_seq: int) -> Rows:
+    rnd = random.Random(seed)
     rows: list[list[Any]] = []
     texts: list[tuple[str, bytes]] = []
     votes: list[tuple[str, str, str, Any, str]] = []
@@ -160,26 +202,26 @@ def _write_rows(audit: SqliteAuditLog, n: int, *, department: str, seed: int) ->
             down = rnd.random() < 0.3
             reason = vault.seal("voter@example.com", "wrong dates", f"feedback:{rid}") if down else ""
             votes.append((rid, "voter@example.com", "down" if down else "up", reason, t.isoformat()))
-    with audit._tx():
-        db.executemany(
-            f"insert into requests ({', '.join(names)}) values ({', '.join('?' * len(names))})", rows
-        )
-        db.executemany("insert into request_text (request_id, question) values (?, ?)", texts)
-        db.executemany(
-            "insert into feedback (request_id, user, value, reason, time) values (?, ?, ?, ?, ?)", votes
-        )
-    return len(texts)
+    return rows, texts, votes
 
 
-def _write_usage(state: Path) -> None:
-    usage = UsageStore(path=state / "usage.db")
-    db = usage._db().conn
+def _write_usage(state: Path, pg: Any = None) -> None:
     rows = []
     for d in range(SPAN_DAYS):
         day = (NOW - timedelta(days=d)).date().isoformat()
         rows.extend(
             (f"u{d}-{k}", day, "user@example.com", "hr", 1500, 0.003, "settled", day) for k in range(200)
         )
+    if pg is not None:
+        with pg.tx() as c:
+            c.conn.cursor().executemany(
+                'insert into reservations (request_id, day, "user", department, tokens, cost, state, "time") '
+                "values (%s, %s, %s, %s, %s, %s, %s, %s)",
+                rows,
+            )
+        return
+    usage = UsageStore(path=state / "usage.db")
+    db = usage._db().conn
     db.executemany(
         "insert into reservations (request_id, day, user, department, tokens, cost, state, time) "
         "values (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -188,8 +230,10 @@ def _write_usage(state: Path) -> None:
     usage.close()
 
 
-def _write_evals(state: Path) -> None:
-    store = EvalRunStore.in_state_dir(state)
+def _write_evals(state: Path, pg: Any = None) -> None:
+    from bot.store.pg_ops import PgEvalRunStore
+
+    store = EvalRunStore.in_state_dir(state) if pg is None else PgEvalRunStore(pg)
     for k in range(10):
         store.record(
             EvalRun(
@@ -245,20 +289,31 @@ def _median_ms(fn: Callable[[], object], repeat: int) -> float:
     return statistics.median(times)
 
 
-def run(rows: int, repeat: int) -> list[tuple[str, int, float]]:
+def run(rows: int, repeat: int, url: str = "") -> list[tuple[str, int, float]]:
+    """``url``: the rows go to that PostgreSQL database (``DEPTBOT_DATABASE_URL``)."""
+    from bot.store.backend import database_for
+
     with tempfile.TemporaryDirectory(prefix="bench-admin-") as tmp:
         root = Path(tmp)
         deps, _ = _company(root)
         state = root / "state"
-        settings = Settings.load(departments=deps, state=state, env={})
-        audit = SqliteAuditLog(
-            path=state / "audit.db", vault=vault_for(settings), env={"DEPTBOT_AUDIT_KEY": "5a" * 32}
+        key = {"DEPTBOT_AUDIT_KEY": "5a" * 32}
+        settings = Settings.load(
+            departments=deps, state=state, env={**key, **({"DEPTBOT_DATABASE_URL": url} if url else {})}
         )
+        pg = database_for(settings)
+        audit: Any
+        if pg is None:
+            audit = SqliteAuditLog(path=state / "audit.db", vault=vault_for(settings), env=key)
+        else:
+            from bot.store.pg_audit import PgAuditLog
+
+            audit = PgAuditLog(pg, home=state, vault=vault_for(settings), env=key)
         t = time.perf_counter()
         _write_rows(audit, rows, department="hr", seed=1)
         _write_rows(audit, rows // 4, department="finance", seed=2)
-        _write_usage(state)
-        _write_evals(state)
+        _write_usage(state, pg)
+        _write_evals(state, pg)
         kb = KnowledgeBase(state_dir=state, embedder="wordllama")
         company = load_company(deps)
         for d in company:
@@ -292,7 +347,16 @@ def run(rows: int, repeat: int) -> list[tuple[str, int, float]]:
             ("overview 30d", lambda: ins.overview("hr", 30)),
             ("overview 90d", lambda: ins.overview("hr", 90)),
             ("overview 90d, cold (no cached days)", cold(lambda i: i.overview("hr", 90))),
-            ("naive overview 90d (all rows → Python)", lambda: naive_overview(state / "audit.db", "hr", 90)),
+            *(
+                [
+                    (
+                        "naive overview 90d (all rows → Python)",
+                        lambda: naive_overview(state / "audit.db", "hr", 90),
+                    )
+                ]
+                if pg is None
+                else []
+            ),
             ("gaps 90d, text hidden", lambda: ins.gaps("hr", 90, show_text=False)),
             ("gaps 90d, text shown", lambda: ins.gaps("hr", 90, show_text=True)),
             ("documents 90d", lambda: ins.documents("hr", 90)),
@@ -311,15 +375,43 @@ def main() -> None:
     ap.add_argument("--rows", default="10000,100000", help="comma-separated audit row counts (department hr)")
     ap.add_argument("--big", action="store_true", help="also 1,000,000 rows (slow to set up)")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--postgres", action="store_true", help="also every case on PostgreSQL (pgserver)")
     args = ap.parse_args()
     sizes = [int(s) for s in args.rows.split(",") if s] + ([1_000_000] if args.big else [])
-    results = [r for n in sizes for r in run(n, args.repeat)]
+    results = [(f"{name} [sqlite]", n, ms) for size in sizes for name, n, ms in run(size, args.repeat)]
+    if args.postgres:
+        results += _on_postgres(sizes, args.repeat)
     names = list(dict.fromkeys(name for name, _, _ in results))
     print(f"| method (median of {args.repeat}, ms) | " + " | ".join(f"{n:,} rows" for n in sizes) + " |")
     print("|---|" + "---:|" * len(sizes))
     for name in names:
         cells = [f"{ms:.1f}" for nm, _, ms in results if nm == name]
         print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+def _on_postgres(sizes: list[int], repeat: int) -> list[tuple[str, int, float]]:
+    """Each size in a fresh database of a throwaway cluster (deleted afterwards)."""
+    import shutil
+
+    import pgserver  # the dev extra: PostgreSQL 16 with pgvector, no system install
+
+    from bot.store.backend import close_shared
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-admin-pg-"))
+    server = pgserver.get_server(folder / "data", cleanup_mode="delete")
+    out: list[tuple[str, int, float]] = []
+    try:
+        base = server.get_uri()
+        for n, size in enumerate(sizes):
+            server.psql(f"create database bench{n}")
+            url = base.replace("/postgres?", f"/bench{n}?", 1)
+            out += [(f"{name} [postgres]", k, ms) for name, k, ms in run(size, repeat, url)]
+            close_shared()
+    finally:
+        close_shared()
+        server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
+    return out
 
 
 if __name__ == "__main__":

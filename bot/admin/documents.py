@@ -2,22 +2,25 @@
 
 The index is read from its files (``meta.json`` and each live segment's ``docs.json``,
 the way ``/metrics`` reads ``index.read_meta``), never by loading vectors, and cached per
-index version — a version never changes once written. Citations are counted in SQLite
-with ``json_each`` over the audit rows' ``doc_ids`` (document ids only, never text).
+index version — a version never changes once written. Citations are counted in the
+database over the audit rows' ``doc_ids`` (document ids only, never text).
+
+A document whose ``audiences`` the index does not state, or states in a shape that cannot
+be read, is restricted (``UNREADABLE``: nobody is admitted), never public: an empty list
+admits everyone, and a missing key must not turn into one.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from bot.admin.auditread import IN_QUESTIONS, has_table, parse_time, window
+from bot.admin.auditread import ASKED_R, IN_QUESTIONS, Reader, parse_time, window
 from bot.admin.reports import (
     CitedDoc,
     DocRef,
@@ -38,6 +41,23 @@ STALE_AFTER_DAYS = 365
 """A document whose real updated date is older than this is listed as stale."""
 MOST_CITED = 20
 LISTED = 200  # never-cited and stale lists are capped (the page says "and N more")
+UNREADABLE: Signature = ((),)
+"""The audiences of a document whose own are missing or malformed: one empty audience
+list, which ``AccessScope.admits`` grants nobody (fail closed)."""
+
+
+def audiences_of(entry: dict[str, object]) -> Signature:
+    """A docs.json entry's audiences: a list of lists of non-empty strings, else
+    ``UNREADABLE`` (never ``()``, which would name the document to every admin)."""
+    value = entry.get("audiences")
+    if not isinstance(value, list):
+        return UNREADABLE
+    out: list[tuple[str, ...]] = []
+    for audience in value:
+        if not isinstance(audience, list) or not all(isinstance(e, str) and e for e in audience):
+            return UNREADABLE
+        out.append(tuple(audience))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -113,7 +133,7 @@ def _load(root: Path, version: str, dept: Department) -> IndexSnapshot:
                     modified=datetime.fromtimestamp(float(modified), UTC) if modified is not None else None,
                     date_kind=str(d.get("date_kind", dates.UPDATED)),
                     classification=Classification(int(d.get("classification", dept.classification))),
-                    audiences=tuple(tuple(a) for a in d.get("audiences", ())),
+                    audiences=audiences_of(d),
                 )
             )
     docs.sort(key=lambda d: d.ref.path)
@@ -142,18 +162,20 @@ Cites = dict[str, tuple[int, str]]
 """doc id → (answers citing it, last time cited) — of one day, or summed over a window."""
 
 
-CITE_SQL = (
-    "select substr(r.time, 1, 10), j.value, count(*), max(r.time) "
-    "from requests r, json_each(r.doc_ids) j "
-    f"where r.department = ? and r.time >= ? and r.{IN_QUESTIONS} and r.doc_ids not in ('', '[]') "
-    "group by 1, 2"
-)
-"""Citations per day and document of one department (args: department, ISO day)."""
+def cite_sql(conn: Reader) -> str:
+    """Citations per day and document of one department (args: department, ISO day)."""
+    return (
+        "select substr(r.time, 1, 10), j.value, count(*), max(r.time) "
+        f"from requests r cross join {conn.each_id('r.doc_ids', 'j')} "
+        f"where r.department = ? and r.time >= ? and r.{IN_QUESTIONS} "
+        f"and {ASKED_R} and r.doc_ids not in ('', '[]') "
+        "group by 1, 2"
+    )
 
 
-def compute_cites(conn: sqlite3.Connection, department: str, first: date) -> dict[date, Cites]:
+def compute_cites(conn: Reader, department: str, first: date) -> dict[date, Cites]:
     out: dict[date, Cites] = {}
-    for day, doc, n, last in conn.execute(CITE_SQL, [department, first.isoformat()]):
+    for day, doc, n, last in conn.execute(cite_sql(conn), [department, first.isoformat()]):
         try:
             key = date.fromisoformat(str(day))
         except ValueError:
@@ -165,14 +187,12 @@ def compute_cites(conn: sqlite3.Connection, department: str, first: date) -> dic
 CITES: DayCache[Cites] = DayCache(compute_cites, dict)
 
 
-def citations(
-    audit: sqlite3.Connection | None, audit_path: Path, department: str, start: date, today: date
-) -> Cites:
+def citations(audit: Reader | None, department: str, start: date, today: date) -> Cites:
     """doc id → (answers citing it, last time cited) over one department's rows."""
-    if audit is None or not has_table(audit, "requests"):
+    if audit is None or not audit.has_table("requests"):
         return {}
     total: Cites = {}
-    for day in CITES.days(audit, audit_path, department, start, today).values():
+    for day in CITES.days(audit, department, start, today).values():
         for doc, (n, last) in day.items():
             had = total.get(doc)
             total[doc] = (n, last) if had is None else (had[0] + n, max(had[1], last))
@@ -181,8 +201,7 @@ def citations(
 
 def build_report(
     snap: IndexSnapshot | None,
-    audit: sqlite3.Connection | None,
-    audit_path: Path,
+    audit: Reader | None,
     dept: Department,
     days: int,
     today: date,
@@ -210,7 +229,7 @@ def build_report(
             restricted=RestrictedCounts(above_default=0, with_audience=0, by_classification=()),
         )
     start, _ = window(today, days)
-    cited = citations(audit, audit_path, dept.name, start, today)
+    cited = citations(audit, dept.name, start, today)
     named = [d for d in snap.docs if readable(d.audiences)]
     live = {d.ref.doc_id: d for d in named}
     ranked = sorted(  # documents since removed, or not every admin may read: not named

@@ -28,7 +28,6 @@ import json
 import logging
 import math
 import re
-import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from bot.admin.auditread import has_table, parse_time
+from bot.admin.auditread import ASKED_R, Reader, parse_time
 from bot.admin.reports import ClosestDoc, DocRef, GapGroup
 from bot.core.types import AccessScope, Principal, Signature, SourceChunk
 
@@ -76,7 +75,7 @@ Opener = Callable[[str, str, Any], str | None]
 
 
 def load_rows(
-    audit: sqlite3.Connection | None,
+    audit: Reader | None,
     department: str,
     since: str,
     low_below: float,
@@ -85,10 +84,10 @@ def load_rows(
     limit: int = MAX_ROWS,
 ) -> list[GapRow]:
     """The newest gap rows of ONE department; text opened only when ``opener`` is given."""
-    if audit is None or not has_table(audit, "requests"):
+    if audit is None or not audit.has_table("requests"):
         return []
-    has_feedback = has_table(audit, "feedback")
-    has_text = opener is not None and has_table(audit, "request_text")
+    has_feedback = audit.has_table("feedback")
+    has_text = opener is not None and audit.has_table("request_text")
     down = (
         "exists (select 1 from feedback f where f.request_id = r.request_id and f.value = 'down')"
         if has_feedback
@@ -97,7 +96,8 @@ def load_rows(
     blob = "(select t.question from request_text t where t.request_id = r.request_id)" if has_text else "null"
     rows = audit.execute(
         f"select r.request_id, r.time, r.status, r.confidence, r.doc_ids, r.user, {down}, {blob} "
-        "from requests r where r.department = ? and r.time >= ? and ("
+        f"from requests r where r.department = ? and r.time >= ? and {ASKED_R} "
+        "and ("
         "r.status in ('dont_know', 'sources_only') or (r.status = 'answered' and r.confidence < ?)"
         + (
             " or r.request_id in (select request_id from feedback where value = 'down')"

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.admin import documents as docs_mod
 from bot.admin import gaps as gaps_mod
-from bot.admin.auditread import has_table, parse_time, read_only, window
+from bot.admin.auditread import ASKED_R, ConsoleRecords, parse_time, records_for, window
 from bot.admin.overview import build_overview
 from bot.admin.reports import (
     PERIODS,
@@ -34,6 +34,7 @@ from bot.admin.reports import (
     EvalTrend,
     FailedDoc,
     FeedbackItem,
+    FeedbackPage,
     GapGroup,
     Overview,
     PilotComparison,
@@ -47,6 +48,7 @@ from bot.admin.reports import (
 )
 from bot.config.models import Department
 from bot.core.types import AccessScope, Principal, SourceChunk
+from bot.store.evalruns import REGRESSION_DROP, dropped
 
 if TYPE_CHECKING:
     from bot.core.pipeline import Assistant
@@ -65,6 +67,7 @@ __all__ = [
     "EvalTrend",
     "FailedDoc",
     "FeedbackItem",
+    "FeedbackPage",
     "GapGroup",
     "Insights",
     "Overview",
@@ -80,10 +83,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-EVAL_METRICS = ("source_hit", "fact_hit", "answered", "refusal")
-"""Eval shares where higher is better; a drop between two runs beyond the tolerance is a
-regression."""
-EVAL_TOLERANCE = 0.05
+EVAL_TOLERANCE = REGRESSION_DROP
+"""A drop between two runs of this much or more is highlighted: the alerts' rule
+(``bot.store.evalruns.dropped``), so the page marks what admins were told about."""
 
 
 class Insights:
@@ -103,9 +105,12 @@ class Insights:
         retriever: Retriever | None = None,
         stale_after_days: int = docs_mod.STALE_AFTER_DAYS,
         eval_tolerance: float = EVAL_TOLERANCE,
+        records: ConsoleRecords | None = None,
     ) -> None:
         """``retriever``: where closest documents come from (default: the assistant's own,
-        so the console sees exactly the index the bot answers from)."""
+        so the console sees exactly the index the bot answers from). ``records``: the
+        audit and usage records (default: those of ``settings`` — PostgreSQL with
+        ``DEPTBOT_DATABASE_URL``, else the state folder)."""
         self._assistant = assistant
         self._settings = settings
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -114,6 +119,7 @@ class Insights:
         self._tolerance = eval_tolerance
         self._state_dir = Path(settings.state_dir)
         self._index = docs_mod.IndexDocs(self._state_dir)
+        self._records = records or records_for(settings)
 
     # ── helpers ──────────────────────────────────────────────────────────────────────
 
@@ -122,10 +128,6 @@ class Insights:
 
     def _today(self) -> date:
         return self._clock().astimezone(UTC).date()
-
-    @property
-    def _audit_path(self) -> Path:
-        return self._state_dir / "audit.db"
 
     def _vault(self) -> Vault:
         from bot.governance.vault import vault_for
@@ -179,10 +181,9 @@ class Insights:
         from bot.llm.config import budget_limits
 
         dept = self._dept(department)
-        with read_only(self._audit_path) as audit, read_only(self._state_dir / "usage.db") as usage:
+        with self._records.audit() as audit, self._records.usage() as usage:
             return build_overview(
                 audit,
-                self._audit_path,
                 usage,
                 dept,
                 _days(days),
@@ -193,7 +194,7 @@ class Insights:
     def gaps(self, department: str, days: int, *, show_text: bool) -> list[GapGroup]:
         dept = self._dept(department)
         _, since = window(self._today(), _days(days))
-        with read_only(self._audit_path) as audit:
+        with self._records.audit() as audit:
             rows = gaps_mod.load_rows(
                 audit,
                 dept.name,
@@ -226,11 +227,10 @@ class Insights:
 
     def documents(self, department: str, days: int) -> DocumentReport:
         dept = self._dept(department)
-        with read_only(self._audit_path) as audit:
+        with self._records.audit() as audit:
             return docs_mod.build_report(
                 self._index.snapshot(dept),
                 audit,
-                self._audit_path,
                 dept,
                 _days(days),
                 self._today(),
@@ -238,17 +238,21 @@ class Insights:
                 stale_after_days=self._stale_after_days,
             )
 
-    def feedback(self, department: str, *, limit: int = 50, show_text: bool) -> list[FeedbackItem]:
-        """👎 votes on this department's answers, newest first; the voter's comment and the
-        question only with ``show_text`` (who voted or asked is never returned)."""
+    def feedback(self, department: str, *, limit: int = 50, show_text: bool) -> FeedbackPage:
+        """👎 votes on this department's answers (who voted or asked is never returned).
+
+        With ``show_text``: each vote, newest first (at most ``limit``), with its request
+        id, time, the question and the voter's comment. Without it, the gaps page's rule
+        (``bot.admin.gaps``): votes grouped by the document their answer leaned on, groups
+        smaller than ``MIN_HIDDEN_GROUP`` folded into one, whole days, no request ids, only
+        titles every admin may read — one vote with its exact time and a title can point
+        at one person's question. No text is opened then."""
         dept = self._dept(department)
         ref = self._doc_ref(dept, self._readable(dept))
-        with read_only(self._audit_path) as audit:
-            if audit is None:
-                return []
-            if not (has_table(audit, "feedback") and has_table(audit, "requests")):
-                return []
-            text = show_text and has_table(audit, "request_text")
+        with self._records.audit() as audit:
+            if audit is None or not (audit.has_table("feedback") and audit.has_table("requests")):
+                return FeedbackPage()
+            text = show_text and audit.has_table("request_text")
             question = (
                 "(select t.question from request_text t where t.request_id = r.request_id)"
                 if text
@@ -258,41 +262,61 @@ class Insights:
                 "select f.request_id, f.time, f.user, "
                 + ("f.reason" if show_text else "null")
                 + f", r.user, {question}, r.status, r.route, r.generator, r.doc_ids "
-                "from feedback f cross join requests r on r.request_id = f.request_id "
-                "where r.department = ? and f.value = 'down' "
-                "order by julianday(f.time) desc, f.rowid desc limit ?",
-                [dept.name, max(0, int(limit))],
+                f"from feedback f {audit.driven_join} requests r on r.request_id = f.request_id "
+                f"where r.department = ? and f.value = 'down' and {ASKED_R} "
+                f"order by {audit.newest_first('f')} limit ?",
+                [dept.name, max(0, int(limit)) if show_text else gaps_mod.MAX_ROWS],
             ).fetchall()
-            reason_of = self._opener("feedback") if show_text else None
-            question_of = self._opener("request_text") if text else None
-            out = []
-            for rid, t, voter, reason, asker, sealed, status, route, generator, doc_ids in rows:
-                cited = [ref(d) for d in gaps_mod.doc_ids_of(doc_ids)]
-                out.append(
-                    FeedbackItem(
-                        request_id=str(rid),
-                        time=parse_time(t) or datetime.min.replace(tzinfo=UTC),
-                        status=str(status or ""),
-                        route="extractive" if generator == "extractive" else str(route or ""),
-                        sources=tuple(d for d in cited if d is not None),
-                        unnamed_sources=sum(1 for d in cited if d is None),
-                        reason=reason_of(str(voter or ""), str(rid), reason)
-                        if reason_of is not None and reason not in (None, "")
-                        else None,
-                        question=question_of(str(asker or ""), str(rid), sealed)
-                        if question_of is not None and sealed is not None
-                        else None,
-                    )
+        if not show_text:
+            votes = [
+                gaps_mod.GapRow(
+                    request_id=str(rid),
+                    time=when,
+                    dont_know=status == "dont_know",
+                    low_confidence=status == "sources_only",
+                    down=True,
+                    doc_ids=gaps_mod.doc_ids_of(doc_ids),
                 )
-        return out
+                for rid, t, _, _, _, _, status, _, _, doc_ids in rows
+                if (when := parse_time(t)) is not None
+            ]
+            groups = gaps_mod.build_groups(votes, show_text=False, closest=lambda _q: (), doc_ref=ref)
+            return FeedbackPage(groups=tuple(groups))
+        reason_of = self._opener("feedback")
+        question_of = self._opener("request_text") if text else None
+        out = []
+        for rid, t, voter, reason, asker, sealed, status, route, generator, doc_ids in rows:
+            cited = [ref(d) for d in gaps_mod.doc_ids_of(doc_ids)]
+            out.append(
+                FeedbackItem(
+                    request_id=str(rid),
+                    time=parse_time(t) or datetime.min.replace(tzinfo=UTC),
+                    status=str(status or ""),
+                    route="extractive" if generator == "extractive" else str(route or ""),
+                    sources=tuple(d for d in cited if d is not None),
+                    unnamed_sources=sum(1 for d in cited if d is None),
+                    reason=reason_of(str(voter or ""), str(rid), reason)
+                    if reason not in (None, "", b"")
+                    else None,
+                    question=question_of(str(asker or ""), str(rid), sealed)
+                    if question_of is not None and sealed is not None
+                    else None,
+                )
+            )
+        return FeedbackPage(items=tuple(out))
 
     def evals(self, department: str, *, limit: int = 30) -> EvalTrend:
+        from bot.store.backend import database_for
         from bot.store.evalruns import EvalRunStore
 
         dept = self._dept(department)
-        path = self._state_dir / EvalRunStore.FILE
         runs: list[Any] = []
-        if path.is_file():  # reading must not create the database
+        db = database_for(self._settings)
+        if db is not None:
+            from bot.store.pg_ops import PgEvalRunStore
+
+            runs = PgEvalRunStore(db).recent(dept.name, limit=max(1, int(limit)))
+        elif (path := self._state_dir / EvalRunStore.FILE).is_file():  # reading must not create it
             store = EvalRunStore(path=path)
             try:
                 runs = store.recent(dept.name, limit=max(1, int(limit)))
@@ -308,16 +332,13 @@ class Insights:
 
 def regressions(runs: list[Any], tolerance: float) -> tuple[Regression, ...]:
     """Each run against the one before it (``runs`` newest first): every share that fell
-    by more than ``tolerance``. A metric one of the two runs did not measure is skipped."""
-    out = []
-    for newer, older in itertools.pairwise(runs):
-        for metric in EVAL_METRICS:
-            after, before = getattr(newer, metric), getattr(older, metric)
-            if after is None or before is None:
-                continue
-            if before - after > tolerance + 1e-9:
-                out.append(Regression(time=newer.time, metric=metric, before=before, after=after))
-    return tuple(out)
+    by ``tolerance`` or more (``bot.store.evalruns.dropped``). A metric one of the two runs
+    did not measure is skipped."""
+    return tuple(
+        Regression(time=newer.time, metric=metric, before=before, after=after)
+        for newer, older in itertools.pairwise(runs)
+        for metric, before, after in dropped(older, newer, tolerance)
+    )
 
 
 def _days(days: int) -> int:

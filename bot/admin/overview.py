@@ -1,6 +1,6 @@
 """The overview page's numbers: a few grouped SQL scans of one department's audit rows.
 
-Aggregation happens in SQLite (``group by day, status``) so a 90-day window over 100k
+Aggregation happens in the database (``group by day, status``) so a 90-day window over 100k
 rows moves a few hundred small tuples into Python, not 100k rows; only latencies travel
 row by row (percentiles need them), as bare floats. Budgets come from the usage store's
 reservation ledger — the very rows the router checks before a provider call — so "today
@@ -10,15 +10,13 @@ at 80 % of the budget" here means what the refusal at 100 % will mean.
 from __future__ import annotations
 
 import math
-import sqlite3
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from pathlib import Path
 
 import numpy as np
 
-from bot.admin.auditread import IN_QUESTIONS, has_table, window
+from bot.admin.auditread import ASKED, ASKED_R, IN_QUESTIONS, Reader, window
 from bot.admin.reports import (
     BudgetUse,
     DayPoint,
@@ -47,25 +45,26 @@ class DayAgg:
     latencies: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
-DAY_SQL = (
-    "select substr(time, 1, 10), status, case when generator = 'extractive' then 'local' "
-    "when route in ('cloud', 'private', 'local') then route else 'none' end, count(*), "
-    "sum(cache_hit), sum(input_tokens), sum(output_tokens), sum(cost), "
-    "group_concat(coalesce(latency_ms, 0)) "
-    f"from requests where department = ? and time >= ? and {IN_QUESTIONS} "
-    "group by 1, 2, 3"
-)
-"""One department's days from a first day on (args: department, ISO day)."""
+def day_sql(conn: Reader) -> str:
+    """One department's days from a first day on (args: department, ISO day)."""
+    return (
+        "select substr(\"time\", 1, 10), status, case when generator = 'extractive' then 'local' "
+        "when route in ('cloud', 'private', 'local') then route else 'none' end, count(*), "
+        "sum(cache_hit), sum(input_tokens), sum(output_tokens), sum(cost), "
+        f"{conn.joined('coalesce(latency_ms, 0)')} "
+        f'from requests where department = ? and "time" >= ? and {IN_QUESTIONS} and {ASKED} '
+        "group by 1, 2, 3"
+    )
 
 
-def compute_days(conn: sqlite3.Connection, department: str, first: date) -> dict[date, DayAgg]:
+def compute_days(conn: Reader, department: str, first: date) -> dict[date, DayAgg]:
     """Aggregates of every day from ``first`` on, in ONE grouped scan answered from the
-    covering index on (department, time, …): latencies travel as one ``group_concat``
-    string per group (parsed by numpy), not as one Python object per request."""
+    covering index on (department, time, …): latencies travel as one joined string per
+    group (parsed by numpy), not as one Python object per request."""
     out: dict[date, DayAgg] = {}
     lat: dict[date, list[np.ndarray]] = defaultdict(list)
     for day, status, route, n, hits, tin, tout, c, latencies in conn.execute(
-        DAY_SQL,
+        day_sql(conn),
         [department, first.isoformat()],
     ):
         key = _day(day)
@@ -113,12 +112,12 @@ def quantile(values: np.ndarray, q: float) -> float | None:
     return float(np.partition(values, k)[k])
 
 
-def _votes(audit: sqlite3.Connection, department: str, lo: str, hi: str | None) -> dict[date, dict[str, int]]:
+def _votes(audit: Reader, department: str, lo: str, hi: str | None) -> dict[date, dict[str, int]]:
     """👍/👎 per day of the voted request. Driven from ``feedback`` (a few rows per hundred
     requests), each joined to its request by id — never a scan of the requests. A vote is
     never older than its request, so votes cast before the window (less a day: vote times
     carry the server's UTC offset) are skipped before the join."""
-    if not has_table(audit, "feedback"):
+    if not audit.has_table("feedback"):
         return {}
     try:
         voted_from = (date.fromisoformat(lo[:10]) - timedelta(days=1)).isoformat()
@@ -127,10 +126,9 @@ def _votes(audit: sqlite3.Connection, department: str, lo: str, hi: str | None) 
     out: dict[date, dict[str, int]] = {}
     for day, value, n in audit.execute(
         "select substr(r.time, 1, 10), f.value, count(*) from feedback f "
-        "cross join requests r on r.request_id = f.request_id "
-        "where f.value in ('up', 'down') and f.time >= ? and r.department = ? and r.time >= ?"
-        + (" and r.time < ?" if hi else "")
-        + " group by 1, 2",
+        f"{audit.driven_join} requests r on r.request_id = f.request_id "
+        "where f.value in ('up', 'down') and f.time >= ? and r.department = ? and r.time >= ? "
+        f"and {ASKED_R}" + (" and r.time < ?" if hi else "") + " group by 1, 2",
         [voted_from, department, lo, *([hi] if hi else [])],
     ):
         out.setdefault(_day(day), {})[str(value)] = int(n)
@@ -138,9 +136,8 @@ def _votes(audit: sqlite3.Connection, department: str, lo: str, hi: str | None) 
 
 
 def build_overview(
-    audit: sqlite3.Connection | None,
-    audit_path: Path,
-    usage: sqlite3.Connection | None,
+    audit: Reader | None,
+    usage: Reader | None,
     dept: Department,
     days: int,
     today: date,
@@ -150,8 +147,8 @@ def build_overview(
     name = dept.name
     per_day: dict[date, DayAgg] = {}
     votes: dict[date, dict[str, int]] = {}
-    if audit is not None and has_table(audit, "requests"):
-        per_day = DAYS.days(audit, audit_path, name, start, today)
+    if audit is not None and audit.has_table("requests"):
+        per_day = DAYS.days(audit, name, start, today)
         votes = _votes(audit, name, since, None)
     series = []
     totals: Counter[str] = Counter()
@@ -203,15 +200,15 @@ def build_overview(
         ),
         cache_hits=cache_hits,
         cache_rate=cache_hits / allowed if allowed else None,
-        pilot=_pilot(audit, audit_path, dept, today) if dept.pilot is not None else None,
+        pilot=_pilot(audit, dept, today) if dept.pilot is not None else None,
     )
 
 
 def _budget(
-    usage: sqlite3.Connection | None, department: str, start: date, today: date, limits: BudgetLimits
+    usage: Reader | None, department: str, start: date, today: date, limits: BudgetLimits
 ) -> BudgetUse:
     by_day: dict[str, tuple[int, float]] = {}
-    if usage is not None and has_table(usage, "reservations"):
+    if usage is not None and usage.has_table("reservations"):
         for day, tokens, cost in usage.execute(
             "select day, sum(tokens), sum(cost) from reservations where department = ? and day >= ? "
             "group by day",
@@ -231,17 +228,15 @@ def _budget(
     )
 
 
-def _pilot(
-    audit: sqlite3.Connection | None, audit_path: Path, dept: Department, today: date
-) -> PilotComparison:
+def _pilot(audit: Reader | None, dept: Department, today: date) -> PilotComparison:
     """The last 7 UTC days against the 7 before. With ``pilot:`` set only pilot members
     can ask, so every question of the department is a pilot question."""
     this_start = today - timedelta(days=6)
     last_start = this_start - timedelta(days=7)
     days: dict[date, DayAgg] = {}
     votes: dict[date, dict[str, int]] = {}
-    if audit is not None and has_table(audit, "requests"):
-        days = DAYS.days(audit, audit_path, dept.name, last_start, today)
+    if audit is not None and audit.has_table("requests"):
+        days = DAYS.days(audit, dept.name, last_start, today)
         votes = _votes(audit, dept.name, last_start.isoformat(), None)
     return PilotComparison(
         this_week=_week(audit, dept.name, this_start, today, days, votes),
@@ -252,7 +247,7 @@ def _pilot(
 
 
 def _week(
-    audit: sqlite3.Connection | None,
+    audit: Reader | None,
     department: str,
     start: date,
     end: date,
@@ -265,11 +260,11 @@ def _week(
         counts.update(days[d].status if d in days else {})
     lat = [days[d].latencies for d in span if d in days and len(days[d].latencies)]
     askers = 0
-    if audit is not None and has_table(audit, "requests"):
+    if audit is not None and audit.has_table("requests"):
         askers = int(
             audit.execute(
-                f"select count(distinct user) from requests where department = ? and time >= ? and time < ? "
-                f"and {IN_QUESTIONS}",
+                'select count(distinct "user") from requests where department = ? and "time" >= ? '
+                f'and "time" < ? and {IN_QUESTIONS} and {ASKED}',
                 [department, start.isoformat(), (end + timedelta(days=1)).isoformat()],
             ).fetchone()[0]
         )

@@ -424,24 +424,19 @@ REFRESH = """{% extends "base.html" %}
 FEEDBACK = """{% extends "base.html" %}
 {% from "macros.html" import doclink %}
 {% block content %}
+{% if show_text %}
 <p>Thumbs-down votes, newest first, with the answer's request id (for <code>deptbot audit tail</code>)
 and its sources.</p>
-{% if not show_text %}
-<p class="note">Questions and comments are not shown for {{ dept.title }} (its
-<code>admins_see_questions</code> setting is off).</p>
-{% endif %}
-{% if items %}
+{% if page.items %}
 <table>
 <caption>Negative feedback</caption>
 <thead><tr><th scope="col">When</th><th scope="col">Answer</th>
-{% if show_text %}<th scope="col">Question</th><th scope="col">Reason given</th>{% endif %}
+<th scope="col">Question</th><th scope="col">Reason given</th>
 <th scope="col">Outcome</th><th scope="col">Route</th><th scope="col">Sources</th></tr></thead>
 <tbody>
-{% for f in items %}
+{% for f in page.items %}
 <tr><th scope="row">{{ f.time|when }}</th><td><code>{{ f.request_id }}</code></td>
-{% if show_text %}
 <td>{{ f.question if f.question is not none else '—' }}</td><td>{{ f.reason if f.reason else '—' }}</td>
-{% endif %}
 <td>{{ f.status }}</td><td>{{ f.route or '—' }}</td>
 <td>{% if f.sources %}<ul>{% for d in f.sources %}<li>{{ doclink(d) }}</li>{% endfor %}</ul>
 {%- else %}—{% endif %}</td></tr>
@@ -450,6 +445,30 @@ and its sources.</p>
 </table>
 {% else %}
 <p>No thumbs-down feedback yet.</p>
+{% endif %}
+{% else %}
+<p>Thumbs-down votes grouped by the document the answer relied on most.</p>
+<p class="note">Questions, comments and single votes are not shown for {{ dept.title }} (its
+<code>admins_see_questions</code> setting is off): votes are counted per document and by day, and
+groups of fewer than two votes are counted together.</p>
+{% if page.groups %}
+<table>
+<caption>Negative feedback by document</caption>
+<thead><tr><th scope="col">Documents</th><th scope="col" class="n">Thumbs down</th>
+<th scope="col">First day</th><th scope="col">Last day</th></tr></thead>
+<tbody>
+{% for g in page.groups %}
+<tr><th scope="row">{% if g.closest %}<ul>
+{%- for c in g.closest %}<li>{{ doclink(c.doc) }}</li>{% endfor %}</ul>
+{%- else %}{{ g.topic }}{% endif %}</th>
+<td class="n">{{ g.count|num }}</td>
+<td>{{ g.first_seen.date()|when }}</td><td>{{ g.last_seen.date()|when }}</td></tr>
+{% endfor %}
+</tbody>
+</table>
+{% else %}
+<p>No thumbs-down feedback yet.</p>
+{% endif %}
 {% endif %}
 {% endblock %}
 """
@@ -479,7 +498,8 @@ to {{ g.after|pct }}</li>
 <h2>Trend</h2>
 {{ chart(trend_chart, "Eval scores per run", trend_head, trend_rows, "trend") }}
 <table>
-<caption>Eval runs, newest first (a regression is a drop of more than {{ trend.tolerance|pct }})</caption>
+<caption>Eval runs, newest first (a regression is a drop of {{ trend.tolerance|pct }} or more,
+as in the alerts)</caption>
 <thead><tr><th scope="col">Run</th><th scope="col">Trigger</th><th scope="col" class="n">Cases</th>
 <th scope="col" class="n">Sources hit</th><th scope="col" class="n">Facts hit</th>
 <th scope="col" class="n">Answered</th><th scope="col" class="n">Refusals</th>

@@ -276,6 +276,16 @@ class FeedbackItem:
     unnamed_sources: int = 0  # cited documents not named: not every admin may read them, or gone
 
 
+@dataclass(frozen=True)
+class FeedbackPage:
+    """The feedback page: ``items`` (one per 👎) only with show_text; without it
+    ``groups``, folded and rounded exactly as the gaps page's (``basis`` "sources",
+    "none" or "other"; whole days; no request ids; only titles every admin may read)."""
+
+    items: tuple[FeedbackItem, ...] = ()
+    groups: tuple[GapGroup, ...] = ()
+
+
 # ── evals ────────────────────────────────────────────────────────────────────────────
 
 

@@ -10,18 +10,19 @@ Reuse is exact, not a TTL guess: the cache remembers the highest ``seq`` it has 
 department, and every view asks SQLite (through the primary key, so it costs a handful
 of rows) whether any row written since landed in a cached day — such days are dropped
 and recomputed. A retention purge (the oldest ``seq`` moves) or a different database
-file drops everything. Only numbers are cached, never text.
+drops everything. Only numbers are cached, never text. Both backends (``Reader``) run the
+same statements: ``seq`` is the chain's order on PostgreSQL too.
 """
 
 from __future__ import annotations
 
-import os
-import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Generic, TypeVar
+
+from bot.admin.auditread import Reader
 
 T = TypeVar("T")
 
@@ -32,25 +33,25 @@ MAX_KEYS = 64  # (database, department) pairs remembered
 
 @dataclass
 class _State:
-    generation: tuple[object, ...]  # (inode, device, oldest seq, its request id)
+    generation: tuple[object, ...]  # the records' identity, oldest seq, its request id
     seen_seq: int
     days: dict[date, object]
 
 
 class DayCache(Generic[T]):
-    """``compute(conn, department, first_day)`` → {day: value} for days from
+    """``compute(reader, department, first_day)`` → {day: value} for days from
     ``first_day`` through today (days without rows may be missing); ``empty()`` stands in
     for them."""
 
     def __init__(
         self,
-        compute: Callable[[sqlite3.Connection, str, date], dict[date, T]],
+        compute: Callable[[Reader, str, date], dict[date, T]],
         empty: Callable[[], T],
     ) -> None:
         self._compute = compute
         self._empty = empty
         self._lock = threading.Lock()
-        self._state: dict[tuple[str, str], _State] = {}  # (database path, department)
+        self._state: dict[tuple[str, str], _State] = {}  # (records key, department)
 
     def clear(self) -> None:
         """Forget every cached day (benches measure a cold start with it)."""
@@ -59,15 +60,14 @@ class DayCache(Generic[T]):
 
     def days(
         self,
-        conn: sqlite3.Connection,
-        path: os.PathLike[str] | str,
+        conn: Reader,
         department: str,
         start: date,
         today: date,
     ) -> dict[date, T]:
         """The value of every day from ``start`` through ``today``."""
-        gen = _generation(conn, path)
-        key = (os.path.realpath(path), department)
+        gen = conn.generation()
+        key = (conn.key, department)
         head = int(conn.execute("select coalesce(max(seq), 0) from requests").fetchone()[0])
         closed_before = today - timedelta(days=OPEN_DAYS - 1)  # days < this are closed
         with self._lock:
@@ -80,8 +80,8 @@ class DayCache(Generic[T]):
                     del self._state[next(iter(self._state))]
             elif head > state.seen_seq:
                 for (day,) in conn.execute(
-                    "select distinct substr(time, 1, 10) from requests "
-                    "where seq > ? and department = ? and time < ?",
+                    'select distinct substr("time", 1, 10) from requests '
+                    'where seq > ? and department = ? and "time" < ?',
                     [state.seen_seq, department, closed_before.isoformat()],
                 ):
                     try:
@@ -113,12 +113,3 @@ class DayCache(Generic[T]):
                     for d in [d for d in state.days if d < floor]:
                         del state.days[d]
         return out
-
-
-def _generation(conn: sqlite3.Connection, path: os.PathLike[str] | str) -> tuple[object, ...]:
-    """What identifies the rows cached days were computed from: the file, and its oldest
-    row (seq and random request id — a purge moves it, and a new database in a reused inode
-    or path never matches)."""
-    st = os.stat(path)
-    oldest = conn.execute("select seq, request_id from requests order by seq limit 1").fetchone()
-    return (st.st_ino, st.st_dev, *(oldest or (0, None)))

@@ -28,7 +28,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from markupsafe import Markup
@@ -45,6 +45,7 @@ from bot.settings_schema import AdminSettings
 from bot.store.admin_sessions import AdminSessionStore, Session, open_console_store
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 DEFAULT_DAYS = 30
@@ -65,11 +66,6 @@ BAD_LINK = (
     "Ask the bot for a new one: /kb admin in Slack, or kb admin in a 1:1 chat in Teams.",
 )
 NOT_YOURS = "You cannot open this page: it is not one of the departments you administer."
-ON_POSTGRES = (
-    "This deployment keeps its audit and usage records in PostgreSQL (DEPTBOT_DATABASE_URL), "
-    "and the console cannot read them there yet; the refresh page still works. "
-    'See README "Running several replicas".'
-)
 
 
 @dataclass
@@ -184,16 +180,23 @@ class Console:
             return origin in (auth.origin_of(self.config.public_url), own)
         return request.headers.get("Sec-Fetch-Site", "").lower() == "same-origin"
 
-    def _session(self, request: web.Request) -> tuple[str, Session] | None:
+    async def _db(self, call: Callable[[AdminSessionStore], T]) -> T:
+        """A console store call, off the event loop: every page view touches the session
+        (an UPDATE), and on PostgreSQL each call is a network round trip that must not
+        stall the answers sharing the loop. The store is opened there too, on first use."""
+        return await self.runtime.quick(lambda: call(self.store))
+
+    async def _session(self, request: web.Request) -> tuple[str, Session] | None:
         sid = request.cookies.get(self._cookie(request), "")
         if not sid or len(sid) > MAX_SECRET:
             return None
-        session = self.store.session(sid, idle=self.config.idle_minutes * 60.0)
+        idle = self.config.idle_minutes * 60.0
+        session = await self._db(lambda store: store.session(sid, idle=idle))
         return None if session is None else (sid, session)
 
-    def _who(self, request: web.Request) -> _Who | web.Response:
+    async def _who(self, request: web.Request) -> _Who | web.Response:
         """The signed-in admin, or the 403 page (no session, or no department any more)."""
-        found = self._session(request)
+        found = await self._session(request)
         if found is None:
             return self._message(request, 403, "Sign in", list(SIGNED_OUT))
         sid, session = found
@@ -205,10 +208,10 @@ class Console:
             )
         return who
 
-    def _dept(self, request: web.Request) -> _Who | web.Response:
+    async def _dept(self, request: web.Request) -> _Who | web.Response:
         """``_who`` plus the department in the URL, which they must administer now; any
         other name (existing or not) gets the same 403 page, naming nothing."""
-        who = self._who(request)
+        who = await self._who(request)
         if isinstance(who, web.Response):
             return who
         name = request.match_info.get("dept", "")
@@ -216,15 +219,6 @@ class Console:
         if who.dept is None:
             return self._message(request, 403, "Not allowed", [NOT_YOURS], who=who)
         return who
-
-    def _figures(self, request: web.Request) -> _Who | web.Response:
-        """``_dept`` for the pages drawn from the audit and usage records. Those are read from
-        the SQLite state folder; with ``DEPTBOT_DATABASE_URL`` they live in PostgreSQL, which
-        the console cannot read yet, so it says so instead of drawing empty charts."""
-        who = self._dept(request)
-        if isinstance(who, web.Response) or not self.settings.env.get("DEPTBOT_DATABASE_URL", "").strip():
-            return who
-        return self._message(request, 503, "Not available with PostgreSQL yet", [ON_POSTGRES], who=who)
 
     async def _posted(self, request: web.Request, who: _Who) -> web.Response | None:
         """None when a POST is genuine (Origin and CSRF token); else the 403 page."""
@@ -308,27 +302,33 @@ class Console:
     def _client(self, request: web.Request) -> str:
         return request.remote or "unknown"
 
-    def _limited(self, request: web.Request) -> web.Response | None:
-        if self.store.failures(self._client(request)) >= self.config.max_failed_signins:
+    async def _limited(self, request: web.Request) -> web.Response | None:
+        client = self._client(request)
+        if await self._db(lambda store: store.failures(client)) >= self.config.max_failed_signins:
             return self._message(
                 request, 429, "Too many attempts", ["Too many failed sign-ins from here. Wait a few minutes."]
             )
         return None
 
-    def _failed(self, request: web.Request) -> web.Response:
-        self.store.failed(self._client(request))
-        self.store.record("signin-failed", "", detail="bad-link")
+    async def _failed(self, request: web.Request) -> web.Response:
+        client = self._client(request)
+
+        def note(store: AdminSessionStore) -> None:
+            store.failed(client)
+            store.record("signin-failed", "", detail="bad-link")
+
+        await self._db(note)
         log.info("admin console sign-in refused: unknown, used or expired link")
         return self._message(request, 403, "Sign-in link not valid", list(BAD_LINK))
 
     async def signin_page(self, request: web.Request) -> web.Response:
         """The link's GET: a confirmation button; nothing is used up here."""
-        limited = self._limited(request)
+        limited = await self._limited(request)
         if limited is not None:
             return limited
         token = request.query.get("token", "")
-        if not token or len(token) > MAX_SECRET or not self.store.link_valid(token):
-            return self._failed(request)
+        if not token or len(token) > MAX_SECRET or not await self._db(lambda store: store.link_valid(token)):
+            return await self._failed(request)
         nonce = secrets.token_urlsafe(24)
         response = self._page(request, "signin.html", title="Sign in", token=token, signin_csrf=nonce)
         self._set_cookie(
@@ -340,24 +340,30 @@ class Console:
         """Redeem the link (once), open a session, and move to /admin/ without the token."""
         if not self._origin_ok(request):
             return self._message(request, 403, "Not allowed", ["This form was not sent from the console."])
-        limited = self._limited(request)
+        limited = await self._limited(request)
         if limited is not None:
             return limited
         form = await request.post()
         token = str(form.get("token", ""))
         expected = request.cookies.get(self._signin_cookie(request), "")
         if not expected or not auth.csrf_equal(expected, str(form.get("csrf", ""))):
-            return self._failed(request)
+            return await self._failed(request)
         if not token or len(token) > MAX_SECRET:
-            return self._failed(request)
-        email = self.store.redeem(token)
+            return await self._failed(request)
+        email = await self._db(lambda store: store.redeem(token))
         if email is None:
-            return self._failed(request)
+            return await self._failed(request)
         if not auth.administered(self.assistant, email):
-            self.store.record("signin-denied", email, detail="not-admin")
+            await self._db(lambda store: store.record("signin-denied", email, detail="not-admin"))
             return self._message(request, 403, "Not allowed", [auth.NOT_ADMIN])
-        sid = self.store.open_session(email, absolute=self.config.session_hours * 3600.0)
-        self.store.record("signin", email)
+        absolute = self.config.session_hours * 3600.0
+
+        def open_(store: AdminSessionStore) -> str:
+            sid = store.open_session(email, absolute=absolute)
+            store.record("signin", email)
+            return sid
+
+        sid = await self._db(open_)
         log.info("admin console sign-in")
         response = self._redirect("/admin/")
         self._set_cookie(request, response, self._cookie(request), sid, self.config.session_hours * 3600)
@@ -365,7 +371,7 @@ class Console:
         return response
 
     async def signout(self, request: web.Request) -> web.Response:
-        found = self._session(request)
+        found = await self._session(request)
         if found is None:
             return self._message(request, 403, "Sign in", list(SIGNED_OUT))
         sid, session = found
@@ -373,8 +379,12 @@ class Console:
         refused = await self._posted(request, who)
         if refused is not None:
             return refused
-        self.store.sign_out(sid)
-        self.store.record("signout", session.email)
+
+        def close(store: AdminSessionStore) -> None:
+            store.sign_out(sid)
+            store.record("signout", session.email)
+
+        await self._db(close)
         response = self._message(request, 200, "Signed out", ["You are signed out of the admin console."])
         self._set_cookie(request, response, self._cookie(request), "", 0)
         return response
@@ -382,7 +392,7 @@ class Console:
     # ── pages ────────────────────────────────────────────────────────────────────────
 
     async def index(self, request: web.Request) -> web.Response:
-        who = self._who(request)
+        who = await self._who(request)
         if isinstance(who, web.Response):
             return who
         if len(who.departments) == 1:
@@ -390,7 +400,7 @@ class Console:
         return self._page(request, "picker.html", title="Departments", who=who)
 
     async def overview(self, request: web.Request) -> web.Response:
-        who = self._figures(request)
+        who = await self._dept(request)
         if isinstance(who, web.Response):
             return who
         assert who.dept is not None
@@ -401,7 +411,7 @@ class Console:
         )
 
     async def gaps(self, request: web.Request) -> web.Response:
-        who = self._figures(request)
+        who = await self._dept(request)
         if isinstance(who, web.Response):
             return who
         assert who.dept is not None
@@ -419,7 +429,7 @@ class Console:
         )
 
     async def documents(self, request: web.Request) -> web.Response:
-        who = self._figures(request)
+        who = await self._dept(request)
         if isinstance(who, web.Response):
             return who
         assert who.dept is not None
@@ -437,18 +447,18 @@ class Console:
         )
 
     async def feedback(self, request: web.Request) -> web.Response:
-        who = self._figures(request)
+        who = await self._dept(request)
         if isinstance(who, web.Response):
             return who
         assert who.dept is not None
         show = self._show_text(who.dept)
-        items = await self.runtime.quick(self.insights.feedback, who.dept.name, show_text=show)
+        page = await self.runtime.quick(self.insights.feedback, who.dept.name, show_text=show)
         return self._page(
-            request, "feedback.html", title="Feedback", who=who, tab="/feedback", items=items, show_text=show
+            request, "feedback.html", title="Feedback", who=who, tab="/feedback", page=page, show_text=show
         )
 
     async def evals(self, request: web.Request) -> web.Response:
-        who = self._figures(request)
+        who = await self._dept(request)
         if isinstance(who, web.Response):
             return who
         assert who.dept is not None
@@ -460,7 +470,7 @@ class Console:
     # ── refresh ──────────────────────────────────────────────────────────────────────
 
     async def refresh_status(self, request: web.Request) -> web.Response:
-        who = self._dept(request)
+        who = await self._dept(request)
         if isinstance(who, web.Response):
             return who
         assert who.dept is not None
@@ -478,7 +488,7 @@ class Console:
 
     async def refresh(self, request: web.Request) -> web.Response:
         """Start the same refresh as ``/kb refresh DEPT`` (one at a time per department)."""
-        who = self._dept(request)
+        who = await self._dept(request)
         if isinstance(who, web.Response):
             return who
         assert who.dept is not None
@@ -490,7 +500,8 @@ class Console:
         if job is None or not job.running:
             job = RefreshJob(department=dept.name, started=time.time())
             self._jobs[dept.name] = job
-            self.store.record("refresh", who.email, dept.name, detail="started")
+            email = who.email
+            await self._db(lambda store: store.record("refresh", email, dept.name, detail="started"))
             task = asyncio.create_task(self._run_refresh(job, dept, who.email))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -516,7 +527,11 @@ class Console:
             job.outcome = wording.sorry(rid)
         finally:
             job.running = False
-            self.store.record("refresh", email, dept.name, detail=outcome)
+            done = outcome
+            try:
+                await self._db(lambda store: store.record("refresh", email, dept.name, detail=done))
+            except Exception:  # the trail is best effort here; the refresh itself is audited
+                log.warning("could not record the console refresh in its trail", exc_info=True)
 
     async def warm(self, _app: web.Application) -> None:
         """Compute each department's 90-day overview once in the background after start-up.
@@ -524,7 +539,8 @@ class Console:
         Past days are then cached (``bot.admin.rollup``), so an admin's first view after a
         restart costs what later views cost (measured at 1M audit rows: about 2.3 s cold,
         about 0.1 s warm). Only a log large enough for that to matter is warmed, so small
-        installations and tests start no work."""
+        installations and tests start no work. On PostgreSQL (``DEPTBOT_DATABASE_URL``)
+        nothing is warmed: there is no file to size, and the grouped scans run on the server."""
         audit = self.settings.state_dir / "audit.db"
         try:
             large = audit.stat().st_size >= WARM_FROM_BYTES

@@ -72,7 +72,11 @@ def cmd_eval_qa(args: argparse.Namespace, settings: Settings, *, department: str
     if args.file is not None:
         reports = [run_file(assistant, Path(args.file), user=args.user)]
     else:
-        reports = [run_department(assistant, company.department(n), user=args.user) for n in names]
+        # audited as platform "eval", like the scheduler's runs: console counts and alerts
+        # are about people's questions and leave eval traffic out
+        reports = [
+            run_department(assistant, company.department(n), user=args.user, platform="eval") for n in names
+        ]
     if args.file is None:
         _record(settings, reports)
     if args.json:

@@ -164,6 +164,43 @@ def describe(out: Sequence[Outcome], *, dry_run: bool) -> list[str]:
 
 # ── the daily schedule (``deptbot serve``) ───────────────────────────────────────────
 
+Claim = Callable[[str, float], bool]
+"""``(job, slot_seconds) → True`` for the first caller in the current slot, in any process
+sharing the store (``bot.ops.locks.LeaseLocks.claim_slot``)."""
+
+RETENTION_JOB = "daily:retention"
+CHECKPOINT_JOB = "daily:audit-checkpoint"
+
+
+def daily_jobs(
+    *,
+    retention: Retention | None,
+    checkpoint: Callable[[], Checkpoint] | None,
+    every: float = DAY,
+    claim: Claim | None = None,
+) -> dict[str, Callable[[], bool]]:
+    """Scheduler job id → the job; each returns whether it ran.
+
+    Every process of a deployment schedules these (each ``deptbot serve``, each replica),
+    but a purge and a chain-head checkpoint are facts about the shared records: run by
+    every replica they would write one retention audit row and one ``log`` checkpoint per
+    replica per day, and race each other's purge batches. So each run first claims its
+    ``every``-long slot (UTC days by default) through ``claim`` — the scheduler's job slots
+    (``bot.ops.locks``: ``<state>/ops.sqlite3``, or PostgreSQL with
+    ``DEPTBOT_DATABASE_URL``) — and only the first process in a slot runs it. Without
+    ``claim`` (a lone process) every occurrence runs."""
+    jobs: dict[str, Callable[[], bool]] = {}
+    if retention is not None:
+        jobs["deptbot-retention"] = _once(retention.run, RETENTION_JOB, every, claim, "retention")
+    if checkpoint is not None:
+        _checkpoint_log.setLevel(logging.INFO)  # shown without -v: it is meant to be shipped
+
+        def log_head() -> None:
+            _checkpoint_log.info("%s", checkpoint().line())
+
+        jobs["deptbot-audit-checkpoint"] = _once(log_head, CHECKPOINT_JOB, every, claim, "audit checkpoint")
+    return jobs
+
 
 def start_daily(
     *,
@@ -171,40 +208,28 @@ def start_daily(
     checkpoint: Callable[[], Checkpoint] | None,
     first_delay: float = 60.0,
     every: float = DAY,
+    claim: Claim | None = None,
 ) -> BackgroundScheduler | None:
     """Run retention and/or log the audit chain head every ``every`` seconds, the first
-    time ``first_delay`` seconds after start (not during start-up indexing). None when
-    there is nothing to do; call ``shutdown()`` on what it returns."""
-    if retention is None and checkpoint is None:
+    time ``first_delay`` seconds after start (not during start-up indexing), each once per
+    slot across processes when ``claim`` is given (``daily_jobs``). None when there is
+    nothing to do; call ``shutdown()`` on what it returns."""
+    jobs = daily_jobs(retention=retention, checkpoint=checkpoint, every=every, claim=claim)
+    if not jobs:
         return None
     from apscheduler.schedulers.background import BackgroundScheduler
 
     scheduler = BackgroundScheduler(daemon=True)
     first = datetime.now(UTC) + timedelta(seconds=first_delay)
-    if retention is not None:
+    for job_id, fn in jobs.items():
         scheduler.add_job(
-            _guarded(retention.run, "retention"),
+            fn,
             "interval",
             seconds=every,
             next_run_time=first,
             max_instances=1,
             coalesce=True,
-            id="deptbot-retention",
-        )
-    if checkpoint is not None:
-        _checkpoint_log.setLevel(logging.INFO)  # shown without -v: it is meant to be shipped
-
-        def log_head() -> None:
-            _checkpoint_log.info("%s", checkpoint().line())
-
-        scheduler.add_job(
-            _guarded(log_head, "audit checkpoint"),
-            "interval",
-            seconds=every,
-            next_run_time=first,
-            max_instances=1,
-            coalesce=True,
-            id="deptbot-audit-checkpoint",
+            id=job_id,
         )
     scheduler.start()
     return scheduler
@@ -213,11 +238,22 @@ def start_daily(
 _checkpoint_log = logging.getLogger("bot.governance.checkpoint")
 
 
-def _guarded(fn: Callable[[], object], what: str) -> Callable[[], None]:
-    def run() -> None:
+def _once(
+    fn: Callable[[], object], job: str, every: float, claim: Claim | None, what: str
+) -> Callable[[], bool]:
+    """``fn`` run at most once per slot (``claim``), never raising: a failure is logged by
+    its type only and the job is tried again at the next occurrence; the server keeps
+    serving."""
+
+    def run() -> bool:
         try:
+            if claim is not None and not claim(job, every):
+                log.info("%s already ran in another process for this period", what)
+                return False
             fn()
-        except Exception as exc:  # try again tomorrow; the server keeps serving
+            return True
+        except Exception as exc:
             log.error("%s job failed (%s)", what, type(exc).__name__)
+            return False
 
     return run

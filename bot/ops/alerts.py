@@ -31,18 +31,11 @@ from bot.ops.psi import psi_of_shares
 from bot.ops.signals import AuditSignals
 from bot.settings_schema import Budgets, OpsSettings
 from bot.store.alerts import AlertLog
-from bot.store.evalruns import EvalRun
+from bot.store.evalruns import SCORES, EvalRun, dropped
 
 log = logging.getLogger(__name__)
 
-REGRESSION_DROP = 0.10  # a score falling this much (10 points) after a refresh is a regression
 WINDOW = timedelta(hours=24)
-METRICS = (
-    ("source_hit", "source hit"),
-    ("fact_hit", "fact hit"),
-    ("answered", "answered"),
-    ("refusal", "refusal"),
-)
 
 
 class Deliverer(Protocol):
@@ -66,11 +59,8 @@ def pct(value: float | None) -> str:
 
 def regressions(previous: EvalRun, current: EvalRun) -> list[str]:
     """What got worse from ``previous`` to ``current`` ("fact hit 90% → 60%"), [] if nothing."""
-    out: list[str] = []
-    for attr, label in METRICS:
-        before, after = getattr(previous, attr), getattr(current, attr)
-        if before is not None and after is not None and before - after >= REGRESSION_DROP - 1e-9:
-            out.append(f"{label} {pct(before)} → {pct(after)}")
+    labels = dict(SCORES)
+    out = [f"{labels[f]} {pct(before)} → {pct(after)}" for f, before, after in dropped(previous, current)]
     if previous.passed and not current.passed:
         out.append("now below its thresholds (" + "; ".join(current.below) + ")")
     return out

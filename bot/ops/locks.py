@@ -302,6 +302,18 @@ def open_leases(settings: Any, *, clock: Callable[[], float] = time.time) -> Lea
     return ReplicaLeases(PgLeaseLocks(db, clock=clock), lambda: LeaseLocks.in_state_dir(state, clock=clock))
 
 
+def slot_claimer(settings: Any, *, clock: Callable[[], float] = time.time) -> Callable[[str, float], bool]:
+    """``claim_slot`` of the scheduler's leases of ``settings`` (``open_leases``), opened on
+    the first claim: the daily jobs (``bot.governance.retention.start_daily``) run once per
+    slot across every process sharing the state folder or the database."""
+    locks = _OnDemand(lambda: open_leases(settings, clock=clock))
+
+    def claim(job: str, slot_seconds: float) -> bool:
+        return locks.get().claim_slot(job, slot_seconds)
+
+    return claim
+
+
 class RefreshGuard:
     """The no-overlap rule of ``KnowledgeBase.refresh``: ``hold(name)`` yields True while
     this caller holds the department's lease, False when a refresh or the evals after one

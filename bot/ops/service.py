@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from bot.admin.auditread import records_for
 from bot.config import Department
 from bot.core.pipeline import Assistant
 from bot.ops.alerts import Alerts
@@ -61,7 +62,7 @@ def start_operations(settings: Settings, wired: Wired) -> Operations | None:
     ops = settings.values.ops
     if not ops.enabled:
         return None
-    state = ensure_private_dir(settings.state_dir)
+    ensure_private_dir(settings.state_dir)
     live = wired.assistant
 
     def build() -> Assistant:
@@ -80,13 +81,7 @@ def start_operations(settings: Settings, wired: Wired) -> Operations | None:
 
     runs = open_eval_runs(settings)  # PostgreSQL with DEPTBOT_DATABASE_URL: one history for all
     alert_log = open_alert_log(settings)  # PostgreSQL with DEPTBOT_DATABASE_URL: one post per replica set
-    in_postgres = bool(settings.env.get("DEPTBOT_DATABASE_URL", "").strip())
-    if in_postgres:
-        log.warning(
-            'the audit log is in PostgreSQL: alerts on "don\'t know", 👎 and score drift are off, '
-            "and the weekly digest leaves out question counts"
-        )
-    signals = AuditSignals(state / "audit.db", available=not in_postgres)
+    signals = AuditSignals(records_for(settings))  # with DEPTBOT_DATABASE_URL: every replica's rows
     delivery = Delivery(
         slack=SlackChannel.from_env(settings.env),
         teams=TeamsChannel.from_settings(settings),

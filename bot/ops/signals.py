@@ -1,9 +1,12 @@
-"""What the alerts and the digest count, read from the audit log (``<state>/audit.db``).
+"""What the alerts and the digest count, read from the audit records (``<state>/audit.db``,
+or PostgreSQL with ``DEPTBOT_DATABASE_URL``: ``bot.admin.auditread.ConsoleRecords``, the
+console's read-only port, so both backends run the same statements).
 
 Only facts columns are read (status, confidence, platform, time, department, feedback
 values) — never question or comment text, which lives sealed in other tables. Eval traffic
 (``platform = 'eval'``) and admin actions (refreshes, ``platform = 'admin'``) are not
-questions people asked, so they are left out of every count.
+questions people asked, so they are left out of every count (``auditread.ASKED``, the
+console's own rule).
 
 The audit log stores ``time`` as ISO-8601 UTC text; ranges compare it as text, which orders
 correctly for the UTC times deptbot writes.
@@ -11,15 +14,13 @@ correctly for the UTC times deptbot writes.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from bot.store.db import connect
+from bot.admin.auditread import ASKED, ASKED_R, ConsoleRecords, Reader, SqliteRecords
 
-NOT_QUESTIONS = ("eval", "admin")
 ANSWER_STATUSES = ("answered", "dont_know", "sources_only")
 
 
@@ -65,43 +66,37 @@ def _iso(t: datetime) -> str:
 
 
 class AuditSignals:
-    """Read-only counts over the audit log for one department and time range."""
+    """Read-only counts over the audit records for one department and time range."""
 
-    def __init__(self, path: Path, *, available: bool = True) -> None:
-        """``available`` False: the audit log is not this SQLite file (it lives in
-        PostgreSQL, ``DEPTBOT_DATABASE_URL``), so nothing here can be counted — callers say
-        so instead of reporting zeros."""
-        self.path = Path(path)
+    def __init__(self, source: ConsoleRecords | Path, *, available: bool = True) -> None:
+        """``source``: the records (``bot.admin.auditread.records_for``), or an
+        ``audit.db`` path. ``available`` False: nothing can be counted (callers say so
+        instead of reporting zeros)."""
+        self.records = (
+            source
+            if isinstance(source, ConsoleRecords)
+            else SqliteRecords(Path(source).parent, audit_file=Path(source))
+        )
         self.available = available
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
 
-    def _db(self) -> sqlite3.Connection | None:
-        if self._conn is None:
-            if not self.path.exists():  # nobody asked anything yet: never create the log here
-                return None
-            self._conn = connect(self.path)
-        return self._conn
-
-    def _rows(self, sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
+    def _rows(
+        self, sql: str | Callable[[Reader], str], args: tuple[object, ...], *, feedback: bool = False
+    ) -> list[tuple[object, ...]]:
+        """``sql`` as text, or made for the reader's dialect; [] while the tables are not there."""
         if not self.available:
             return []
-        with self._lock:
-            db = self._db()
-            if db is None:
+        with self.records.audit() as db:
+            if db is None or not db.has_table("requests"):  # nobody asked anything yet
                 return []
-            try:
-                return list(db.execute(sql, args).fetchall())
-            except sqlite3.OperationalError as exc:  # no requests table yet
-                if "no such table" in str(exc):
-                    return []
-                raise
+            if feedback and not db.has_table("feedback"):
+                return []
+            return [tuple(r) for r in db.execute(sql if isinstance(sql, str) else sql(db), args)]
 
     def outcomes(self, department: str, start: datetime, end: datetime) -> Outcomes:
         rows = self._rows(
-            "select status, count(*) from requests where department = ? and time >= ? and time < ?"
-            f" and platform not in ({','.join('?' * len(NOT_QUESTIONS))}) group by status",
-            (department, _iso(start), _iso(end), *NOT_QUESTIONS),
+            'select status, count(*) from requests where department = ? and "time" >= ? and "time" < ?'
+            f" and {ASKED} group by status",
+            (department, _iso(start), _iso(end)),
         )
         by = {str(s): int(n) for s, n in rows}  # type: ignore[call-overload]
         return Outcomes(
@@ -117,24 +112,27 @@ class AuditSignals:
         rows = self._rows(
             "select f.value, count(*) from feedback f join requests r on r.request_id = f.request_id"
             " where r.department = ? and r.time >= ? and r.time < ?"
-            f" and r.platform not in ({','.join('?' * len(NOT_QUESTIONS))}) group by f.value",
-            (department, _iso(start), _iso(end), *NOT_QUESTIONS),
+            f" and {ASKED_R} group by f.value",
+            (department, _iso(start), _iso(end)),
+            feedback=True,
         )
         by = {str(v): int(n) for v, n in rows}  # type: ignore[call-overload]
         return Votes(up=by.get("up", 0), down=by.get("down", 0))
 
     def score_bins(self, department: str, start: datetime, end: datetime, bins: int = 10) -> list[int]:
         """Retrieval scores of uncached answers and refusals in the range (the PSI input),
-        counted into ``bins`` equal-width bins over [0, 1] inside SQLite
-        (clamped like ``bot.ops.psi.shares``), so a busy department's 14 days of scores are
-        never loaded into memory."""
+        counted into ``bins`` equal-width bins over [0, 1] in the database (clamped like
+        ``bot.ops.psi.shares``), so a busy department's 14 days of scores are never
+        loaded into memory."""
         rows = self._rows(
-            "select min(cast(min(max(confidence, 0.0), 1.0) * ? as integer), ? - 1) as bin, count(*)"
-            " from requests where department = ? and time >= ? and time < ?"
-            f" and status in ({','.join('?' * len(ANSWER_STATUSES))}) and coalesce(cache_hit, 0) = 0"
-            f" and platform not in ({','.join('?' * len(NOT_QUESTIONS))}) and confidence is not null"
-            " group by bin",
-            (bins, bins, department, _iso(start), _iso(end), *ANSWER_STATUSES, *NOT_QUESTIONS),
+            lambda db: (
+                f"select {db.bin('confidence', bins)}, count(*)"
+                ' from requests where department = ? and "time" >= ? and "time" < ?'
+                f" and status in ({','.join('?' * len(ANSWER_STATUSES))}) and coalesce(cache_hit, 0) = 0"
+                f" and {ASKED} and confidence is not null"
+                " group by 1"
+            ),
+            (department, _iso(start), _iso(end), *ANSWER_STATUSES),
         )
         counts = [0] * bins
         for b, n in rows:
@@ -142,7 +140,4 @@ class AuditSignals:
         return counts
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        """Nothing held between calls: each count opens and closes its reader."""

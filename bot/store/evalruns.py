@@ -62,6 +62,29 @@ class EvalRun:
     failed_cases: tuple[str, ...] = ()  # short labels of failing cases (eval config, never user text)
 
 
+SCORES = (
+    ("source_hit", "source hit"),
+    ("fact_hit", "fact hit"),
+    ("answered", "answered"),
+    ("refusal", "refusal"),
+)
+"""The shares where higher is better: (field, label)."""
+REGRESSION_DROP = 0.10
+"""A score falling this much (10 points) from one run to the next is a regression."""
+
+
+def dropped(older: EvalRun, newer: EvalRun, drop: float = REGRESSION_DROP) -> list[tuple[str, float, float]]:
+    """The one regression rule, for the alerts (``bot.ops.alerts``) and the console's Evals
+    page alike, so a drop the page highlights is one an admin was told about: each score
+    measured by both runs that fell by ``drop`` or more, as (field, before, after)."""
+    out = []
+    for field, _ in SCORES:
+        before, after = getattr(older, field), getattr(newer, field)
+        if before is not None and after is not None and before - after >= drop - 1e-9:
+            out.append((field, before, after))
+    return out
+
+
 _INSERT_SQL = (
     'insert into eval_runs (department, "time", "trigger", cases, source_hit, fact_hit, answered,'
     " refusal, p50_ms, p95_ms, passed, below, failed_cases)"

@@ -16,12 +16,11 @@ from bot.admin.insights import Insights
 from bot.config import Company
 from bot.core.pipeline import Assistant
 from bot.core.ports import AuditEntry
-from bot.governance.vault import vault_for
 from bot.knowledge import KnowledgeBase
 from bot.knowledge.embedders import Embedder
 from bot.llm.extractive import ExtractiveGenerator
 from bot.settings import Settings
-from bot.store.audit import SqliteAuditLog
+from bot.store.audit import ChainedAudit
 from tests.fakes import make_company
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -47,7 +46,7 @@ class World:
     state: Path
     company: Company
     assistant: Assistant
-    audit: SqliteAuditLog
+    audit: ChainedAudit
     kb: KnowledgeBase
     settings: Settings
 
@@ -105,14 +104,20 @@ class World:
         self.assistant.reconfigure(self.company)
 
 
-def build_world(tmp_path: Path, embedder: Embedder) -> World:
+def build_world(tmp_path: Path, embedder: Embedder, *, database_url: str = "") -> World:
+    """``database_url``: keep the audit records in that PostgreSQL database (as
+    ``DEPTBOT_DATABASE_URL`` does) instead of the state folder."""
+    from bot.wiring import open_audit_log
+
     company = make_company(tmp_path)
     for rel, body in EXTRA_DOCS.items():
         path = tmp_path / "knowledge" / rel
         path.write_text(textwrap.dedent(body))
     state = tmp_path / "state"
-    settings = Settings.load(departments=tmp_path / "departments", state=state, env={})
-    audit = SqliteAuditLog(path=state / "audit.db", vault=vault_for(settings))
+    # on PostgreSQL every replica must be given the chain's key (none makes its own)
+    env = {"DEPTBOT_DATABASE_URL": database_url, "DEPTBOT_AUDIT_KEY": "5a" * 32} if database_url else {}
+    settings = Settings.load(departments=tmp_path / "departments", state=state, env=env)
+    audit = open_audit_log(settings)
     kb = KnowledgeBase(state_dir=state, embedder=embedder)
     for dept in company:
         kb.refresh(dept)

@@ -8,13 +8,24 @@ import asyncio
 import logging
 import re
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from bot.admin.auth import csrf_token, links_for
 from bot.store.admin_sessions import AdminSessionStore
-from tests.admin.conftest import ALICE, CAROL, EVIL, HANK, hidden, reload_groups, running, small_world
+from tests.admin.conftest import (
+    ALICE,
+    CAROL,
+    EVIL,
+    HANK,
+    HR_TEXT,
+    hidden,
+    reload_groups,
+    running,
+    small_world,
+)
 from tests.fakes import GROUPS
 from tests.store.conftest import pg_server, pg_url  # noqa: F401  (fixtures: a real PostgreSQL)
 
@@ -347,25 +358,44 @@ def test_cli_admin_link(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert [(e.event, e.detail) for e in store.events()] == [("link", "cli")]
 
 
-def test_figures_pages_say_postgres_is_not_readable_yet_instead_of_drawing_nothing(
+def test_figures_pages_read_the_records_in_postgres(
     tmp_path: Path,
     pg_url: str,  # noqa: F811  (the fixture imported above)
 ) -> None:
-    """With DEPTBOT_DATABASE_URL the audit and usage rows live in PostgreSQL, which the
-    console does not read yet: its figures pages must say so (503), not show empty charts
-    that look like a department nobody used. (Its sign-in links and sessions are there too,
-    hence a real database.)"""
-    assistant, settings = small_world(tmp_path, DEPTBOT_DATABASE_URL=pg_url)
+    """With DEPTBOT_DATABASE_URL the audit and usage rows live in PostgreSQL, and the
+    figures pages read them there (they answered 503 before the console could)."""
+    from bot.core.ports import AuditEntry
+    from bot.wiring import open_audit_log
+
+    assistant, settings = small_world(tmp_path, DEPTBOT_DATABASE_URL=pg_url, DEPTBOT_AUDIT_KEY="5a" * 32)
+    audit = open_audit_log(settings)
+    audit.record(
+        AuditEntry(
+            request_id="pgrow0000001",
+            time=datetime.now(UTC),
+            user=ALICE,
+            platform="slack",
+            decision="allowed",
+            rule="ask",
+            status="answered",
+            department="hr",
+            question=f"What about {HR_TEXT}?",
+            doc_ids=("hr/time-off.md",),
+        )
+    )
+    audit.record_feedback("pgrow0000001", ALICE, "down", "wrong")
 
     async def scenario() -> None:
         async with running(assistant, settings) as c:
             await c.sign_in(HANK)
             for page in ("", "/gaps", "/documents", "/feedback", "/evals"):
                 resp = await c.get(f"/admin/d/hr{page}")
-                assert resp.status == 503, page
-                assert "PostgreSQL" in await resp.text()
-            assert (await c.get("/admin/d/hr/refresh")).status == 200  # refresh still works
-            assert (await c.get("/admin/d/finance")).status == 403  # and authorization comes first
+                assert resp.status == 200, page
+            feedback = await (await c.get("/admin/d/hr/feedback")).text()
+            assert "No thumbs-down feedback yet" not in feedback  # the vote, read from PostgreSQL
+            assert '<td class="n">1</td>' in feedback
+            assert HR_TEXT not in feedback and "pgrow0000001" not in feedback  # HR hides questions
+            assert (await c.get("/admin/d/finance")).status == 403  # authorization comes first
 
     asyncio.run(scenario())
 

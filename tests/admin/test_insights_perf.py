@@ -9,8 +9,9 @@ import sqlite3
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from bot.admin.documents import CITE_SQL
-from bot.admin.overview import DAY_SQL, compute_days
+from bot.admin.auditread import SqliteReader
+from bot.admin.documents import cite_sql
+from bot.admin.overview import compute_days, day_sql
 from bot.core.ports import AuditEntry
 from bot.store.audit import SqliteAuditLog
 
@@ -41,8 +42,9 @@ def _log(tmp_path: Path) -> SqliteAuditLog:
 def test_audit_database_has_the_covering_index(tmp_path: Path) -> None:
     log = _log(tmp_path)
     conn = sqlite3.connect(tmp_path / "audit.db")
-    for sql in (DAY_SQL, CITE_SQL):
-        assert "COVERING INDEX requests_admin_cover" in _plan(conn, sql, ["hr", "2026-09-01"])
+    reader = SqliteReader(conn, tmp_path / "audit.db")
+    for sql in (day_sql(reader), cite_sql(reader)):
+        assert "COVERING INDEX requests_console_cover" in _plan(conn, sql, ["hr", "2026-09-01"])
     conn.close()
     log.close()
 
@@ -50,13 +52,17 @@ def test_audit_database_has_the_covering_index(tmp_path: Path) -> None:
 def test_reopening_an_existing_log_adds_the_index(tmp_path: Path) -> None:
     _log(tmp_path).close()
     conn = sqlite3.connect(tmp_path / "audit.db")
-    conn.execute("drop index requests_admin_cover")  # a log written by an older version
+    conn.execute("drop index requests_console_cover")  # a log written by an older version
+    conn.execute(
+        "create index requests_admin_cover on requests (department, time, status, route, generator, "
+        "cache_hit, input_tokens, output_tokens, cost, latency_ms, confidence, doc_ids)"
+    )
     conn.commit()
     conn.close()
     SqliteAuditLog(path=tmp_path / "audit.db", env={"DEPTBOT_AUDIT_KEY": "5a" * 32}).close()
     conn = sqlite3.connect(tmp_path / "audit.db")
     names = {r[0] for r in conn.execute("select name from sqlite_master where type = 'index'")}
-    assert "requests_admin_cover" in names
+    assert "requests_console_cover" in names and "requests_admin_cover" not in names  # replaced
     conn.close()
 
 
@@ -77,9 +83,10 @@ def test_votes_are_joined_from_the_feedback_table(tmp_path: Path) -> None:
 def test_compute_days_reads_the_rows_it_needs(tmp_path: Path) -> None:
     log = _log(tmp_path)
     conn = sqlite3.connect(tmp_path / "audit.db")
-    days = compute_days(conn, "hr", date(2026, 11, 1))
+    reader = SqliteReader(conn, tmp_path / "audit.db")
+    days = compute_days(reader, "hr", date(2026, 11, 1))
     [agg] = days.values()
     assert agg.status == {"answered": 1} and list(agg.latencies) == [12.0]
-    assert compute_days(conn, "finance", date(2026, 11, 1)) == {}
+    assert compute_days(reader, "finance", date(2026, 11, 1)) == {}
     conn.close()
     log.close()

@@ -78,3 +78,28 @@ def test_eval_qa_records_a_manual_run_per_department(
     assert run.below == ("fact hit 0% < 100%",)
     assert run.failed_cases == ("How many vacation days do I get per year?",)
     assert run.p95_ms >= run.p50_ms > 0
+
+
+def test_eval_qa_is_audited_as_eval_traffic(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A manual ``deptbot eval --qa`` asks through the real pipeline: its audit rows say
+    platform "eval", like the scheduler's, so console counts and alerts leave them out."""
+    from bot.store.audit import SqliteAuditLog
+
+    make_company(tmp_path)
+    for var in [v for v in os.environ if v.startswith(("DEPTBOT_", "ANTHROPIC_", "OPENAI_", "SLACK_"))]:
+        monkeypatch.delenv(var)
+    monkeypatch.setenv("DEPTBOT_DEPARTMENTS", str(tmp_path / "departments"))
+    monkeypatch.setenv("DEPTBOT_STATE", str(tmp_path / "state"))
+    path = tmp_path / "departments" / "hr.yaml"
+    path.write_text(path.read_text() + HR_EVALS)
+    main(["eval", "--qa", "hr"])
+    capsys.readouterr()
+    audit = SqliteAuditLog(path=tmp_path / "state" / "audit.db")
+    try:
+        asked = [r for r in audit.tail(100) if r["status"] in ("answered", "dont_know", "sources_only")]
+    finally:
+        audit.close()
+    assert len(asked) == 2
+    assert {r["platform"] for r in asked} == {"eval"}
