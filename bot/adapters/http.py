@@ -105,7 +105,7 @@ def build_app(
 
         scim_token = token_from_env(settings.env)
         if scim_token is not None:
-            mount_scim(app, token=scim_token, state_dir=settings.state_dir)
+            mount_scim(app, token=scim_token, settings=settings)  # PostgreSQL with DEPTBOT_DATABASE_URL
     for mount in mounts:
         mount(app)
     _share_with_teams(app, runtime)

@@ -111,6 +111,39 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
         log.close()
 
 
+def cmd_audit_init_key(args: argparse.Namespace, settings: Settings) -> int:
+    """Make the audit key once, for every replica of a PostgreSQL installation (they must
+    share it; a replica never makes its own). Never overwrites a key: rows chained with it
+    would all read as forged."""
+    import os
+    import secrets
+
+    from bot.governance.chain import ENV_VAR, KEY_BYTES, SETTING
+
+    key = secrets.token_hex(KEY_BYTES)
+    if args.print:
+        _out(key)
+        _err(f"Set it as {ENV_VAR} on every replica (the same value everywhere).")
+        return EXIT_OK
+    if settings.env.get(ENV_VAR, "").strip():
+        raise UsageError(f"{ENV_VAR} is set: that is the audit key in use; no file is needed.")
+    target = _key_file(settings)
+    if target.exists():
+        raise UsageError(f"{target} already exists; an audit key is never overwritten.")
+    from bot.store.state import ensure_private_dir
+
+    ensure_private_dir(target.parent)
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise UsageError(f"{target} already exists; an audit key is never overwritten.") from None
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(key + "\n")
+    _out(f"Wrote a new audit key to {target} (0600).")
+    _out(f"Give every replica this file ({SETTING}), or its contents as {ENV_VAR}.")
+    return EXIT_OK
+
+
 @contextmanager
 def _target(out: str | None) -> Iterator[TextIO]:
     if not out:
@@ -198,4 +231,6 @@ def start_governance_jobs(settings: Settings, wired: Wired) -> BackgroundSchedul
         stores = retention_stores(settings, audit=wired.audit, usage=wired.usage, cache=wired.cache)
         retention = Retention(stores=stores, policy=policy, audit=wired.audit, batch=r.batch)
     checkpoint = wired.audit.checkpoint if settings.values.audit.checkpoint_log else None
-    return start_daily(retention=retention, checkpoint=checkpoint)
+    from bot.ops.locks import slot_claimer  # once per day across processes and replicas
+
+    return start_daily(retention=retention, checkpoint=checkpoint, claim=slot_claimer(settings))

@@ -66,7 +66,8 @@ def cmd_db_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_db_copy(args: argparse.Namespace, settings: Settings) -> int:
-    """Copy the state folder's audit, usage and chat-state databases into PostgreSQL."""
+    """Copy the state folder's audit, usage and chat-state databases into PostgreSQL, then
+    move the copied files out of the live folder (``bot.store.pg_copy`` says why)."""
     from pathlib import Path
 
     from bot.cli.audit import _existing_key
@@ -89,5 +90,11 @@ def cmd_db_copy(args: argparse.Namespace, settings: Settings) -> int:
         _out(f"Not in {folder} (nothing to copy): {', '.join(report.skipped)}")
     if report.head is not None:
         _out(f"Audit chain verified in {db.url.redacted}: head row {report.head[0]}, MAC {report.head[1]}")
+    if report.moved_to is not None:
+        _out(f"Moved out of the live state folder, into {report.moved_to}: {', '.join(report.moved)}")
+        _out(
+            "  They hold personal text and every data key: a privacy erase still covers that folder, "
+            "but delete it once you have checked the copy (move the files back to undo the switch)."
+        )
     _out(f"Copied into {db.url.redacted}. Set DEPTBOT_DATABASE_URL on every replica to use it.")
     return EXIT_OK

@@ -8,7 +8,7 @@ import argparse
 from bot import package_version
 from bot.cli.admin import cmd_admin_link
 from bot.cli.answers import cmd_ask, cmd_run, cmd_templates
-from bot.cli.audit import cmd_audit_export, cmd_audit_verify, cmd_retention_run
+from bot.cli.audit import cmd_audit_export, cmd_audit_init_key, cmd_audit_verify, cmd_retention_run
 from bot.cli.chat import cmd_chat
 from bot.cli.check import cmd_check
 from bot.cli.db import cmd_db_copy, cmd_db_migrate, cmd_db_status
@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("audit", help="read, verify and export the audit log")
     audit_sub = c.add_subparsers(
-        dest="audit_command", required=True, metavar="ACTION", help="tail | verify | export"
+        dest="audit_command", required=True, metavar="ACTION", help="tail | verify | export | init-key"
     )
     t = audit_sub.add_parser("tail", help="the latest audit rows")
     t.add_argument("-n", type=int, default=20, metavar="N", help="how many rows (default 20)")
@@ -194,6 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--with-text", action="store_true", help="include each question (personal text; left out by default)"
     )
     t.set_defaults(func=cmd_audit_export)
+    t = audit_sub.add_parser(
+        "init-key", help="make the audit key once (PostgreSQL: every replica needs the same one)"
+    )
+    t.add_argument("--print", action="store_true", help="print a new key (for DEPTBOT_AUDIT_KEY) instead")
+    t.set_defaults(func=cmd_audit_init_key)
 
     c = sub.add_parser("retention", help="delete what the [retention] settings say has expired")
     retention_sub = c.add_subparsers(dest="retention_command", required=True, metavar="ACTION", help="run")

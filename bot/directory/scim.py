@@ -44,7 +44,7 @@ from scim2_server.responses import ScimResponse
 from scim2_server.service import ScimService
 
 from bot.directory.scim_schema import PROVIDER
-from bot.directory.scim_store import ScimStore
+from bot.directory.scim_store import ScimStore, open_scim_store
 from bot.directory.source import SourceError
 from bot.errors import ConfigError, StoreError
 
@@ -71,9 +71,17 @@ def token_from_env(env: Mapping[str, str]) -> str | None:
     return token
 
 
-def mount_scim(app: web.Application, *, token: str, state_dir: Path) -> None:
-    """Serve ``/scim/v2/…`` on ``app`` from ``ScimStore`` in ``state_dir`` (closed on cleanup)."""
-    store = ScimStore.in_state_dir(state_dir)
+def mount_scim(
+    app: web.Application, *, token: str, state_dir: Path | None = None, settings: Any = None
+) -> None:
+    """Serve ``/scim/v2/…`` on ``app`` from the SCIM store of ``settings`` (PostgreSQL with
+    ``DEPTBOT_DATABASE_URL``), else ``scim.sqlite3`` in ``state_dir``; closed on cleanup."""
+    if settings is not None:
+        store = open_scim_store(settings)
+    elif state_dir is not None:
+        store = ScimStore.in_state_dir(state_dir)
+    else:
+        raise TypeError("mount_scim needs settings or a state_dir")
     scim = ScimApplication(store=store, token=token)
     app[SCIM_STORE] = store
     app.router.add_route("*", PREFIX, scim.handle)

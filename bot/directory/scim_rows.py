@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
+from collections.abc import Mapping
 from typing import Any, cast
 
 from scim2_models import Resource, ScimFilter
@@ -95,7 +95,7 @@ def columns(kind: str, resource: Resource[Any]) -> dict[str, Any]:
     return values
 
 
-def resource(kind: str, row: sqlite3.Row, members: list[tuple[str, str, str | None]]) -> Resource[Any]:
+def resource(kind: str, row: Mapping[str, Any], members: list[tuple[str, str, str | None]]) -> Resource[Any]:
     """The resource a row holds; ``members`` are (id, kind, display) rows of a group."""
     body = json.loads(row["body"])
     body["id"] = row["id"]

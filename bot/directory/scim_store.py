@@ -10,6 +10,11 @@ table, so the directory sync asks SQL rather than parsing JSON. Passwords are ne
 Thread-safe: one connection, one re-entrant lock; each SCIM operation is one
 ``BEGIN IMMEDIATE`` transaction, so a PATCH's read-modify-write is atomic and a
 half-applied group update is never seen by the directory sync.
+
+With ``DEPTBOT_DATABASE_URL`` the same tables are in PostgreSQL (migration 0007,
+``PgScimStore``, ``open_scim_store``): an identity provider pushing to any replica changes
+the groups every replica reads. The statements are written once for both engines; only
+how an operation's transaction is held differs (``_transaction``, ``_ex``, ``_rows``).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import datetime
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple, cast
@@ -40,6 +45,8 @@ from bot.directory import scim_rows
 from bot.directory.scim_rows import GROUP, TABLES, USER, version_tag
 from bot.store.db import open_db
 
+Row = Mapping[str, Any]  # a table row by column name (sqlite3.Row, or a dict from PostgreSQL)
+
 
 class MemberUser(NamedTuple):
     """A user reached through a group (directly or through nested groups)."""
@@ -58,6 +65,8 @@ class ScimStore(ScimStorage):
     """Users and groups pushed by an identity provider; thread-safe, one file per state folder."""
 
     FILE = "scim.sqlite3"
+    NO_LIMIT: int | None = -1  # LIMIT for "all rows" (PostgreSQL: NULL)
+    TAKEN: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)  # what a UNIQUE violation raises
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -174,28 +183,24 @@ class ScimStore(ScimStorage):
         kind = _kind(resource_type)
         with self.operation():
             _check_version(self._row(kind, resource_id), expected_version)
-            self._conn.execute(f"DELETE FROM {TABLES[kind]} WHERE id = ?", (resource_id,))
+            self._ex(f"DELETE FROM {TABLES[kind]} WHERE id = ?", (resource_id,))
             # a deleted user or group leaves every group it was in (RFC 7644 §3.6 leaves this open)
-            self._conn.execute(
-                "DELETE FROM scim_members WHERE member_id = ? OR group_id = ?", (resource_id,) * 2
-            )
+            self._ex("DELETE FROM scim_members WHERE member_id = ? OR group_id = ?", (resource_id,) * 2)
 
     # ── what the directory sync reads ───────────────────────────────────────────────
 
     def groups_named(self, display_name: str) -> list[str]:
         """Ids of the groups whose displayName is exactly ``display_name`` (case-sensitive)."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT id FROM scim_groups WHERE name = ? ORDER BY seq", (display_name,)
-            )
-            return [r[0] for r in rows]
+        with self._reading():
+            rows = self._ex("SELECT id FROM scim_groups WHERE name = ? ORDER BY seq", (display_name,))
+            return [r[0] for r in rows.fetchall()]
 
     def member_users(self, group_id: str) -> list[MemberUser]:
         """Every user in the group, through nested groups too (cycles are walked once)."""
         with self._reading():
             seen_groups, users, pending = {group_id}, {}, [group_id]
             while pending:
-                rows = self._conn.execute(
+                rows = self._ex(
                     "SELECT m.member_id, m.kind, u.name, u.active, u.address FROM scim_members m "
                     "LEFT JOIN scim_users u ON u.id = m.member_id WHERE m.group_id = ?",
                     (pending.pop(),),
@@ -210,28 +215,30 @@ class ScimStore(ScimStorage):
 
     # ── rows ────────────────────────────────────────────────────────────────────────
 
-    def _row(self, kind: str, resource_id: str) -> sqlite3.Row:
-        cur = self._conn.execute(f"SELECT * FROM {TABLES[kind]} WHERE id = ?", (resource_id,))
-        cur.row_factory = sqlite3.Row
-        row = cur.fetchone()
-        if row is None:
-            raise NotFoundException(detail=f"{kind} {resource_id!r} not found")
-        return cast(sqlite3.Row, row)
+    def _ex(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """One statement in the current operation (``?`` placeholders); a cursor."""
+        return self._conn.execute(sql, params)
 
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    def _row(self, kind: str, resource_id: str) -> Row:
+        rows = self._rows(f"SELECT * FROM {TABLES[kind]} WHERE id = ?", (resource_id,))
+        if not rows:
+            raise NotFoundException(detail=f"{kind} {resource_id!r} not found")
+        return rows[0]
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         cur = self._conn.execute(sql, params)
         cur.row_factory = sqlite3.Row
-        return cast(list[sqlite3.Row], cur.fetchall())
+        return cast(list[Row], cur.fetchall())
 
     def _unfiltered_page(self, kinds: list[str], start: int, count: int | None) -> SearchPage:
-        totals = [self._conn.execute(f"SELECT count(*) FROM {TABLES[k]}").fetchone()[0] for k in kinds]
+        totals = [self._ex(f"SELECT count(*) FROM {TABLES[k]}").fetchone()[0] for k in kinds]
         page: list[Resource[Any]] = []
         offset, left = start, count
         for kind, total in zip(kinds, totals, strict=True):
             if offset >= total:
                 offset -= total
                 continue
-            limit = -1 if left is None else left
+            limit = self.NO_LIMIT if left is None else left
             rows = self._rows(f"SELECT * FROM {TABLES[kind]} ORDER BY seq LIMIT ? OFFSET ?", (limit, offset))
             page += [self._resource(kind, row) for row in rows]
             offset = 0
@@ -241,16 +248,16 @@ class ScimStore(ScimStorage):
                     break
         return SearchPage(sum(totals), page)
 
-    def _candidates(self, kind: str, lookup: tuple[str, Any] | None) -> list[sqlite3.Row]:
+    def _candidates(self, kind: str, lookup: tuple[str, Any] | None) -> list[Row]:
         if lookup is None:
             return self._rows(f"SELECT * FROM {TABLES[kind]} ORDER BY seq")
         column, value = lookup
         return self._rows(f"SELECT * FROM {TABLES[kind]} WHERE {column} = ? ORDER BY seq", (value,))
 
-    def _resource(self, kind: str, row: sqlite3.Row) -> Resource[Any]:
+    def _resource(self, kind: str, row: Row) -> Resource[Any]:
         members = []
         if kind == GROUP:
-            members = self._conn.execute(
+            members = self._ex(
                 "SELECT member_id, kind, display FROM scim_members WHERE group_id = ? ORDER BY pos",
                 (row["id"],),
             ).fetchall()
@@ -258,29 +265,43 @@ class ScimStore(ScimStorage):
 
     def _set_members(self, group_id: str, resource: Resource[Any]) -> None:
         """Replace the group's members; every member must be a stored user or group."""
-        self._conn.execute("DELETE FROM scim_members WHERE group_id = ?", (group_id,))
+        self._ex("DELETE FROM scim_members WHERE group_id = ?", (group_id,))
         for pos, member in enumerate(getattr(resource, "members", None) or []):
             value = member.value
             kind = self._kind_of(value) if value else None
             if kind is None:
                 raise InvalidValueException(detail=f"members: no User or Group has the id {value!r}")
-            self._conn.execute(
-                "INSERT OR IGNORE INTO scim_members (group_id, member_id, kind, display, pos) "
-                "VALUES (?, ?, ?, ?, ?)",
+            self._ex(
+                "INSERT INTO scim_members (group_id, member_id, kind, display, pos) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (group_id, value, kind, member.display, pos),
             )
 
     def _kind_of(self, resource_id: str) -> str | None:
         for kind, table in TABLES.items():
-            if self._conn.execute(f"SELECT 1 FROM {table} WHERE id = ?", (resource_id,)).fetchone():
+            if self._ex(f"SELECT 1 FROM {table} WHERE id = ?", (resource_id,)).fetchone():
                 return kind
         return None
 
     def _write(self, sql: str, params: Sequence[Any]) -> None:
         try:
-            self._conn.execute(sql, params)
-        except sqlite3.IntegrityError:  # name_key UNIQUE: userName is taken (case-insensitively)
+            self._ex(sql, params)
+        except self.TAKEN:  # name_key UNIQUE: userName is taken (case-insensitively)
             raise UniquenessException(detail="userName is already taken") from None
+
+
+def open_scim_store(settings: Any) -> ScimStore:
+    """The SCIM store of ``settings``: PostgreSQL with ``DEPTBOT_DATABASE_URL`` (every
+    replica serves and reads the same users and groups), else ``scim.sqlite3``."""
+    from bot.store.backend import database_for
+    from bot.store.state import ensure_private_dir
+
+    db = database_for(settings)
+    if db is not None:
+        from bot.directory.pg_scim_store import PgScimStore
+
+        return PgScimStore(db)
+    return ScimStore.in_state_dir(ensure_private_dir(Path(settings.state_dir)))
 
 
 def _kind(resource_type: ResourceType) -> str:
@@ -289,6 +310,6 @@ def _kind(resource_type: ResourceType) -> str:
     return cast(str, resource_type.name)
 
 
-def _check_version(row: sqlite3.Row, expected: str | None) -> None:
+def _check_version(row: Row, expected: str | None) -> None:
     if expected is not None and expected != version_tag(row["version"]):
         raise PreconditionFailedException

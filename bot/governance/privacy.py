@@ -10,8 +10,10 @@ Where a person's data lives, and what erase does with it:
 - ``keys.db``: the person's data key is destroyed (crypto-shredding), so any sealed copy
   anywhere — a row missed, a backup — is noise;
 - ``cache.db``: entries their questions created are deleted (``delete_for_requests``);
-- ``teams-state.sqlite3``: their Teams history, references and reply cards are deleted
-  and their Teams subject shredded (``TeamsState.erase``);
+- ``teams-state.sqlite3``: their Teams history, references, reply cards and person links
+  are deleted and their Teams subject shredded (``TeamsStore.erase``). Their Teams user ids
+  are found directly from the e-mail (``teams_people``), and also through the history
+  rows answering their requests (``users_of``);
 - ``usage.db``: rows keep their numbers (budgets, cost reports) under the pseudonym;
 - ``notices.sqlite3``: admin notices naming the e-mail are deleted;
 - ``admin-sessions.sqlite3`` (the admin console): its audit trail of links issued,
@@ -24,12 +26,17 @@ erase itself is recorded in the audit log under the pseudonym (never the e-mail)
 
 With ``DEPTBOT_DATABASE_URL`` the shared stores are PostgreSQL tables instead of files:
 the audit log (requests, request_text, feedback), usage (attempts, reservations), the
-answer cache, admin notices, the admin console (events, sessions, links) and the data
-keys; the same rules apply to them (``SHARED``), and what is still local (Teams state,
-and a console file left from before the switch) is read from the state folder as before.
+answer cache, admin notices, the admin console (events, sessions, links), the Teams
+state and the data keys; the same rules apply to them (``SHARED``), and what is still
+local (a console or Teams state file left from before the switch) is covered as before.
 Instead of a WAL checkpoint the touched tables are vacuumed, so old row versions naming
 the person are pruned; PostgreSQL's WAL and backups keep them until they expire
 (the sealed text in them stays noise: its key is shredded).
+
+SQLite files ``deptbot db copy`` copied (moved to ``copied-to-postgresql/<time>/`` in the
+state folder, or still in the folder itself after an older copy) hold the same personal
+text and a live copy of every data key; an erase on PostgreSQL erases them the SQLite way
+as well (``_erase_copies``), so a copy kept for rollback never outlives a privacy request.
 """
 
 from __future__ import annotations
@@ -48,13 +55,21 @@ from typing import TYPE_CHECKING, Any
 
 from bot.core.ports import AuditEntry
 from bot.errors import StoreError, UsageError
-from bot.governance.vault import Vault, checkpoint, secure, subject_of, vault_for
+from bot.governance.vault import (
+    Tampered,
+    TextErased,
+    Vault,
+    checkpoint,
+    secure,
+    subject_of,
+    vault_for,
+)
 from bot.store.admin_sessions import AdminSessionStore
 from bot.store.audit import ChainedAudit
 from bot.store.cache import SealedAnswerCache, open_answer_cache
 from bot.store.db import connect
 from bot.store.notices import SqliteNotices
-from bot.store.teams_state import TeamsState
+from bot.store.teams_state import TeamsState, TeamsStore, open_teams_state
 
 if TYPE_CHECKING:
     from bot.store.backend import Database
@@ -86,6 +101,7 @@ class Receipt:
     key_shredded: bool
     files_checkpointed: bool
     request_id: str  # of the audit row recording the erase
+    notes: tuple[str, ...] = ()  # what this erase could not reach, said plainly
 
     def lines(self) -> list[str]:
         out = [
@@ -98,6 +114,7 @@ class Receipt:
         out += [f"  {what.replace('_', ' ')}: {n}" for what, n in self.removed.items()]
         if not self.files_checkpointed:
             out.append("Note: a database was busy; deleted pages leave its WAL at the next checkpoint.")
+        out += [f"Note: {note}" for note in self.notes]
         return out
 
 
@@ -125,16 +142,22 @@ class Privacy:
         vault: Vault,
         audit: ChainedAudit,
         cache: SealedAnswerCache | None = None,
-        teams: TeamsState | None = None,
+        teams: TeamsStore | None = None,
         db: Database | None = None,
+        more_teams: Sequence[TeamsStore] = (),
     ) -> None:
-        """``db``: the PostgreSQL database holding the ``SHARED`` stores (None: SQLite files)."""
+        """``db``: the PostgreSQL database holding the ``SHARED`` stores (None: SQLite files);
+        ``more_teams``: a Teams state file left in the folder after the switch to PostgreSQL."""
         self.state_dir = Path(state_dir)
         self.vault = vault
         self.audit = audit
         self.cache = cache
         self.teams = teams
         self.db = db
+        self.teams_all = [t for t in (teams, *more_teams) if t is not None]
+        # ``[cache] backend = "memory"`` (SQLite only): seconds its entries live in a serving
+        # process, which an erase from another process cannot empty; None: no such cache.
+        self.memory_cache_ttl: float | None = None
 
     @classmethod
     def for_settings(cls, settings: Any, *, audit: ChainedAudit | None = None) -> Privacy:
@@ -151,9 +174,16 @@ class Privacy:
 
             audit = open_audit_log(settings)
         cache = open_answer_cache(settings, only_existing=True)
-        teams_path = state / TeamsState.FILE
-        teams = TeamsState(path=teams_path, vault=vault) if teams_path.exists() else None
-        return cls(state_dir=state, vault=vault, audit=audit, cache=cache, teams=teams, db=db)
+        teams = open_teams_state(settings, only_existing=True)
+        left = state / TeamsState.FILE  # from before DEPTBOT_DATABASE_URL: still covered
+        more = [TeamsState(path=left, vault=vault)] if db is not None and left.exists() else []
+        privacy = cls(
+            state_dir=state, vault=vault, audit=audit, cache=cache, teams=teams, db=db, more_teams=more
+        )
+        c = settings.values.cache
+        if c.enabled and c.backend == "memory":
+            privacy.memory_cache_ttl = float(c.ttl_seconds)
+        return privacy
 
     # ── export ───────────────────────────────────────────────────────────────────────
 
@@ -162,15 +192,32 @@ class Privacy:
     ) -> Export:
         """Everything stored about ``email``. ``notices=False`` leaves out admin notices
         naming the person (the chat self-service: a notice may name restricted files and
-        is for the department's admins; an export an admin runs includes them)."""
+        is for the department's admins; an export an admin runs includes them).
+
+        All or nothing: only a single row that genuinely cannot be opened (its key erased,
+        or it fails its integrity check) is listed as unreadable; a store that cannot be
+        read (the database is down, a master key is missing) fails the whole export with
+        a StoreError, because an export with gaps would look complete."""
         person = _email(email)
+        try:
+            return self._export(person, record=record, platform=platform, notices=notices)
+        except StoreError as exc:
+            # the operator's CLI names the cause; chat never shows a database address
+            why = exc.user_message if platform == "cli" else "stored data could not be read right now."
+            raise StoreError(
+                f"The privacy export was not made: {why} Nothing was exported (an export "
+                "missing a store would look complete); try again once it is readable."
+            ) from exc
+
+    def _export(self, person: str, *, record: bool, platform: str, notices: bool) -> Export:
         requests, feedback = self._audit_rows(person)
         ids = [r["request_id"] for r in requests]
         usage = self._usage_rows(person)
         cache = self.cache.entries_for_requests(ids) if self.cache else []
-        teams: dict[str, Any] = {"history": [], "replies": [], "references": []}
-        if self.teams is not None:
-            teams = self.teams.export(self.teams.users_for_requests(ids), ids)
+        teams: dict[str, Any] = {"history": [], "replies": [], "references": [], "accounts": []}
+        for store in self.teams_all:
+            for what, rows in store.export(store.users_of(person, ids), ids).items():
+                teams[what] += [r for r in rows if r not in teams[what]]
         found = self._notices(person) if notices else []
         console = self._console_rows(person)
         data: dict[str, Any] = {
@@ -209,19 +256,22 @@ class Privacy:
 
     # ── erase ────────────────────────────────────────────────────────────────────────
 
-    def erase(self, email: str, *, platform: str = "cli") -> Receipt:
+    def erase(self, email: str, *, platform: str = "cli", record: bool = True) -> Receipt:
+        """``record``: write the audit row recording the erase (not for a SQLite copy kept
+        after ``db copy``, whose chain nothing appends to any more)."""
         person = _email(email)
         if not self.audit.key_matches():  # checked first: a refused erase destroys nothing
             raise StoreError(
                 "The audit key in use is not the one the audit rows were chained with (check "
                 "DEPTBOT_AUDIT_KEY and the audit.key_file setting); nothing was erased."
             )
+        self._check_copies()  # likewise before anything is destroyed
         ids = self._request_ids(person)
         removed: dict[str, int] = {}
         removed["cached_answers"] = self.cache.delete_for_requests(ids) if self.cache else 0
-        if self.teams is not None:
-            for what, n in self.teams.erase(self.teams.users_for_requests(ids), ids).items():
-                removed[f"teams_{what}"] = n
+        for store in self.teams_all:
+            for what, n in store.erase(store.users_of(person, ids), ids, email=person).items():
+                removed[f"teams_{what}"] = removed.get(f"teams_{what}", 0) + n
         with self._shared("audit") as conn:
             removed["questions"] = _delete_in(conn, "request_text", "request_id", ids)
             removed["feedback_comments"] = conn.execute(
@@ -229,16 +279,101 @@ class Privacy:
                 "and reason != ?",
                 [self._blank, person, self._blank],
             ).rowcount
-        shredded = self.vault.shred(person)
         removed["audit_rows_pseudonymized"] = self.audit.pseudonymize(person)
         alias = self.audit.pseudonym(person)
         removed["usage_rows_pseudonymized"] = self._pseudonymize_usage(person, alias)
         removed["notices"] = self._delete_notices(person)
         removed.update(self._erase_console(person, alias))
+        # The key goes last: a question recorded while this erase runs is sealed under the
+        # key about to be destroyed. Shredding first would let it make a fresh key, and its
+        # text would stay readable after a receipt saying it was erased.
+        copies = self._erase_copies(person)
+        if copies:
+            removed["copied_sqlite_folders_erased"] = copies
+        shredded = self.vault.shred(person)
         clean = self._checkpoint_all()
-        rid = self._record(alias, "privacy:erase", "erased", platform)
+        rid = self._record(alias, "privacy:erase", "erased", platform) if record else ""
         clean = self._checkpoint_all() and clean
-        return Receipt(alias, datetime.now(UTC), removed, shredded, clean, rid)
+        notes: list[str] = []
+        if self.memory_cache_ttl is not None and platform == "cli":  # chat empties its own
+            notes.append(
+                'a running deptbot with [cache] backend = "memory" may still hold answers to their '
+                f"questions for up to {_duration(self.memory_cache_ttl)} (cache.ttl_seconds); restart "
+                "it to empty that cache now."
+            )
+        return Receipt(alias, datetime.now(UTC), removed, shredded, clean, rid, tuple(notes))
+
+    # ── SQLite files left by `deptbot db copy` ─────────────────────────────────────────
+
+    def _sqlite_copies(self) -> list[Path]:
+        """On PostgreSQL: folders holding a copied ``audit.db`` or ``keys.db``: the state
+        folder itself (a copy made before ``db copy`` moved its files out) and each folder
+        under ``copied-to-postgresql``."""
+        if self.db is None:
+            return []
+        from bot.store.pg_copy import COPIES
+
+        def holds(folder: Path) -> bool:
+            return any((folder / f).is_file() for f in ("audit.db", "keys.db"))
+
+        found = [self.state_dir] if holds(self.state_dir) else []
+        root = self.state_dir / COPIES
+        if root.is_dir():
+            found += sorted(p for p in root.iterdir() if p.is_dir() and holds(p))
+        return found
+
+    def _check_copies(self) -> None:
+        """Each copy's audit rows can be pseudonymized with this key; else nothing is erased
+        (the copy would keep the e-mail while the receipt said it was gone)."""
+        from bot.store.audit import SqliteAuditLog
+
+        for folder in self._sqlite_copies():
+            if not (folder / "audit.db").is_file():
+                continue
+            audit = SqliteAuditLog(path=folder / "audit.db", key=self.audit.key)
+            try:
+                ok = audit.key_matches()
+            finally:
+                audit.close()
+            if not ok:
+                raise StoreError(
+                    f"The SQLite copy in {folder} was chained with another audit key, so the person "
+                    "could not be erased from it; nothing was erased. Delete that copy if it is no "
+                    "longer needed, or run the erase with its key."
+                )
+
+    def _erase_copies(self, person: str) -> int:
+        """Erase ``person`` from each copy as on SQLite (its questions deleted, rows
+        pseudonymized, their data key in its ``keys.db`` shredded); how many folders."""
+        from bot.store.audit import SqliteAuditLog
+        from bot.store.cache import SqliteAnswerCache
+
+        done = 0
+        for folder in self._sqlite_copies():
+            vault = Vault.in_state_dir(folder, self.vault.keys)
+            try:
+                if not (folder / "audit.db").is_file():
+                    vault.shred(person)
+                else:
+                    audit = SqliteAuditLog(path=folder / "audit.db", key=self.audit.key, vault=vault)
+                    cache = folder / "cache.db"
+                    teams = folder / TeamsState.FILE
+                    copy = Privacy(
+                        state_dir=folder,
+                        vault=vault,
+                        audit=audit,
+                        cache=SqliteAnswerCache(path=cache, vault=vault) if cache.is_file() else None,
+                        teams=TeamsState(path=teams, vault=vault) if teams.is_file() else None,
+                    )
+                    try:
+                        copy.erase(person, record=False)
+                    finally:
+                        copy.close()
+                        audit.close()
+            finally:
+                vault.close()
+            done += 1
+        return done
 
     # ── the stores ───────────────────────────────────────────────────────────────────
 
@@ -275,7 +410,7 @@ class Privacy:
             return blob  # written before encryption and not yet sealed
         try:
             return self.vault.open(person, blob, context)
-        except StoreError as exc:
+        except (TextErased, Tampered) as exc:  # this row only; an outage fails the export
             return {"unreadable": exc.user_message}
 
     def _usage_rows(self, person: str) -> dict[str, list[dict[str, Any]]]:
@@ -305,29 +440,43 @@ class Privacy:
     def _notices(self, person: str) -> list[dict[str, Any]]:
         return [
             {"department": d, "kind": k, "text": t, "time": datetime.fromtimestamp(ts, UTC).isoformat()}
-            for _, d, k, t, ts in self._naming(person)
+            for _, rows in self._naming(person)
+            for _, d, k, t, ts in rows
         ]
 
     def _delete_notices(self, person: str) -> int:
-        ids = [row[0] for row in self._naming(person)]
-        if not ids:
-            return 0
-        with self._shared("notices") as conn:
-            marks = ",".join("?" * len(ids))
-            return int(conn.execute(f"delete from notices where id in ({marks})", ids).rowcount)
+        removed = 0
+        for session, rows in self._naming(person):
+            ids = [row[0] for row in rows]
+            if ids:
+                with session() as conn:
+                    marks = ",".join("?" * len(ids))
+                    removed += int(conn.execute(f"delete from notices where id in ({marks})", ids).rowcount)
+        return removed
 
-    def _naming(self, person: str) -> list[tuple[Any, ...]]:
-        """Notices naming ``person`` as a whole address: ``bob@x`` is not in ``jimbob@x``."""
-        if not self._present("notices"):
-            return []
+    def _naming(
+        self, person: str
+    ) -> list[tuple[Callable[[], AbstractContextManager[Any]], list[tuple[Any, ...]]]]:
+        """Notices naming ``person`` as a whole address (``bob@x`` is not in ``jimbob@x``),
+        per place: the notices store, and with ``DEPTBOT_DATABASE_URL`` also a local
+        ``notices.sqlite3`` left from before the switch (``db copy`` does not copy it)."""
+        places: list[tuple[Callable[[], AbstractContextManager[Any]], str]] = []
+        if self._present("notices"):
+            places.append((lambda: self._shared("notices"), "strpos" if self.db is not None else "instr"))
+        if self.db is not None and (self.state_dir / SqliteNotices.FILE).exists():
+            places.append((lambda: self._db(SqliteNotices.FILE), "instr"))
         whole = re.compile(rf"(?<![\w.+-]){re.escape(person)}(?![\w.-])")
-        find = "strpos" if self.db is not None else "instr"  # the same function, two spellings
-        with self._shared("notices") as conn:
-            rows = conn.execute(
-                f"select id, department, kind, text, time from notices where {find}(lower(text), ?) > 0",
-                [person],
-            ).fetchall()
-        return [r for r in rows if whole.search(str(r[3]).lower())]
+        out: list[tuple[Callable[[], AbstractContextManager[Any]], list[tuple[Any, ...]]]] = []
+        for session, find in places:  # the same function, two spellings
+            with session() as conn:
+                if find == "instr" and not _has_table(conn, "notices"):
+                    continue
+                rows = conn.execute(
+                    f"select id, department, kind, text, time from notices where {find}(lower(text), ?) > 0",
+                    [person],
+                ).fetchall()
+            out.append((session, [r for r in rows if whole.search(str(r[3]).lower())]))
+        return out
 
     # the admin console: its trail names the admin by e-mail (``bot.store.admin_sessions``)
 
@@ -476,7 +625,7 @@ class Privacy:
             conn.close()
 
     def close(self) -> None:
-        for store in (self.cache, self.teams):
+        for store in (self.cache, *self.teams_all):
             if store is not None:
                 store.close()
 
@@ -486,6 +635,14 @@ def _email(email: str) -> str:
     if "@" not in person or len(person) > 320 or any(c.isspace() for c in person):
         raise UsageError("Give the person's e-mail address, e.g. alice@example.com.")
     return person
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 7200:
+        return f"{seconds / 3600:g} hours"
+    if seconds >= 120:
+        return f"{seconds / 60:g} minutes"
+    return f"{seconds:g} seconds"
 
 
 def _iso(ts: float) -> str:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol, get_type_hints
 import sqlite_utils
 
 from bot.core.ports import AuditEntry
-from bot.errors import StoreError
+from bot.errors import ConfigError, StoreError
 from bot.governance.chain import (
     ENV_VAR,
     GENESIS,
@@ -102,6 +102,17 @@ class Executor(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any: ...
 
 
+SHARED_KEY_MISSING = (
+    "no audit key is configured here. On PostgreSQL every replica appends to one audit chain, "
+    "so all of them need the same key and none may make its own: set DEPTBOT_AUDIT_KEY to the "
+    "same value on every replica, or create the key once with `deptbot audit init-key` and give "
+    "every replica that file (audit.key_file)"
+)
+SHARED_KEY_DIFFERS = (
+    "the audit key configured here is not the one the shared audit chain was written with; "
+    "give this replica the same DEPTBOT_AUDIT_KEY (or audit.key_file) as the others"
+)
+
 _CHAINED = ["seq", *COLUMNS, "prev_hash", "row_hash"]
 INSERT_SQL = (
     f"insert into requests ({', '.join(chr(34) + n + chr(34) for n in _CHAINED)}) "
@@ -126,24 +137,39 @@ class ChainedAudit:
         key: AuditKey | None,
         key_file: Path | None,
         env: Mapping[str, str] | None,
+        create_key: bool = True,
     ) -> None:
         """``vault`` seals the question and feedback text (``bot.governance.vault``); None:
         the vault of ``home`` (the audit database's folder), opened when text is first
         written. ``key`` chains the rows; None: ``DEPTBOT_AUDIT_KEY`` in ``env`` (default:
         the process environment), else ``key_file`` (default ``keys/audit.key`` in
-        ``home``), created on first use."""
+        ``home``), created on first use unless ``create_key`` is False (a shared chain:
+        a replica making its own key would write the one chain under two keys)."""
         self._home = Path(home)
         self._vault = vault
         self._key = key  # loaded on first use: reading rows (audit tail) needs no key
         self._key_from = (os.environ if env is None else env, key_file or self._home / DEFAULT_KEY_FILE)
+        self._create_key = create_key
         self._chain_obj: Chain | None = None
         self._insert = INSERT_SQL
 
     @property
     def key(self) -> AuditKey:
         if self._key is None:
-            self._key = load_key(*self._key_from)
+            if self._create_key:
+                self._key = load_key(*self._key_from)
+            elif not self._has_key():
+                raise ConfigError(SHARED_KEY_MISSING, file=f"{ENV_VAR} / audit.key_file")
+            else:
+                self._key = load_key(*self._key_from, create=False)
         return self._key
+
+    def require_shared_key(self) -> None:
+        """At start on a shared chain (PostgreSQL): the key is configured and is the one the
+        newest row was chained with, else a ConfigError saying what to do; nothing written."""
+        _ = self.key
+        if not self.key_matches():
+            raise ConfigError(SHARED_KEY_DIFFERS, file=f"{ENV_VAR} / audit.key_file")
 
     @property
     def _chain(self) -> Chain:
@@ -531,10 +557,14 @@ class SqliteAuditLog(ChainedAudit):
                 db.table("requests").add_column(name, kind)
         # The admin console's per-day aggregates (bot/admin/overview.py) read only these
         # columns of one department's time range: answered from the index, no row lookups.
+        # ``platform`` is there since eval traffic is left out of its counts; the index
+        # without it (requests_admin_cover) is replaced, once.
         db.execute(
-            "create index if not exists requests_admin_cover on requests (department, time, status, "
-            "route, generator, cache_hit, input_tokens, output_tokens, cost, latency_ms, confidence, doc_ids)"
+            "create index if not exists requests_console_cover on requests (department, time, status, "
+            "route, generator, cache_hit, input_tokens, output_tokens, cost, latency_ms, confidence, "
+            "doc_ids, platform)"
         )
+        db.execute("drop index if exists requests_admin_cover")
         db.execute(
             "create table if not exists checkpoints (seq integer not null, kind text not null, "
             "mac text not null, count integer not null, time text not null, sig text not null, "

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import sqlite_utils
 
 from bot.core.types import Answer, Citation, Classification, Status, Timings, Usage
-from bot.errors import StoreError
+from bot.errors import ConfigError, StoreError
 from bot.store.db import connect
 
 if TYPE_CHECKING:
@@ -228,6 +228,8 @@ class SealedAnswerCache:
 
     def entries_for_requests(self, request_ids: Iterable[str]) -> list[dict[str, Any]]:
         """The entries these requests created, opened (for a privacy export)."""
+        from bot.governance.vault import Tampered, TextErased
+
         out: list[dict[str, Any]] = []
         for chunk in _chunks(list(request_ids)):
             with self._session(write=False) as conn:
@@ -239,7 +241,8 @@ class SealedAnswerCache:
             for key, stored, subject, rid, blob in rows:
                 try:
                     answer: Any = answer_to_dict(loads(self.vault.open(subject, blob, f"cache:{key}")))
-                except (StoreError, ValueError, TypeError, KeyError) as exc:
+                except (TextErased, Tampered, ValueError, TypeError, KeyError) as exc:
+                    # this entry only; a store that cannot be read fails the export instead
                     answer = {"unreadable": type(exc).__name__}
                 out.append(
                     {
@@ -355,6 +358,26 @@ class SqliteAnswerCache(SealedAnswerCache):
 
     def close(self) -> None:
         self._db.conn.close()
+
+
+def require_shared_cache(settings: Any) -> None:
+    """``[cache] backend = "memory"`` together with ``DEPTBOT_DATABASE_URL`` is refused.
+
+    A memory cache records no owner per entry and lives in one process, so a privacy erase
+    run from the CLI or on another replica cannot reach it: the person's answers would be
+    served until the TTL. With several replicas the cache is PostgreSQL's, where an erase
+    deletes the entries the person's questions created."""
+    from bot.store.backend import ENV_VAR
+
+    cache = settings.values.cache
+    if cache.enabled and cache.backend == "memory" and settings.env.get(ENV_VAR, "").strip():
+        raise ConfigError(
+            f'"memory" cannot be used with {ENV_VAR}: an erase on another replica or from the CLI '
+            'could not reach it. Use backend = "sqlite" (the cache is then in PostgreSQL) or '
+            "enabled = false",
+            file=settings.settings_file or "settings",
+            field="cache.backend",
+        )
 
 
 def open_answer_cache(

@@ -30,7 +30,7 @@ from bot.core.types import Answer, Classification, Turn
 
 if TYPE_CHECKING:
     from bot.governance.vault import Vault
-    from bot.store.teams_state import TeamsState
+    from bot.store.teams_state import TeamsStore
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -155,13 +155,13 @@ class ConversationStore:
         replies: ReplyStore | None = None,
         references: ReferenceStore | None = None,
         close: Callable[[], None] | None = None,
-        state: TeamsState | None = None,
+        state: TeamsStore | None = None,
     ) -> None:
         self.history: HistoryStore = history if history is not None else History(turns=history_turns)
         self.replies: ReplyStore = replies if replies is not None else ReplyIndex()
         self.references: ReferenceStore = references if references is not None else References()
         self._close = close
-        self.state = state  # the SQLite store behind the maps, when persistent
+        self.state = state  # the SQLite or PostgreSQL store behind the maps, when persistent
 
     @classmethod
     def in_state_dir(
@@ -172,6 +172,20 @@ class ConversationStore:
         from bot.store.teams_state import TeamsState
 
         state = TeamsState.in_state_dir(Path(state_dir), history_turns=history_turns, vault=vault)
+        return cls.over(state)
+
+    @classmethod
+    def for_settings(cls, settings: Any) -> ConversationStore:
+        """The three maps where ``settings`` keep shared state: PostgreSQL with
+        ``DEPTBOT_DATABASE_URL`` (every replica sees the same), else the state folder."""
+        from bot.store.teams_state import open_teams_state
+
+        state = open_teams_state(settings)
+        assert state is not None  # only_existing is False: it is created
+        return cls.over(state)
+
+    @classmethod
+    def over(cls, state: TeamsStore) -> ConversationStore:
         return cls(
             history=state.history,
             replies=state.replies,
@@ -179,6 +193,13 @@ class ConversationStore:
             close=state.close,
             state=state,
         )
+
+    def link_person(self, user_id: str, email: str | None) -> None:
+        """Record that this chat user is ``email`` (as a hash), so a privacy erase finds
+        every row of theirs directly; nothing for the in-memory maps (they die with the
+        process)."""
+        if self.state is not None:
+            self.state.people.link(user_id, email)
 
     def purge_older_than(self, kind: str, cutoff: datetime, *, batch: int = 500) -> int:
         """Retention: delete "history", "replies" or "references" rows last written before

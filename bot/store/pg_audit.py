@@ -59,7 +59,8 @@ class PgAuditLog(ChainedAudit):
         """``home``: the state folder (default key file and vault); see ``_init_chain``."""
         self.db = db
         self.path = f"{db.url.redacted} (audit)"  # what messages name instead of a file
-        self._init_chain(home, vault=vault, key=key, key_file=key_file, env=env)
+        # One chain for every replica: a key is configured, never made here (``require_shared_key``)
+        self._init_chain(home, vault=vault, key=key, key_file=key_file, env=env, create_key=False)
         try:
             db.ready()
             with self._tx() as c:  # a new database: the chain starts at GENESIS (no legacy rows)

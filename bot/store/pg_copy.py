@@ -2,12 +2,22 @@
 into PostgreSQL, as it is, so the audit chain still verifies with the same head.
 
 What moves so far: the audit log (rows with their chain fields, checkpoints, sealed
-question text, feedback), usage and budgets, event de-duplication, and the wrapped
-per-person data keys (``keys.db``), which the sealed text needs to open. The rows are copied
-verbatim (the MACs cover their values, so nothing is recomputed), in one transaction per
-store. The target must be empty: copying into a database replicas already write would
-interleave two chains. The source chain is verified first and the copy after: a broken
-source is refused, and a copy that does not verify with the same head is rolled back.
+question text, feedback), usage and budgets, event de-duplication, the Teams conversation
+state, the users and groups pushed over SCIM, and the wrapped per-person data keys
+(``keys.db``), which the sealed text needs to open. The rows are copied verbatim (the
+MACs cover their values, so nothing is recomputed), in one transaction per store. The
+target must be empty: copying into a database replicas already write would interleave two
+chains. The source chain is verified first and the copy after: a broken source is
+refused, and a copy that does not verify with the same head is rolled back.
+
+Afterwards the copied files (and ``cache.db``, whose entries PostgreSQL's cache replaces)
+are moved out of the live state folder into ``copied-to-postgresql/<UTC time>/`` beside
+it, WAL checkpointed first. Why move rather than delete or leave them: left in place they
+are a second, live copy of personal text *and of every data key* that nothing on
+PostgreSQL reads any more, so an erase would miss them; deleting them would lose the only
+way back if the copy turns out wrong. Moved, nothing is lost (move them back to roll
+back), and a privacy erase on PostgreSQL covers that folder too
+(``bot.governance.privacy``), until the operator deletes it.
 """
 
 from __future__ import annotations
@@ -26,15 +36,21 @@ from bot.store.backend import Database, Qmark, qmark
 from bot.store.db import connect
 from bot.store.dedup import DedupStore
 from bot.store.pg_audit import AUDIT_LOCK, PgAuditLog
+from bot.store.teams_state import TeamsState
 
 # (SQLite file in the state folder, its tables in copy order)
 STORES = (
     ("audit.db", ("requests", "checkpoints", "request_text", "feedback")),
     ("usage.db", ("attempts", "reservations")),
     (DedupStore.FILE, ("seen_events", "answered_threads")),
+    (TeamsState.FILE, ("teams_history", "teams_replies", "teams_references", "teams_people")),
+    ("scim.sqlite3", ("scim_users", "scim_groups", "scim_members")),  # pushed users and groups
     ("keys.db", ("subject_keys",)),  # the data keys: without them the copied questions would not open
 )
-SERIAL = ("attempts", "reservations")  # bigserial ids: the sequences continue after the copied rows
+MOVED_ALONG = ("cache.db",)  # not copied (a cache refills), but it holds sealed answers: moved too
+COPIES = "copied-to-postgresql"  # under the state folder: where the copied files go
+# bigserial columns: their sequences continue after the copied rows
+SERIAL = {"attempts": "id", "reservations": "id", "scim_users": "seq", "scim_groups": "seq"}
 
 
 @dataclass
@@ -42,6 +58,8 @@ class CopyReport:
     rows: dict[str, int] = field(default_factory=dict)  # table → rows copied
     head: tuple[int, str] | None = None  # the audit chain head, the same on both sides
     skipped: list[str] = field(default_factory=list)  # state files that do not exist
+    moved_to: Path | None = None  # where the copied SQLite files went (out of the live folder)
+    moved: list[str] = field(default_factory=list)
 
 
 def copy_state(state_dir: Path, db: Database, *, key: AuditKey) -> CopyReport:
@@ -70,17 +88,19 @@ def copy_state(state_dir: Path, db: Database, *, key: AuditKey) -> CopyReport:
             continue
         src = connect(path)
         try:
+            present = {r[0] for r in src.execute("select name from sqlite_master where type = 'table'")}
             with db.tx() as c:
                 if file == "audit.db":
                     c.execute("select pg_advisory_xact_lock(?)", [AUDIT_LOCK])
                     c.execute("delete from checkpoints")  # the empty database's own start record
                 for table in tables:
-                    report.rows[table] = _copy_table(src, c, table)
-                for table in SERIAL:
+                    if table in present:  # an older file may lack a newer table (teams_people)
+                        report.rows[table] = _copy_table(src, c, table)
+                for table, column in SERIAL.items():
                     if table in tables:
                         c.execute(
-                            f"select setval(pg_get_serial_sequence('{table}', 'id'), "
-                            f"coalesce((select max(id) from {table}), 0) + 1, false)"
+                            f"select setval(pg_get_serial_sequence('{table}', '{column}'), "
+                            f"coalesce((select max({column}) from {table}), 0) + 1, false)"
                         )
         except (sqlite3.Error, psycopg.Error) as exc:
             raise StoreError(
@@ -96,7 +116,37 @@ def copy_state(state_dir: Path, db: Database, *, key: AuditKey) -> CopyReport:
                 "The copied audit chain does not verify with the source's head; "
                 f"empty the database before trying again ({rep.problem or 'a different head'})."
             )
+    _move_out(state_dir, report)
     return report
+
+
+def _move_out(state_dir: Path, report: CopyReport) -> None:
+    """Move the copied files (and ``MOVED_ALONG``) into ``COPIES/<UTC time>/``: renames on
+    one file system, each database checkpointed first so its WAL is empty and no frame is
+    left behind. See the module docstring for why."""
+    from datetime import UTC, datetime
+
+    from bot.governance.vault import checkpoint
+    from bot.store.state import ensure_private_dir
+
+    names = [f for f, _ in STORES if (state_dir / f).exists()]
+    names += [f for f in MOVED_ALONG if (state_dir / f).exists()]
+    if not names:
+        return
+    target = state_dir / COPIES / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    ensure_private_dir(target)
+    for name in names:
+        conn = connect(state_dir / name)
+        try:
+            checkpoint(conn)
+        finally:
+            conn.close()
+        for suffix in ("", "-wal", "-shm"):
+            source = state_dir / f"{name}{suffix}"
+            if source.exists():
+                source.rename(target / source.name)
+        report.moved.append(name)
+    report.moved_to = target
 
 
 def _require_empty(db: Database) -> None:
@@ -132,6 +182,15 @@ def _copy_table(src: sqlite3.Connection, dst: Qmark, table: str) -> int:
 def _value(table: str, column: str, value: Any) -> Any:
     """SQLite's dynamic types as the PostgreSQL columns take them: the sealed text columns
     are bytea (an empty feedback comment is the empty string in SQLite)."""
-    if (table, column) in (("feedback", "reason"), ("request_text", "question")) and isinstance(value, str):
+    if (table, column) in SEALED and isinstance(value, str):
         return value.encode("utf-8")
     return value
+
+
+SEALED = (  # bytea in PostgreSQL
+    ("feedback", "reason"),
+    ("request_text", "question"),
+    ("teams_history", "text"),
+    ("teams_replies", "payload"),
+    ("teams_references", "reference"),
+)

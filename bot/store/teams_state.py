@@ -21,7 +21,15 @@ Text is sealed (``bot.governance.vault``): history turns and conversation refere
 the Teams user's subject ``teams:<user id>`` (this store never sees e-mails), reply card
 payloads under ``teams:replies``. Assistant turns keep the request id they answered, which
 is how a privacy erasure finds a person's Teams user id from their e-mail (the audit log
-maps e-mail → request ids): ``for_requests``/``erase_users``.
+maps e-mail → request ids): ``users_for_requests``. History expires long before references,
+so that path alone would leave a reference behind: ``teams_people`` also links each Teams
+user id to the asker's e-mail *as keys.db stores subjects* (``subject_id``, a hash; the
+e-mail itself is not kept), written when the adapter resolves who is asking
+(``people.link``), so an erase finds every row of the person directly (``users_for_person``).
+
+The logic is written once (``TeamsStore``) with SQL both engines accept; ``TeamsState`` is
+the SQLite file, ``bot.store.pg_teams_state.PgTeamsState`` the PostgreSQL tables
+(migration 0006) every replica shares with ``DEPTBOT_DATABASE_URL`` (``open_teams_state``).
 """
 
 from __future__ import annotations
@@ -77,6 +85,9 @@ CREATE TABLE IF NOT EXISTS teams_replies (
 CREATE INDEX IF NOT EXISTS teams_replies_at ON teams_replies(at);
 CREATE TABLE IF NOT EXISTS teams_references (key TEXT PRIMARY KEY, reference TEXT NOT NULL, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS teams_references_at ON teams_references(at);
+CREATE TABLE IF NOT EXISTS teams_people (user_id TEXT PRIMARY KEY, person TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS teams_people_person ON teams_people(person);
+CREATE INDEX IF NOT EXISTS teams_people_at ON teams_people(at);
 """
 
 
@@ -91,6 +102,14 @@ PURGE_KINDS = {
     "replies": ("teams_replies", "at"),
     "references": ("teams_references", "at"),
 }
+# Each table's primary key: what batched deletes select by (no rowid in PostgreSQL).
+_PK = {
+    "teams_history": "key, seq",
+    "teams_replies": "message_id",
+    "teams_references": "key",
+    "teams_people": "user_id",
+}
+LINK_REFRESH = 24 * 3600.0  # a person's link is rewritten at most daily (its TTL is the references')
 
 
 def user_subject(key_json: str) -> str:
@@ -104,50 +123,35 @@ def user_subject(key_json: str) -> str:
     return f"teams:{user}"
 
 
-class TeamsState:
-    """One connection shared by the three views; thread-safe."""
+class TeamsStore:
+    """The three views over one backend, plus retention and privacy; thread-safe. A
+    subclass says how statements run (``read``; ``write``: one transaction), how caps are
+    enforced (``_cleanup_now``) and what removes deleted rows' traces (``checkpoint``)."""
 
-    FILE = "teams-state.sqlite3"
+    path: Path | str  # what messages name
+    # SQL for "every row after the first N": SQLite needs a LIMIT before OFFSET
+    ALL_AFTER = "OFFSET ?"
 
-    def __init__(
-        self,
-        *,
-        path: Path,
-        limits: Limits = Limits(),
-        clock: Callable[[], float] = time.time,
-        vault: Vault | None = None,
-    ) -> None:
-        self.path = path
+    def _init_store(self, *, limits: Limits, clock: Callable[[], float], vault: Vault | None) -> None:
         self.limits = limits
         self._clock = clock
-        self._lock = threading.Lock()
-        self._writes = 0
         self._vault = vault
-        self._conn = open_db(path, _SCHEMA, "the Teams state database")
-        try:
-            self._conn.execute("PRAGMA secure_delete=ON")
-            self._migrate()
-            self.cleanup()
-        except sqlite3.Error as exc:
-            raise StoreError(f"Cannot open the Teams state database at {path}.") from exc
+        self._writes = 0
+        self._linked: dict[str, tuple[str, float]] = {}  # user id → (person, written at), this process
+        self._links_lock = threading.Lock()
         self.history = PersistentHistory(self)
         self.replies = PersistentReplies(self)
         self.references = PersistentReferences(self)
-
-    @classmethod
-    def in_state_dir(
-        cls, state_dir: Path, *, history_turns: int = 6, vault: Vault | None = None
-    ) -> TeamsState:
-        ensure_private_dir(Path(state_dir))
-        return cls(path=Path(state_dir) / cls.FILE, limits=Limits(history_turns=history_turns), vault=vault)
+        self.people = PersonLinks(self)
 
     @property
     def vault(self) -> Vault:
         if self._vault is None:
-            from bot.governance.vault import vault_in
-
-            self._vault = vault_in(Path(self.path).parent)
+            self._vault = self._default_vault()
         return self._vault
+
+    def _default_vault(self) -> Vault:
+        raise StoreError("The Teams state needs the vault of its settings (vault_for).")
 
     def seal(self, subject: str, text: str, context: str) -> bytes:
         return self.vault.seal(subject, text, context)
@@ -155,73 +159,62 @@ class TeamsState:
     def open(self, subject: str, blob: Any, context: str) -> str:
         return self.vault.open(subject, blob, context)
 
-    def _migrate(self) -> None:
-        """Version 1 kept text in plaintext and no request ids: add the column, seal in place."""
-        ex = self._conn.execute
-        columns = {row[1] for row in ex("PRAGMA table_info(teams_history)").fetchall()}
-        if "request_id" not in columns:
-            ex("ALTER TABLE teams_history ADD COLUMN request_id TEXT")
-        history = ex("SELECT key, seq, text FROM teams_history WHERE typeof(text) = 'text'").fetchall()
-        replies = ex(
-            "SELECT message_id, payload FROM teams_replies WHERE typeof(payload) = 'text'"
-        ).fetchall()
-        refs = ex("SELECT key, reference FROM teams_references WHERE typeof(reference) = 'text'").fetchall()
-        if not (history or replies or refs):
-            return
-        updates: list[tuple[str, tuple[Any, ...]]] = []
-        for key, seq, text in history:
-            blob = self.seal(user_subject(key), text, f"teams_history:{key}:{seq}")
-            updates.append(("UPDATE teams_history SET text = ? WHERE key = ? AND seq = ?", (blob, key, seq)))
-        for mid, payload in replies:
-            blob = self.seal(REPLIES_SUBJECT, payload, f"teams_replies:{mid}")
-            updates.append(("UPDATE teams_replies SET payload = ? WHERE message_id = ?", (blob, mid)))
-        for key, ref in refs:
-            blob = self.seal(user_subject(key), ref, f"teams_references:{key}")
-            updates.append(("UPDATE teams_references SET reference = ? WHERE key = ?", (blob, key)))
-        self.write(updates)
-
     def now(self) -> float:
         return self._clock()
 
+    # ── what a backend provides ──────────────────────────────────────────────────────
+
     def read(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+        raise NotImplementedError
+
+    def _run(self, statements: Iterable[tuple[str, tuple[Any, ...]]]) -> list[int]:
+        """Run statements in one transaction (a crash never leaves half a history update);
+        the rows each changed."""
+        raise NotImplementedError
+
+    def _cleanup_now(self) -> None:
+        raise NotImplementedError
+
+    def checkpoint(self) -> bool:
+        """Remove what the backend keeps of deleted rows (after an erase)."""
+        return True
+
+    def close(self) -> None:
+        """Nothing to release by default (a shared pool)."""
+
+    # ── shared ───────────────────────────────────────────────────────────────────────
 
     def write(self, statements: Iterable[tuple[str, tuple[Any, ...]]]) -> None:
-        """Run statements in one transaction (a crash never leaves half a history update)."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                for sql, params in statements:
-                    self._conn.execute(sql, params)
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
-            self._writes += 1
-            if self._writes % CLEANUP_EVERY == 0:
-                self._cleanup_locked()
+        self._run(statements)
+        self._writes += 1
+        if self._writes % CLEANUP_EVERY == 0:
+            self.cleanup()
 
     def cleanup(self) -> None:
-        with self._lock:
-            self._cleanup_locked()
+        self._cleanup_now()
 
-    def _cleanup_locked(self) -> None:
-        now, lim, ex = self._clock(), self.limits, self._conn.execute
-        ex("DELETE FROM teams_history WHERE at < ?", (now - lim.history_ttl,))
-        ex("DELETE FROM teams_replies WHERE at < ?", (now - lim.reply_ttl,))
-        ex("DELETE FROM teams_references WHERE at < ?", (now - lim.reference_ttl,))
-        ex(
-            "DELETE FROM teams_history WHERE key IN (SELECT key FROM teams_history GROUP BY key "
-            "ORDER BY MAX(at) DESC LIMIT -1 OFFSET ?)",
-            (lim.history_conversations,),
-        )
-        for table, limit in (("teams_replies", lim.replies), ("teams_references", lim.references)):
-            ex(
-                f"DELETE FROM {table} WHERE rowid IN "
-                f"(SELECT rowid FROM {table} ORDER BY at DESC LIMIT -1 OFFSET ?)",
-                (limit,),
-            )
+    def _cleanup_statements(self) -> list[tuple[str, tuple[Any, ...]]]:
+        now, lim, after = self._clock(), self.limits, self.ALL_AFTER
+        out: list[tuple[str, tuple[Any, ...]]] = [
+            ("DELETE FROM teams_history WHERE at < ?", (now - lim.history_ttl,)),
+            ("DELETE FROM teams_replies WHERE at < ?", (now - lim.reply_ttl,)),
+            ("DELETE FROM teams_references WHERE at < ?", (now - lim.reference_ttl,)),
+            ("DELETE FROM teams_people WHERE at < ?", (now - lim.reference_ttl,)),
+            (
+                "DELETE FROM teams_history WHERE key IN (SELECT key FROM teams_history GROUP BY key "
+                f"ORDER BY MAX(at) DESC {after})",
+                (lim.history_conversations,),
+            ),
+        ]
+        for table, limit in (
+            ("teams_replies", lim.replies),
+            ("teams_references", lim.references),
+            ("teams_people", lim.references),
+        ):
+            pk = _PK[table]
+            newest_first = f"SELECT {pk} FROM {table} ORDER BY at DESC {after}"
+            out.append((f"DELETE FROM {table} WHERE ({pk}) IN ({newest_first})", (limit,)))
+        return out
 
     # ── retention and privacy ────────────────────────────────────────────────────────
 
@@ -231,15 +224,18 @@ class TeamsState:
         if kind not in PURGE_KINDS:
             raise ValueError(f"the Teams state has no {kind!r} records (one of {', '.join(PURGE_KINDS)})")
         table, column = PURGE_KINDS[kind]
+        pk = _PK[table]
         limit, removed = cutoff.timestamp(), 0
         while True:
-            with self._lock:
-                cur = self._conn.execute(
-                    f"DELETE FROM {table} WHERE rowid IN "
-                    f"(SELECT rowid FROM {table} WHERE {column} < ? LIMIT ?)",
-                    (limit, batch),
-                )
-            n = max(cur.rowcount, 0)
+            (n,) = self._run(
+                [
+                    (
+                        f"DELETE FROM {table} WHERE ({pk}) IN "
+                        f"(SELECT {pk} FROM {table} WHERE {column} < ? LIMIT ?)",
+                        (limit, batch),
+                    )
+                ]
+            )
             removed += n
             if n < batch:
                 return removed
@@ -255,15 +251,31 @@ class TeamsState:
             found.update(user_subject(k).removeprefix("teams:") for (k,) in rows)
         return sorted(found)
 
+    def users_for_person(self, email: str) -> list[str]:
+        """Teams user ids linked to ``email`` (``people.link``): found directly, whatever
+        has expired from the history since."""
+        from bot.governance.vault import subject_id
+
+        rows = self.read("SELECT user_id FROM teams_people WHERE person = ?", (subject_id(email),))
+        return sorted(str(u) for (u,) in rows)
+
+    def users_of(self, email: str, request_ids: Sequence[str]) -> list[str]:
+        """Every Teams user id of the person: linked to the e-mail, or answered in the history."""
+        return sorted({*self.users_for_person(email), *self.users_for_requests(request_ids)})
+
+    def _keys_of(self, table: str, wanted: set[str]) -> list[str]:
+        return [k for (k,) in self.read(f"SELECT DISTINCT key FROM {table}", ()) if user_subject(k) in wanted]
+
     def export(self, users: Sequence[str], request_ids: Sequence[str]) -> dict[str, Any]:
         """Everything kept for these Teams users and requests, opened (privacy export)."""
         history: list[dict[str, Any]] = []
         references: list[dict[str, Any]] = []
         wanted = {f"teams:{u}" for u in users}
-        for key, seq, role, text, label, at, rid in self.read(
-            "SELECT key, seq, role, text, label, at, request_id FROM teams_history ORDER BY key, seq", ()
-        ):
-            if user_subject(key) in wanted:
+        for key in sorted(self._keys_of("teams_history", wanted)):
+            for seq, role, text, label, at, rid in self.read(
+                "SELECT seq, role, text, label, at, request_id FROM teams_history WHERE key = ? ORDER BY seq",
+                (key,),
+            ):
                 history.append(
                     {
                         "conversation": key,
@@ -274,8 +286,8 @@ class TeamsState:
                         "request_id": rid,
                     }
                 )
-        for key, ref, at in self.read("SELECT key, reference, at FROM teams_references", ()):
-            if user_subject(key) in wanted:
+        for key in self._keys_of("teams_references", wanted):
+            for ref, at in self.read("SELECT reference, at FROM teams_references WHERE key = ?", (key,)):
                 references.append(
                     {
                         "key": key,
@@ -297,34 +309,146 @@ class TeamsState:
                     else self._open_or_note(REPLIES_SUBJECT, payload, f"teams_replies:{mid}")
                 )
                 replies.append({"message_id": mid, "request_id": rid, "payload": text, "time": _iso(at)})
-        return {"history": history, "replies": replies, "references": references}
+        return {"history": history, "replies": replies, "references": references, "accounts": sorted(users)}
 
-    def erase(self, users: Sequence[str], request_ids: Sequence[str]) -> dict[str, int]:
-        """Delete these users' history and references and the reply rows of these requests,
-        shred the users' Teams subjects, and checkpoint the WAL (privacy erasure)."""
+    def erase(
+        self, users: Sequence[str], request_ids: Sequence[str], *, email: str | None = None
+    ) -> dict[str, int]:
+        """Delete these users' history, references and person links (and every link to
+        ``email``), the reply rows of these requests, shred the users' Teams subjects, and
+        remove the deleted rows' traces (privacy erasure)."""
+        from bot.governance.vault import subject_id
+
         counts = {"history": 0, "replies": 0, "references": 0}
         wanted = {f"teams:{u}" for u in users}
-        with self._lock:
-            ex = self._conn.execute
-            for table in ("teams_history", "teams_references"):
-                keys = {
-                    k
-                    for (k,) in ex(f"SELECT DISTINCT key FROM {table}").fetchall()
-                    if user_subject(k) in wanted
-                }
-                for k in keys:
-                    cur = ex(f"DELETE FROM {table} WHERE key = ?", (k,))
-                    counts["history" if table == "teams_history" else "references"] += max(cur.rowcount, 0)
-            for chunk in _chunks(list(request_ids)):
-                cur = ex(
+        statements: list[tuple[str, tuple[Any, ...]]] = []
+        kinds: list[str | None] = []
+        for table, kind in (("teams_history", "history"), ("teams_references", "references")):
+            for k in self._keys_of(table, wanted):
+                statements.append((f"DELETE FROM {table} WHERE key = ?", (k,)))
+                kinds.append(kind)
+        for chunk in _chunks(list(request_ids)):
+            statements.append(
+                (
                     f"DELETE FROM teams_replies WHERE request_id IN ({','.join('?' * len(chunk))})",
                     tuple(chunk),
                 )
-                counts["replies"] += max(cur.rowcount, 0)
+            )
+            kinds.append("replies")
+        for chunk in _chunks(sorted(users)):
+            statements.append(
+                (f"DELETE FROM teams_people WHERE user_id IN ({','.join('?' * len(chunk))})", tuple(chunk))
+            )
+            kinds.append(None)
+        if email:
+            statements.append(("DELETE FROM teams_people WHERE person = ?", (subject_id(email),)))
+            kinds.append(None)
+        for counted, n in zip(kinds, self._run(statements) if statements else [], strict=True):
+            if counted is not None:
+                counts[counted] += n
+        with self._links_lock:
+            for u in users:
+                self._linked.pop(u, None)
         for subject in wanted:
             self.vault.shred(subject)
         self.checkpoint()
         return counts
+
+    def _open_or_note(self, subject: str, blob: Any, context: str) -> Any:
+        from bot.governance.vault import Tampered, TextErased
+
+        try:
+            text = self.open(subject, blob, context)
+        except (TextErased, Tampered) as exc:  # this row only; an outage fails the export
+            return {"unreadable": type(exc).__name__}
+        try:
+            return json.loads(text) if context.startswith(("teams_replies", "teams_references")) else text
+        except ValueError:
+            return text
+
+
+class TeamsState(TeamsStore):
+    """The Teams state in one SQLite file in the state folder (``FILE``)."""
+
+    FILE = "teams-state.sqlite3"
+    ALL_AFTER = "LIMIT -1 OFFSET ?"
+
+    def __init__(
+        self,
+        *,
+        path: Path,
+        limits: Limits = Limits(),
+        clock: Callable[[], float] = time.time,
+        vault: Vault | None = None,
+    ) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._init_store(limits=limits, clock=clock, vault=vault)
+        self._conn = open_db(path, _SCHEMA, "the Teams state database")
+        try:
+            self._conn.execute("PRAGMA secure_delete=ON")
+            self._migrate()
+            self.cleanup()
+        except sqlite3.Error as exc:
+            raise StoreError(f"Cannot open the Teams state database at {path}.") from exc
+
+    @classmethod
+    def in_state_dir(
+        cls, state_dir: Path, *, history_turns: int = 6, vault: Vault | None = None
+    ) -> TeamsState:
+        ensure_private_dir(Path(state_dir))
+        return cls(path=Path(state_dir) / cls.FILE, limits=Limits(history_turns=history_turns), vault=vault)
+
+    def _default_vault(self) -> Vault:
+        from bot.governance.vault import vault_in
+
+        return vault_in(Path(self.path).parent)
+
+    def _migrate(self) -> None:
+        """Version 1 kept text in plaintext and no request ids: add the column, seal in place."""
+        ex = self._conn.execute
+        columns = {row[1] for row in ex("PRAGMA table_info(teams_history)").fetchall()}
+        if "request_id" not in columns:
+            ex("ALTER TABLE teams_history ADD COLUMN request_id TEXT")
+        ex("CREATE INDEX IF NOT EXISTS teams_history_request ON teams_history(request_id)")
+        history = ex("SELECT key, seq, text FROM teams_history WHERE typeof(text) = 'text'").fetchall()
+        replies = ex(
+            "SELECT message_id, payload FROM teams_replies WHERE typeof(payload) = 'text'"
+        ).fetchall()
+        refs = ex("SELECT key, reference FROM teams_references WHERE typeof(reference) = 'text'").fetchall()
+        if not (history or replies or refs):
+            return
+        updates: list[tuple[str, tuple[Any, ...]]] = []
+        for key, seq, text in history:
+            blob = self.seal(user_subject(key), text, f"teams_history:{key}:{seq}")
+            updates.append(("UPDATE teams_history SET text = ? WHERE key = ? AND seq = ?", (blob, key, seq)))
+        for mid, payload in replies:
+            blob = self.seal(REPLIES_SUBJECT, payload, f"teams_replies:{mid}")
+            updates.append(("UPDATE teams_replies SET payload = ? WHERE message_id = ?", (blob, mid)))
+        for key, ref in refs:
+            blob = self.seal(user_subject(key), ref, f"teams_references:{key}")
+            updates.append(("UPDATE teams_references SET reference = ? WHERE key = ?", (blob, key)))
+        self.write(updates)
+
+    def read(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def _run(self, statements: Iterable[tuple[str, tuple[Any, ...]]]) -> list[int]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                counts = [max(self._conn.execute(sql, params).rowcount, 0) for sql, params in statements]
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+            return counts
+
+    def _cleanup_now(self) -> None:
+        with self._lock:
+            for sql, params in self._cleanup_statements():
+                self._conn.execute(sql, params)
 
     def checkpoint(self) -> bool:
         from bot.governance.vault import checkpoint
@@ -332,19 +456,28 @@ class TeamsState:
         with self._lock:
             return checkpoint(self._conn)
 
-    def _open_or_note(self, subject: str, blob: Any, context: str) -> Any:
-        try:
-            text = self.open(subject, blob, context)
-        except StoreError as exc:
-            return {"unreadable": type(exc).__name__}
-        try:
-            return json.loads(text) if context.startswith(("teams_replies", "teams_references")) else text
-        except ValueError:
-            return text
-
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def open_teams_state(settings: Any, *, only_existing: bool = False) -> TeamsStore | None:
+    """The Teams state of ``settings``, sealed by its vault: PostgreSQL when
+    ``DEPTBOT_DATABASE_URL`` is set (every replica shares history, reply cards and
+    references), else ``teams-state.sqlite3``; ``only_existing``: None rather than a new file."""
+    from bot.governance.vault import vault_for
+    from bot.store.backend import database_for
+
+    db = database_for(settings)
+    if db is not None:
+        from bot.store.pg_teams_state import PgTeamsState
+
+        return PgTeamsState(db, vault=vault_for(settings))
+    path = Path(settings.state_dir) / TeamsState.FILE
+    if only_existing and not path.exists():
+        return None
+    ensure_private_dir(Path(settings.state_dir))
+    return TeamsState(path=path, vault=vault_for(settings))
 
 
 def _chunks(items: list[str], size: int = 500) -> Iterable[list[str]]:
@@ -361,7 +494,7 @@ def _iso(at: float) -> str:
 class PersistentHistory:
     """``HistoryStore`` over ``teams_history``: the last ``history_turns`` turns per key."""
 
-    def __init__(self, state: TeamsState) -> None:
+    def __init__(self, state: TeamsStore) -> None:
         self._state = state
 
     def get(self, key: Hashable) -> tuple[Turn, ...]:
@@ -401,8 +534,10 @@ class PersistentHistory:
         # writer for the same key replaces the same seq (one turn lost, never one misread)
         statements: list[tuple[str, tuple[Any, ...]]] = [
             (
-                "INSERT OR REPLACE INTO teams_history(key, seq, role, text, label, at, request_id) VALUES "
-                "(?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO teams_history(key, seq, role, text, label, at, request_id) VALUES "
+                "(?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key, seq) DO UPDATE SET role = excluded.role, "
+                "text = excluded.text, label = excluded.label, at = excluded.at, "
+                "request_id = excluded.request_id",
                 (
                     k,
                     top + i,
@@ -428,7 +563,7 @@ class PersistentHistory:
 class PersistentReplies:
     """``ReplyStore`` over ``teams_replies``."""
 
-    def __init__(self, state: TeamsState) -> None:
+    def __init__(self, state: TeamsStore) -> None:
         self._state = state
 
     def remember(self, message_id: str, request_id: str, payload: Any = None) -> None:
@@ -437,8 +572,9 @@ class PersistentReplies:
         self._state.write(
             [
                 (
-                    "INSERT OR REPLACE INTO teams_replies(message_id, request_id, payload, at) "
-                    "VALUES (?, ?, ?, ?)",
+                    "INSERT INTO teams_replies(message_id, request_id, payload, at) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (message_id) DO UPDATE SET request_id = excluded.request_id, "
+                    "payload = excluded.payload, at = excluded.at",
                     (message_id, request_id, self._seal_payload(message_id, payload), self._state.now()),
                 )
             ]
@@ -479,7 +615,7 @@ class PersistentReplies:
 class PersistentReferences:
     """``ReferenceStore`` over ``teams_references``."""
 
-    def __init__(self, state: TeamsState) -> None:
+    def __init__(self, state: TeamsStore) -> None:
         self._state = state
 
     def put(self, key: Hashable, reference: dict[str, Any]) -> None:
@@ -490,7 +626,8 @@ class PersistentReferences:
         self._state.write(
             [
                 (
-                    "INSERT OR REPLACE INTO teams_references(key, reference, at) VALUES (?, ?, ?)",
+                    "INSERT INTO teams_references(key, reference, at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET reference = excluded.reference, at = excluded.at",
                     (k, sealed, self._state.now()),
                 )
             ]
@@ -510,6 +647,37 @@ class PersistentReferences:
             log.info("conversation reference could not be opened (%s)", type(exc).__name__)
             return None
         return found if isinstance(found, dict) else None
+
+
+class PersonLinks:
+    """``teams_people``: which Teams user id is which person (their e-mail's ``subject_id``,
+    never the e-mail), so an erase finds every Teams row of theirs directly. Rewritten at
+    most once a day per user per process (``LINK_REFRESH``); expires like references."""
+
+    def __init__(self, state: TeamsStore) -> None:
+        self._state = state
+
+    def link(self, user_id: str, email: str | None) -> None:
+        if not user_id or not email or "@" not in email:
+            return
+        from bot.governance.vault import subject_id
+
+        person, now = subject_id(email), self._state.now()
+        st = self._state
+        with st._links_lock:
+            seen = st._linked.get(user_id)
+            if seen is not None and seen[0] == person and now - seen[1] < LINK_REFRESH:
+                return
+            st._linked[user_id] = (person, now)
+        st.write(
+            [
+                (
+                    "INSERT INTO teams_people(user_id, person, at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (user_id) DO UPDATE SET person = excluded.person, at = excluded.at",
+                    (user_id, person, now),
+                )
+            ]
+        )
 
 
 def _dump_payload(payload: Any) -> str | None:

@@ -58,7 +58,7 @@ def _world(root: Path, env: dict[str, str]) -> tuple[Settings, Assistant, Conver
         cache=build_cache(settings),
         notices=notices,
     )
-    return settings, assistant, ConversationStore.in_state_dir(state), notices
+    return settings, assistant, ConversationStore.for_settings(settings), notices  # PostgreSQL too
 
 
 def _ask(assistant: Assistant, email: str, text: str) -> object:

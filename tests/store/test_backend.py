@@ -238,17 +238,19 @@ def test_db_copy_moves_sqlite_state_and_the_chain_verifies_with_the_same_head(
     code, out, err = run("db", "copy", "--to", pg_url)
     assert code == 0, err
     assert "requests" in out and "5 rows" in out and f"head row 5, MAC {head.head_mac}" in out
-    copied = PgAuditLog(pg_db, home=state, env={"DEPTBOT_AUDIT_KEY": CHAIN_KEY})
-    rep = copied.verify()
-    assert rep.ok and (rep.head_seq, rep.head_mac) == (head.head_seq, head.head_mac)
-    assert [r["question"] for r in copied.export_rows(with_text=True)][:2] == ["question 0", "question 1"]
-    assert [f["reason"] for f in copied.feedback_for("r1")] == ["outdated"]
     from bot.governance.keys import load
     from bot.governance.vault import Vault
     from bot.store.pg_keys import PgKeyTable
 
-    assert "subject_keys" in out  # the data keys moved too: the replicas' shared vault opens the text
+    # keys.db moved out of the live folder with the rest: the copied text opens with the shared keys
+    assert not (state / "keys.db").exists() and not (state / "audit.db").exists()
     shared = Vault(keys=load({}, None), table=PgKeyTable(pg_db))
+    copied = PgAuditLog(pg_db, home=state, vault=shared, env={"DEPTBOT_AUDIT_KEY": CHAIN_KEY})
+    rep = copied.verify()
+    assert rep.ok and (rep.head_seq, rep.head_mac) == (head.head_seq, head.head_mac)
+    assert [r["question"] for r in copied.export_rows(with_text=True)][:2] == ["question 0", "question 1"]
+    assert [f["reason"] for f in copied.feedback_for("r1")] == ["outdated"]
+    assert "subject_keys" in out  # the data keys moved too: the replicas' shared vault opens the text
     on_replica = PgAuditLog(
         pg_db, home=tmp_path / "replica", vault=shared, env={"DEPTBOT_AUDIT_KEY": CHAIN_KEY}
     )

@@ -135,7 +135,7 @@ def test_a_link_from_one_replica_signs_in_on_the_other(tmp_path: Path, pg_url: s
 def test_privacy_covers_the_console_in_postgres_and_a_leftover_file(
     tmp_path: Path, pg_url: str, pg_db: Database
 ) -> None:
-    env = {ENV_VAR: pg_url, mk.ENV_VAR: mk.generate()}
+    env = {ENV_VAR: pg_url, mk.ENV_VAR: mk.generate(), "DEPTBOT_AUDIT_KEY": "5a" * 32}  # shared chain key
     settings, _, _, _ = _world(tmp_path, env)
     shared = open_console_store(settings)
     person = EMAIL.lower()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.governance import chain
 from bot.governance import keys as mk
 from bot.governance.privacy import Privacy
 from bot.governance.vault import forget_open_vaults
@@ -61,7 +62,7 @@ def _columns_holding(backend: Backend, needle: str) -> list[str]:
 def test_erase_on_postgres_leaves_no_canary_in_any_table_or_file(
     tmp_path: Path, pg_url: str, pg_db: Database
 ) -> None:
-    env = {ENV_VAR: pg_url, mk.ENV_VAR: mk.generate()}
+    env = {ENV_VAR: pg_url, mk.ENV_VAR: mk.generate(), chain.ENV_VAR: "ab" * 32}
     settings, assistant, convo, notices = _world(tmp_path, env)
     state = settings.state_dir
     _canary_activity(assistant, convo, notices, state)[0].close()
@@ -71,7 +72,7 @@ def test_erase_on_postgres_leaves_no_canary_in_any_table_or_file(
     assert {"requests.user", "attempts.user", "feedback.user", "notices.text"} <= set(holding), holding
     for word in (*QUESTION_WORDS, FEEDBACK_WORDS):  # sealed at rest already
         assert _columns_holding(backend, word) == [], word
-    for local in ("audit.db", "usage.db", "cache.db", "keys.db", "notices.sqlite3"):
+    for local in ("audit.db", "usage.db", "cache.db", "keys.db", "notices.sqlite3", "teams-state.sqlite3"):
         assert not (state / local).exists(), local  # the shared stores are not in the folder
 
     privacy = Privacy.for_settings(settings)

@@ -260,7 +260,7 @@ def mount(
         assistant=assistant,
         teams=TeamsSettings.from_env(settings.env),
         auth=auth,
-        store=ConversationStore.in_state_dir(settings.state_dir),
+        store=ConversationStore.for_settings(settings),  # PostgreSQL with DEPTBOT_DATABASE_URL
         rosters=RosterSettings.from_settings(settings),
     )
     app[ENDPOINT_KEY] = endpoint

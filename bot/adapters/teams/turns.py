@@ -110,6 +110,7 @@ class TeamsBot:
             return  # some other card submit: nothing to answer
         await ctx.send_activity(Activity(type=ActivityTypes.typing))
         email = await self._email(ctx, body)
+        self._store.link_person(inbound.user_key(body), email)  # an erase finds their rows by it
         company = self._assistant.company
         command = inbound.parse_command(
             text,
