@@ -53,6 +53,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         files_per_tick=k.watch_files_per_tick,
         config_root=settings.departments_dir,
         on_config_change=lambda: config_watcher.poll() if config_watcher is not None else None,
+        # replicas on PostgreSQL switch to versions another replica published (pg_sync)
+        sync=wired.knowledge.sync_published if wired.knowledge.shared else None,
+        sync_seconds=k.sync_seconds,
     )
     knowledge.start()  # before the start-up refresh: an edit made during it is not missed
     with _progress("Indexing") as progress:

@@ -14,7 +14,7 @@ instead of a second refresh queued behind the index's own lock.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +23,7 @@ from bot.core.ports import AdminNotices, IndexReport, IndexStatus, ProgressFn
 from bot.core.types import AccessScope, SourceChunk
 from bot.errors import RefreshBusy
 from bot.knowledge.embedders import DEFAULT_EMBEDDER, Embedder, get_embedder
-from bot.knowledge.index import DEFAULT_ANN_THRESHOLD, DEFAULT_BUILD_MEMORY_MB, Indexer
+from bot.knowledge.index import DEFAULT_ANN_THRESHOLD, DEFAULT_BUILD_MEMORY_MB, Indexer, VersionHook
 from bot.knowledge.ingest import Limits
 from bot.knowledge.retrieve import CANDIDATES, DEFAULT_FUSION, IndexReader, Probe
 
@@ -53,13 +53,15 @@ class KnowledgeBase:
         build_memory_mb: float = DEFAULT_BUILD_MEMORY_MB,
         ann_threshold: int = DEFAULT_ANN_THRESHOLD,
         leases: Callable[[], LeaseLocks] | None = None,
+        hook: VersionHook | None = None,
     ) -> None:
         """``build_memory_mb`` caps one build batch and ``ann_threshold`` is the live chunk
         count from which a department is searched through ANN indexes (``[knowledge]``).
         ``leases`` opens the refresh leases; default ``<state>/ops.sqlite3``, which is right
         while each replica builds its own index in its state folder. Once replicas share
         one index (PostgreSQL), pass ``bot.ops.locks.open_leases`` so refreshes of it never
-        overlap across replicas."""
+        overlap across replicas. ``hook`` hears every version the indexer writes
+        (``bot.knowledge.pg_sync.PgIndexHook`` publishes them to PostgreSQL)."""
         self.state_dir = Path(state_dir)
         self._instance = None if isinstance(embedder, str) else embedder
         self._default = embedder if isinstance(embedder, str) else embedder.name
@@ -71,6 +73,7 @@ class KnowledgeBase:
             build_memory_mb=build_memory_mb,
             ann_threshold=ann_threshold,
         )
+        self.indexer.hook = hook
         from bot.ops.locks import RefreshGuard
 
         self.guard = RefreshGuard(self.state_dir, leases=leases)
@@ -105,6 +108,17 @@ class KnowledgeBase:
 
     def status(self, department: Department) -> IndexStatus:
         return self.indexer.status(department)
+
+    @property
+    def shared(self) -> bool:
+        """True when versions are published to a store other replicas sync from."""
+        return self.indexer.hook is not None
+
+    def sync_published(self, departments: Iterable[str]) -> list[str]:
+        """Switch to the versions other replicas published (PostgreSQL); the departments
+        switched. Without a shared store there is nothing to sync: []."""
+        poll = getattr(self.indexer.hook, "poll", None)
+        return list(poll(departments)) if poll is not None else []
 
     # Retriever port
     def retrieve(self, query: str, scope: AccessScope, *, top_k: int = 8) -> list[SourceChunk]:

@@ -4,6 +4,8 @@ Layout under ``<state_dir>/indexes/<dept>/``::
 
     CURRENT                 name of the version readers load (switched with os.replace)
     lock                    flock'd by a refresh so two refreshes never interleave
+    LOCAL_FILES.json        with a shared store only: this replica's own fingerprints of the
+                            files it hashed (``LocalFingerprints``; never published)
     segments/<segment>/     immutable chunk data (``bot/knowledge/segments.py``): texts,
                             float16 vectors, token ids, BM25 postings, and ``ann.faiss``
                             in big departments
@@ -61,7 +63,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -84,7 +86,7 @@ from bot.knowledge.segments import (
     write_segment,
 )
 
-__all__ = ["IndexData", "Indexer", "assemble", "load_data", "write_version"]
+__all__ = ["IndexData", "Indexer", "VersionHook", "assemble", "load_data", "switch_current", "write_version"]
 
 FORMAT = 2  # a manifest of segments; format 1 was one self-contained version folder
 EMBED_BATCH = 64  # wordllama pads a batch to its longest text: 512 × 512 tokens × 256-d float32 is ~200 MB
@@ -250,17 +252,53 @@ def ref_of(name: str, data: IndexData) -> SegmentRef:
 # ── writing a version ───────────────────────────────────────────────────────────────
 
 
+class VersionHook(Protocol):
+    """What a shared store (``bot.knowledge.pg_sync.PgIndexHook``) hears from the writer.
+
+    ``before_refresh`` runs under the department's lock before the served version is read
+    (bring it up to the published one; never raises). ``written`` runs once a version is
+    complete on disk and BEFORE ``CURRENT`` moves: raising there keeps the old version
+    serving. ``switched`` runs after ``CURRENT`` moved; ``unchanged`` after a refresh that
+    found nothing to write (a version that was never published gets published then).
+    """
+
+    def before_refresh(self, root: Path, department: str) -> None: ...
+
+    def written(self, root: Path, department: str, version: str) -> None: ...
+
+    def switched(self, root: Path, department: str, version: str) -> None: ...
+
+    def unchanged(self, root: Path, department: str, version: str) -> None: ...
+
+    def pending(self, root: Path, version: str) -> bool:
+        """True when ``version``, served here, is not known to be the published one."""
+        ...
+
+
+def switch_current(root: Path, version: str) -> None:
+    """Point ``CURRENT`` at ``version`` atomically (fsynced file, rename, fsynced folder)."""
+    pointer = root / "CURRENT.tmp"
+    with pointer.open("w", encoding="utf-8") as fh:
+        fh.write(version)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(pointer, root / "CURRENT")
+    fsync_path(root)
+
+
 def write_version(
     root: Path,
     department: str,
     data: IndexData | Manifest,
     *,
     before_switch: Callable[[], None] | None = None,
+    hook: VersionHook | None = None,
 ) -> str:
     """Write a manifest (or ``data`` as a one-segment version) and atomically make it current.
 
     Returns the version's name. Only the manifest and ``files.json`` are written here;
-    segments are written before (``write_segment``) and only listed.
+    segments are written before (``write_segment``) and only listed. ``hook`` hears the
+    version before and after the switch (publishing it to PostgreSQL).
     """
     if isinstance(data, IndexData):
         name = write_segment(root, department, data)
@@ -293,13 +331,11 @@ def write_version(
         raise
     if before_switch is not None:
         before_switch()  # test hook: a crash here must leave the old version serving
-    pointer = root / "CURRENT.tmp"
-    with pointer.open("w", encoding="utf-8") as fh:
-        fh.write(version)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(pointer, root / "CURRENT")
-    fsync_path(root)
+    if hook is not None:
+        hook.written(root, department, version)  # raising keeps the old version serving
+    switch_current(root, version)
+    if hook is not None:
+        hook.switched(root, department, version)
     return version
 
 
@@ -494,6 +530,8 @@ class Indexer:
         self.build_memory_bytes = int(build_memory_mb * 2**20)
         self.ann_threshold = ann_threshold
         self.before_switch: Callable[[], None] | None = None  # test hook (crash injection)
+        # Set by KnowledgeBase when replicas share a store (PostgreSQL): hears every version.
+        self.hook: VersionHook | None = None
         self.bytes_written = 0  # by the last refresh (segments + manifest), for benches
         # department root → segment folder → its documents (used under that department's lock)
         self._stored: dict[Path, Stored] = {}  # department root → the version this indexer wrote last
@@ -521,6 +559,8 @@ class Indexer:
             self._tell(department, "refresh-failed", gone)
             raise KnowledgeError(f"The knowledge folder of {department.title} does not exist.")
         with locked(root):
+            if self.hook is not None:
+                self.hook.before_refresh(root, department.name)  # build on the published version
             version = current_version(root)
             stored: Stored | None = None
             if version is not None:
@@ -529,25 +569,32 @@ class Indexer:
                 except (OSError, ValueError, KeyError):
                     stored = None  # unreadable: rebuild everything
             sources = ingest.scan(department, self.limits)
+            local = LocalFingerprints.load(root) if self.hook is not None else None
             try:
                 embedder = self._embedder_for(department)
                 check_embedder_allowed(embedder, department.classification)
                 prev = stored
                 if prev is not None and (prev.embedder != embedder.name or prev.dim != embedder.dim):
                     prev = None
-                report, manifest = self._plan_and_build(root, department, prev, embedder, progress, sources)
+                report, manifest = self._plan_and_build(
+                    root, department, prev, embedder, progress, sources, local
+                )
                 new_version = version or ""
                 if manifest is not None:
                     self._complete_ann(root, manifest)
                     new_version = write_version(
-                        root, department.name, manifest, before_switch=self.before_switch
+                        root, department.name, manifest, before_switch=self.before_switch, hook=self.hook
                     )
                     self.bytes_written += dir_bytes(root / "versions" / new_version)
                     self._remember(root, new_version, manifest)
+                elif version is not None and self.hook is not None:
+                    self.hook.unchanged(root, department.name, version)
             except Exception as exc:
                 self._stored.pop(root, None)
-                self._narrow(root, department, stored, sources, exc)
+                self._narrow(root, department, stored, sources, exc, local)
+                _remember_local(local, sources, department.name)
                 raise
+            _remember_local(local, sources, department.name)
             if manifest is not None:
                 collect_garbage(root, previous=version)
                 try:
@@ -573,9 +620,18 @@ class Indexer:
         embedder: Embedder,
         progress: ProgressFn | None,
         sources: list[ingest.SourceFile],
+        local: LocalFingerprints | None = None,
     ) -> tuple[IndexReport, Manifest | None]:
-        """Parse what changed, streaming it into new segments; the manifest to switch to."""
+        """Parse what changed, streaming it into new segments; the manifest to switch to.
+
+        With ``local`` (a shared store), files whose only difference from the served
+        version is this replica's own fingerprint of identical content (same hash, context
+        and failure) are remembered there, and when nothing else differs no version is
+        written — so nothing is published (``LocalFingerprints``).
+        """
         prev_files = prev.files if prev else {}
+        if local is not None:
+            prev_files = local.view(prev_files)
         counts = {"added": 0, "changed": 0, "unchanged": 0}
         failed: list[FailedFile] = []
         files: dict[str, dict[str, Any]] = {}
@@ -596,6 +652,7 @@ class Indexer:
         gone = [rel for rel in prev_files if rel not in present]
         removed = sum(1 for rel in gone if not prev_files[rel].get("reason"))
         touched = bool(to_read) or bool(gone)  # any fingerprint or document changed
+        differs = bool(gone)  # with ``local``: something beyond this replica's fingerprints
         live_before = prev.live_chunks if prev else 0
         new_refs: list[SegmentRef] = []
         batch = _Batch()
@@ -603,6 +660,12 @@ class Indexer:
         # "310/310 files" for a department of 310 files, not "2/2".
         settled = len(sources) - len(to_read)
         dated = dates.git_dates(Path(dept.knowledge)) if to_read else {}  # one git pass
+
+        def settle(rel: str, entry: dict[str, Any]) -> None:
+            files[rel] = entry
+            if local is not None:  # at once: a refresh failing later narrows with what it hashed
+                local.record(rel, entry)
+
         for i, (src, old) in enumerate(to_read):
             if progress is not None:
                 progress(settled + i, len(sources), src.rel)
@@ -611,7 +674,7 @@ class Indexer:
                 data = ingest.read_source(src, self.limits)
                 entry["sha256"] = ingest.content_hash(data)
                 if old and old["context"] == src.context and old.get("sha256") == entry["sha256"]:
-                    files[src.rel] = {**old, **entry}  # touched, same content: reuse
+                    settle(src.rel, {**old, **entry})  # touched, same content: reuse
                     if old.get("reason"):
                         failed.append(FailedFile(ingest.shown_path(dept.knowledge, src.rel), old["reason"]))
                     else:
@@ -630,7 +693,7 @@ class Indexer:
                 log.warning("%s: %s could not be parsed (%s)", dept.name, src.rel, type(exc).__name__)
             else:
                 counts["changed" if old else "added"] += 1
-                files[src.rel] = {**entry, "reason": ""}
+                settle(src.rel, {**entry, "reason": ""})
                 batch.add(src.rel, doc, embedder.dim)
                 if batch.cost >= self.build_memory_bytes:
                     written = sum(r.chunks for r in new_refs)
@@ -638,7 +701,12 @@ class Indexer:
                     batch = _Batch()
                 continue
             failed.append(FailedFile(ingest.shown_path(dept.knowledge, src.rel), reason))
-            files[src.rel] = {"sha256": "", **entry, "reason": reason}
+            settle(src.rel, {"sha256": "", **entry, "reason": reason})
+        if local is not None:
+            for src, old in to_read:
+                same = _identity(files[src.rel])
+                differs = differs or old is None or same is None or same != _identity(old)
+            touched = differs
         if progress is not None:
             progress(len(sources), len(sources), "")
         report = IndexReport(
@@ -739,7 +807,7 @@ class Indexer:
             new.append(ref_of(name, merged))
         manifest = Manifest(stored.embedder, stored.dim, kept + new, stored.files, stored.failed)
         self._complete_ann(root, manifest)
-        written = write_version(root, department, manifest)
+        written = write_version(root, department, manifest, hook=self.hook)
         self.bytes_written += dir_bytes(root / "versions" / written)
         self._remember(root, written, manifest)
         collect_garbage(root, previous=version)
@@ -752,6 +820,7 @@ class Indexer:
         stored: Stored | None,
         sources: list[ingest.SourceFile],
         exc: Exception,
+        local: LocalFingerprints | None = None,
     ) -> None:
         """After a failed refresh: serve only documents whose file and context are unchanged.
 
@@ -762,11 +831,14 @@ class Indexer:
         if stored is None:
             return
         now = {s.rel: (s.size, s.mtime_ns, s.context) for s in sources}
+        # A replica's own fingerprints of identical content count (``LocalFingerprints``):
+        # otherwise a replica with its own folder copy would narrow every document away.
+        if local is not None:
+            self._hash_unverified(stored, sources, local)
+        known = local.view(stored.files) if local is not None else stored.files
         indexed = list(stored.live())
         keep = [
-            rel
-            for rel in indexed
-            if (f := stored.files.get(rel)) is not None and now.get(rel) == _fingerprint(f)
+            rel for rel in indexed if (f := known.get(rel)) is not None and now.get(rel) == _fingerprint(f)
         ]
         dropped = len(indexed) - len(keep)
         if not dropped:
@@ -776,13 +848,13 @@ class Indexer:
             return
         try:
             manifest = self._manifest(root, stored, set(indexed) - set(keep), [])
-            manifest.files = {rel: stored.files[rel] for rel in keep}  # the others count as new next time
+            manifest.files = {rel: known[rel] for rel in keep}  # the others count as new next time
             reason = f"dropped: refresh failed ({kind})"
             manifest.failed = [
                 {"path": ingest.shown_path(dept.knowledge, rel), "reason": reason}
                 for rel in sorted(set(indexed) - set(keep))
             ]
-            write_version(root, dept.name, manifest)
+            write_version(root, dept.name, manifest, hook=_Lenient(self.hook) if self.hook else None)
             collect_garbage(root)
             text = (
                 f"{dept.name}: refresh failed ({kind}); {dropped} changed or removed document(s) were "
@@ -799,6 +871,35 @@ class Indexer:
         log.warning("%s", text)
         exc.add_note(text)
         self._tell(dept, "refresh-failed", text)
+
+    def _hash_unverified(
+        self, stored: Stored, sources: list[ingest.SourceFile], local: LocalFingerprints
+    ) -> None:
+        """Before narrowing on a replica: hash each served document's file whose local
+        fingerprint is unknown but whose access context is the version's, and remember the
+        ones with the version's content (a replica that synced a version and failed its
+        first refresh would otherwise revoke every document — and publish that). Reading
+        only; a file that cannot be read is simply not remembered (so it is dropped)."""
+        view = local.view(stored.files)
+        live = set(stored.live())
+        for src in sources:
+            theirs = view.get(src.rel)
+            if (
+                src.rel not in live
+                or theirs is None
+                or _fingerprint(theirs) == (src.size, src.mtime_ns, src.context)
+                or theirs["context"] != src.context
+                or not theirs.get("sha256")
+                or theirs.get("reason")
+            ):
+                continue
+            try:
+                sha = ingest.content_hash(ingest.read_source(src, self.limits))
+            except Exception:  # unreadable now: not vouched for, so narrowed away
+                continue
+            if sha == theirs["sha256"]:
+                entry = {"size": src.size, "mtime_ns": src.mtime_ns, "context": src.context}
+                local.record(src.rel, {**entry, "sha256": sha, "reason": ""})
 
     def _tell_failed(self, dept: Department, report: IndexReport) -> None:
         """One notice per refresh listing the files not indexed (names and reasons only)."""
@@ -827,10 +928,15 @@ class Indexer:
         vdir = root / "versions" / version
         meta = read_meta(vdir)
         files = json.loads((vdir / "files.json").read_text(encoding="utf-8"))
+        if self.hook is not None:  # a shared store: this replica's own fingerprints count
+            files = LocalFingerprints.load(root).view(files)
         now = {s.rel: (s.size, s.mtime_ns, s.context) for s in ingest.scan(department, self.limits)}
         built = {rel: _fingerprint(f) for rel, f in files.items()}
         wanted = department.embedder or meta["embedder"]
         stale = now != built or wanted != meta["embedder"]
+        # Replicas: a version other replicas never received (an installation moving to
+        # PostgreSQL, a publish that failed) is stale too, so the next refresh publishes it.
+        stale = stale or (self.hook is not None and self.hook.pending(root, version))
         return IndexStatus(
             department=department.name,
             version=version,
@@ -842,9 +948,128 @@ class Indexer:
         )
 
 
+class _Lenient:
+    """A hook whose failures are logged, not raised: narrowing after a failed refresh must
+    happen here even when the shared store cannot hear of it (it may be what failed)."""
+
+    def __init__(self, inner: VersionHook) -> None:
+        self._inner = inner
+
+    def _try(self, what: str, call: Callable[[], None]) -> None:
+        try:
+            call()
+        except Exception as exc:
+            log.warning("could not %s the narrowed index version (%s)", what, type(exc).__name__)
+
+    def before_refresh(self, root: Path, department: str) -> None:
+        self._try("sync", lambda: self._inner.before_refresh(root, department))
+
+    def written(self, root: Path, department: str, version: str) -> None:
+        self._try("publish", lambda: self._inner.written(root, department, version))
+
+    def switched(self, root: Path, department: str, version: str) -> None:
+        self._try("record", lambda: self._inner.switched(root, department, version))
+
+    def unchanged(self, root: Path, department: str, version: str) -> None:
+        self._try("publish", lambda: self._inner.unchanged(root, department, version))
+
+    def pending(self, root: Path, version: str) -> bool:
+        return self._inner.pending(root, version)
+
+
 def _fingerprint(entry: dict[str, Any]) -> tuple[int, int, str]:
     """What decides "unchanged" without reading the file: size, mtime and access context."""
     return entry["size"], entry["mtime_ns"], entry["context"]
+
+
+def _identity(entry: dict[str, Any]) -> tuple[str, str, str] | None:
+    """What a file contributes to the index: its access context, content hash and failure.
+
+    None when neither a hash nor a failure is known: such an entry never vouches for a file.
+    """
+    sha, reason = str(entry.get("sha256") or ""), str(entry.get("reason") or "")
+    return (str(entry["context"]), sha, reason) if sha or reason else None
+
+
+class LocalFingerprints:
+    """This replica's own (size, mtime, context) of files it hashed, beside their content.
+
+    Why: with a shared store (PostgreSQL) every replica serves the version one of them
+    published, whose ``files.json`` holds the PUBLISHER's mtimes. Replicas with their own
+    copies of a knowledge folder (two git checkouts) have other mtimes, so the version's
+    fingerprints never match their files: each would find the index stale, hash every file,
+    find nothing new, and still publish a version with its own mtimes — which makes every
+    other replica stale in turn, forever. This file (``<dept root>/LOCAL_FILES.json``, never
+    published) remembers, per file, the local fingerprint seen when the file was hashed and
+    what it hashed to. :meth:`view` lets a version's entry count as matching a local file
+    only when this replica hashed that very file (same size, mtime and access context as
+    now) to the same content hash and failure as the version lists — so a real change of
+    content or access always shows as one, exactly as without it. Not used without a
+    shared store: a single installation behaves as before.
+    """
+
+    FILE = "LOCAL_FILES.json"
+
+    def __init__(self, root: Path, entries: dict[str, dict[str, Any]]) -> None:
+        self.root = root
+        self.entries = entries
+
+    @classmethod
+    def load(cls, root: Path) -> LocalFingerprints:
+        """What ``root`` remembers; nothing when the file is missing or unreadable (every
+        file is then hashed once more, which only costs time)."""
+        try:
+            raw = json.loads((root / cls.FILE).read_text(encoding="utf-8"))
+            entries = {
+                str(rel): e
+                for rel, e in raw.items()
+                if isinstance(e, dict) and {"size", "mtime_ns", "context"} <= e.keys()
+            }
+        except (OSError, ValueError, AttributeError):
+            entries = {}
+        return cls(root, entries)
+
+    def view(self, files: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """``files`` (a version's) with this replica's fingerprint wherever it hashed the
+        same content under the same access context."""
+        out = dict(files)
+        for rel, mine in self.entries.items():
+            theirs = files.get(rel)
+            if theirs is None or _fingerprint(theirs) == _fingerprint(mine):
+                continue
+            same = _identity(mine)
+            if same is not None and same == _identity(theirs):
+                out[rel] = {**theirs, "size": mine["size"], "mtime_ns": mine["mtime_ns"]}
+        return out
+
+    def record(self, rel: str, entry: dict[str, Any]) -> None:
+        """``entry`` is what hashing the file now gave (fingerprint from the scan)."""
+        self.entries[rel] = {
+            "size": entry["size"],
+            "mtime_ns": entry["mtime_ns"],
+            "context": entry["context"],
+            "sha256": str(entry.get("sha256") or ""),
+            "reason": str(entry.get("reason") or ""),
+        }
+
+    def save(self, present: set[str]) -> None:
+        """Keep the files that still exist; atomic, so ``status`` never reads half a file."""
+        self.entries = {rel: e for rel, e in self.entries.items() if rel in present}
+        tmp = self.root / f"{self.FILE}.tmp"
+        tmp.write_text(json.dumps(self.entries, ensure_ascii=False), encoding="utf-8")
+        tmp.replace(self.root / self.FILE)
+
+
+def _remember_local(
+    local: LocalFingerprints | None, sources: list[ingest.SourceFile], department: str
+) -> None:
+    """Save what a refresh hashed (also a failed one: the hashes are facts about the files)."""
+    if local is None:
+        return
+    try:
+        local.save({s.rel for s in sources})
+    except OSError as exc:  # only costs hashing again next time
+        log.warning("%s: could not remember local fingerprints (%s)", department, type(exc).__name__)
 
 
 def _with_chunks(report: IndexReport, chunks: int) -> IndexReport:

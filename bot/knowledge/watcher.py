@@ -31,6 +31,12 @@ folder, changed its embedder) is marked too. Failures are logged and told
 through admin notices, like the start-up refresh; the next change tries again.
 
 Departments are read again at every tick (a callable), so reloads are followed.
+
+Replicas (``DEPTBOT_DATABASE_URL``): every ``knowledge.sync_seconds`` the watcher also
+asks ``sync`` (``KnowledgeBase.sync_published``: one ``select`` on ``kb_current``) to
+switch to versions another replica published; it runs in the worker pool, one at a time,
+and runs even with ``watch = "off"`` (a replica that never indexes still serves the
+published version).
 """
 
 from __future__ import annotations
@@ -169,6 +175,8 @@ class KnowledgeWatcher:
         config_root: Path | None = None,
         on_config_change: Callable[[], object] | None = None,
         workers: int = 2,
+        sync: Callable[[list[str]], object] | None = None,
+        sync_seconds: float = 2.0,
     ) -> None:
         self._indexer = indexer
         self._departments = departments
@@ -189,6 +197,11 @@ class KnowledgeWatcher:
         self._thread: threading.Thread | None = None
         self.refreshes: list[str] = []  # the last KEEP_REFRESHES departments refreshed, oldest first
         self.running_mode: Mode = "off"
+        self._sync = sync
+        self.sync_seconds = sync_seconds
+        self._next_sync = 0.0
+        self._syncing = False
+        self.syncs = 0  # sync ticks run (tests, /metrics-style counters)
         self._sync_departments(mark=False)
 
     # ── what changed ─────────────────────────────────────────────────────────────────
@@ -278,6 +291,30 @@ class KnowledgeWatcher:
             with self._lock:
                 self._running.discard(name)
 
+    def sync_due(self) -> bool:
+        """Start a sync of published versions when ``sync_seconds`` passed and none runs."""
+        if self._sync is None:
+            return False
+        now = time.monotonic()
+        with self._lock:
+            if self._syncing or now < self._next_sync:
+                return False
+            self._syncing = True
+            self._next_sync = now + self.sync_seconds
+        self._pool.submit(self._sync_work)
+        return True
+
+    def _sync_work(self) -> None:
+        try:
+            if self._sync is not None:
+                self._sync(sorted(self._current()))
+        except Exception:
+            log.exception("knowledge watcher: syncing the published index versions failed")
+        finally:
+            with self._lock:
+                self._syncing = False
+                self.syncs += 1
+
     @property
     def idle(self) -> bool:
         with self._lock:
@@ -286,7 +323,14 @@ class KnowledgeWatcher:
     # ── the thread ───────────────────────────────────────────────────────────────────
 
     def start(self) -> KnowledgeWatcher:
-        if self.mode == "off" or self._thread is not None:
+        if self._thread is not None:
+            return self
+        if self.mode == "off":
+            if self._sync is not None:  # no folder watching, but replicas still sync
+                self._thread = threading.Thread(
+                    target=self._run_sync_only, name="deptbot-knowledge-sync", daemon=True
+                )
+                self._thread.start()
             return self
         events = self.mode == "events" or (self.mode == "auto" and events_available())
         self.running_mode = "events" if events else "poll"
@@ -311,6 +355,10 @@ class KnowledgeWatcher:
                 self.mark(name)  # changes may have happened while events were starting
         self._run_poll()
 
+    def _run_sync_only(self) -> None:
+        while not self._stop.wait(min(STEP_SECONDS, self.sync_seconds)):
+            self.sync_due()
+
     def _run_poll(self) -> None:
         next_poll = time.monotonic() + self.poll_seconds
         while not self._stop.wait(min(STEP_SECONDS, self.poll_seconds)):
@@ -319,6 +367,7 @@ class KnowledgeWatcher:
                     next_poll = time.monotonic() + self.poll_seconds
                     self.poll_once()
                 self.dispatch()
+                self.sync_due()
             except Exception:
                 log.exception("knowledge watcher: poll failed; trying again")
 
@@ -332,6 +381,7 @@ class KnowledgeWatcher:
                     return
                 self._sync_departments()
                 self.dispatch()
+                self.sync_due()
                 continue
             for changes in watch(
                 *roots,
@@ -349,6 +399,7 @@ class KnowledgeWatcher:
                         self.mark(owner)
                 moved = self._sync_departments()
                 self.dispatch()
+                self.sync_due()
                 if moved or self._roots() != roots:
                     break  # watch the new set of folders (one was re-pointed or created)
 

@@ -8,8 +8,9 @@ Where it goes, in order:
    → ``chat.postMessage`` (when the app lacks ``im:write``, ``chat.postMessage`` to the
    user id, which Slack delivers to the app's Messages tab); on Teams through the personal
    conversation reference the Teams adapter stored when the admin last talked to the bot
-   (found from the admin's e-mail the same way a privacy request finds it: audit request
-   ids → the Teams state);
+   (found from the admin's e-mail the same way a privacy request finds it: the Teams user
+   linked to the e-mail, or answered under its audited requests — in PostgreSQL when
+   ``DEPTBOT_DATABASE_URL`` is set, so any replica reaches admins who talked to another);
 3. nothing reached anyone → an admin notice (``/kb status``, ``deptbot check``), so the
    message is never lost silently.
 
@@ -26,11 +27,15 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.adapters.slack import limits
 from bot.config import Department
 from bot.core.ports import AdminNotices
+
+if TYPE_CHECKING:
+    from bot.admin.auditread import ConsoleRecords
+    from bot.store.teams_state import TeamsStore
 
 log = logging.getLogger(__name__)
 
@@ -135,39 +140,64 @@ class SlackChannel:
 
 class TeamsChannel:
     """Proactive Teams messages through botbuilder's ``CloudAdapter.continue_conversation``
-    (the Teams adapter's outbound path), authenticated like the Teams endpoint."""
+    (the Teams adapter's outbound path), authenticated like the Teams endpoint.
+
+    Where the references live: ``open_state`` opens the Teams state (``open_teams_state``:
+    PostgreSQL with ``DEPTBOT_DATABASE_URL``, where every replica's references are, else
+    ``teams-state.sqlite3``), and ``records`` reads the audit (``records_for``: the same
+    backend). Built from ``state_dir``/``audit_path`` alone, both are the state folder's
+    SQLite files.
+    """
 
     def __init__(
         self,
         *,
         env: Mapping[str, str],
-        state_dir: Path,
-        audit_path: Path,
+        state_dir: Path | None = None,
+        audit_path: Path | None = None,
         service_url: str = "",
         auth: Any = None,
+        open_state: Callable[[], TeamsStore | None] | None = None,
+        records: ConsoleRecords | None = None,
     ) -> None:
         from bot.adapters.teams.auth import TeamsSettings
 
         self._teams = TeamsSettings.from_env(env)
-        self._state_dir = Path(state_dir)
-        self._audit_path = Path(audit_path)
+        if open_state is None or records is None:
+            if state_dir is None:
+                raise ValueError("TeamsChannel needs a state folder or open_state and records")
+            folder = Path(state_dir)
+            if open_state is None:
+                from bot.store.teams_state import TeamsState
+
+                open_state = lambda: TeamsState.in_state_dir(folder)  # noqa: E731
+            if records is None:
+                from bot.admin.auditread import SqliteRecords
+
+                records = SqliteRecords(folder, audit_file=Path(audit_path) if audit_path else None)
+        self._open_state = open_state
+        self._records = records
         self._service_url = service_url
         self._auth = auth
 
     @classmethod
     def from_settings(cls, settings: Any, *, auth: Any = None) -> TeamsChannel | None:
-        """None when this server has no Teams conversation state (it never talked on Teams)."""
-        from bot.store.teams_state import TeamsState
+        """None when this server has no Teams conversation state (it never talked on Teams);
+        with ``DEPTBOT_DATABASE_URL`` the shared state always exists (any replica may have)."""
+        from bot.admin.auditread import records_for
+        from bot.store.backend import database_for
+        from bot.store.teams_state import TeamsState, open_teams_state
 
-        if not (settings.state_dir / TeamsState.FILE).exists():
-            return None
         try:
+            shared = database_for(settings) is not None
+            if not shared and not (settings.state_dir / TeamsState.FILE).exists():
+                return None
             return cls(
                 env=settings.env,
-                state_dir=settings.state_dir,
-                audit_path=settings.state_dir / "audit.db",
                 service_url=settings.values.ops.teams_service_url,
                 auth=auth,
+                open_state=lambda: open_teams_state(settings, only_existing=True),
+                records=records_for(settings),
             )
         except Exception as exc:  # Teams settings incomplete: the endpoint refuses to start too
             log.warning("Teams operations messages are off (%s)", type(exc).__name__)
@@ -175,34 +205,30 @@ class TeamsChannel:
 
     # ── references ──
 
-    def _state(self) -> Any:
-        from bot.store.teams_state import TeamsState
-
-        return TeamsState.in_state_dir(self._state_dir)
+    def _request_ids(self, email: str) -> list[str]:
+        """The person's newest Teams requests in the audit (older installs linked no people)."""
+        with self._records.audit() as reader:
+            if reader is None:
+                return []
+            rows = reader.execute(
+                'select request_id from requests where "user" = ? and platform = ?'
+                " order by seq desc limit 200",
+                [email.lower(), "teams"],
+            ).fetchall()
+        return [str(r[0]) for r in rows]
 
     def _reference_for(self, email: str) -> dict[str, Any] | None:
-        from bot.store.db import connect
+        """The personal conversation reference of the Teams user who is ``email``: linked to
+        the e-mail (``teams_people``), or answered under one of its audited requests."""
         from bot.store.teams_state import PersistentReferences
 
-        if not self._audit_path.exists():
+        state = self._open_state()
+        if state is None:
             return None
-        conn = connect(self._audit_path)
         try:
-            ids = [
-                str(r[0])
-                for r in conn.execute(
-                    "select request_id from requests where user = ? and platform = 'teams'"
-                    " order by seq desc limit 200",
-                    (email.lower(),),
-                ).fetchall()
-            ]
-        finally:
-            conn.close()
-        if not ids:
-            return None
-        state = self._state()
-        try:
-            users = set(state.users_for_requests(ids))
+            users = set(state.users_of(email, self._request_ids(email)))
+            if not users:
+                return None
             keys = [k for (k,) in state.read("SELECT key FROM teams_references ORDER BY at DESC", ())]
             refs = PersistentReferences(state)
             for key in keys:
@@ -218,7 +244,9 @@ class TeamsChannel:
     def _any_reference(self) -> dict[str, Any] | None:
         from bot.store.teams_state import PersistentReferences
 
-        state = self._state()
+        state = self._open_state()
+        if state is None:
+            return None
         try:
             for (key,) in state.read("SELECT key FROM teams_references ORDER BY at DESC LIMIT 20", ()):
                 found = PersistentReferences(state).get(tuple(json.loads(key)))
@@ -262,7 +290,11 @@ class TeamsChannel:
         return bool(sent)
 
     def to_conversation(self, conversation: str, text: str) -> bool:
-        known = self._any_reference()
+        try:
+            known = self._any_reference()
+        except Exception as exc:  # the state's database is down: ops.teams_service_url may do
+            log.warning("could not read Teams conversation references (%s)", type(exc).__name__)
+            known = None
         service_url = self._service_url or (known or {}).get("serviceUrl")
         if not service_url:
             log.warning("no Teams service URL known for an alerts conversation; set ops.teams_service_url")
