@@ -21,6 +21,9 @@ from tests.fakes import (
     make_company,
 )
 
+# A real PostgreSQL (pgserver) for any test: pg_server, pg_url, pg_db and db_backend.
+pytest_plugins = ["tests.pg_fixtures"]
+
 
 @pytest.fixture
 def company(tmp_path: Path) -> Company:

@@ -2,16 +2,16 @@
 audience of the restricted payroll folder — is read from a (fake) Entra ID group instead of
 ``groups.yaml``. Carol's access to payroll comes only from that synced group.
 
-Everything else is real: index, hybrid retrieval, the offline router, the SQLite audit and
+Everything else is real: index, hybrid retrieval, the offline router, the audit log and
 answer cache (whose key carries the asker's groups, so a cached answer cannot outlive a
-removal). The sync is driven with ``tick()`` and a fake clock: one tick is one refresh
-interval of the background thread.
+removal), on both backends (``db_backend``: SQLite files, or PostgreSQL tables). The sync
+is driven with ``tick()`` and a fake clock: one tick is one refresh interval of the
+background thread.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import asdict
 from pathlib import Path
 
@@ -21,14 +21,11 @@ from bot.config import load_company
 from bot.core.pipeline import Assistant
 from bot.core.types import Message, Status
 from bot.directory.sync import DirectorySync
-from bot.knowledge import KnowledgeBase
-from bot.llm.factory import build_generator, open_usage_store
 from bot.sensitivity import PatternClassifier
-from bot.settings import Settings
-from bot.store.audit import SqliteAuditLog
-from bot.store.cache import SqliteAnswerCache
 from bot.store.notices import MemoryNotices
-from tests.fakes import CANARIES, RecordingGenerator, make_company
+from tests.canary_world import open_stores
+from tests.fakes import CANARIES, make_company
+from tests.pg_fixtures import DbBackend
 from tests.test_directory import GUID, SOURCED, Clock, FakeSource
 
 PAYROLL = "payroll salary band L3 and payroll dates code"
@@ -36,24 +33,22 @@ TTL, GRACE = 300.0, 120.0
 
 
 class World:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, backend: DbBackend) -> None:
         make_company(root)
         (root / "departments" / "groups.yaml").write_text(SOURCED)
         company = load_company(root / "departments")
-        self.state = root / "state"
-        settings = Settings.load(departments=root / "departments", state=self.state, env={})
-        kb = KnowledgeBase(state_dir=self.state)
-        for dept in company:
-            kb.refresh(dept)
-        self.generator = RecordingGenerator(build_generator(settings, usage_store=open_usage_store(settings)))
+        stores = open_stores(root, backend.env, company)
+        self.backend = backend
+        self.state = stores.settings.state_dir
+        self.generator = stores.generator
         self.assistant = Assistant(
             company=company,
-            retriever=kb,
-            indexer=kb,
+            retriever=stores.knowledge,
+            indexer=stores.knowledge,
             generator=self.generator,  # type: ignore[arg-type]
-            audit=SqliteAuditLog(path=self.state / "audit.db"),
+            audit=stores.audit,
             classifier=PatternClassifier(),
-            cache=SqliteAnswerCache(path=self.state / "cache.db"),
+            cache=stores.cache,
         )
         self.source = FakeSource("entra", {GUID: {"carol@example.com"}})
         self.clock = Clock()
@@ -79,14 +74,8 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> World:
-    return World(tmp_path)
-
-
-def _dump(path: Path) -> str:
-    conn = sqlite3.connect(path)
-    tables = [r[0] for r in conn.execute("select name from sqlite_master where type='table'")]
-    return "\n".join(repr(row) for t in tables for row in conn.execute(f"select * from [{t}]"))
+def world(tmp_path: Path, db_backend: DbBackend) -> World:
+    return World(tmp_path, db_backend)
 
 
 def test_access_only_through_a_synced_group_comes_and_goes_with_the_source(
@@ -146,5 +135,5 @@ def test_nothing_restricted_is_stored_for_someone_the_directory_left_out(world: 
     world.source.groups[GUID] = {"dave@example.com"}
     world.interval(0)
     assert not world.sees_payroll("carol@example.com")
-    stored = _dump(world.state / "audit.db") + _dump(world.state / "cache.db")
+    stored = world.backend.dump(world.state)
     assert CANARIES["payroll"] not in stored

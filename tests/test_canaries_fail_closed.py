@@ -2,17 +2,18 @@
 share-to-channel, symlinks out of a folder, metadata typos and configuration reload.
 
 Everything runs through the real parts: index, hybrid retrieval, the offline router, the
-SQLite audit and answer cache. Each hostile file below carries its own canary; a user who
-may not read it must never get it — not in an answer, a citation, the generator's
-request, a database or a log — and an answer that holds a canary is never judged safe for
-a channel where someone who may not read that canary is a member.
+audit log, answer cache and admin notices, on both backends (``db_backend``: SQLite files,
+or PostgreSQL tables). Each hostile file below carries its own canary; a user who may not
+read it must never get it — not in an answer, a citation, the generator's request, a
+stored row (a notice about a file that is not indexed included) or a log — and an answer
+that holds a canary is never judged safe for a channel where someone who may not read
+that canary is a member.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 from dataclasses import asdict
 from pathlib import Path
 
@@ -21,12 +22,9 @@ import pytest
 from bot.config import Company
 from bot.core.pipeline import Assistant
 from bot.core.types import Answer, ChannelReaders, Message
-from bot.knowledge import KnowledgeBase
-from bot.llm.factory import build_generator, open_usage_store
-from bot.settings import Settings
-from bot.store.audit import SqliteAuditLog
-from bot.store.cache import SqliteAnswerCache
+from tests.canary_world import open_stores
 from tests.fakes import CANARIES, RecordingGenerator, make_company
+from tests.pg_fixtures import DbBackend
 
 try:  # moved out of the core when real detectors were adopted
     from bot.sensitivity import PatternClassifier
@@ -91,32 +89,24 @@ def _hostile_files(root: Path) -> None:
 
 
 @pytest.fixture
-def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Assistant, RecordingGenerator, Path, Company]:
+def world(
+    tmp_path_factory: pytest.TempPathFactory, db_backend: DbBackend
+) -> tuple[Assistant, RecordingGenerator, Path, Company]:
     root = tmp_path_factory.mktemp("company")
     company = make_company(root)
     _hostile_files(root)
-    state = root / "state"
-    settings = Settings.load(departments=root / "departments", state=state, env={})
-    kb = KnowledgeBase(state_dir=state)
-    for dept in company:
-        kb.refresh(dept)
-    gen = RecordingGenerator(build_generator(settings, usage_store=open_usage_store(settings)))
+    stores = open_stores(root, db_backend.env, company)  # indexes: the hostile files are told as notices
     assistant = Assistant(
         company=company,
-        retriever=kb,
-        indexer=kb,
-        generator=gen,  # type: ignore[arg-type]
-        audit=SqliteAuditLog(path=state / "audit.db"),
+        retriever=stores.knowledge,
+        indexer=stores.knowledge,
+        generator=stores.generator,  # type: ignore[arg-type]
+        audit=stores.audit,
         classifier=PatternClassifier(),
-        cache=SqliteAnswerCache(path=state / "cache.db"),
+        cache=stores.cache,
+        notices=stores.notices,
     )
-    return assistant, gen, state, company
-
-
-def _dump(path: Path) -> str:
-    conn = sqlite3.connect(path)
-    tables = [r[0] for r in conn.execute("select name from sqlite_master where type='table'")]
-    return "\n".join(repr(row) for t in tables for row in conn.execute(f"select * from [{t}]"))
+    return assistant, stores.generator, stores.settings.state_dir, company
 
 
 def _text(answer: Answer) -> str:
@@ -128,7 +118,9 @@ def _hidden_from(user: str) -> list[str]:
 
 
 @pytest.mark.parametrize("user", USERS)
-def test_hostile_files_and_channels_never_leak(world, user: str, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+def test_hostile_files_and_channels_never_leak(  # type: ignore[no-untyped-def]
+    world, db_backend: DbBackend, user: str, caplog: pytest.LogCaptureFixture
+) -> None:
     assistant, gen, state, _ = world
     gen.requests.clear()
     caplog.set_level(logging.DEBUG)
@@ -152,11 +144,11 @@ def test_hostile_files_and_channels_never_leak(world, user: str, caplog: pytest.
             )
     seen = "\n".join(_text(a) for a in answers)
     generated = "\n".join(repr(r) for r in gen.requests)
-    stored = _dump(state / "audit.db") + _dump(state / "cache.db")
+    stored = db_backend.dump(state)
     for canary in _hidden_from(user):
         assert canary not in seen, f"{canary} in an answer for {user}"
         assert canary not in generated, f"{canary} sent to the generator for {user}"
-        assert canary not in stored, f"{canary} stored for {user}"
+        assert canary not in stored, f"{canary} stored ({db_backend.name}) for {user}"
         assert canary not in caplog.text, f"{canary} logged for {user}"
     # channel membership: grace is in the channel, so whatever is judged safe there (now,
     # or when shared later) holds nothing grace may not read

@@ -1,17 +1,12 @@
-"""A real PostgreSQL for the backend contract tests: ``pgserver`` (the wheel bundles
-PostgreSQL 16 and pgvector), started once per session in a temporary folder and reached
-over a unix socket only (it listens on no TCP port), so CI needs no system install.
-
-Each test gets a fresh database cloned from a migrated template (``create database …
-template``): isolation costs ~0.1 s, not a migration run.
+"""The backend contract tests: ``backend`` opens each store on SQLite and on a real
+PostgreSQL. The server (``pgserver``: PostgreSQL 16 and pgvector from a wheel, one per
+test process, unix socket only) and ``pg_server``/``pg_url``/``pg_db`` (a fresh migrated
+database per test, ~0.1 s) live in ``tests/pg_fixtures.py``, a plugin ``tests/conftest.py``
+loads, so tests outside this folder can use them; the names still import from here.
 """
 
 from __future__ import annotations
 
-import itertools
-import shutil
-import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,82 +17,16 @@ from bot.governance.chain import AuditKey
 from bot.governance.keys import MasterKeys, load
 from bot.governance.vault import Vault
 from bot.store.audit import ChainedAudit, SqliteAuditLog
-from bot.store.backend import Database, DatabaseUrl, close_shared, database_url, migrate
+from bot.store.backend import Database
 from bot.store.cache import SealedAnswerCache, SqliteAnswerCache
 from bot.store.db import connect
 from bot.store.dedup import Dedup, DedupStore
 from bot.store.notices import Notices, SqliteNotices
 from bot.store.usage import UsageLedger, UsageStore
+from tests.pg_fixtures import PgServer, pg_db, pg_server, pg_url  # noqa: F401
 
-_NAMES = itertools.count(1)
-
-
-class PgServer:
-    """The session's server: its base URL and how long it took to start."""
-
-    def __init__(self, uri: str, started_in: float) -> None:
-        self.uri = uri  # postgresql://postgres:@/postgres?host=<socket folder>
-        self.started_in = started_in
-
-    def url(self, database: str) -> str:
-        return self.uri.replace("/postgres?", f"/{database}?", 1)
-
-    def admin(self, sql: str) -> None:
-        import psycopg
-
-        with psycopg.connect(self.uri, autocommit=True) as conn:
-            conn.execute(sql.encode())
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    pgserver = pytest.importorskip("pgserver", reason="pip install -e '.[dev]' brings pgserver")
-    # Not under pytest's basetemp: run as root, pgserver starts PostgreSQL as its own
-    # "pgserver" user, which must traverse the folder, and every pytest start resets
-    # /tmp/pytest-of-<user> to 0700 (a parallel run would cut the server off).
-    folder = Path(tempfile.mkdtemp(prefix="deptbot-pg-")) / "data"
-    t0 = time.perf_counter()
-    server = pgserver.get_server(folder, cleanup_mode="delete")
-    pg = PgServer(server.get_uri(), time.perf_counter() - t0)
-    # A throwaway cluster: durability only costs test time (create database checkpoints,
-    # every commit waits for the disk). Each is a reload-time setting, no restart.
-    for setting in ("fsync", "synchronous_commit", "full_page_writes"):
-        pg.admin(f"alter system set {setting} = off")
-    pg.admin("select pg_reload_conf()")
-    pg.admin("create database deptbot_template")
-    template = Database(_checked(pg.url("deptbot_template")))
-    migrate(template)
-    template.close()
-    try:
-        yield pg
-    finally:
-        close_shared()
-        server.cleanup()
-        shutil.rmtree(folder.parent, ignore_errors=True)
-
-
-def _checked(url: str) -> DatabaseUrl:
-    parsed = database_url({"DEPTBOT_DATABASE_URL": url})
-    assert parsed is not None
-    return parsed
-
-
-@pytest.fixture
-def pg_url(pg_server: PgServer) -> Iterator[str]:
-    """A fresh, migrated database for one test; its URL."""
-    name = f"t{next(_NAMES)}"
-    pg_server.admin(f"create database {name} template deptbot_template")
-    yield pg_server.url(name)
-    close_shared()
-    pg_server.admin(f"drop database {name} with (force)")
-
-
-@pytest.fixture
-def pg_db(pg_url: str) -> Iterator[Database]:
-    db = Database(_checked(pg_url))
-    db.ready()
-    yield db
-    db.close()
+# The server and the per-test databases now come from the ``tests.pg_fixtures`` plugin
+# (tests outside tests/store use them too); the import above keeps their old names here.
 
 
 class Backend:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -28,7 +29,9 @@ from bot.adapters.slack.stub import BOT_USER_ID, SlackStub, StubChannel, signed_
 from bot.config import Company, load_company
 from bot.core.pipeline import Assistant
 from bot.settings import Settings
+from bot.store.dedup import DedupStore
 from tests.fakes import make_company
+from tests.pg_fixtures import DbBackend
 
 SECRET = "test-signing-secret"
 TOKEN = "xoxb-test-token"
@@ -90,7 +93,8 @@ def default_channels() -> dict[str, StubChannel]:
 
 class SlackHarness:
     """``stream_interval`` (seconds between streamed DM updates) defaults to the adapter's;
-    ``access`` overrides settings of the ``[access]`` table (member checks)."""
+    ``access`` overrides settings of the ``[access]`` table (member checks); ``env`` is added
+    to the server's environment (``db_backend.env``: its state in PostgreSQL)."""
 
     def __init__(
         self,
@@ -99,9 +103,11 @@ class SlackHarness:
         *,
         stream_interval: float | None = None,
         access: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
         **stub_kwargs: Any,
     ) -> None:
         self.assistant = assistant
+        self.env = dict(env or {})
         self.state_dir = state_dir
         self.stream_interval = stream_interval
         self.access = dict(access or {})
@@ -120,7 +126,12 @@ class SlackHarness:
         return self
 
     async def start_server(self) -> None:
-        env = {"SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": self.stub.api_url}
+        env = {
+            **self.env,
+            "SLACK_BOT_TOKEN": TOKEN,
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": self.stub.api_url,
+        }
         file = {"access": self.access} if self.access else {}
         settings = Settings(departments_dir=Path("."), state_dir=self.state_dir, env=env, file=file)
         app = build_app(assistant=self.assistant, settings=settings)
@@ -259,5 +270,10 @@ def dm(text: str, *, user: str = "UALICE", ts: str = "1700000002.000100", **extr
 
 
 @pytest.fixture
-def harness(assistant: Assistant, tmp_path: Path) -> SlackHarness:
-    return SlackHarness(assistant, tmp_path / "state")
+def harness(assistant: Assistant, tmp_path: Path, db_backend: DbBackend) -> Iterator[SlackHarness]:
+    """Every test using it runs twice: the server's state (event de-duplication, answered
+    threads) in the state folder's SQLite file, then in PostgreSQL (and then no such file
+    may appear: the replicas would not share it)."""
+    yield SlackHarness(assistant, tmp_path / "state", env=db_backend.env)
+    if db_backend.name == "postgresql":
+        assert not (tmp_path / "state" / DedupStore.FILE).exists()

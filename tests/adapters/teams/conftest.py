@@ -36,7 +36,9 @@ from jwt.algorithms import RSAAlgorithm
 from bot.adapters.teams.bot import ENDPOINT_KEY, mount
 from bot.core.pipeline import Assistant
 from bot.settings import Settings
+from bot.store.teams_state import TeamsState
 from tests.adapters.teams.limits import problems
+from tests.pg_fixtures import DbBackend
 
 TENANT = "5f0d9d35-7a3e-4c5b-9b1f-2b8a7f0e6c11"
 APP_ID = "8c5d2df2-4650-4d73-be4c-d17e28b26e5d"
@@ -301,8 +303,10 @@ async def _run(scenario: Scenario, assistant: Assistant, settings: Settings, aut
 
 
 @pytest.fixture
-def teams(assistant: Assistant, tmp_path: Path) -> Callable[..., None]:
-    """Run ``async def scenario(h: Harness)`` against the bot in anonymous (Emulator) mode."""
+def teams(assistant: Assistant, tmp_path: Path, db_backend: DbBackend) -> Callable[..., None]:
+    """Run ``async def scenario(h: Harness)`` against the bot in anonymous (Emulator) mode.
+    Every test using it runs twice: the bot's conversation state in the state folder's
+    SQLite file, then in PostgreSQL (``db_backend``; a test's ``env`` is added to it)."""
 
     def run(
         scenario: Scenario,
@@ -311,7 +315,11 @@ def teams(assistant: Assistant, tmp_path: Path) -> Callable[..., None]:
         auth: Any = None,
         access: dict[str, Any] | None = None,
     ) -> None:
-        asyncio.run(_run(scenario, assistant, make_settings(tmp_path, env, access), auth))
+        merged = {**db_backend.env, **(env or {})}
+        settings = make_settings(tmp_path, merged, access)
+        asyncio.run(_run(scenario, assistant, settings, auth))
+        if db_backend.name == "postgresql":  # no per-machine file the replicas would not share
+            assert not (settings.state_dir / TeamsState.FILE).exists()
 
     return run
 
