@@ -105,9 +105,12 @@ def main() -> None:
     )
     ap.add_argument("--url", help="an existing PostgreSQL database (default: pgserver in a temp folder)")
     ap.add_argument(
-        "--no-hnsw",
+        "--no-fsync", action="store_true", help="turn the temporary server's fsync off (not durable)"
+    )
+    ap.add_argument(
+        "--with-hnsw",
         action="store_true",
-        help="drop the HNSW indexes of kb_chunks first: how much of the publish is their upkeep",
+        help='create the HNSW indexes first (`deptbot db vector-index`, dense = "pgvector"): their upkeep',
     )
     args = ap.parse_args()
     chunks = 100_000 if args.full else args.chunks
@@ -129,19 +132,20 @@ def main() -> None:
             t = time.perf_counter()
             server = pgserver.get_server(tmp / "pg", cleanup_mode="delete")
             url = server.get_uri()
-            with __import__("psycopg").connect(url, autocommit=True) as conn:
-                for setting in ("fsync", "synchronous_commit", "full_page_writes"):
-                    conn.execute(f"alter system set {setting} = off".encode())
-                conn.execute(b"select pg_reload_conf()")
+            if args.no_fsync:  # faster, and not what a production server does
+                with __import__("psycopg").connect(url, autocommit=True) as conn:
+                    for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+                        conn.execute(f"alter system set {setting} = off".encode())
+                    conn.execute(b"select pg_reload_conf()")
             print(f"pgserver (PostgreSQL 16, pgvector 0.6) started in {time.perf_counter() - t:.1f} s")
         parsed = database_url({"DEPTBOT_DATABASE_URL": url})
         assert parsed is not None
         db = Database(parsed)
         migrate(db)
-        if args.no_hnsw:
-            with db.tx() as c:
-                c.execute("drop index if exists kb_chunks_hnsw_256")
-                c.execute("drop index if exists kb_chunks_hnsw_384")
+        if args.with_hnsw:
+            from bot.knowledge.pg_dense import create_vector_indexes
+
+            create_vector_indexes(db, concurrently=False)
 
         rng = np.random.default_rng(0)
         audiences: list[list[list[str]]] = [

@@ -1,4 +1,4 @@
-"""``deptbot db migrate|status|copy``: the PostgreSQL schema, when ``DEPTBOT_DATABASE_URL``
+"""``deptbot db migrate|status|copy|vector-index``: the PostgreSQL schema, when ``DEPTBOT_DATABASE_URL``
 is set, and moving an existing installation's SQLite state into it.
 
 ``migrate`` is safe to run from every replica at start (an advisory lock makes them take
@@ -48,6 +48,26 @@ def cmd_db_migrate(args: argparse.Namespace, settings: Settings) -> int:
     else:
         _out(f"{db.url.redacted} is up to date.")
     _out(f"Schema version {version}.")
+    return EXIT_OK
+
+
+def cmd_db_vector_index(args: argparse.Namespace, settings: Settings) -> int:
+    """Create the pgvector HNSW indexes ``[knowledge] dense = "pgvector"`` searches with.
+
+    Not a migration (0005's doc): every publish pays for keeping them current, so only
+    installations that search in PostgreSQL create them. Safe while replicas serve."""
+    from bot.knowledge.pg_dense import create_vector_indexes
+    from bot.store.backend import migrate
+
+    db = _database(settings)
+    try:
+        migrate(db)
+        names = create_vector_indexes(db)
+    finally:
+        db.close()
+    _out(f"HNSW indexes present: {', '.join(names)}.")
+    if settings.values.knowledge.dense != "pgvector":
+        _out('They are used only with [knowledge] dense = "pgvector"; until then they only slow publishing.')
     return EXIT_OK
 
 

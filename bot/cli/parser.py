@@ -11,7 +11,7 @@ from bot.cli.answers import cmd_ask, cmd_run, cmd_templates
 from bot.cli.audit import cmd_audit_export, cmd_audit_init_key, cmd_audit_verify, cmd_retention_run
 from bot.cli.chat import cmd_chat
 from bot.cli.check import cmd_check
-from bot.cli.db import cmd_db_copy, cmd_db_migrate, cmd_db_status
+from bot.cli.db import cmd_db_copy, cmd_db_migrate, cmd_db_status, cmd_db_vector_index
 from bot.cli.directory import cmd_who
 from bot.cli.evals import cmd_eval_any
 from bot.cli.index import cmd_index
@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("db", help="the PostgreSQL schema (only with DEPTBOT_DATABASE_URL)")
     db_sub = c.add_subparsers(
-        dest="db_command", required=True, metavar="ACTION", help="migrate | status | copy"
+        dest="db_command", required=True, metavar="ACTION", help="migrate | status | copy | vector-index"
     )
     t = db_sub.add_parser("migrate", help="apply pending schema migrations (safe from every replica at once)")
     t.set_defaults(func=cmd_db_migrate)
@@ -245,6 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--from", dest="source", metavar="sqlite:DIR", help="the state folder (default: --state)")
     t.add_argument("--to", metavar="URL", help="postgresql://… (default: DEPTBOT_DATABASE_URL)")
     t.set_defaults(func=cmd_db_copy)
+    t = db_sub.add_parser(
+        "vector-index", help='create the pgvector HNSW indexes [knowledge] dense = "pgvector" searches with'
+    )
+    t.set_defaults(func=cmd_db_vector_index)
 
     c = sub.add_parser("keys", help="the master key that protects personal text at rest")
     keys_sub = c.add_subparsers(

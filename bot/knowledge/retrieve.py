@@ -101,7 +101,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -126,6 +126,13 @@ CANDIDATES = 100
 DENSE_IN_RAM_MAX = 32_000_000
 
 
+class DenseSource(Protocol):
+    """Proposes a version's dense candidates from outside the process (``[knowledge] dense``:
+    ``bot.knowledge.pg_dense.PgDense``); never a chunk outside ``mask``."""
+
+    def candidates(self, index: LoadedIndex, qvec: np.ndarray, mask: np.ndarray, pool: int) -> np.ndarray: ...
+
+
 class LoadedIndex:
     """One version of a department's index, loaded read-only: its segments side by side.
 
@@ -142,6 +149,7 @@ class LoadedIndex:
         *,
         reuse: Mapping[Path, Segment] | None = None,
         ann_threshold: int = DEFAULT_ANN_THRESHOLD,
+        dense: DenseSource | None = None,
     ) -> None:
         self.meta = read_meta(vdir)
         self.version: str = self.meta["version"]
@@ -188,7 +196,11 @@ class LoadedIndex:
             np.asarray(doc_sig, dtype=np.int32)[self.chunk_doc] if self.n else np.zeros(0, np.int32)
         )
         self.live = int(np.count_nonzero(self.chunk_sig >= 0))
-        self.use_ann = self.live >= ann_threshold and any(s.ann is not None for s in self.segments)
+        # ``dense`` (pgvector) replaces the segments' faiss indexes above the threshold
+        self.dense = dense
+        self.use_ann = self.live >= ann_threshold and (
+            dense is not None or any(s.ann is not None for s in self.segments)
+        )
         self._terms: dict[str, int] = {}  # query terms outside segment 0's vocabulary → ids
         self._term_names: dict[int, str] = {}
         self._names0: dict[int, str] | None = None  # segment 0's id → term, built on first use
@@ -365,8 +377,11 @@ class LoadedIndex:
         narrow mask to exact scoring of its visible chunks; a segment whose filtered ANN
         search still finds fewer than it could (fewer than ``pool`` while more are visible)
         is scored exactly too, as is a segment without an ANN index. Never returns a chunk
-        outside ``mask``.
+        outside ``mask``. With a ``dense`` source (pgvector) it proposes them instead
+        (``bot/knowledge/pg_dense.py``: filtered in the SQL, checked against ``mask``).
         """
+        if self.dense is not None:
+            return self.dense.candidates(self, qvec, mask, pool)
         found: list[np.ndarray] = []
         for s, seg in enumerate(self.segments):
             a, b = int(self.bases[s]), int(self.bases[s + 1])
@@ -498,6 +513,8 @@ class IndexReader:
         self.fusion = fusion
         self.candidates = candidates
         self.ann_threshold = ann_threshold
+        # dense candidates from pgvector instead of faiss (``use_dense``; wiring, [knowledge] dense)
+        self.dense: DenseSource | None = None
         self._loaded: dict[str, tuple[tuple[int, int, int], LoadedIndex | None]] = {}
         self._paths: dict[str, tuple[Path, str]] = {}  # department → (its folder, its CURRENT)
         self._layouts = Layouts()  # departments side by side for one-pass routing
@@ -527,10 +544,20 @@ class IndexReader:
                 # Segments are immutable: the new version shares every one the old had.
                 reuse = index.segment_map if index is not None else None
                 index = LoadedIndex(
-                    root / "versions" / version, reuse=reuse, ann_threshold=self.ann_threshold
+                    root / "versions" / version,
+                    reuse=reuse,
+                    ann_threshold=self.ann_threshold,
+                    dense=self.dense,
                 )
             self._loaded[department] = (key, index)
             return index
+
+    def use_dense(self, source: DenseSource | None) -> None:
+        """Propose dense candidates through ``source`` (None: faiss/exact in process) from the
+        next load on; versions already loaded are loaded again."""
+        with self._lock:
+            self.dense = source
+            self._loaded.clear()
 
     def index_version(self, department: str) -> str | None:
         index = self.loaded(department)
