@@ -1,17 +1,28 @@
 """Seen-event ids and answered threads for chat adapters, in SQLite (WAL) so they survive a restart.
 
 Slack redelivers an event when it did not see an acknowledgement in time, and again after
-a restart of ours; ``claim`` makes "exactly one reply per event" hold across both. The
-``threads`` table remembers where the bot answered, so a plain follow-up in that thread
+a restart of ours; ``claim`` makes "exactly one reply per event" hold across both. A claim
+is a lease, not a tombstone: it records who holds the event (``holder``) and until when
+(``expires``), and the adapter marks it ``done`` once the reply is posted. A redelivery
+may take over an event only when its claim expired undone — its holder died (SIGKILL, a
+lost machine) while answering — so the question still gets its one reply from another
+replica. Windows left: a holder killed after posting the reply but before ``done`` was
+written (one database write) answers twice if Slack redelivers after the lease expired; and
+Slack redelivers only what it saw no acknowledgement for, so a replica killed after its
+HTTP 200 (bolt acknowledges before answering) leaves the question unanswered, lease or not.
+The ``threads`` table remembers where the bot answered, so a plain follow-up in that thread
 (without a mention) is answered too. Rows expire after ``ttl`` seconds; cleanup runs on
 open and every ``CLEANUP_EVERY`` writes, so the file stays small without a scheduler.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -22,28 +33,53 @@ from bot.store.db import open_db
 
 DEFAULT_TTL = 24 * 3600.0  # Slack retries within minutes; a day is generous
 THREAD_TTL = 14 * 24 * 3600.0  # follow-ups in an answered thread, for two weeks
+DEFAULT_LEASE = 120.0  # twice the default [llm] deadline_seconds: an answer ends well before
 CLEANUP_EVERY = 500
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS seen_events (key TEXT PRIMARY KEY, seen REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS seen_events (
+    key TEXT PRIMARY KEY, seen REAL NOT NULL,
+    holder TEXT NOT NULL DEFAULT '', expires REAL NOT NULL DEFAULT 0, done INTEGER NOT NULL DEFAULT 1
+);
 CREATE INDEX IF NOT EXISTS seen_events_seen ON seen_events(seen);
 CREATE TABLE IF NOT EXISTS answered_threads (
     channel TEXT NOT NULL, thread TEXT NOT NULL, seen REAL NOT NULL, PRIMARY KEY (channel, thread)
 );
 CREATE INDEX IF NOT EXISTS answered_threads_seen ON answered_threads(seen);
 """
-
-
-# Written for both backends (bot.store.pg_dedup runs them with %s placeholders).
-CLAIM_SQL = (
-    "INSERT INTO seen_events(key, seen) VALUES (?, ?) "
-    "ON CONFLICT(key) DO UPDATE SET seen = excluded.seen WHERE seen_events.seen < ?"
+# Files written before claims were leases have (key, seen) only. Their rows were answered
+# (or dropped as answered) then, so they become done claims: the column defaults say so.
+# The same columns and defaults as the PostgreSQL migration *_dedup_leases.sql.
+_LEASE_COLUMNS = (
+    ("holder", "TEXT NOT NULL DEFAULT ''"),
+    ("expires", "REAL NOT NULL DEFAULT 0"),
+    ("done", "INTEGER NOT NULL DEFAULT 1"),
 )
+
+
+# Written for both backends (bot.store.pg_dedup runs them with %s placeholders). One rule,
+# in the WHERE of one upsert, so it is atomic in SQLite and PostgreSQL alike: a row is
+# (re)taken when it is older than the TTL (a new delivery long after), or when its lease
+# expired before anyone marked it done (its holder died while answering).
+CLAIM_SQL = (
+    "INSERT INTO seen_events(key, seen, holder, expires, done) VALUES (?, ?, ?, ?, 0) "
+    "ON CONFLICT(key) DO UPDATE SET seen = excluded.seen, holder = excluded.holder, "
+    "expires = excluded.expires, done = 0 "
+    "WHERE seen_events.seen < ? OR (seen_events.done = 0 AND seen_events.expires <= ?)"
+)
+DONE_SQL = "UPDATE seen_events SET done = 1 WHERE key = ?"
 MARK_SQL = (
     "INSERT INTO answered_threads(channel, thread, seen) VALUES (?, ?, ?) "
     "ON CONFLICT(channel, thread) DO UPDATE SET seen = excluded.seen"
 )
 THREAD_SQL = "SELECT seen FROM answered_threads WHERE channel = ? AND thread = ?"
+CLAIM_ROW_SQL = "SELECT holder, expires, done FROM seen_events WHERE key = ?"
+
+
+def new_holder() -> str:
+    """Who holds a claim: host and process (for an operator reading the table) plus a
+    random part, so two stores in one process, or a restarted process reusing a pid, differ."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class Dedup:
@@ -52,24 +88,43 @@ class Dedup:
 
     ``claim`` is one upsert, atomic in SQLite and PostgreSQL alike: of any number of
     processes claiming one key at once, exactly one sees a row inserted (or an expired
-    one renewed)."""
+    one renewed). ``lease`` seconds after a claim that was never marked ``done``, the
+    next delivery of the key may take it over."""
 
-    def _init_dedup(self, *, ttl: float, thread_ttl: float, clock: Callable[[], float]) -> None:
+    def _init_dedup(self, *, ttl: float, thread_ttl: float, lease: float, clock: Callable[[], float]) -> None:
+        if lease <= 0:
+            raise ValueError("a claim's lease must be positive")
         self._ttl = ttl
         self._thread_ttl = thread_ttl
+        self._lease = lease
         self._clock = clock
         self._writes = 0
+        self.holder = new_holder()
 
     def _session(self) -> AbstractContextManager[Any]:
         raise NotImplementedError
 
     def claim(self, key: str) -> bool:
-        """True the first time ``key`` is seen (within the TTL), False for every repeat."""
+        """True when this caller now holds ``key``: the first delivery (within the TTL), or a
+        redelivery after the holder's lease expired undone. False while the key is held or done."""
         now = self._clock()
+        params = (key, now, self.holder, now + self._lease, now - self._ttl, now)
         with self._session() as conn:
-            first = conn.execute(CLAIM_SQL, (key, now, now - self._ttl)).rowcount == 1
+            first = conn.execute(CLAIM_SQL, params).rowcount == 1
             self._tick(conn)
         return bool(first)
+
+    def done(self, key: str) -> None:
+        """The reply to ``key`` was posted (or nothing is to be posted): no redelivery may take
+        it over any more, whoever holds it (a reply is a reply, even from a slow holder)."""
+        with self._session() as conn:
+            conn.execute(DONE_SQL, (key,))
+
+    def claimed(self, key: str) -> tuple[str, float, bool] | None:
+        """(holder, expires, done) of ``key``, None when unclaimed; for tests and operators."""
+        with self._session() as conn:
+            row = conn.execute(CLAIM_ROW_SQL, (key,)).fetchone()
+        return None if row is None else (str(row[0]), float(row[1]), bool(row[2]))
 
     def mark_thread(self, channel: str, thread: str) -> None:
         with self._session() as conn:
@@ -110,16 +165,32 @@ class DedupStore(Dedup):
         path: Path,
         ttl: float = DEFAULT_TTL,
         thread_ttl: float = THREAD_TTL,
+        lease: float = DEFAULT_LEASE,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = path
-        self._init_dedup(ttl=ttl, thread_ttl=thread_ttl, clock=clock)
+        self._init_dedup(ttl=ttl, thread_ttl=thread_ttl, lease=lease, clock=clock)
         self._lock = threading.Lock()
         self._conn = open_db(path, _SCHEMA, "the chat state database")
         try:
+            self._migrate()
             self._cleanup(self._conn)
         except sqlite3.Error as exc:
             raise StoreError(f"Cannot open the chat state database at {path}.") from exc
+
+    def _migrate(self) -> None:
+        """Add the lease columns to a file from before leases, in place (old rows: done).
+        Two processes opening the same old file at once: the loser's ALTER finds the column."""
+        ex = self._conn.execute
+        for name, decl in _LEASE_COLUMNS:
+            columns = {row[1] for row in ex("PRAGMA table_info(seen_events)").fetchall()}
+            if name in columns:
+                continue
+            try:
+                ex(f"ALTER TABLE seen_events ADD COLUMN {name} {decl}")
+            except sqlite3.OperationalError as exc:
+                if "duplicate column" not in str(exc).lower():
+                    raise
 
     @classmethod
     def in_state_dir(cls, state_dir: Path, **kwargs: float) -> DedupStore:
@@ -135,11 +206,21 @@ class DedupStore(Dedup):
             self._conn.close()
 
 
+def lease_seconds(settings: Any) -> float:
+    """``[runtime] claim_lease_seconds``, where 0 means twice ``[llm] deadline_seconds`` (the
+    longest a generation may take, fallbacks included)."""
+    values = settings.values
+    configured = float(values.runtime.claim_lease_seconds)
+    return configured if configured > 0 else 2.0 * float(values.llm.deadline_seconds)
+
+
 def open_dedup_store(settings: Any, **kwargs: Any) -> Dedup:
     """The chat state of ``settings``: PostgreSQL when ``DEPTBOT_DATABASE_URL`` is set
-    (replicas share claims), else ``DedupStore`` in the state folder."""
+    (replicas share claims), else ``DedupStore`` in the state folder. The lease comes from
+    the settings (``lease_seconds``) unless given."""
     from bot.store.backend import database_for
 
+    kwargs.setdefault("lease", lease_seconds(settings))
     db = database_for(settings)
     if db is None:
         return DedupStore.in_state_dir(settings.state_dir, **kwargs)

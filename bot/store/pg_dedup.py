@@ -3,7 +3,9 @@
 Slack delivers an event to whichever replica its load balancer (or Socket Mode
 connection) picks, and redelivers it to another after a timeout or a restart: the claim
 must be one row in one database for "exactly one reply" to hold across machines. The
-statements are ``bot.store.dedup``'s; ``INSERT … ON CONFLICT`` makes each claim atomic.
+statements are ``bot.store.dedup``'s; ``INSERT … ON CONFLICT`` makes each claim atomic
+(a concurrent claimer waits on the row and re-checks the lease against the winner's row).
+The lease columns come from the migration *_dedup_leases.sql.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import psycopg
 
 from bot.errors import StoreError
 from bot.store.backend import Database, Qmark
-from bot.store.dedup import DEFAULT_TTL, THREAD_TTL, Dedup
+from bot.store.dedup import DEFAULT_LEASE, DEFAULT_TTL, THREAD_TTL, Dedup
 
 
 class PgDedupStore(Dedup):
@@ -28,11 +30,12 @@ class PgDedupStore(Dedup):
         *,
         ttl: float = DEFAULT_TTL,
         thread_ttl: float = THREAD_TTL,
+        lease: float = DEFAULT_LEASE,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.db = db
         self.path = f"{db.url.redacted} (chat state)"
-        self._init_dedup(ttl=ttl, thread_ttl=thread_ttl, clock=clock)
+        self._init_dedup(ttl=ttl, thread_ttl=thread_ttl, lease=lease, clock=clock)
         try:
             db.ready()
             self.cleanup()

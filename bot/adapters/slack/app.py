@@ -33,7 +33,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.adapters.runtime import Runtime
 from bot.adapters.slack import blocks as bk
 from bot.adapters.slack.commands import SlashCommands
-from bot.adapters.slack.conversation import ChatState, Conversations
+from bot.adapters.slack.conversation import ANSWERED_EVENTS, CLAIM, ChatState, Conversations
 from bot.adapters.slack.interactions import Interactions
 from bot.adapters.slack.members import MEMBER_EVENTS, ChannelMembers, MembersConfig
 from bot.adapters.slack.people import SlackPeople
@@ -179,12 +179,23 @@ class SlackAdapter:
         app.event(re.compile(".*"))(_ignore)
         app.action(re.compile(".*"))(_ack_only)
 
-    async def _dedup(self, body: dict[str, Any], next: Any) -> BoltResponse | None:
-        """Exactly one reply per event: redeliveries (X-Slack-Retry-Num, restarts) stop here."""
+    async def _dedup(self, body: dict[str, Any], context: Any, next: Any) -> BoltResponse | None:
+        """Exactly one reply per event: redeliveries (X-Slack-Retry-Num, restarts) stop here,
+        unless the replica holding the event died before replying (its claim's lease expired
+        undone). A question's claim is marked done by ``Conversations`` once the reply is
+        posted; any other event's at once (refreshing a member list twice is harmless)."""
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
-        if isinstance(event_id, str) and not self._state.claim(f"slack:{event_id}"):
+        if not isinstance(event_id, str):
+            return await next()
+        key = f"slack:{event_id}"
+        if not self._state.claim(key):
             log.debug("dropping redelivered event %s", event_id)
             return BoltResponse(status=200, body="")
+        event = body.get("event")
+        if isinstance(event, dict) and event.get("type") in ANSWERED_EVENTS:
+            context[CLAIM] = key
+        else:
+            self._state.done(key)
         return await next()
 
     # ── aiohttp ──────────────────────────────────────────────────────────────────────

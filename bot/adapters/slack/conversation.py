@@ -29,7 +29,7 @@ from bot.adapters.slack.people import SlackPeople
 from bot.adapters.slack.streaming import StreamedReply
 from bot.core.pipeline import Assistant
 from bot.core.types import Answer, ChannelReaders, Classification, Status, Turn
-from bot.errors import DeptbotError
+from bot.errors import DeptbotError, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,10 @@ THINKING = "is looking through the documents…"
 # help, usage and failure lines carry no document text
 NOTE = translate.answer_metadata(Classification.PUBLIC)
 _STATUS_UNSUPPORTED = {"missing_scope", "not_allowed_token_type", "unknown_method", "method_deprecated"}
+# The bolt context key under which the adapter's de-duplication leaves a question's claim
+# (``SlackAdapter._dedup``), and the events whose claims the listeners here mark done.
+CLAIM = "deptbot_claim"
+ANSWERED_EVENTS = frozenset({"app_mention", "message"})
 
 
 class ChatState(Protocol):
@@ -44,9 +48,37 @@ class ChatState(Protocol):
 
     def claim(self, key: str) -> bool: ...
 
+    def done(self, key: str) -> None: ...
+
     def mark_thread(self, channel: str, thread: str) -> None: ...
 
     def has_thread(self, channel: str, thread: str) -> bool: ...
+
+
+class Claim:
+    """A question's claim on its event (``bot.store.dedup``), marked done once: right after
+    the reply is posted (the shorter the gap, the smaller the window in which a replica
+    killed after replying could be taken over), or when nothing is to be posted. A claim
+    left undone — the process died, or an error escaped — lapses, and Slack's redelivery
+    is answered by whichever replica gets it."""
+
+    def __init__(self, state: ChatState, key: str | None) -> None:
+        self._state = state
+        self._key = key
+
+    @classmethod
+    def of(cls, state: ChatState, context: Any) -> Claim:
+        key = context.get(CLAIM) if context is not None else None
+        return cls(state, key if isinstance(key, str) else None)
+
+    def done(self) -> None:
+        key, self._key = self._key, None
+        if key is None:
+            return
+        try:
+            self._state.done(key)
+        except StoreError:  # the reply is out; only a redelivery after the lease could repeat it
+            log.warning("could not mark a Slack event answered; its claim will lapse")
 
 
 class Conversations:
@@ -76,21 +108,26 @@ class Conversations:
     # ── listeners (bolt injects arguments by name) ───────────────────────────────────
 
     async def on_mention(self, event: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
+        claim = Claim.of(self._state, context)
         inc = translate.incoming(event, bot_user_id=context.bot_user_id)
         if inc is not None and not inc.is_dm:
-            await self.answer(inc, client, Home.of(context))
+            await self.answer(inc, client, Home.of(context), claim=claim)
+        claim.done()
 
     async def on_message(self, event: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
+        claim = Claim.of(self._state, context)
         inc = translate.incoming(event, bot_user_id=context.bot_user_id)
-        if inc is None:
-            return
-        known = inc.in_thread and self._state.has_thread(inc.channel, inc.thread)
-        if translate.should_answer_message(inc, thread_known=known):
-            await self.answer(inc, client, Home.of(context))
+        if inc is not None:
+            known = inc.in_thread and self._state.has_thread(inc.channel, inc.thread)
+            if translate.should_answer_message(inc, thread_known=known):
+                await self.answer(inc, client, Home.of(context), claim=claim)
+        claim.done()
 
     # ── the flow ────────────────────────────────────────────────────────────────────
 
-    async def answer(self, inc: translate.Incoming, client: AsyncWebClient, home: Home) -> None:
+    async def answer(
+        self, inc: translate.Incoming, client: AsyncWebClient, home: Home, *, claim: Claim | None = None
+    ) -> None:
         async def queued(ahead: int) -> None:
             line = busy_line(ahead)
             await client.chat_postEphemeral(
@@ -102,15 +139,18 @@ class Conversations:
             )
 
         async with self._runtime.admit(on_queued=queued):
-            await self._answer(inc, client, home)
+            await self._answer(inc, client, home, claim or Claim(self._state, None))
 
-    async def _answer(self, inc: translate.Incoming, client: AsyncWebClient, home: Home) -> None:
+    async def _answer(
+        self, inc: translate.Incoming, client: AsyncWebClient, home: Home, claim: Claim
+    ) -> None:
         if not inc.text:  # help names only what this person may ask (others may read it too)
             person = await self._people.lookup(inc.user, client)
             names = [d.name for d in self._assistant.departments_for(person.email)] if person.email else []
             text = "Hi! Ask me a question in words, for example: _How many vacation days do I get?_\n"
             text += "\n".join(render.help_lines(names))
             await self._post(client, inc, bk.line_blocks(text), "Ask me a question in words.", metadata=NOTE)
+            claim.done()
             return
         await self._working(client, inc, on=True)
         # Never in a channel: whether the answer may be shown there is known only at the end.
@@ -119,10 +159,14 @@ class Conversations:
             reply = StreamedReply(
                 client=client, channel=inc.channel, thread=inc.thread, interval=self.stream_interval
             )
+        stopped = False
         try:
             answer = await self._ask(inc, client, home, reply)
             if answer is not None:
                 await self._deliver(client, inc, answer, reply)
+        except asyncio.CancelledError:
+            stopped = True  # the server stops mid-answer: nothing was posted, the claim lapses
+            raise
         except Exception:
             rid = render.new_request_id()
             log.exception("slack event failed (request %s)", rid)
@@ -130,6 +174,8 @@ class Conversations:
         finally:
             if reply is not None:
                 reply.cancel()  # a no-op once finished
+            if not stopped:
+                claim.done()  # before the 👀 comes off: the reply (or the failure line) is posted
             await self._working(client, inc, on=False)
 
     async def _ask(
