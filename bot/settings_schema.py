@@ -115,6 +115,8 @@ class Knowledge(_Section):
     allowed_roots: list[str]  # absolute folders: checked by bot.config.knowledge_roots
     build_memory_mb: float = Field(default=256, ge=8)  # bot.knowledge.index: batch ceiling
     ann_threshold: int = Field(default=100_000, ge=1)  # bot.knowledge.ann: chunks before ANN
+    dense: Literal["local", "pgvector"] = "local"  # bot.knowledge.pg_dense: ANN's source
+    sync_seconds: float = Field(default=2, gt=0)  # bot.knowledge.pg_sync: replicas poll kb_current
 
     @field_validator("front_matter_ignore")
     @classmethod
@@ -156,6 +158,7 @@ class RuntimeSettings(_Section):
     answer_threads: int = Field(ge=1, le=1024)
     quick_threads: int = Field(ge=1, le=64)
     max_in_flight: int = Field(ge=1, le=100_000)
+    claim_lease_seconds: float = Field(default=0, ge=0, le=24 * 3600)  # 0: 2 x llm.deadline_seconds
 
 
 class Privacy(_Section):

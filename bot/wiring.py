@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from bot.config import SOURCE_KINDS, Company, knowledge_roots, load_company
 from bot.core.pipeline import Assistant
@@ -20,11 +21,12 @@ from bot.governance.privacy import register as register_privacy
 from bot.governance.vault import vault_for
 from bot.knowledge.base import KnowledgeBase
 from bot.knowledge.ingest import Limits
+from bot.knowledge.pg_dense import dense_source
 from bot.llm.factory import build_cache, build_generator, open_usage_store
 from bot.sensitivity import PatternClassifier
 from bot.settings import Settings
 from bot.store.audit import ChainedAudit, SqliteAuditLog
-from bot.store.cache import MemoryAnswerCache
+from bot.store.cache import MemoryAnswerCache, require_shared_cache
 from bot.store.notices import Notices, open_notices
 from bot.store.state import ensure_private_dir
 from bot.store.usage import UsageLedger
@@ -49,7 +51,7 @@ def build_knowledge(settings: Settings, *, notices: AdminNotices | None = None) 
     """The knowledge base with the ``[knowledge]`` caps and link rule; files it does not index
     are told to admins through ``notices`` (default: ``<state>/notices.sqlite3``)."""
     r = settings.values.retrieval
-    return KnowledgeBase(
+    knowledge = KnowledgeBase(
         state_dir=settings.state_dir,
         embedder=r.embedder,
         fusion=r.fusion,
@@ -57,7 +59,28 @@ def build_knowledge(settings: Settings, *, notices: AdminNotices | None = None) 
         notices=notices if notices is not None else open_notices(settings),
         build_memory_mb=settings.values.knowledge.build_memory_mb,
         ann_threshold=settings.values.knowledge.ann_threshold,
+        **_shared_index(settings, notices),
     )
+    knowledge.reader.use_dense(dense_source(settings))  # [knowledge] dense = "pgvector"
+    return knowledge
+
+
+def _shared_index(settings: Settings, notices: AdminNotices | None) -> dict[str, Any]:
+    """With ``DEPTBOT_DATABASE_URL``: the refresh lease in PostgreSQL (one indexer across
+    replicas) and the hook that publishes versions there and syncs them from there
+    (``bot.knowledge.pg_sync``). Without it: nothing (each folder is its own index)."""
+    from bot.store.backend import database_for
+
+    db = database_for(settings)
+    if db is None:
+        return {}
+    from bot.knowledge.pg_sync import PgIndexHook
+    from bot.ops.locks import open_leases
+
+    return {
+        "leases": lambda: open_leases(settings),
+        "hook": PgIndexHook(db, settings.state_dir, notices=notices or open_notices(settings)),
+    }
 
 
 def build(settings: Settings, *, company: Company | None = None, watched: bool = False) -> Wired:
@@ -72,7 +95,10 @@ def build(settings: Settings, *, company: Company | None = None, watched: bool =
     notices = open_notices(settings)
     knowledge = build_knowledge(settings, notices=notices)
     audit = open_audit_log(settings)
+    if not isinstance(audit, SqliteAuditLog):  # a shared chain: refuse to start without its key
+        audit.require_shared_key()
     usage = open_usage_store(settings)
+    require_shared_cache(settings)  # a per-process cache is out of an erase's reach on PostgreSQL
     directory = build_directory(settings, notices=notices)
     assistant = Assistant(
         company=company,
@@ -138,15 +164,12 @@ def retention_stores(
     settings: Settings, *, audit: ChainedAudit, usage: UsageLedger, cache: AnswerCache | None
 ) -> list[object]:
     """Every store holding data under a ``[retention]`` policy that can purge it: the
-    audit log, usage, the answer cache and the Teams conversation state (when its file
-    exists; opening it here would create it)."""
+    audit log, usage, the answer cache and the Teams conversation state (in PostgreSQL, or
+    its file when that exists; opening it here would create it)."""
     found: list[object] = [audit, usage, cache]
-    from bot.store.teams_state import TeamsState
+    from bot.store.teams_state import open_teams_state
 
-    if (settings.state_dir / TeamsState.FILE).exists():
-        from bot.store.conversations import ConversationStore
-
-        found.append(ConversationStore.in_state_dir(settings.state_dir))
+    found.append(open_teams_state(settings, only_existing=True))  # PostgreSQL, or the file if any
     return [s for s in found if s is not None and callable(getattr(s, "purge_older_than", None))]
 
 
@@ -268,10 +291,9 @@ class DirectorySources(Mapping[str, GroupSource]):
                 credentials, _ = _graph_credentials(env)
                 return EntraGroupSource(**credentials, **urls, timeout=timeout)
             from bot.directory.scim import ScimGroupSource
-            from bot.directory.scim_store import ScimStore
-            from bot.store.state import ensure_private_dir
+            from bot.directory.scim_store import open_scim_store
 
-            return ScimGroupSource(store=ScimStore.in_state_dir(ensure_private_dir(self._settings.state_dir)))
+            return ScimGroupSource(store=open_scim_store(self._settings))  # PostgreSQL, or scim.sqlite3
         except ValueError as exc:  # the source refused a setting: its message names it, no secrets
             return UnavailableSource(kind, f"not configured: {str(exc)[:200]}")
         except Exception as exc:  # a missing library, an unreadable database: fail closed
