@@ -166,10 +166,24 @@ class ChainedAudit:
 
     def require_shared_key(self) -> None:
         """At start on a shared chain (PostgreSQL): the key is configured and is the one the
-        newest row was chained with, else a ConfigError saying what to do; nothing written."""
+        newest row was chained with (or, before any row, the one the start checkpoint is
+        signed with), else a ConfigError saying what to do.
+
+        A start checkpoint written by a replica without a key is unsigned; the first keyed
+        replica to get here signs it, under the writers' lock, so two replicas starting on a
+        fresh database with different keys cannot both pass."""
         _ = self.key
+        self._claim_start()
         if not self.key_matches():
             raise ConfigError(SHARED_KEY_DIFFERS, file=f"{ENV_VAR} / audit.key_file")
+
+    def _claim_start(self) -> None:
+        """Sign an unsigned start checkpoint when no checkpoint is signed yet (see above)."""
+
+    def _signed_by_us(self, cp: Checkpoint) -> bool:
+        import hmac
+
+        return hmac.compare_digest(cp.sig, self._chain.sign_checkpoint(replace(cp, sig="")))
 
     @property
     def _chain(self) -> Chain:
@@ -258,8 +272,8 @@ class ChainedAudit:
         cur = conn.execute("select * from requests where row_hash is not null order by seq desc limit 1")
         names = [d[0] for d in cur.description]
         last = cur.fetchone()
-        if last is None:
-            return True
+        if last is None:  # nothing chained yet: the signed checkpoints are all a key can meet
+            return all(self._signed_by_us(cp) for cp in self._checkpoints_in(conn) if cp.sig)
         row = dict(zip(names, last, strict=True))
         if not is_hex_mac(row["prev_hash"]):
             return False

@@ -195,6 +195,21 @@ class PgAuditLog(ChainedAudit):
             raise StoreError("Could not pseudonymize the audit rows.") from exc
         return int(n)
 
+    def _claim_start(self) -> None:
+        try:
+            with self._tx() as c:  # the writers' lock: one replica signs, the rest compare
+                cps = self._checkpoints_in(c)
+                if any(cp.sig for cp in cps):
+                    return
+                for cp in cps:
+                    if cp.kind == "start":
+                        sig = self._chain.sign_checkpoint(cp)
+                        c.execute(
+                            "update checkpoints set sig = ? where seq = ? and kind = 'start'", [sig, cp.seq]
+                        )
+        except psycopg.Error as exc:
+            raise StoreError("Could not read the audit log.") from exc
+
     def key_matches(self) -> bool:
         try:
             with self.db.tx() as c:
