@@ -44,10 +44,10 @@ CREATE TABLE kb_chunks (
 );
 CREATE INDEX kb_chunks_signature ON kb_chunks (department, signature);
 -- No HNSW index here: the default dense search is in process (faiss, rebuilt from these
--- rows), and maintaining an unused HNSW index made publishing 100k chunks take 141 s
--- instead of 18 s. `deptbot db vector-index` creates one partial index per embedder
--- dimension (m=32, ef_construction=128) for installations that set
--- `[knowledge] dense = "pgvector"`; without it that mode searches exactly in SQL.
+-- rows), and keeping an unused HNSW index current made publishing 100k chunks take
+-- 141-645 s instead of 6.4 s (bench.pg_publish --full). `deptbot db vector-index` creates
+-- one partial index per embedder dimension (m=32, ef_construction=128) for installations
+-- that set `[knowledge] dense = "pgvector"`; without it that mode searches exactly in SQL.
 -- Derived files of a segment (tokens, postings, vocabulary, ANN index) that a replica
 -- would otherwise recompute from kb_chunks; rows are the source of truth.
 CREATE TABLE kb_segment_files (
