@@ -183,19 +183,23 @@ class SlackAdapter:
         """Exactly one reply per event: redeliveries (X-Slack-Retry-Num, restarts) stop here,
         unless the replica holding the event died before replying (its claim's lease expired
         undone). A question's claim is marked done by ``Conversations`` once the reply is
-        posted; any other event's at once (refreshing a member list twice is harmless)."""
+        posted; any other event's at once (refreshing a member list twice is harmless).
+        Store calls run on the runtime's quick threads, never on the event loop."""
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
         if not isinstance(event_id, str):
             return await next()
         key = f"slack:{event_id}"
-        if not self._state.claim(key):
+        # Off the loop (the quick threads): on PostgreSQL each call is a round trip that
+        # would stall every acknowledgement and answer sharing the loop. Awaited, so the
+        # claim is settled before anything is acknowledged or answered.
+        if not await self.runtime.quick(self._state.claim, key):
             log.debug("dropping redelivered event %s", event_id)
             return BoltResponse(status=200, body="")
         event = body.get("event")
         if isinstance(event, dict) and event.get("type") in ANSWERED_EVENTS:
             context[CLAIM] = key
         else:
-            self._state.done(key)
+            await self.runtime.quick(self._state.done, key)
         return await next()
 
     # ── aiohttp ──────────────────────────────────────────────────────────────────────

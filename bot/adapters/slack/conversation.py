@@ -60,23 +60,26 @@ class Claim:
     the reply is posted (the shorter the gap, the smaller the window in which a replica
     killed after replying could be taken over), or when nothing is to be posted. A claim
     left undone — the process died, or an error escaped — lapses, and Slack's redelivery
-    is answered by whichever replica gets it."""
+    is answered by whichever replica gets it. The write runs on ``runtime``'s quick
+    threads (on PostgreSQL it is a round trip the event loop must not wait in), awaited,
+    so it still comes after the reply and before the 👀 comes off."""
 
-    def __init__(self, state: ChatState, key: str | None) -> None:
+    def __init__(self, state: ChatState, key: str | None, runtime: Runtime) -> None:
         self._state = state
         self._key = key
+        self._runtime = runtime
 
     @classmethod
-    def of(cls, state: ChatState, context: Any) -> Claim:
+    def of(cls, state: ChatState, context: Any, runtime: Runtime) -> Claim:
         key = context.get(CLAIM) if context is not None else None
-        return cls(state, key if isinstance(key, str) else None)
+        return cls(state, key if isinstance(key, str) else None, runtime)
 
-    def done(self) -> None:
+    async def done(self) -> None:
         key, self._key = self._key, None
         if key is None:
             return
         try:
-            self._state.done(key)
+            await self._runtime.quick(self._state.done, key)
         except StoreError:  # the reply is out; only a redelivery after the lease could repeat it
             log.warning("could not mark a Slack event answered; its claim will lapse")
 
@@ -91,7 +94,7 @@ class Conversations:
         self,
         *,
         assistant: Assistant,
-        state: ChatState,
+        state: ChatState,  # called on the runtime's quick threads, never on the event loop
         people: SlackPeople,
         members: ChannelMembers,  # one per adapter: membership events must clear the same cache
         runtime: Runtime,  # one per server: the in-flight cap is shared
@@ -108,20 +111,22 @@ class Conversations:
     # ── listeners (bolt injects arguments by name) ───────────────────────────────────
 
     async def on_mention(self, event: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
-        claim = Claim.of(self._state, context)
+        claim = Claim.of(self._state, context, self._runtime)
         inc = translate.incoming(event, bot_user_id=context.bot_user_id)
         if inc is not None and not inc.is_dm:
             await self.answer(inc, client, Home.of(context), claim=claim)
-        claim.done()
+        await claim.done()
 
     async def on_message(self, event: dict[str, Any], client: AsyncWebClient, context: Any) -> None:
-        claim = Claim.of(self._state, context)
+        claim = Claim.of(self._state, context, self._runtime)
         inc = translate.incoming(event, bot_user_id=context.bot_user_id)
         if inc is not None:
-            known = inc.in_thread and self._state.has_thread(inc.channel, inc.thread)
+            known = inc.in_thread and await self._runtime.quick(
+                self._state.has_thread, inc.channel, inc.thread
+            )
             if translate.should_answer_message(inc, thread_known=known):
                 await self.answer(inc, client, Home.of(context), claim=claim)
-        claim.done()
+        await claim.done()
 
     # ── the flow ────────────────────────────────────────────────────────────────────
 
@@ -139,7 +144,7 @@ class Conversations:
             )
 
         async with self._runtime.admit(on_queued=queued):
-            await self._answer(inc, client, home, claim or Claim(self._state, None))
+            await self._answer(inc, client, home, claim or Claim(self._state, None, self._runtime))
 
     async def _answer(
         self, inc: translate.Incoming, client: AsyncWebClient, home: Home, claim: Claim
@@ -150,7 +155,7 @@ class Conversations:
             text = "Hi! Ask me a question in words, for example: _How many vacation days do I get?_\n"
             text += "\n".join(render.help_lines(names))
             await self._post(client, inc, bk.line_blocks(text), "Ask me a question in words.", metadata=NOTE)
-            claim.done()
+            await claim.done()
             return
         await self._working(client, inc, on=True)
         # Never in a channel: whether the answer may be shown there is known only at the end.
@@ -175,7 +180,7 @@ class Conversations:
             if reply is not None:
                 reply.cancel()  # a no-op once finished
             if not stopped:
-                claim.done()  # before the 👀 comes off: the reply (or the failure line) is posted
+                await claim.done()  # before the 👀 comes off: the reply (or the failure line) is posted
             await self._working(client, inc, on=False)
 
     async def _ask(
@@ -217,7 +222,7 @@ class Conversations:
             return
         metadata = translate.answer_metadata(answer.classification, answer.request_id)
         await self._post(client, inc, blocks, text, reply, metadata=metadata)
-        self._state.mark_thread(inc.channel, inc.thread)
+        await self._runtime.quick(self._state.mark_thread, inc.channel, inc.thread)
 
     async def _post(
         self,
