@@ -256,7 +256,9 @@ class VersionHook(Protocol):
     """What a shared store (``bot.knowledge.pg_sync.PgIndexHook``) hears from the writer.
 
     ``before_refresh`` runs under the department's lock before the served version is read
-    (bring it up to the published one; never raises). ``written`` runs once a version is
+    (bring it up to the published one; raises ``RefreshBusy`` only when this replica cannot
+    and has stopped serving the department, so nothing is built that could not be
+    published). ``written`` runs once a version is
     complete on disk and BEFORE ``CURRENT`` moves: raising there keeps the old version
     serving. ``switched`` runs after ``CURRENT`` moved; ``unchanged`` after a refresh that
     found nothing to write (a version that was never published gets published then).
@@ -400,6 +402,25 @@ def doc_entry(doc: ingest.DocRecord, start: int) -> dict[str, Any]:
     }
 
 
+def token_ids(texts: list[str], vocab: list[str], vocab_ids: dict[str, int]) -> list[np.ndarray]:
+    """Each index text's token ids, growing ``vocab`` (and ``vocab_ids``) with new tokens.
+
+    The one place text becomes lexical ids: ``assemble`` and a replica rebuilding the
+    lexical files of a synced segment (``pg_sync.rebuild_lexical``) both call it, so the
+    two cannot drift apart.
+    """
+    out: list[np.ndarray] = []
+    for toks in lexical.tokenize(texts):
+        ids = []
+        for t in toks:
+            if t not in vocab_ids:
+                vocab_ids[t] = len(vocab)
+                vocab.append(t)
+            ids.append(vocab_ids[t])
+        out.append(np.asarray(ids, dtype=np.int32))
+    return out
+
+
 def assemble(
     prev: IndexData | None,
     order: list[tuple[str, ingest.DocRecord | None]],
@@ -416,15 +437,7 @@ def assemble(
     new_texts = [c.text for d in new_docs for c in d.chunks]
     new_index_texts = [index_text(d.title, c.anchor, c.text) for d in new_docs for c in d.chunks]
     new_dense = embed_chunks(embedder, new_index_texts)
-    new_tokens: list[np.ndarray] = []
-    for toks in lexical.tokenize(new_index_texts):
-        ids = []
-        for t in toks:
-            if t not in vocab_ids:
-                vocab_ids[t] = len(vocab)
-                vocab.append(t)
-            ids.append(vocab_ids[t])
-        new_tokens.append(np.asarray(ids, dtype=np.int32))
+    new_tokens = token_ids(new_index_texts, vocab, vocab_ids)
     out = IndexData(embedder=embedder.name, dim=embedder.dim, vocab=vocab)
     dense_parts: list[np.ndarray] = []
     token_parts: list[np.ndarray] = []

@@ -30,11 +30,12 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from types import EllipsisType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bot.errors import KnowledgeError
+from bot.errors import KnowledgeError, RefreshBusy
 from bot.knowledge.index import read_meta
 from bot.knowledge.segments import SEGMENTS
 from bot.knowledge.signatures import AudienceError, signature_of_entry
@@ -119,6 +120,11 @@ def segments_of(root: Path, version: str) -> tuple[dict[str, Any], list[tuple[st
     return {**meta, "format": 2, "segments": [entry]}, [(version, vdir)]
 
 
+class PublishedMovedOn(RefreshBusy):
+    """``kb_current`` is not the version a build started from: sync, then refresh again
+    (a kind of "busy": the refresh is retried, nothing failed for good)."""
+
+
 class KnowledgePublisher:
     """Copies finished local versions into PostgreSQL (module text)."""
 
@@ -136,8 +142,17 @@ class KnowledgePublisher:
         )
         return str(rows[0]["version"]) if rows else None
 
-    def publish(self, root: Path, department: str, version: str) -> PublishStats:
-        """Upload what the database lacks of ``version`` and make it the current one."""
+    def publish(
+        self, root: Path, department: str, version: str, *, base: str | EllipsisType | None = ...
+    ) -> PublishStats:
+        """Upload what the database lacks of ``version`` and make it the current one.
+
+        ``base``: the published version the build started from (None: none was). When
+        ``kb_current`` is no longer that one, another replica published meanwhile (or this
+        one failed to sync it): moving the pointer would roll every replica back over it —
+        perhaps over a revocation — so ``PublishedMovedOn`` is raised and nothing moves.
+        ``...`` (benches only) publishes whatever is current.
+        """
         import psycopg
         from psycopg.types.json import Jsonb
 
@@ -177,6 +192,11 @@ class KnowledgePublisher:
                     "select version from kb_current where department = ? for update", [department]
                 ).fetchone()
                 previous = str(row[0]) if row else None
+                if base is not ... and previous != base and previous != version:
+                    raise PublishedMovedOn(
+                        f"{department}: the published index version moved on since this refresh "
+                        "started; this replica syncs it first and refreshes again."
+                    )
                 c.execute(
                     "insert into kb_current (department, version, published) values (?, ?, ?) "
                     "on conflict (department) do update set version = excluded.version, "

@@ -18,9 +18,13 @@ Verification before switching: document numbers and chunk numbers are complete a
 match the counts, every document's signature is recomputed from its audiences and must
 equal the stored one, every chunk carries its document's signature, vectors have the
 segment's dimension, and the segment then loads (postings consistent with chunks).
-A mismatch (tampering, a bug) or a database error keeps the previous complete version
-serving and tells the department's admins once; a refused version is not retried until
-another one is published.
+A mismatch (tampering, a bug) refuses the version: it is not retried until another one
+is published, and this replica stops answering from the department at once (fail closed:
+the replaced version may be the one a revocation replaced). Any other error (the
+database, rows too malformed to read) is retried every tick while the previous complete
+version serves, for up to ``FAIL_CLOSED_SECONDS``; then the replica fails closed too.
+Either way the department's admins are told once. Derived files (``kb_segment_files``)
+may never be a file the rows are the source of, and are written before those.
 
 A local version the database never heard of (a narrowed version written while the
 database was down) is left alone: only a NEW published version replaces it.
@@ -37,6 +41,7 @@ import json
 import logging
 import shutil
 import struct
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,15 +49,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bot.core.ports import AdminNotices
-from bot.errors import KnowledgeError, StoreError
+from bot.errors import KnowledgeError
 from bot.knowledge import lexical
 from bot.knowledge.chunking import index_text
-from bot.knowledge.index import collect_garbage, current_version, dept_dir, switch_current
+from bot.knowledge.index import collect_garbage, current_version, dept_dir, switch_current, token_ids
 from bot.knowledge.pg_publish import (
     BACKGROUND_TIMEOUT,
     CHUNK_COLUMNS,
     COPY_HEADER,
+    MARKER,
+    ROW_FILES,
     KnowledgePublisher,
+    PublishedMovedOn,
     read_marker,
     write_marker,
 )
@@ -65,6 +73,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LEXICAL = ("tokens.npy", "token_offsets.npy", "vocab.json")
+# A replica that cannot load a newer published version stops answering from the replaced
+# one after this long (about N ticks with N × sync_seconds ≥ 60 s): the new one may revoke.
+FAIL_CLOSED_SECONDS = 60.0
 
 
 class SyncRefused(KnowledgeError):
@@ -97,6 +108,9 @@ class KnowledgeSync:
         self._notices = notices
         self._told: dict[str, str] = {}  # department → what it was last told (once each)
         self._down = False  # kb_current could not be read at the last tick
+        self._failing: dict[str, float] = {}  # department → clock() of its first failed sync in a row
+        self.closed: set[str] = set()  # departments this replica stopped answering from (fail closed)
+        self.clock = time.monotonic  # tests move it
 
     def currents(self) -> dict[str, str]:
         rows = self.db.rows("select department, version from kb_current", [], what="the published index")
@@ -132,17 +146,29 @@ class KnowledgeSync:
     def sync_locked(self, root: Path, department: str, version: str | None = None) -> bool:
         """Switch ``root`` (its lock held) to the published version; True when it switched.
 
-        Never raises: a failure keeps the served version and is told once.
+        Never raises: a failure is told once, and keeps the served version only as long as
+        the module text says (a refusal or ``FAIL_CLOSED_SECONDS`` of failures close it).
         """
-        import psycopg
-
         try:
             if version is None:
                 version = self.currents().get(department)
             if version is None or read_marker(root) == version:
+                self._failing.pop(department, None)
                 return False
             switched = self._materialise(root, department, version)
-        except (StoreError, psycopg.OperationalError, OSError) as exc:  # transient: tried again
+        except SyncRefused as exc:  # what the database holds does not verify: fail closed now
+            if self._told.get(department) != f"refused {version}":
+                log.warning("%s: published index version %s refused: %s", department, version, exc)
+            self._tell(
+                department,
+                f"refused {version}",
+                f"{department}: the index version published in the database did not verify ({exc}); "
+                "this replica stops answering from this department until a version that verifies "
+                "is published",
+            )
+            self._close(root, department, None)
+            return False
+        except Exception as exc:  # a database error, rows too malformed to read: tried again
             kind = type(exc).__name__
             if self._told.get(department) != f"failed {kind}":
                 log.warning("%s: could not sync the published index version (%s)", department, kind)
@@ -150,28 +176,48 @@ class KnowledgeSync:
                 department,
                 f"failed {kind}",
                 f"{department}: this replica could not load the published index version ({kind}); "
-                "it keeps serving its previous complete version and tries again",
+                "it keeps serving its previous complete version for up to "
+                f"{FAIL_CLOSED_SECONDS:.0f} s and tries again",
             )
-            return False
-        except Exception as exc:  # SyncRefused, or rows too malformed to read: fail closed
-            reason = str(exc) if isinstance(exc, SyncRefused) else f"unreadable rows ({type(exc).__name__})"
-            if self._told.get(department) != f"refused {version}":
-                log.warning("%s: published index version %s refused: %s", department, version, reason)
-            self._tell(
-                department,
-                f"refused {version}",
-                f"{department}: the index version published in the database did not verify ({reason}); "
-                "this replica keeps serving its previous complete version",
-            )
+            first = self._failing.setdefault(department, self.clock())
+            if self.clock() - first >= FAIL_CLOSED_SECONDS:
+                self._close(
+                    root,
+                    department,
+                    f"{department}: this replica still cannot load the published index version "
+                    f"({kind}) after {FAIL_CLOSED_SECONDS:.0f} s; it stops answering from this "
+                    "department until it has loaded it (the new version may have narrowed access)",
+                )
             return False
         if switched:
             self._told.pop(department, None)
+            self._failing.pop(department, None)
+            self.closed.discard(department)
         return switched
+
+    def _close(self, root: Path, department: str, text: str | None) -> None:
+        """Fail closed on this replica: the version served here was replaced in the database
+        (perhaps to revoke access) and cannot be loaded, so stop answering from it (the
+        reader finds no ``CURRENT``: the "no index" refusal) until a verified version is in
+        place. The marker goes too, so every tick tries the published version again, and no
+        refresh here can publish over it (``KnowledgePublisher.publish``'s base)."""
+        for name in ("CURRENT", MARKER):
+            with contextlib.suppress(OSError):
+                (root / name).unlink()
+        if department in self.closed:
+            return
+        self.closed.add(department)
+        log.warning("%s: this replica stopped answering from its index until it syncs", department)
+        if text is not None:
+            self._notify(department, text)
 
     def _tell(self, department: str, key: str, text: str) -> None:
         if self._told.get(department) == key:
             return
         self._told[department] = key
+        self._notify(department, text)
+
+    def _notify(self, department: str, text: str) -> None:
         if self._notices is None:
             return
         try:
@@ -290,6 +336,15 @@ class KnowledgeSync:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         try:
+            # Derived files first and never one the rows are the source of: the verified
+            # files written below must be what the segment serves (a kb_segment_files row
+            # named chunk_doc.npy would otherwise re-map chunks to another document's audience).
+            for file, data in files:
+                if not _safe_relative(str(file)) or str(file) in ROW_FILES:
+                    raise SyncRefused(f"segment {name} lists a derived file it may not hold")
+                path = tmp / str(file)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(bytes(data))
             texts = [c[4] for c in chunks]
             offsets = np.zeros(n + 1, dtype=np.int64)
             if n:
@@ -303,12 +358,6 @@ class KnowledgeSync:
             (tmp / "anchors.json").write_text(json.dumps(anchors, ensure_ascii=False), encoding="utf-8")
             (tmp / "docs.json").write_text(json.dumps(docs, ensure_ascii=False), encoding="utf-8")
             (tmp / "meta.json").write_text(json.dumps(smeta), encoding="utf-8")
-            for file, data in files:
-                path = tmp / str(file)
-                if not _safe_relative(str(file)) or str(file) in ("meta.json", "docs.json"):
-                    raise SyncRefused(f"segment {name} lists a file outside its folder")
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(bytes(data))
             if not all((tmp / f).is_file() for f in LEXICAL) or not (tmp / "bm25").is_dir():
                 rebuild_lexical(tmp, docs, anchors, [t.decode("utf-8") for t in texts])
             try:
@@ -370,26 +419,19 @@ def parse_chunks(data: bytes) -> list[tuple[int, int, str, bytes, bytes, bytes]]
 
 
 def rebuild_lexical(folder: Path, docs: list[dict[str, Any]], anchors: list[str], texts: list[str]) -> None:
-    """Tokens, vocabulary and BM25 postings from the texts (as ``index.assemble`` builds
-    them) when the database lacks the derived files."""
+    """Tokens, vocabulary and BM25 postings from the texts when the database lacks the
+    derived files (``index.token_ids``: exactly as the indexer builds them)."""
     titles = [""] * len(texts)
     for d in docs:
         for i in range(int(d["start"]), int(d["start"]) + int(d["count"])):
             titles[i] = str(d.get("title", ""))
     vocab: list[str] = []
     ids: dict[str, int] = {}
-    flat: list[int] = []
-    lengths: list[int] = []
-    for toks in lexical.tokenize(
-        [index_text(t, a, x) for t, a, x in zip(titles, anchors, texts, strict=True)]
-    ):
-        for t in toks:
-            if t not in ids:
-                ids[t] = len(vocab)
-                vocab.append(t)
-            flat.append(ids[t])
-        lengths.append(len(toks))
-    tokens = np.asarray(flat, dtype=np.int32)
+    per_chunk = token_ids(
+        [index_text(t, a, x) for t, a, x in zip(titles, anchors, texts, strict=True)], vocab, ids
+    )
+    tokens = np.concatenate(per_chunk) if per_chunk else np.zeros(0, dtype=np.int32)
+    lengths = [len(t) for t in per_chunk]
     offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int64)
     np.save(folder / "tokens.npy", tokens)
     np.save(folder / "token_offsets.npy", offsets)
@@ -428,9 +470,16 @@ class PgIndexHook:
 
     def before_refresh(self, root: Path, department: str) -> None:
         self.sync.sync_locked(root, department)
+        if department in self.sync.closed:
+            # Building here would cost a full re-index only for publish() to refuse it.
+            raise PublishedMovedOn(
+                f"{department}: this replica has not loaded the published index version; "
+                "it answers from this department again once it has."
+            )
 
     def written(self, root: Path, department: str, version: str) -> None:
-        self.publisher.publish(root, department, version)
+        # built on what this folder last matched: if kb_current moved past it, refuse
+        self.publisher.publish(root, department, version, base=read_marker(root))
         self._published[root] = version
 
     def switched(self, root: Path, department: str, version: str) -> None:
@@ -443,8 +492,23 @@ class PgIndexHook:
 
     def unchanged(self, root: Path, department: str, version: str) -> None:
         """A refresh found nothing new: publish the served version if the database does
-        not have it (an installation moving to PostgreSQL; a publish that failed)."""
-        if self.publisher.current(department) != version:
-            self.publisher.publish(root, department, version)
+        not have it (an installation moving to PostgreSQL; a publish that failed).
+
+        Only when the database is still at what this folder last matched (or has nothing):
+        a replica whose sync of a newer version failed would otherwise publish its older
+        version over it and roll every replica back (perhaps over a revocation).
+        """
+        current = self.publisher.current(department)
+        if current != version:
+            marker = read_marker(root)
+            if current is not None and current != marker:
+                log.warning(
+                    "%s: not republishing index version %s: the published one moved on and this "
+                    "replica has not synced it yet (the next sync tick tries again)",
+                    department,
+                    version,
+                )
+                return
+            self.publisher.publish(root, department, version, base=current)
         if read_marker(root) != version:
             write_marker(root, version)

@@ -230,7 +230,7 @@ def test_canary_restricted_text_never_reaches_an_outsider_on_b(
     assert any("zebracorn" in t for _, _, t in b.answer("zebracorn bonus pool", "group:payroll"))
 
 
-@pytest.mark.parametrize("tamper", ["audiences", "document signature", "chunk signature"])
+@pytest.mark.parametrize("tamper", ["audiences", "document signature", "chunk signature", "derived row file"])
 def test_tampered_rows_make_b_refuse_the_version_and_notify_once(
     replicas: tuple[Replica, Replica], dept: Department, folder: Path, pg_db: Database, tamper: str
 ) -> None:
@@ -251,15 +251,35 @@ def test_tampered_rows_make_b_refuse_the_version_and_notify_once(
         )
     elif tamper == "document signature":
         rows(pg_db, "update kb_documents set signature = ? where segment = ?", public, segment)
-    else:
+    elif tamper == "chunk signature":
         rows(pg_db, "update kb_chunks set signature = ? where segment = ?", public, segment)
+    else:  # a "derived" file named like a verified one: every chunk mapped to document 0
+        import io
+
+        import numpy as np
+
+        [(n,)] = rows(pg_db, "select chunks from kb_segments where name = ?", segment)
+        buf = io.BytesIO()
+        np.save(buf, np.zeros(int(str(n)), dtype=np.int32))
+        rows(
+            pg_db,
+            "insert into kb_segment_files values ('hr', ?, 'chunk_doc.npy', ?)",
+            segment,
+            buf.getvalue(),
+        )
     assert b.poll() == []
-    assert b.kb.index_version("hr") == first.version != second.version
+    assert first.version != second.version
     assert not (b.root / "versions" / second.version).exists()
-    assert all("staff" not in t for _, _, t in b.answer("zebracorn bonus pool", "group:engineering"))
+    # fail closed: the replaced version may be what a revocation replaced
+    assert b.kb.index_version("hr") is None
+    with pytest.raises(KnowledgeError):
+        b.answer("zebracorn bonus pool", "group:engineering")
     assert [k for _, k, _ in b.told.notices] == ["index-sync-failed"]
-    assert "did not verify" in b.told.notices[0][2]
+    assert "did not verify" in b.told.notices[0][2] and "stops answering" in b.told.notices[0][2]
     assert b.poll() == [] and len(b.told.notices) == 1  # told once, not retried every tick
+    with pytest.raises(RefreshBusy):  # nor rebuilt here only to be refused by publish
+        b.kb.refresh(dept)
+    assert rows(pg_db, "select version from kb_current where department = 'hr'") == [(second.version,)]
 
 
 def test_missing_derived_files_are_rebuilt_from_the_texts(
@@ -271,6 +291,11 @@ def test_missing_derived_files_are_rebuilt_from_the_texts(
     assert b.poll() == ["hr"]
     for query in ("how many vacation days", "laptop replacement"):
         assert b.answer(query) == a.answer(query)
+    # the indexer's own tokenisation (index.token_ids): byte for byte what A wrote
+    [segment] = [p.name for p in (a.root / "segments").iterdir()]
+    for file in ("tokens.npy", "token_offsets.npy", "vocab.json"):
+        theirs, ours = a.root / "segments" / segment / file, b.root / "segments" / segment / file
+        assert ours.read_bytes() == theirs.read_bytes()
 
 
 def test_a_document_without_audiences_is_never_published(
@@ -434,3 +459,93 @@ def test_a_nul_character_in_a_parsed_file_does_not_stop_publishing(
     a.kb.refresh(dept)
     assert b.poll() == ["hr"]
     assert any("quokka" in t for _, _, t in b.answer("quokka rota"))
+
+
+def test_a_refresh_built_on_an_older_version_does_not_publish_over_the_newer(
+    replicas: tuple[Replica, Replica],
+    dept: Department,
+    folder: Path,
+    pg_db: Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import psycopg
+
+    from bot.knowledge.pg_sync import KnowledgeSync
+
+    a, b = replicas
+    first = a.kb.refresh(dept)
+    b.poll()
+    (folder / "laptops.md").unlink()  # revoked on A
+    second = a.kb.refresh(dept)
+
+    def lost(*args: object) -> bool:
+        raise psycopg.OperationalError("blip")
+
+    monkeypatch.setattr(KnowledgeSync, "_materialise", lost)
+    with pytest.raises(RefreshBusy, match="moved on"):  # B's build started from the first version
+        b.kb.refresh(dept)
+    monkeypatch.undo()
+    served = a.kb.index_version("hr")  # the refresh's version, or the merge right after it
+    assert served is not None and served >= second.version > first.version
+    assert rows(pg_db, "select version from kb_current where department = 'hr'") == [(served,)]
+    assert b.poll() == ["hr"] and b.kb.index_version("hr") == served
+
+
+def test_errors_other_than_the_database_are_retried_on_the_next_tick(
+    replicas: tuple[Replica, Replica], dept: Department, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.knowledge import pg_sync
+
+    a, b = replicas
+    a.kb.refresh(dept)
+    b.poll()
+    (folder / "laptops.md").write_text(LAPTOPS.replace("four years", "three years"), encoding="utf-8")
+    a.kb.refresh(dept)
+
+    def odd(*args: object) -> object:
+        raise KeyError("doc_no")
+
+    monkeypatch.setattr(pg_sync, "read_chunks", odd)
+    assert b.poll() == []
+    assert any("four years" in t for _, _, t in b.answer("laptop replacement"))  # within the grace
+    monkeypatch.undo()
+    assert b.poll() == ["hr"]
+    assert any("three years" in t for _, _, t in b.answer("laptop replacement"))
+
+
+def test_a_replica_that_cannot_sync_for_a_minute_stops_answering_until_it_can(
+    replicas: tuple[Replica, Replica], dept: Department, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    from bot.knowledge import pg_sync
+
+    a, b = replicas
+    a.kb.refresh(dept)
+    b.poll()
+    (folder / "laptops.md").unlink()  # the new version revokes it
+    a.kb.refresh(dept)
+    now = [1000.0]
+    b.hook.sync.clock = lambda: now[0]
+
+    def lost(*args: object) -> object:
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(pg_sync, "read_chunks", lost)
+    assert b.poll() == []
+    now[0] += getattr(pg_sync, "FAIL_CLOSED_SECONDS", 60.0) - 1
+    assert b.poll() == [] and b.answer("laptop replacement")  # still within the grace
+    now[0] += 1
+    assert b.poll() == []
+    assert b.kb.index_version("hr") is None
+    with pytest.raises(KnowledgeError):
+        b.answer("laptop replacement")
+    assert [k for _, k, _ in b.told.notices] == ["index-sync-failed", "index-sync-failed"]
+    assert "stops answering" in b.told.notices[1][2]
+    assert all("server closed" not in t for _, _, t in b.told.notices)
+    now[0] += 100
+    assert b.poll() == [] and len(b.told.notices) == 2  # told once
+    monkeypatch.undo()
+    assert b.poll() == ["hr"]
+    assert b.kb.index_version("hr") == a.kb.index_version("hr")
+    assert not any("four years" in t for _, _, t in b.answer("laptop replacement"))

@@ -185,3 +185,31 @@ def test_a_failed_first_refresh_on_a_checkout_narrows_only_what_changed(
     assert published(pg_db)[0] == narrowed  # the narrowing reached every replica, as before
     assert a.poll() == ["hr"]
     assert any("25 days" in t for _, _, t in a.answer("how many vacation days"))
+
+
+def test_an_unchanged_refresh_after_a_failed_sync_does_not_roll_the_database_back(
+    tmp_path: Path, pair: tuple[Replica, Replica], pg_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    from bot.knowledge.pg_sync import KnowledgeSync
+
+    a, b = pair
+    fa = checkout(tmp_path / "ma", 0)
+    first = a.kb.refresh(dept_at(fa))
+    assert b.poll() == ["hr"]
+    (fa / "laptops.md").unlink()  # revoked on A's checkout
+    second = a.kb.refresh(dept_at(fa))
+    fb = checkout(tmp_path / "mb", 0)  # B's checkout is not pulled yet: the first version's content
+
+    def lost(*args: object) -> bool:
+        raise psycopg.OperationalError("blip")
+
+    monkeypatch.setattr(KnowledgeSync, "_materialise", lost)
+    report = b.kb.refresh(dept_at(fb))  # nothing new here, and B could not sync the second
+    monkeypatch.undo()
+    assert report.version == first.version
+    served = a.kb.index_version("hr")  # the refresh's version, or the merge right after it
+    assert served is not None and served >= second.version
+    assert published(pg_db)[0] == served  # not rolled back over the revocation
+    assert b.poll() == ["hr"] and b.kb.index_version("hr") == a.kb.index_version("hr")
