@@ -170,6 +170,13 @@ def retention_stores(
     from bot.store.teams_state import open_teams_state
 
     found.append(open_teams_state(settings, only_existing=True))  # PostgreSQL, or the file if any
+    from bot.store.backend import database_for
+
+    db = database_for(settings)
+    if db is not None:  # copies `db copy` moved aside: purged by nobody, so the admins are told
+        from bot.store.pg_copy import OldCopyWatch
+
+        found.append(OldCopyWatch(db, open_notices(settings)))
     return [s for s in found if s is not None and callable(getattr(s, "purge_older_than", None))]
 
 

@@ -83,6 +83,8 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
             _out(f"database: {database.where}, schema version {database.version} (current)")
     for line in key_warnings:  # stdout: a warning, not a problem (stderr lists only those)
         _out(line)
+    for line in _copy_warnings(settings, database):  # SQLite copies `db copy` left, on any host
+        _out(line)
     from bot.adapters.metrics import how_to_enable
 
     _out(how_to_enable(settings.values.metrics))  # who may read /metrics, and how to widen it
@@ -188,6 +190,36 @@ def _check_database(settings: Settings) -> tuple[DatabaseHealth | None, list[Con
     if health is None or health.ok:
         return health, []
     return health, [ConfigError(health.problem, file=ENV_VAR, field="database")]
+
+
+def _copy_warnings(settings: Settings, database: DatabaseHealth | None) -> list[str]:
+    """A warning per SQLite copy ``deptbot db copy`` recorded (they hold personal text and
+    every data key, and an erase on another host cannot reach them); a record whose folder
+    is gone from this host is forgotten here (the README's step after deleting it)."""
+    if database is None or not database.ok:
+        return []
+    from bot.store.backend import Database, PoolLimits, database_url
+    from bot.store.pg_copy import forget_missing_copies, recorded_copies
+
+    url = database_url(settings.env)
+    assert url is not None
+    db = Database(url, PoolLimits(min_size=0, max_size=1))
+    try:
+        gone = forget_missing_copies(db)
+        left = recorded_copies(db)
+    except DeptbotError as exc:
+        return [f"warning: the SQLite copies deptbot db copy left could not be listed ({exc.user_message})"]
+    finally:
+        db.close()
+    lines = [f"forgot the SQLite copy at {c.path} on {c.host}: its folder is gone" for c in gone]
+    for c in left:
+        lines.append(
+            f"warning: the SQLite copy on {c.host} at {c.path} (deptbot db copy, "
+            f"{datetime.fromtimestamp(c.at, UTC):%Y-%m-%d}) holds personal text and every data key, "
+            f"and an erase on another host cannot reach it: delete that folder once the copy is checked, "
+            f"then run deptbot check on {c.host}."
+        )
+    return lines
 
 
 def _recent_notices(settings: Settings, database: DatabaseHealth | None) -> list[str]:

@@ -36,7 +36,15 @@ the person are pruned; PostgreSQL's WAL and backups keep them until they expire
 SQLite files ``deptbot db copy`` copied (moved to ``copied-to-postgresql/<time>/`` in the
 state folder, or still in the folder itself after an older copy) hold the same personal
 text and a live copy of every data key; an erase on PostgreSQL erases them the SQLite way
-as well (``_erase_copies``), so a copy kept for rollback never outlives a privacy request.
+as well (``_erase_copies``), so a copy kept for rollback never outlives a privacy request,
+and an export reads them. Each replica has its own state folder, so ``db copy`` records
+its folder in PostgreSQL (``bot.store.pg_copy``): a recorded copy this host cannot reach
+(another host, or its folder missing here) is named in the receipt, the export and an
+admin notice, while everything else is still erased.
+
+An erase ends with a second pass over requests recorded while it ran (a question asked
+mid-erase, after the pseudonymization or the Teams shred): their rows, text, cached
+answers and Teams turns go too, and the data key is shredded again.
 """
 
 from __future__ import annotations
@@ -72,7 +80,10 @@ from bot.store.notices import SqliteNotices
 from bot.store.teams_state import TeamsState, TeamsStore, open_teams_state
 
 if TYPE_CHECKING:
+    from bot.governance.chain import AuditKey
+    from bot.governance.keys import MasterKeys
     from bot.store.backend import Database
+    from bot.store.pg_copy import StateCopy
 
 log = logging.getLogger(__name__)
 EXPORT_FORMAT = "deptbot-privacy-export/1"
@@ -122,11 +133,13 @@ class Receipt:
 class Export:
     data: dict[str, Any]
     counts: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what was not read, said plainly
 
     def summary(self) -> list[str]:
         person = self.data["person"]
         parts = [f"{n} {what.replace('_', ' ')}" for what, n in self.counts.items() if n]
-        return [f"Stored about {person}: " + (", ".join(parts) if parts else "nothing") + "."]
+        out = [f"Stored about {person}: " + (", ".join(parts) if parts else "nothing") + "."]
+        return out + [f"Note: {note}" for note in self.notes]
 
     def to_json(self) -> str:
         return json.dumps(self.data, indent=2, ensure_ascii=False, default=str)
@@ -220,6 +233,7 @@ class Privacy:
                 teams[what] += [r for r in rows if r not in teams[what]]
         found = self._notices(person) if notices else []
         console = self._console_rows(person)
+        copies, notes = self._export_copies(person, platform=platform, notices=notices)
         data: dict[str, Any] = {
             "format": EXPORT_FORMAT,
             "person": person,
@@ -237,6 +251,9 @@ class Privacy:
             "notices": found,
             "admin_console": console,
         }
+        if copies or notes:
+            data["sqlite_copies"] = copies  # `db copy` moved these aside; read like the live stores
+            data["not_read"] = notes
         counts = {
             "questions": len(data["questions"]),
             "audit_rows": len(requests),
@@ -250,9 +267,12 @@ class Privacy:
             "admin_console_events": len(console["events"]),
             "admin_console_sessions": len(console["sessions"]),
         }
+        for copy in copies:
+            for what, n in copy["counts"].items():
+                counts[f"{what}_in_sqlite_copies"] = counts.get(f"{what}_in_sqlite_copies", 0) + n
         if record:
             self._record(person, "privacy:export", "exported", platform)
-        return Export(data, counts)
+        return Export(data, counts, notes)
 
     # ── erase ────────────────────────────────────────────────────────────────────────
 
@@ -266,19 +286,10 @@ class Privacy:
                 "DEPTBOT_AUDIT_KEY and the audit.key_file setting); nothing was erased."
             )
         self._check_copies()  # likewise before anything is destroyed
+        missed = self._unreachable_copies()  # said in the receipt: the rest is still erased
         ids = self._request_ids(person)
-        removed: dict[str, int] = {}
-        removed["cached_answers"] = self.cache.delete_for_requests(ids) if self.cache else 0
-        for store in self.teams_all:
-            for what, n in store.erase(store.users_of(person, ids), ids, email=person).items():
-                removed[f"teams_{what}"] = removed.get(f"teams_{what}", 0) + n
-        with self._shared("audit") as conn:
-            removed["questions"] = _delete_in(conn, "request_text", "request_id", ids)
-            removed["feedback_comments"] = conn.execute(
-                'update feedback set reason = ? where lower("user") = ? and reason is not null '
-                "and reason != ?",
-                [self._blank, person, self._blank],
-            ).rowcount
+        removed: dict[str, int] = {"cached_answers": 0}
+        self._erase_requests(person, ids, removed)
         removed["audit_rows_pseudonymized"] = self.audit.pseudonymize(person)
         alias = self.audit.pseudonym(person)
         removed["usage_rows_pseudonymized"] = self._pseudonymize_usage(person, alias)
@@ -291,10 +302,19 @@ class Privacy:
         if copies:
             removed["copied_sqlite_folders_erased"] = copies
         shredded = self.vault.shred(person)
-        clean = self._checkpoint_all()
+        # Second pass: requests recorded since this erase began (under the e-mail after the
+        # pseudonymization, or under the pseudonym before it, with their text, cached answer
+        # and Teams turns still there); their key, made afresh or not, goes again.
+        late = sorted(set(self._request_ids(person, alias)) - set(ids))
+        if late:
+            self._erase_requests(person, late, removed)
+            removed["audit_rows_pseudonymized"] += self.audit.pseudonymize(person)
+            removed["usage_rows_pseudonymized"] += self._pseudonymize_usage(person, alias)
+            shredded = self.vault.shred(person) or shredded
+        clean = self._checkpoint_all() and all(t.erase_checkpointed for t in self.teams_all)
         rid = self._record(alias, "privacy:erase", "erased", platform) if record else ""
         clean = self._checkpoint_all() and clean
-        notes: list[str] = []
+        notes = self._say_unreachable(missed, rid)
         if self.memory_cache_ttl is not None and platform == "cli":  # chat empties its own
             notes.append(
                 'a running deptbot with [cache] backend = "memory" may still hold answers to their '
@@ -302,6 +322,27 @@ class Privacy:
                 "it to empty that cache now."
             )
         return Receipt(alias, datetime.now(UTC), removed, shredded, clean, rid, tuple(notes))
+
+    def _erase_requests(self, person: str, ids: Sequence[str], removed: dict[str, int]) -> None:
+        """What these requests of ``person`` left: cached answers, Teams turns, reply cards
+        and references (their Teams subjects shredded), questions, feedback comments;
+        counts added to ``removed``."""
+        removed["cached_answers"] += self.cache.delete_for_requests(ids) if self.cache else 0
+        for store in self.teams_all:
+            for what, n in store.erase(store.users_of(person, ids), ids, email=person).items():
+                removed[f"teams_{what}"] = removed.get(f"teams_{what}", 0) + n
+        with self._shared("audit") as conn:
+            removed["questions"] = removed.get("questions", 0) + _delete_in(
+                conn, "request_text", "request_id", ids
+            )
+            removed["feedback_comments"] = (
+                removed.get("feedback_comments", 0)
+                + conn.execute(
+                    'update feedback set reason = ? where lower("user") = ? and reason is not null '
+                    "and reason != ?",
+                    [self._blank, person, self._blank],
+                ).rowcount
+            )
 
     # ── SQLite files left by `deptbot db copy` ─────────────────────────────────────────
 
@@ -320,7 +361,50 @@ class Privacy:
         root = self.state_dir / COPIES
         if root.is_dir():
             found += sorted(p for p in root.iterdir() if p.is_dir() and holds(p))
+        for copy in self._recorded_copies():  # recorded by a `db copy` on this host, elsewhere
+            folder = Path(copy.path)
+            known = any(folder.resolve() == f.resolve() for f in found)
+            if copy.here and not known and folder.is_dir() and holds(folder):
+                found.append(folder)
         return found
+
+    def _recorded_copies(self) -> list[StateCopy]:
+        """The copies ``db copy`` recorded in PostgreSQL, on every replica's host."""
+        if self.db is None:
+            return []
+        from bot.store.pg_copy import recorded_copies
+
+        return recorded_copies(self.db)
+
+    def _unreachable_copies(self) -> list[StateCopy]:
+        """Recorded copies this process cannot erase: on another host, or their folder is
+        not there (deleted, or a volume not mounted here: which one, only a look can tell)."""
+        return [c for c in self._recorded_copies() if not c.here or not Path(c.path).is_dir()]
+
+    def _say_unreachable(self, copies: Sequence[StateCopy], rid: str) -> list[str]:
+        """A receipt note per copy the erase could not reach, and one admin notice each
+        (never naming the person: their e-mail is what was just erased)."""
+        notes: list[str] = []
+        for copy in copies:
+            made = datetime.fromtimestamp(copy.at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+            note = (
+                f"the SQLite copy on {copy.host} at {copy.path} (left by `deptbot db copy` on {made}) "
+                "still holds this person's data and could not be reached from here: erase it there "
+                f"(`deptbot privacy erase` for the same person on {copy.host}) or delete that folder."
+            )
+            notes.append(note)
+            if self.db is not None:
+                from bot.store.pg_notices import PgNotices
+
+                try:
+                    PgNotices(self.db).notify(
+                        None,
+                        "privacy",
+                        f"A privacy erase (audit request {rid or 'not recorded'}) missed {note}",
+                    )
+                except StoreError as exc:  # the receipt says it already
+                    log.warning("privacy erase: admin notice not recorded (%s)", exc.user_message)
+        return notes
 
     def _check_copies(self) -> None:
         """Each copy's audit rows can be pseudonymized with this key; else nothing is erased
@@ -342,46 +426,91 @@ class Privacy:
                     "longer needed, or run the erase with its key."
                 )
 
-    def _erase_copies(self, person: str) -> int:
-        """Erase ``person`` from each copy as on SQLite (its questions deleted, rows
-        pseudonymized, their data key in its ``keys.db`` shredded); how many folders."""
+    @classmethod
+    @contextmanager
+    def for_folder(
+        cls, folder: Path, *, keys: MasterKeys, audit_key: AuditKey
+    ) -> Iterator[tuple[Vault, Privacy | None]]:
+        """A SQLite ``Privacy`` over a folder ``db copy`` left (its own ``keys.db``, this
+        installation's master and audit keys) and its vault, closed afterwards; no
+        ``Privacy`` when the folder holds only a ``keys.db`` (nothing to read, a key to shred)."""
         from bot.store.audit import SqliteAuditLog
         from bot.store.cache import SqliteAnswerCache
 
+        vault = Vault.in_state_dir(folder, keys)
+        try:
+            if not (folder / "audit.db").is_file():
+                yield vault, None
+                return
+            audit = SqliteAuditLog(path=folder / "audit.db", key=audit_key, vault=vault)
+            cache, teams = folder / "cache.db", folder / TeamsState.FILE
+            copy = cls(
+                state_dir=folder,
+                vault=vault,
+                audit=audit,
+                cache=SqliteAnswerCache(path=cache, vault=vault) if cache.is_file() else None,
+                teams=TeamsState(path=teams, vault=vault) if teams.is_file() else None,
+            )
+            try:
+                yield vault, copy
+            finally:
+                copy.close()
+                audit.close()
+        finally:
+            vault.close()
+
+    def _erase_copies(self, person: str) -> int:
+        """Erase ``person`` from each copy as on SQLite (its questions deleted, rows
+        pseudonymized, their data key in its ``keys.db`` shredded); how many folders."""
         done = 0
         for folder in self._sqlite_copies():
-            vault = Vault.in_state_dir(folder, self.vault.keys)
-            try:
-                if not (folder / "audit.db").is_file():
+            with self.for_folder(folder, keys=self.vault.keys, audit_key=self.audit.key) as (vault, copy):
+                if copy is None:
                     vault.shred(person)
                 else:
-                    audit = SqliteAuditLog(path=folder / "audit.db", key=self.audit.key, vault=vault)
-                    cache = folder / "cache.db"
-                    teams = folder / TeamsState.FILE
-                    copy = Privacy(
-                        state_dir=folder,
-                        vault=vault,
-                        audit=audit,
-                        cache=SqliteAnswerCache(path=cache, vault=vault) if cache.is_file() else None,
-                        teams=TeamsState(path=teams, vault=vault) if teams.is_file() else None,
-                    )
-                    try:
-                        copy.erase(person, record=False)
-                    finally:
-                        copy.close()
-                        audit.close()
-            finally:
-                vault.close()
+                    copy.erase(person, record=False)
             done += 1
         return done
 
+    def _export_copies(self, person: str, *, platform: str, notices: bool) -> tuple[list[Any], list[str]]:
+        """What each copy reachable here holds about ``person`` (answers in a moved
+        ``cache.db``, rows PostgreSQL's retention purged since), and a note per recorded
+        copy not read (on another host, or its folder missing here)."""
+        found: list[dict[str, Any]] = []
+        for folder in self._sqlite_copies():
+            with self.for_folder(folder, keys=self.vault.keys, audit_key=self.audit.key) as (_, copy):
+                if copy is None:
+                    continue
+                part = copy._export(person, record=False, platform=platform, notices=notices)
+            data = {k: v for k, v in part.data.items() if k not in ("format", "person", "exported")}
+            found.append({"folder": str(folder), "counts": part.counts, **data})
+        notes = []
+        for c in self._unreachable_copies():
+            where = f" on {c.host} at {c.path}" if platform == "cli" else " on another server"
+            notes.append(
+                f"a SQLite copy kept after the switch to PostgreSQL{where} was not read from here "
+                "and may hold more of this person's data"
+                + (
+                    f" (run `deptbot privacy export` on {c.host})."
+                    if platform == "cli"
+                    else "; ask an admin."
+                )
+            )
+        return found, notes
+
     # ── the stores ───────────────────────────────────────────────────────────────────
 
-    def _request_ids(self, person: str) -> list[str]:
+    def _request_ids(self, person: str, alias: str | None = None) -> list[str]:
+        """The person's requests: under their e-mail, and with ``alias`` under their
+        pseudonym too (rows an erase pseudonymized, whose text may still be there)."""
+        names = [person] if alias is None else [person, alias.lower()]
         with self._shared("audit") as conn:
             return [
                 r[0]
-                for r in conn.execute('select request_id from requests where lower("user") = ?', [person])
+                for r in conn.execute(
+                    f'select request_id from requests where lower("user") in ({",".join("?" * len(names))})',
+                    names,
+                )
             ]
 
     def _audit_rows(self, person: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -574,14 +703,9 @@ class Privacy:
         """PostgreSQL: prune the old row versions an erase left behind (plain VACUUM: it
         never blocks the replicas' writes). False when it could not run."""
         assert self.db is not None
-        try:
-            with self.db.connection() as conn:
-                for table in VACUUMED:
-                    conn.execute(f"vacuum {table}")  # autocommit: VACUUM cannot run in a transaction
-        except (StoreError, psycopg_error()) as exc:
-            log.warning("privacy erase: vacuum failed (%s)", type(exc).__name__)
-            return False
-        return True
+        from bot.store.pg_teams_state import vacuum_tables
+
+        return vacuum_tables(self.db, VACUUMED)
 
     @property
     def _blank(self) -> Any:

@@ -18,11 +18,19 @@ PostgreSQL reads any more, so an erase would miss them; deleting them would lose
 way back if the copy turns out wrong. Moved, nothing is lost (move them back to roll
 back), and a privacy erase on PostgreSQL covers that folder too
 (``bot.governance.privacy``), until the operator deletes it.
+
+Each replica has its own state folder, so the folder is also recorded in PostgreSQL
+(``state_copies``: host name, absolute path, time; migration 0009): an erase run on
+another host cannot reach it, and says so in its receipt and an admin notice instead of
+looking complete; ``deptbot check`` warns while a copy is recorded, and forgets the
+record once, on the copy's own host, it finds the folder deleted.
 """
 
 from __future__ import annotations
 
+import socket
 import sqlite3
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +89,8 @@ def copy_state(state_dir: Path, db: Database, *, key: AuditKey) -> CopyReport:
                 "nothing was copied. Run `deptbot audit verify`."
             )
         source_head = (rep.head_seq, rep.head_mac)
+    if (state_dir / TeamsState.FILE).exists():
+        TeamsState(path=state_dir / TeamsState.FILE).close()  # seals a version-1 file's plain text first
     for file, tables in STORES:
         path = state_dir / file
         if not path.exists():
@@ -117,7 +127,103 @@ def copy_state(state_dir: Path, db: Database, *, key: AuditKey) -> CopyReport:
                 f"empty the database before trying again ({rep.problem or 'a different head'})."
             )
     _move_out(state_dir, report)
+    if report.moved_to is not None:
+        record_copy(db, report.moved_to)
     return report
+
+
+@dataclass(frozen=True)
+class StateCopy:
+    """A folder ``db copy`` moved SQLite files into, on some replica's host."""
+
+    host: str
+    path: str
+    at: float
+
+    @property
+    def here(self) -> bool:
+        """On this host: an erase or check here can reach (or miss) it."""
+        return self.host == this_host()
+
+
+def this_host() -> str:
+    """The name a recorded copy is filed under (the replicas' hosts or containers differ)."""
+    return socket.gethostname()
+
+
+def record_copy(db: Database, folder: Path) -> None:
+    try:
+        with db.tx() as c:
+            c.execute(
+                "insert into state_copies (host, path, at) values (?, ?, ?) "
+                "on conflict (host, path) do update set at = excluded.at",
+                [this_host(), str(Path(folder).resolve()), time.time()],
+            )
+    except psycopg.Error as exc:
+        raise StoreError(
+            f"The copy is done, but where its SQLite files went ({folder}) could not be recorded in "
+            f"{db.url.redacted}; an erase on another replica would not know of them. Delete that "
+            "folder once you have checked the copy."
+        ) from exc
+
+
+def recorded_copies(db: Database, *, unwarned: bool = False) -> list[StateCopy]:
+    """Every recorded copy, oldest first (StoreError when the table cannot be read: an
+    erase or export then fails rather than miss a copy); ``unwarned``: only those the
+    retention job has not raised a notice about."""
+    db.ready()
+    where = " where not warned" if unwarned else ""
+    rows = db.rows(
+        f"select host, path, at from state_copies{where} order by at, host, path", [], what="the copies"
+    )
+    return [StateCopy(str(r["host"]), str(r["path"]), float(r["at"])) for r in rows]
+
+
+class OldCopyWatch:
+    """A retention "store" that purges nothing: when a recorded copy is older than a
+    ``[retention]`` cutoff it holds records the live stores have purged since, which no
+    retention run reaches (a copy is kept only for rollback), so the admins are told once
+    per copy (an admin notice) to delete it. Listed among the retention stores with
+    ``DEPTBOT_DATABASE_URL``."""
+
+    def __init__(self, db: Database, notices: Any) -> None:
+        self.db, self.notices = db, notices
+
+    def purge_older_than(self, kind: str, cutoff: Any, *, batch: int = 500) -> int:
+        old = [c for c in recorded_copies(self.db, unwarned=True) if c.at < cutoff.timestamp()]
+        for c in old:
+            made = time.strftime("%Y-%m-%d", time.gmtime(c.at))
+            self.notices.notify(
+                None,
+                "retention",
+                f"The SQLite copy deptbot db copy left on {c.host} at {c.path} ({made}) is older than "
+                f"the retention setting for {kind} records: it still holds records PostgreSQL has "
+                f"purged since. Delete that folder once the copy is checked, then run deptbot check on "
+                f"{c.host}.",
+            )
+            with self.db.tx() as t:
+                t.execute(
+                    "update state_copies set warned = true where host = ? and path = ?", [c.host, c.path]
+                )
+        return 0
+
+    def count_older_than(self, kind: str, cutoff: Any) -> int:
+        return 0  # a dry run purges nothing here either
+
+
+def forget_missing_copies(db: Database) -> list[StateCopy]:
+    """Drop the records of this host's copies whose folder is gone (the operator deleted
+    it, as the README says); what was forgotten. Other hosts' records stay: only their own
+    host can tell whether the folder is still there."""
+    gone = [c for c in recorded_copies(db) if c.here and not Path(c.path).exists()]
+    if gone:
+        try:
+            with db.tx() as t:
+                for c in gone:
+                    t.execute("delete from state_copies where host = ? and path = ?", [c.host, c.path])
+        except psycopg.Error as exc:
+            raise StoreError("Could not forget the deleted copies' records.") from exc
+    return gone
 
 
 def _move_out(state_dir: Path, report: CopyReport) -> None:
@@ -183,6 +289,10 @@ def _value(table: str, column: str, value: Any) -> Any:
     """SQLite's dynamic types as the PostgreSQL columns take them: the sealed text columns
     are bytea (an empty feedback comment is the empty string in SQLite)."""
     if (table, column) in SEALED and isinstance(value, str):
+        if value and (table, column) != ("feedback", "reason"):  # the empty comment is not text
+            raise StoreError(  # never plaintext where every reader expects sealed bytes
+                f"{table}.{column} holds text that was never sealed; nothing of that store was copied."
+            )
         return value.encode("utf-8")
     return value
 

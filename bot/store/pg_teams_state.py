@@ -71,11 +71,20 @@ class PgTeamsState(PgStore, TeamsStore):  # type: ignore[misc]  # path: str here
         """After an erase: prune the deleted rows' old versions (plain VACUUM, which never
         blocks the replicas' writes); WAL and backups keep them until they expire, sealed
         under keys the erase shredded."""
-        try:
-            with self.db.connection() as conn:
-                for table in TABLES:
-                    conn.execute(f"vacuum {table}")  # autocommit: VACUUM cannot run in a transaction
-        except Exception as exc:  # psycopg's errors, or StoreError: the erase itself is done
-            log.warning("Teams state vacuum failed (%s)", type(exc).__name__)
-            return False
-        return True
+        return vacuum_tables(self.db, TABLES)
+
+
+def vacuum_tables(db: Database, tables: Iterable[str]) -> bool:
+    """Plain VACUUM of ``tables`` after an erase (it never blocks the replicas' writes), so
+    deleted or rewritten rows' old versions are pruned; False when it could not run (the
+    erase itself is done, and its receipt says the traces are not yet gone)."""
+    import psycopg
+
+    try:
+        with db.connection() as conn:
+            for table in tables:
+                conn.execute(f"vacuum {table}")  # autocommit: VACUUM cannot run in a transaction
+    except (StoreError, psycopg.Error) as exc:
+        log.warning("vacuum after an erase failed (%s)", type(exc).__name__)
+        return False
+    return True

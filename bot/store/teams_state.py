@@ -138,6 +138,9 @@ class TeamsStore:
         self._vault = vault
         self._writes = 0
         self._linked: dict[str, tuple[str, float]] = {}  # user id → (person, written at), this process
+        # whether the last erase's deleted rows left no trace behind (its ``checkpoint``):
+        # the privacy receipt's files_checkpointed says so when it did not
+        self.erase_checkpointed = True
         self._links_lock = threading.Lock()
         self.history = PersistentHistory(self)
         self.replies = PersistentReplies(self)
@@ -351,7 +354,7 @@ class TeamsStore:
                 self._linked.pop(u, None)
         for subject in wanted:
             self.vault.shred(subject)
-        self.checkpoint()
+        self.erase_checkpointed = self.checkpoint()
         return counts
 
     def _open_or_note(self, subject: str, blob: Any, context: str) -> Any:
@@ -652,7 +655,8 @@ class PersistentReferences:
 class PersonLinks:
     """``teams_people``: which Teams user id is which person (their e-mail's ``subject_id``,
     never the e-mail), so an erase finds every Teams row of theirs directly. Rewritten at
-    most once a day per user per process (``LINK_REFRESH``); expires like references."""
+    most once a day per user per process (``LINK_REFRESH``) while the row is there (a
+    cheap read); expires like references."""
 
     def __init__(self, state: TeamsStore) -> None:
         self._state = state
@@ -666,9 +670,15 @@ class PersonLinks:
         st = self._state
         with st._links_lock:
             seen = st._linked.get(user_id)
-            if seen is not None and seen[0] == person and now - seen[1] < LINK_REFRESH:
-                return
-            st._linked[user_id] = (person, now)
+        # The memo only saves the daily rewrite: an erase in another process (the CLI, another
+        # replica) deletes the row without touching this memo, so the row itself is asked for.
+        if (
+            seen is not None
+            and seen[0] == person
+            and now - seen[1] < LINK_REFRESH
+            and st.read("SELECT 1 FROM teams_people WHERE user_id = ? AND person = ?", (user_id, person))
+        ):
+            return
         st.write(
             [
                 (
@@ -678,6 +688,8 @@ class PersonLinks:
                 )
             ]
         )
+        with st._links_lock:  # only once written: a failed write is retried next time
+            st._linked[user_id] = (person, now)
 
 
 def _dump_payload(payload: Any) -> str | None:

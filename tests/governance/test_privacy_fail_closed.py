@@ -24,9 +24,13 @@ def _fresh_vaults() -> Iterator[None]:
 
 
 def test_a_question_recorded_during_an_erase_is_not_left_readable(tmp_path: Path) -> None:
-    """A question arriving while the erase runs (here: just as the audit rows are being
-    pseudonymized) is sealed under the key the erase destroys last, so its text is noise
-    afterwards. Shredding first let it make a fresh key and keep its text."""
+    """A question arriving while the erase runs (here: just after the audit rows were
+    pseudonymized, the worst moment) is caught by the erase's second pass over requests
+    recorded since it began: its audit row is pseudonymized, its text and cached answer
+    deleted, and its key (made or not) shredded. Shredding first let it make a fresh key and
+    keep its text; one pass left its row naming the e-mail and its answer in the cache."""
+    import sqlite3
+
     settings, assistant, _, _ = _world(tmp_path, {})
     _ask(assistant, EMAIL, QUESTIONS[0])
     privacy = Privacy.for_settings(settings)
@@ -34,17 +38,34 @@ def test_a_question_recorded_during_an_erase_is_not_left_readable(tmp_path: Path
     late: list[Any] = []
 
     def meanwhile(person: str) -> int:
-        late.append(_ask(assistant, EMAIL, QUESTIONS[1]))  # another request, mid-erase
-        return pseudonymize(person)
+        n = pseudonymize(person)
+        if not late:  # once (the second pass pseudonymizes again)
+            late.append(_ask(assistant, EMAIL, QUESTIONS[1]))  # another request, mid-erase
+        return n
 
     privacy.audit.pseudonymize = meanwhile  # type: ignore[method-assign]
     receipt = privacy.erase(EMAIL)
     privacy.close()
     assert late and receipt.key_shredded
+    rid = late[0].request_id
     vault = vault_for(settings)
     assert not vault.has_key(EMAIL)  # no key survives to open the late question with
+    state = settings.state_dir
+    audit = sqlite3.connect(state / "audit.db")
+    try:
+        assert audit.execute('select "user" from requests where request_id = ?', [rid]).fetchall() == [
+            (receipt.pseudonym,)
+        ]
+        assert audit.execute("select * from request_text where request_id = ?", [rid]).fetchall() == []
+    finally:
+        audit.close()
+    cache = sqlite3.connect(state / "cache.db")
+    try:
+        assert cache.execute("select key from answers where request_id = ?", [rid]).fetchall() == []
+    finally:
+        cache.close()
     export = Privacy.for_settings(settings).export(EMAIL, record=False)
-    assert export.data["questions"] == []
+    assert export.data["questions"] == [] and export.counts["audit_rows"] == 0
 
 
 def test_export_fails_when_the_key_store_cannot_be_read(tmp_path: Path) -> None:
