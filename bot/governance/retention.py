@@ -254,6 +254,12 @@ def _once(
             return True
         except Exception as exc:
             log.error("%s job failed (%s)", what, type(exc).__name__)
+            release = getattr(claim, "release", None)
+            if release is not None:  # the day is given back: the next occurrence tries again
+                try:
+                    release(job)
+                except Exception as again:
+                    log.error("%s: could not give its slot back (%s)", what, type(again).__name__)
             return False
 
     return run

@@ -105,6 +105,7 @@ _RELEASE_SQL = "delete from leases where name = ? and holder = ?"
 _HOLDER_SQL = "select holder, expires from leases where name = ?"
 _CLAIM_SQL = "insert into job_runs (job, slot, time) values (?, ?, ?) on conflict (job, slot) do nothing"
 _TRIM_RUNS_SQL = "delete from job_runs where time < ?"
+_UNCLAIM_SQL = "delete from job_runs where job = ? and slot = ? and time = ?"
 
 
 class LeaseLocks(ABC):
@@ -156,7 +157,25 @@ class LeaseLocks(ABC):
         with self._session(write=True) as conn:
             first = conn.execute(_CLAIM_SQL, (job, slot, now)).rowcount == 1
             conn.execute(_TRIM_RUNS_SQL, (now - KEEP_RUNS_SECONDS,))
+        if first:
+            self._claims()[job] = (slot, now)
         return bool(first)
+
+    def release_slot(self, job: str) -> None:
+        """Give back this handle's last claim of ``job`` (its run failed), so the next
+        occurrence in the same window, in any process, runs it; a claim someone else made
+        (another time) is never touched."""
+        claimed = self._claims().pop(job, None)
+        if claimed is not None:
+            with self._session(write=True) as conn:
+                conn.execute(_UNCLAIM_SQL, (job, *claimed))
+
+    def _claims(self) -> dict[str, tuple[int, float]]:
+        claims: dict[str, tuple[int, float]] | None = getattr(self, "_slot_claims", None)
+        if claims is None:
+            claims = {}
+            self._slot_claims: dict[str, tuple[int, float]] = claims
+        return claims
 
     def holder(self, name: str) -> str | None:
         """Who holds ``name`` now (None: free or lapsed)."""
@@ -302,16 +321,25 @@ def open_leases(settings: Any, *, clock: Callable[[], float] = time.time) -> Lea
     return ReplicaLeases(PgLeaseLocks(db, clock=clock), lambda: LeaseLocks.in_state_dir(state, clock=clock))
 
 
-def slot_claimer(settings: Any, *, clock: Callable[[], float] = time.time) -> Callable[[str, float], bool]:
+def slot_claimer(settings: Any, *, clock: Callable[[], float] = time.time) -> SlotClaimer:
     """``claim_slot`` of the scheduler's leases of ``settings`` (``open_leases``), opened on
     the first claim: the daily jobs (``bot.governance.retention.start_daily``) run once per
     slot across every process sharing the state folder or the database."""
-    locks = _OnDemand(lambda: open_leases(settings, clock=clock))
+    return SlotClaimer(_OnDemand(lambda: open_leases(settings, clock=clock)))
 
-    def claim(job: str, slot_seconds: float) -> bool:
-        return locks.get().claim_slot(job, slot_seconds)
 
-    return claim
+class SlotClaimer:
+    """``claim(job, slot_seconds)`` as ``slot_claimer`` returns it, plus ``release(job)``
+    for a run that failed (``bot.governance.retention``)."""
+
+    def __init__(self, locks: _OnDemand) -> None:
+        self._locks = locks
+
+    def __call__(self, job: str, slot_seconds: float) -> bool:
+        return self._locks.get().claim_slot(job, slot_seconds)
+
+    def release(self, job: str) -> None:
+        self._locks.get().release_slot(job)
 
 
 class RefreshGuard:

@@ -129,3 +129,25 @@ def test_each_slot_runs_once_however_many_handles_race(tmp_path: Path, backend: 
     assert [fn() for fn in jobs[0].values()] == [True, True]  # a lone process runs every slot
     for h in handles:
         h.close()
+
+
+def test_a_failed_daily_run_gives_its_day_back(tmp_path: Path, backend: Backend) -> None:
+    """A run that fails (a database blip) releases its slot, so the next occurrence that
+    day, on any replica, tries again instead of the day being lost."""
+    from bot.ops.locks import slot_claimer
+
+    url = backend.url if backend.name == "postgresql" else ""
+    settings = _settings(tmp_path, "state", url)
+    claim = slot_claimer(settings)
+    calls: list[str] = []
+
+    def flaky() -> None:
+        calls.append("run")
+        if len(calls) == 1:
+            raise OSError("database blip")
+
+    run = retention_mod._once(flaky, "retention:test", 24 * 3600.0, claim, "test job")
+    assert run() is False  # failed
+    assert run() is True  # the same day: tried again, and this time it ran
+    assert run() is False  # done for the day
+    assert calls == ["run", "run"]
