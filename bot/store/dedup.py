@@ -68,6 +68,7 @@ CLAIM_SQL = (
     "WHERE seen_events.seen < ? OR (seen_events.done = 0 AND seen_events.expires <= ?)"
 )
 DONE_SQL = "UPDATE seen_events SET done = 1 WHERE key = ?"
+RENEW_SQL = "UPDATE seen_events SET expires = ? WHERE key = ? AND holder = ? AND done = 0"
 MARK_SQL = (
     "INSERT INTO answered_threads(channel, thread, seen) VALUES (?, ?, ?) "
     "ON CONFLICT(channel, thread) DO UPDATE SET seen = excluded.seen"
@@ -113,6 +114,14 @@ class Dedup:
             first = conn.execute(CLAIM_SQL, params).rowcount == 1
             self._tick(conn)
         return bool(first)
+
+    def renew(self, key: str) -> bool:
+        """Restart this holder's lease on ``key`` (its answer leaves the in-flight queue and
+        starts). False when the key is done or another holder took it over meanwhile: then
+        that holder answers, and this one must not."""
+        with self._session() as conn:
+            kept = conn.execute(RENEW_SQL, (self._clock() + self._lease, key, self.holder)).rowcount == 1
+        return bool(kept)
 
     def done(self, key: str) -> None:
         """The reply to ``key`` was posted (or nothing is to be posted): no redelivery may take

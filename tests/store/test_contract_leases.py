@@ -101,3 +101,21 @@ def test_rows_from_before_leases_count_as_done(backend: Backend, tmp_path: Path)
         assert not again.claim("slack:OLD")
         assert again.claimed("slack:NEW") == (store.holder, now[0] + DEFAULT_LEASE, False)
         again.close()
+
+
+def test_a_claim_renewed_when_its_answer_starts_is_not_taken_over(backend: Backend) -> None:
+    """An answer that waited in the in-flight queue renews its lease when it starts, so a
+    redelivery cannot take the event over mid-answer; one already taken over is not renewed
+    (its old holder then leaves the answer to the new one)."""
+    now = [T0]
+    a = backend.dedup(clock=lambda: now[0], lease=30.0)
+    b = backend.dedup(clock=lambda: now[0], lease=30.0)
+    assert a.claim("slack:E1") and a.claim("slack:E2")
+    now[0] += 25  # queued behind other answers
+    assert a.renew("slack:E1")
+    now[0] += 10  # past the first lease, within the renewed one
+    assert not b.claim("slack:E1")
+    assert b.claim("slack:E2")  # E2 was never renewed: a redelivery took it over
+    assert not a.renew("slack:E2")  # ... so its first holder must not answer it too
+    a.done("slack:E1")
+    assert not a.renew("slack:E1")  # done: nothing to renew

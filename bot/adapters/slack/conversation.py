@@ -50,6 +50,8 @@ class ChatState(Protocol):
 
     def done(self, key: str) -> None: ...
 
+    def renew(self, key: str) -> bool: ...
+
     def mark_thread(self, channel: str, thread: str) -> None: ...
 
     def has_thread(self, channel: str, thread: str) -> bool: ...
@@ -73,6 +75,19 @@ class Claim:
     def of(cls, state: ChatState, context: Any, runtime: Runtime) -> Claim:
         key = context.get(CLAIM) if context is not None else None
         return cls(state, key if isinstance(key, str) else None, runtime)
+
+    async def renew(self) -> bool:
+        """Restart the lease as the answer starts (it may have waited in the in-flight
+        queue). False: a redelivery took the event over meanwhile, so that replica answers
+        and this one must not. A store error keeps going: one answer too many is better than
+        none."""
+        if self._key is None:
+            return True
+        try:
+            return bool(await self._runtime.quick(self._state.renew, self._key))
+        except StoreError:
+            log.warning("could not renew a Slack event's claim; answering anyway")
+            return True
 
     async def done(self) -> None:
         key, self._key = self._key, None
@@ -144,7 +159,11 @@ class Conversations:
             )
 
         async with self._runtime.admit(on_queued=queued):
-            await self._answer(inc, client, home, claim or Claim(self._state, None, self._runtime))
+            claim = claim or Claim(self._state, None, self._runtime)
+            if not await claim.renew():
+                log.info("a Slack event was taken over by another replica while queued; not answered here")
+                return
+            await self._answer(inc, client, home, claim)
 
     async def _answer(
         self, inc: translate.Incoming, client: AsyncWebClient, home: Home, claim: Claim

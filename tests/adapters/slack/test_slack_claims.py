@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from bot.core.pipeline import Assistant
 from bot.store.dedup import DedupStore
 from tests.adapters.slack.conftest import SlackHarness, mention
@@ -42,3 +44,27 @@ def test_claims_are_done_once_answered_or_when_nothing_is_to_be_said(
         claimed = _claimed(state, event_id)
         assert claimed is not None and claimed[2], f"{event_id}: {claimed}"
     assert len(h.stub.to("chat.postMessage")) == 1
+
+
+def test_an_event_taken_over_while_queued_is_not_answered_twice(
+    assistant: Assistant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer renews its claim as it leaves the in-flight queue; when another replica
+    took the event over meanwhile (``renew`` is False) this one posts nothing."""
+    renewed: list[str] = []
+
+    def taken_over(self: DedupStore, key: str) -> bool:
+        renewed.append(key)
+        return False
+
+    monkeypatch.setattr(DedupStore, "renew", taken_over)
+    h = SlackHarness(assistant, tmp_path / "state")
+
+    async def main() -> None:
+        async with h:
+            await h.event(mention("How many vacation days do I get?"), event_id="EvTAKEN")
+            await asyncio.sleep(0.5)  # the listener runs after the acknowledgement
+
+    asyncio.run(main())
+    assert renewed == ["slack:EvTAKEN"]
+    assert h.stub.to("chat.postMessage") == []
