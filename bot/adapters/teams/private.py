@@ -24,6 +24,7 @@ from botbuilder.core import CloudAdapterBase, TurnContext
 from botbuilder.schema import Activity, ChannelAccount, ConversationParameters, ConversationReference
 
 from bot.adapters import render as wording
+from bot.adapters.runtime import Runtime
 from bot.adapters.teams import inbound, render
 from bot.adapters.teams.auth import TeamsSettings
 from bot.adapters.teams.outbound import say, to_activity
@@ -36,10 +37,22 @@ log = logging.getLogger(__name__)
 class PrivateChats:
     """Sends to an asker's personal chat and keeps the conversation references that make it possible."""
 
-    def __init__(self, *, teams: TeamsSettings, adapter: CloudAdapterBase, store: ConversationStore) -> None:
+    def __init__(
+        self,
+        *,
+        teams: TeamsSettings,
+        adapter: CloudAdapterBase,
+        store: ConversationStore,
+        runtime: Runtime | None = None,
+    ) -> None:
         self._teams = teams
         self._adapter = adapter
         self._store = store
+        self._runtime = runtime or Runtime()
+
+    def use_runtime(self, runtime: Runtime) -> None:
+        """Share the server's runtime: store calls run on its quick threads (see ``turns``)."""
+        self._runtime = runtime
 
     async def answer(self, ctx: TurnContext, body: Mapping[str, Any], answer: Answer, question: str) -> None:
         """An answer not safe for everyone there goes 1:1; the chat gets a note saying why in one
@@ -64,7 +77,7 @@ class PrivateChats:
     ) -> bool:
         """1:1 with the asker through the stored reference (created on first use)."""
         try:
-            reference = self._store.references.get(_key(body))
+            reference = await self._runtime.quick(self._store.references.get, _key(body))
             if reference is None:
                 reference = await self._create(ctx, body)
             sent: list[str] = []
@@ -81,7 +94,7 @@ class PrivateChats:
                 ConversationReference().deserialize(reference), post, bot_app_id=self._teams.app_id
             )
             if sent and request_id:
-                self._store.replies.remember(sent[-1], request_id)
+                await self._runtime.quick(self._store.replies.remember, sent[-1], request_id)
             return True
         except Exception:
             log.warning(
@@ -92,11 +105,11 @@ class PrivateChats:
             )
             return False
 
-    def remember(self, body: Mapping[str, Any]) -> None:
+    async def remember(self, body: Mapping[str, Any]) -> None:
         """Keep the reference of a personal chat the asker is in now, for later 1:1 messages."""
         reference = {k: body.get(k) for k in ("from", "recipient", "conversation", "channelId", "serviceUrl")}
         reference["user"], reference["bot"] = reference.pop("from"), reference.pop("recipient")
-        self._store.references.put(_key(body), reference)
+        await self._runtime.quick(self._store.references.put, _key(body), reference)
 
     async def _create(self, ctx: TurnContext, body: Mapping[str, Any]) -> dict[str, Any]:
         """Open (or find) the 1:1 chat with the asker through the current, validated connector."""
@@ -122,7 +135,7 @@ class PrivateChats:
             "channelId": body.get("channelId"),
             "serviceUrl": body.get("serviceUrl"),
         }
-        self._store.references.put(_key(body), reference)
+        await self._runtime.quick(self._store.references.put, _key(body), reference)
         return reference
 
 

@@ -6,6 +6,11 @@ beyond it the person is told the question is queued). People never see exception
 ``DeptbotError`` shows its ``user_message``; anything else is logged with an id and the
 person gets one friendly line carrying that id.
 
+The conversation state (``ConversationStore``: history, reply index, references, person
+links) is synchronous too, and on PostgreSQL every call is a network round trip; made on
+the event loop, one slow database would stall every conversation this process serves. So
+each call goes through ``runtime.quick`` and is awaited where it stood, keeping its order.
+
 This module dispatches by activity type and owns the question → answer path, feedback votes
 and the welcome card. Commands (help, status, refresh) are answered by ``commands``; whatever
 must reach the asker alone goes through ``private``; ``outbound`` turns ``render``'s dicts
@@ -70,13 +75,14 @@ class TeamsBot:
         self._store = store
         self._members = members
         self._rosters = rosters or Rosters()
-        self._private = PrivateChats(teams=teams, adapter=adapter, store=store)
         self._runtime = runtime or Runtime()
+        self._private = PrivateChats(teams=teams, adapter=adapter, store=store, runtime=self._runtime)
         self._commands = Commands(assistant=assistant, private=self._private, runtime=self._runtime)
 
     def use_runtime(self, runtime: Runtime) -> None:
         """Share the server's runtime (``bot.adapters.http.build_app`` calls it after mounting)."""
         self._runtime = runtime
+        self._private.use_runtime(runtime)
         self._commands.use_runtime(runtime)
 
     async def on_turn(self, ctx: TurnContext, body: Mapping[str, Any]) -> None:
@@ -100,7 +106,7 @@ class TeamsBot:
 
     async def _on_message(self, ctx: TurnContext, body: Mapping[str, Any]) -> None:
         if inbound.conversation_kind(body) == inbound.PERSONAL:
-            self._private.remember(body)
+            await self._private.remember(body)
         vote = inbound.feedback_from_card(body)
         if vote is not None:
             await self._card_feedback(ctx, body, *vote)
@@ -110,7 +116,8 @@ class TeamsBot:
             return  # some other card submit: nothing to answer
         await ctx.send_activity(Activity(type=ActivityTypes.typing))
         email = await self._email(ctx, body)
-        self._store.link_person(inbound.user_key(body), email)  # an erase finds their rows by it
+        # an erase finds their rows by it
+        await self._runtime.quick(self._store.link_person, inbound.user_key(body), email)
         company = self._assistant.company
         command = inbound.parse_command(
             text,
@@ -119,7 +126,7 @@ class TeamsBot:
         )
         if await self._commands.handle(ctx, body, command, email):
             return
-        history = self._store.history.get(inbound.history_key(body))
+        history = await self._runtime.quick(self._store.history.get, inbound.history_key(body))
         readers = await self._readers(ctx, body)
         message = inbound.to_message(body, command, email=email, history=history, readers=readers)
 
@@ -137,7 +144,7 @@ class TeamsBot:
         added = [m.get("id") for m in body.get("membersAdded") or [] if isinstance(m, Mapping)]
         if bot_id and bot_id in added:
             if inbound.conversation_kind(body) == inbound.PERSONAL:
-                self._private.remember(body)
+                await self._private.remember(body)
             await ctx.send_activity(
                 to_activity(render.card_activity(render.welcome_card(), summary="Hi, I'm deptbot"))
             )
@@ -153,7 +160,7 @@ class TeamsBot:
         try:
             if feedback_invoke:
                 feedback = inbound.feedback_from_invoke(body)
-                rid = self._store.replies.request_id(body.get("replyToId"))
+                rid = await self._runtime.quick(self._store.replies.request_id, body.get("replyToId"))
                 if feedback is not None and rid is not None:
                     email = await self._email(ctx, body)
                     value, reason = feedback
@@ -191,15 +198,20 @@ class TeamsBot:
             return
         response = await ctx.send_activity(to_activity(render.render_answer(answer, kind=kind)))
         if response is not None and response.id:  # cards keep the answer so a vote can update them
-            self._store.replies.remember(
-                response.id, answer.request_id, answer if kind == inbound.CHANNEL else None
+            await self._runtime.quick(
+                self._store.replies.remember,
+                response.id,
+                answer.request_id,
+                answer if kind == inbound.CHANNEL else None,
             )
         if answer.ok:
-            self._store.history.add_answer(inbound.history_key(body), message.text, answer)
+            await self._runtime.quick(
+                self._store.history.add_answer, inbound.history_key(body), message.text, answer
+            )
 
     async def _card_feedback(self, ctx: TurnContext, body: Mapping[str, Any], rid: str, value: str) -> None:
         message_id = body.get("replyToId")
-        known = self._store.replies.request_id(message_id)
+        known = await self._runtime.quick(self._store.replies.request_id, message_id)
         if known is not None and known != rid:
             log.warning("card feedback for %s names request %s; ignored", message_id, rid)
             return
@@ -207,7 +219,7 @@ class TeamsBot:
         await self._runtime.quick(
             self._assistant.feedback, rid, user=email or inbound.user_key(body), value=value
         )
-        answer = self._store.replies.payload(message_id)
+        answer = await self._runtime.quick(self._store.replies.payload, message_id)
         if isinstance(answer, Answer) and message_id:
             card = render.card_activity(render.answer_card(answer, voted=value))
             update = to_activity(card)
