@@ -56,18 +56,11 @@ from typing import Any
 
 import aiohttp
 
+from bench.slack import QUESTIONS, SECRET, USERS  # the same signed traffic as bench.slack
 from bot.adapters.slack.stub import BOT_USER_ID, SlackStub, StubChannel, signed_headers
 from bot.store.backend import ENV_VAR
 
-SECRET = "bench-signing-secret"
 CHANNEL = "C0HRHELP"
-USERS = {f"U{i:04d}": f"user{i}@example.com" for i in range(50)}
-QUESTIONS = [
-    "How many vacation days do I get?",
-    "Can I carry over unused vacation days?",
-    "How many sick days can I take without a doctor's note?",
-    "When are meal expenses reimbursed?",
-]
 REPLY_TIMEOUT = 30.0
 WARMUP_SECONDS = 2.0
 PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH")
