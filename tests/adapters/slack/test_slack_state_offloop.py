@@ -16,6 +16,7 @@ from typing import Any
 from bot.adapters.http import SLACK
 from bot.adapters.slack.app import SlackAdapter
 from tests.adapters.slack.conftest import SlackHarness, mention
+from tests.loop_watch import watch_loop
 
 STATE_CALLS = frozenset({"claim", "done", "has_thread", "mark_thread"})
 ROOT = "1700000001.000100"
@@ -118,27 +119,14 @@ def test_off_the_loop_the_order_holds_claim_before_ack_and_done_after_the_reply(
     async def scenario() -> tuple[list[Call], float, float]:
         async with h:
             spy = spy_on(h, delay=delay)
-            gaps: list[float] = []
-
-            async def ticker() -> None:
-                last = time.monotonic()
-                while True:
-                    await asyncio.sleep(0.01)
-                    now = time.monotonic()
-                    gaps.append(now - last)
-                    last = now
-
-            tick = asyncio.create_task(ticker())
-            try:
+            async with watch_loop() as loop:
                 status, _ = await h.event(
                     mention("How many vacation days do I get?", ts=ROOT), event_id="EvSLOW"
                 )
                 acked = time.monotonic()
                 assert status == 200
                 await h.stub.wait_for("reactions.remove")
-            finally:
-                tick.cancel()
-            return spy.calls, acked, max(gaps)
+            return spy.calls, acked, loop.worst
 
     calls, acked, worst_gap = asyncio.run(scenario())
     (claim,) = [c for c in calls if c.name == "claim"]

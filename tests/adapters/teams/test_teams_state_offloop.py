@@ -6,7 +6,6 @@ reply index and history are written only once the answer was posted."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import threading
 import time
@@ -16,6 +15,7 @@ from typing import Any
 
 from bot.adapters.teams.bot import ENDPOINT_KEY
 from tests.adapters.teams.conftest import Harness
+from tests.loop_watch import watch_loop
 
 ALL_CALLS = {
     "link_person",
@@ -137,23 +137,10 @@ def test_a_slow_store_never_pauses_the_loop_and_the_order_holds(teams: Callable[
 
     async def scenario(h: Harness) -> None:
         spy = spy_on(h, delay=delay)
-        gaps: list[float] = []
-
-        async def ticker() -> None:
-            last = time.monotonic()
-            while True:
-                await asyncio.sleep(0.01)
-                now = time.monotonic()
-                gaps.append(now - last)
-                last = now
-
-        tick = asyncio.create_task(ticker())
-        try:
+        async with watch_loop() as loop:
             posted = await h.ask(h.activity("How many vacation days do I get?"))
-        finally:
-            tick.cancel()
         assert "25 days" in posted[-1].body["text"]
-        results.append((list(spy.calls), max(gaps)))
+        results.append((list(spy.calls), loop.worst))
         spy.calls.clear()
 
     teams(scenario)
