@@ -366,13 +366,18 @@ def collect_garbage(root: Path, previous: str | None = None) -> None:
 
 
 @contextlib.contextmanager
-def locked(root: Path) -> Iterator[None]:
-    """Exclusive per-department lock (released by the kernel if the process dies)."""
+def locked(root: Path, *, wait: bool = True) -> Iterator[bool]:
+    """Exclusive per-department lock (released by the kernel if the process dies); True
+    once held. ``wait=False`` yields False at once while someone else holds it."""
     root.mkdir(parents=True, exist_ok=True)
     with (root / "lock").open("a") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
-            yield
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 

@@ -41,11 +41,11 @@ and scoring the same float16 rows in process.
 
 Which to run: ``dense = "local"`` (faiss), the default, for PostgreSQL installations too.
 At 1M chunks (``bench/pg_dense.py --big``, same run, recall@10 of the dense top 10 vs
-exact) faiss gave 0.988-1.000 while this path gave 0.66-0.69 with the 0005 index
-(pgvector's m=16, ef_construction=64: the graph strands chunk-shaped data) and its narrow
-scopes pay an exact scan. Choose pgvector only where a replica cannot hold the faiss
-files; an index rebuilt with m=32, ef_construction=128 lifts its recall (module
-``bench/pg_dense.py`` flags ``--m``/``--ef-construction``).
+exact) faiss gave 0.988-1.000 while this path gave 0.66-0.69 with pgvector's default
+graph (m=16, ef_construction=64: it strands chunk-shaped data) and 0.92-0.98 with the
+m=32, ef_construction=128 index ``deptbot db vector-index`` builds; its narrow scopes pay
+an exact scan. Choose pgvector only where a replica cannot hold the faiss files
+(``bench/pg_dense.py`` flags ``--m``/``--ef-construction``).
 
 Database errors refuse the question (``StoreError``, "could not search …"): never a
 silent fallback to a search the database did not filter.
@@ -75,7 +75,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MODES = ("local", "pgvector")
 INDEXED_DIMS = (256, 384)  # `deptbot db vector-index`: one partial HNSW index per dimension
 # Measured at 1M chunks (bench/pg_dense.py): pgvector's defaults (m=16, ef_construction=64)
 # reach recall@10 0.66-0.68, these 0.92-0.98 (build 755 s instead of 299 s).

@@ -134,7 +134,6 @@ class KnowledgePublisher:
         # Test hook: runs after the segments are uploaded and before kb_current moves
         # (a crash there must leave every other replica on the old version).
         self.before_current: Callable[[], None] | None = None
-        self.last = PublishStats()
 
     def current(self, department: str) -> str | None:
         rows = self.db.rows(
@@ -218,7 +217,6 @@ class KnowledgePublisher:
                 f"{department}: the index version could not be published to the database."
             ) from exc
         stats.seconds = round(time.perf_counter() - started, 3)
-        self.last = stats
         log.info(
             "%s: published index version %s (%d new segment(s), %d chunks) in %.2f s",
             department,

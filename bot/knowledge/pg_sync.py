@@ -36,13 +36,12 @@ refresh, publish before the local switch, record the marker after it.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import shutil
 import struct
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +51,7 @@ from bot.core.ports import AdminNotices
 from bot.errors import KnowledgeError
 from bot.knowledge import lexical
 from bot.knowledge.chunking import index_text
-from bot.knowledge.index import collect_garbage, current_version, dept_dir, switch_current, token_ids
+from bot.knowledge.index import collect_garbage, current_version, dept_dir, locked, switch_current, token_ids
 from bot.knowledge.pg_publish import (
     BACKGROUND_TIMEOUT,
     CHUNK_COLUMNS,
@@ -80,23 +79,6 @@ FAIL_CLOSED_SECONDS = 60.0
 
 class SyncRefused(KnowledgeError):
     """What the database holds does not verify; the previous version keeps serving."""
-
-
-@contextlib.contextmanager
-def try_locked(root: Path) -> Iterator[bool]:
-    """The department's index lock (``index.locked``) if free now; False while a refresh
-    of this state folder holds it (that refresh syncs first itself)."""
-    root.mkdir(parents=True, exist_ok=True)
-    with (root / "lock").open("a") as fh:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 class KnowledgeSync:
@@ -138,7 +120,7 @@ class KnowledgeSync:
                 or self._told.get(name) == f"refused {version}"
             ):
                 continue
-            with try_locked(root) as free:
+            with locked(root, wait=False) as free:
                 if free and self.sync_locked(root, name, version):
                     switched.append(name)
         return switched
