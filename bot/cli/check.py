@@ -198,12 +198,10 @@ def _copy_warnings(settings: Settings, database: DatabaseHealth | None) -> list[
     is gone from this host is forgotten here (the README's step after deleting it)."""
     if database is None or not database.ok:
         return []
-    from bot.store.backend import Database, PoolLimits, database_url
+    from bot.cli.db import _database
     from bot.store.pg_copy import forget_missing_copies, recorded_copies
 
-    url = database_url(settings.env)
-    assert url is not None
-    db = Database(url, PoolLimits(min_size=0, max_size=1))
+    db = _database(settings)
     try:
         gone = forget_missing_copies(db)
         left = recorded_copies(db)
@@ -232,12 +230,10 @@ def _recent_notices(settings: Settings, database: DatabaseHealth | None) -> list
         if database is not None:
             if not database.ok:
                 return []
-            from bot.store.backend import Database, PoolLimits, database_url
+            from bot.cli.db import _database
             from bot.store.pg_notices import PgNotices
 
-            url = database_url(settings.env)
-            assert url is not None
-            db = Database(url, PoolLimits(min_size=1, max_size=1))
+            db = _database(settings)
             try:
                 notices = PgNotices(db).recent()
             finally:
