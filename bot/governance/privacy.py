@@ -703,7 +703,7 @@ class Privacy:
         """PostgreSQL: prune the old row versions an erase left behind (plain VACUUM: it
         never blocks the replicas' writes). False when it could not run."""
         assert self.db is not None
-        from bot.store.pg_teams_state import vacuum_tables
+        from bot.store.backend import vacuum_tables
 
         return vacuum_tables(self.db, VACUUMED)
 

@@ -22,7 +22,7 @@ import atexit
 import logging
 import re
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -352,3 +352,19 @@ def schema_version(db: Database) -> int:
             return 0
         row = conn.execute("select coalesce(max(version), 0) from schema_migrations").fetchone()
     return int(row[0]) if row else 0
+
+
+def vacuum_tables(db: Database, tables: Iterable[str]) -> bool:
+    """Plain VACUUM of ``tables`` after an erase (it never blocks the replicas' writes), so
+    deleted or rewritten rows' old versions are pruned; False when it could not run (the
+    erase itself is done, and its receipt says the traces are not yet gone)."""
+    import psycopg
+
+    try:
+        with db.connection() as conn:
+            for table in tables:
+                conn.execute(f"vacuum {table}")  # autocommit: VACUUM cannot run in a transaction
+    except (StoreError, psycopg.Error) as exc:
+        log.warning("vacuum after an erase failed (%s)", type(exc).__name__)
+        return False
+    return True

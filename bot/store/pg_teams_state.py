@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from bot.errors import StoreError
-from bot.store.backend import Database
+from bot.store.backend import Database, vacuum_tables
 from bot.store.pg_store import PgStore
 from bot.store.teams_state import Limits, TeamsStore
 
@@ -72,19 +72,3 @@ class PgTeamsState(PgStore, TeamsStore):  # type: ignore[misc]  # path: str here
         blocks the replicas' writes); WAL and backups keep them until they expire, sealed
         under keys the erase shredded."""
         return vacuum_tables(self.db, TABLES)
-
-
-def vacuum_tables(db: Database, tables: Iterable[str]) -> bool:
-    """Plain VACUUM of ``tables`` after an erase (it never blocks the replicas' writes), so
-    deleted or rewritten rows' old versions are pruned; False when it could not run (the
-    erase itself is done, and its receipt says the traces are not yet gone)."""
-    import psycopg
-
-    try:
-        with db.connection() as conn:
-            for table in tables:
-                conn.execute(f"vacuum {table}")  # autocommit: VACUUM cannot run in a transaction
-    except (StoreError, psycopg.Error) as exc:
-        log.warning("vacuum after an erase failed (%s)", type(exc).__name__)
-        return False
-    return True
