@@ -84,10 +84,13 @@ class Claim:
         if self._key is None:
             return True
         try:
-            return bool(await self._runtime.quick(self._state.renew, self._key))
+            kept = bool(await self._runtime.quick(self._state.renew, self._key))
         except StoreError:
             log.warning("could not renew a Slack event's claim; answering anyway")
             return True
+        if not kept:  # the claim is the new holder's: never mark it done from here
+            self._key = None
+        return kept
 
     async def done(self) -> None:
         key, self._key = self._key, None

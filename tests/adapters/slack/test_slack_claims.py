@@ -68,3 +68,5 @@ def test_an_event_taken_over_while_queued_is_not_answered_twice(
     asyncio.run(main())
     assert renewed == ["slack:EvTAKEN"]
     assert h.stub.to("chat.postMessage") == []
+    claimed = _claimed(tmp_path / "state", "EvTAKEN")  # the new holder's claim stays open:
+    assert claimed is not None and not claimed[2]  # if it dies, a redelivery still answers
