@@ -56,7 +56,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.slack import QUESTIONS, SECRET, USERS  # the same signed traffic as bench.slack
+from bench.slack import QUESTIONS, SECRET, USERS, free_port  # the same signed traffic as bench.slack
 from bot.adapters.slack.stub import BOT_USER_ID, SlackStub, StubChannel, signed_headers
 from bot.store.backend import ENV_VAR
 
@@ -138,14 +138,6 @@ class Result:
 
 
 # ── the replicas ─────────────────────────────────────────────────────────────────────
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _env(base: dict[str, str], state: Path) -> dict[str, str]:
@@ -322,7 +314,7 @@ def _start(config: Config) -> None:
         if migrated.wait(timeout=120) != 0:
             raise SystemExit(f"deptbot db migrate failed: {log}")
     for k in range(config.count):
-        port = _free_port()
+        port = free_port()
         log = config.folder / f"replica-{k}.log"
         proc = _deptbot(
             "serve", "--port", str(port), env=_env(config.env, config.folder / f"state-{k}"), log=log

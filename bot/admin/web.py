@@ -43,6 +43,7 @@ from bot.errors import DeptbotError, RefreshBusy
 from bot.settings import Settings
 from bot.settings_schema import AdminSettings
 from bot.store.admin_sessions import AdminSessionStore, Session, open_console_store
+from bot.store.backend import database_url
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -546,7 +547,7 @@ class Console:
             large = audit.stat().st_size >= WARM_FROM_BYTES
         except OSError:
             large = False
-        if not large or self.settings.env.get("DEPTBOT_DATABASE_URL", "").strip():
+        if not large or database_url(self.settings.env) is not None:
             return
         task = asyncio.create_task(self._warm_all())
         self._tasks.add(task)
