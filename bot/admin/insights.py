@@ -258,10 +258,11 @@ class Insights:
                 if text
                 else "null"
             )
+            people = ("f.user", "r.user") if show_text else ("null", "null")  # only to open text
             rows = audit.execute(
-                "select f.request_id, f.time, f.user, "
+                f"select f.request_id, f.time, {people[0]}, "
                 + ("f.reason" if show_text else "null")
-                + f", r.user, {question}, r.status, r.route, r.generator, r.doc_ids "
+                + f", {people[1]}, {question}, r.status, r.route, r.generator, r.doc_ids "
                 f"from feedback f {audit.driven_join} requests r on r.request_id = f.request_id "
                 f"where r.department = ? and f.value = 'down' and {ASKED_R} "
                 f"order by {audit.newest_first('f')} limit ?",
