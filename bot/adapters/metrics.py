@@ -193,7 +193,7 @@ class IndexCollector(Collector):
         yield age
 
     def _meta(self, name: str) -> tuple[int, int, float] | None:
-        from bot.knowledge.index import current_version, dept_dir, read_meta
+        from bot.knowledge.versions import current_version, dept_dir, read_meta
 
         root = dept_dir(self._state_dir, name)
         try:

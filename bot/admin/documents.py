@@ -33,7 +33,7 @@ from bot.admin.rollup import DayCache
 from bot.config.models import Department
 from bot.core.types import Classification, Signature
 from bot.knowledge import dates
-from bot.knowledge.index import current_version, dept_dir, read_meta, segment_dirs
+from bot.knowledge.versions import current_version, dept_dir, read_meta, segment_dirs
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,9 @@
 """Per-department indexes on disk: segmented, incremental, crash-safe, one writer at a time.
 
+This module builds; reading and writing a version's manifest, ``CURRENT`` and the lock
+live in ``bot/knowledge/versions.py``, this replica's own fingerprints in
+``bot/knowledge/fingerprints.py``.
+
 Layout under ``<state_dir>/indexes/<dept>/``::
 
     CURRENT                 name of the version readers load (switched with os.replace)
@@ -53,17 +57,14 @@ the embedder or any chunk data — so a revoked audience never keeps serving.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
-import os
-import shutil
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -73,22 +74,53 @@ from bot.errors import KnowledgeError
 from bot.knowledge import ann, dates, ingest, lexical
 from bot.knowledge.chunking import index_text
 from bot.knowledge.embedders import Embedder, check_embedder_allowed
+from bot.knowledge.fingerprints import LocalFingerprints, fingerprint, identity, remember_local
 from bot.knowledge.segments import (
     SEGMENTS,
     IndexData,
     add_ann,
     adopt,
     dir_bytes,
-    fsync_path,
     load_data,
-    new_name,
-    publish,
     write_segment,
 )
+from bot.knowledge.versions import (
+    FORMAT,
+    Manifest,
+    SegmentRef,
+    Stored,
+    VersionHook,
+    collect_garbage,
+    current_version,
+    dept_dir,
+    load_stored,
+    locked,
+    read_meta,
+    ref_of,
+    segment_dirs,
+    switch_current,
+    write_version,
+)
 
-__all__ = ["IndexData", "Indexer", "VersionHook", "assemble", "load_data", "switch_current", "write_version"]
+__all__ = [  # the version helpers are re-exported: callers that build also read versions
+    "FORMAT",
+    "IndexData",
+    "Indexer",
+    "Manifest",
+    "SegmentRef",
+    "VersionHook",
+    "assemble",
+    "collect_garbage",
+    "current_version",
+    "dept_dir",
+    "load_data",
+    "locked",
+    "read_meta",
+    "segment_dirs",
+    "switch_current",
+    "write_version",
+]
 
-FORMAT = 2  # a manifest of segments; format 1 was one self-contained version folder
 EMBED_BATCH = 64  # wordllama pads a batch to its longest text: 512 × 512 tokens × 256-d float32 is ~200 MB
 NOTICE_FILES = 10  # files named in one admin notice
 DEFAULT_BUILD_MEMORY_MB = 256
@@ -107,279 +139,6 @@ def chunk_cost(text_chars: int, dim: int) -> int:
     from the embedder, float16 stored). Measured against bench/refresh.py's peak RSS.
     """
     return 8 * text_chars + 8 * dim + 2048
-
-
-def dept_dir(state_dir: Path, department: str) -> Path:
-    return Path(state_dir) / "indexes" / department
-
-
-def current_version(root: Path) -> str | None:
-    try:
-        name = (root / "CURRENT").read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
-    return name if name and (root / "versions" / name / "meta.json").is_file() else None
-
-
-def read_meta(vdir: Path) -> dict[str, Any]:
-    meta: dict[str, Any] = json.loads((vdir / "meta.json").read_text(encoding="utf-8"))
-    return meta
-
-
-def segment_dirs(root: Path, vdir: Path, meta: dict[str, Any] | None = None) -> list[tuple[Path, list[int]]]:
-    """(folder, dead document numbers) of each segment a version lists, in order.
-
-    A format-1 version is its own single segment with nothing dead.
-    """
-    meta = read_meta(vdir) if meta is None else meta
-    if "segments" not in meta:
-        return [(vdir, [])]
-    return [(root / SEGMENTS / s["name"], [int(d) for d in s["dead"]]) for s in meta["segments"]]
-
-
-# ── what a version holds, as the writer needs it ─────────────────────────────────────
-
-
-@dataclass
-class SegmentRef:
-    """A segment as one version lists it: which of its documents are dead."""
-
-    name: str
-    rels: list[str]  # rel of each document number
-    counts: list[int]  # chunks of each document
-    dead: set[int] = field(default_factory=set)
-
-    @property
-    def chunks(self) -> int:
-        return sum(self.counts)
-
-    @property
-    def dead_chunks(self) -> int:
-        return sum(self.counts[d] for d in self.dead)
-
-    def entry(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "documents": len(self.rels),
-            "chunks": self.chunks,
-            "dead": sorted(self.dead),
-            "dead_chunks": self.dead_chunks,
-        }
-
-
-@dataclass
-class Stored:
-    """The served version, from its manifest and its segments' docs.json (no chunk data)."""
-
-    version: str
-    embedder: str
-    dim: int
-    files: dict[str, dict[str, Any]]
-    failed: list[dict[str, str]]
-    segments: list[SegmentRef]
-    legacy: Path | None = None  # a format-1 version folder: adopted before it is listed
-
-    def live(self) -> dict[str, tuple[int, int]]:
-        """rel → (segment position, document number) of every live document."""
-        out: dict[str, tuple[int, int]] = {}
-        for s, ref in enumerate(self.segments):
-            for d, rel in enumerate(ref.rels):
-                if d not in ref.dead:
-                    out[rel] = (s, d)
-        return out
-
-    @property
-    def live_chunks(self) -> int:
-        return sum(ref.chunks - ref.dead_chunks for ref in self.segments)
-
-
-def load_stored(
-    root: Path, version: str, cache: dict[Path, tuple[list[str], list[int]]] | None = None
-) -> Stored:
-    """The served version as the writer needs it. ``cache`` keeps each segment's document
-    list between refreshes (segments never change, and parsing every segment's docs.json
-    again would make a 1-file refresh proportional to the department)."""
-    vdir = root / "versions" / version
-    meta = read_meta(vdir)
-    refs = []
-    seen: set[Path] = set()
-    for folder, dead in segment_dirs(root, vdir, meta):
-        listed = cache.get(folder) if cache is not None else None
-        if listed is None:
-            docs = json.loads((folder / "docs.json").read_text(encoding="utf-8"))
-            listed = [d["rel"] for d in docs], [int(d["count"]) for d in docs]
-            if cache is not None and folder != vdir:
-                cache[folder] = listed
-        seen.add(folder)
-        refs.append(SegmentRef(folder.name, listed[0], listed[1], set(dead)))
-    if cache is not None:
-        for gone in [f for f in cache if f not in seen]:
-            del cache[gone]
-    return Stored(
-        version=version,
-        embedder=meta["embedder"],
-        dim=int(meta["dim"]),
-        files=json.loads((vdir / "files.json").read_text(encoding="utf-8")),
-        failed=meta.get("failed", []),
-        segments=refs,
-        legacy=None if "segments" in meta else vdir,
-    )
-
-
-@dataclass
-class Manifest:
-    """A version to write: segments (with tombstones) plus the files' fingerprints."""
-
-    embedder: str
-    dim: int
-    segments: list[SegmentRef]
-    files: dict[str, dict[str, Any]] = field(default_factory=dict)
-    failed: list[dict[str, str]] = field(default_factory=list)
-
-    @property
-    def documents(self) -> int:
-        return sum(len(s.rels) - len(s.dead) for s in self.segments)
-
-    @property
-    def chunks(self) -> int:
-        return sum(s.chunks - s.dead_chunks for s in self.segments)
-
-
-def ref_of(name: str, data: IndexData) -> SegmentRef:
-    return SegmentRef(name, [d["rel"] for d in data.docs], [int(d["count"]) for d in data.docs])
-
-
-# ── writing a version ───────────────────────────────────────────────────────────────
-
-
-class VersionHook(Protocol):
-    """What a shared store (``bot.knowledge.pg_sync.PgIndexHook``) hears from the writer.
-
-    ``before_refresh`` runs under the department's lock before the served version is read
-    (bring it up to the published one; raises ``RefreshBusy`` only when this replica cannot
-    and has stopped serving the department, so nothing is built that could not be
-    published). ``written`` runs once a version is
-    complete on disk and BEFORE ``CURRENT`` moves: raising there keeps the old version
-    serving. ``switched`` runs after ``CURRENT`` moved; ``unchanged`` after a refresh that
-    found nothing to write (a version that was never published gets published then).
-    """
-
-    def before_refresh(self, root: Path, department: str) -> None: ...
-
-    def written(self, root: Path, department: str, version: str) -> None: ...
-
-    def switched(self, root: Path, department: str, version: str) -> None: ...
-
-    def unchanged(self, root: Path, department: str, version: str) -> None: ...
-
-    def pending(self, root: Path, version: str) -> bool:
-        """True when ``version``, served here, is not known to be the published one."""
-        ...
-
-
-def switch_current(root: Path, version: str) -> None:
-    """Point ``CURRENT`` at ``version`` atomically (fsynced file, rename, fsynced folder)."""
-    pointer = root / "CURRENT.tmp"
-    with pointer.open("w", encoding="utf-8") as fh:
-        fh.write(version)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(pointer, root / "CURRENT")
-    fsync_path(root)
-
-
-def write_version(
-    root: Path,
-    department: str,
-    data: IndexData | Manifest,
-    *,
-    before_switch: Callable[[], None] | None = None,
-    hook: VersionHook | None = None,
-) -> str:
-    """Write a manifest (or ``data`` as a one-segment version) and atomically make it current.
-
-    Returns the version's name. Only the manifest and ``files.json`` are written here;
-    segments are written before (``write_segment``) and only listed. ``hook`` hears the
-    version before and after the switch (publishing it to PostgreSQL).
-    """
-    if isinstance(data, IndexData):
-        name = write_segment(root, department, data)
-        manifest = Manifest(data.embedder, data.dim, [ref_of(name, data)], data.files, data.failed)
-    else:
-        manifest = data
-    versions = root / "versions"
-    versions.mkdir(parents=True, exist_ok=True)
-    version = new_name()
-    tmp = versions / f".tmp-{version}"
-    tmp.mkdir()
-    try:
-        meta = {
-            "format": FORMAT,
-            "version": version,
-            "department": department,
-            "built_at": datetime.now(UTC).isoformat(),
-            "embedder": manifest.embedder,
-            "dim": manifest.dim,
-            "documents": manifest.documents,
-            "chunks": manifest.chunks,
-            "failed": manifest.failed,
-            "segments": [s.entry() for s in manifest.segments],
-        }
-        (tmp / "files.json").write_text(json.dumps(manifest.files, ensure_ascii=False), encoding="utf-8")
-        (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
-        publish(tmp, versions / version)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if before_switch is not None:
-        before_switch()  # test hook: a crash here must leave the old version serving
-    if hook is not None:
-        hook.written(root, department, version)  # raising keeps the old version serving
-    switch_current(root, version)
-    if hook is not None:
-        hook.switched(root, department, version)
-    return version
-
-
-def collect_garbage(root: Path, previous: str | None = None) -> None:
-    """Delete versions except the current one and ``previous``, then every segment (and
-    stray temp folder) neither of them lists."""
-    versions = root / "versions"
-    current = current_version(root)
-    if current is None or not versions.is_dir():
-        return
-    for path in versions.iterdir():
-        if path.name not in (current, previous):
-            shutil.rmtree(path, ignore_errors=True)
-    listed: set[str] = set()
-    for name in (current, previous):
-        vdir = versions / name if name else None
-        if vdir is None or not (vdir / "meta.json").is_file():
-            continue
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            listed.update(folder.name for folder, _ in segment_dirs(root, vdir))
-    segments = root / SEGMENTS
-    if segments.is_dir():
-        for path in segments.iterdir():
-            if path.name not in listed:
-                shutil.rmtree(path, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def locked(root: Path, *, wait: bool = True) -> Iterator[bool]:
-    """Exclusive per-department lock (released by the kernel if the process dies); True
-    once held. ``wait=False`` yields False at once while someone else holds it."""
-    root.mkdir(parents=True, exist_ok=True)
-    with (root / "lock").open("a") as fh:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 # ── building ─────────────────────────────────────────────────────────────────────────
@@ -610,9 +369,9 @@ class Indexer:
             except Exception as exc:
                 self._stored.pop(root, None)
                 self._narrow(root, department, stored, sources, exc, local)
-                _remember_local(local, sources, department.name)
+                remember_local(local, sources, department.name)
                 raise
-            _remember_local(local, sources, department.name)
+            remember_local(local, sources, department.name)
             if manifest is not None:
                 collect_garbage(root, previous=version)
                 try:
@@ -657,7 +416,7 @@ class Indexer:
         to_read: list[tuple[ingest.SourceFile, dict[str, Any] | None]] = []
         for src in sources:
             old = prev_files.get(src.rel)
-            if old and _fingerprint(old) == (src.size, src.mtime_ns, src.context):
+            if old and fingerprint(old) == (src.size, src.mtime_ns, src.context):
                 files[src.rel] = old
                 if old.get("reason"):
                     failed.append(FailedFile(ingest.shown_path(dept.knowledge, src.rel), old["reason"]))
@@ -722,8 +481,8 @@ class Indexer:
             settle(src.rel, {"sha256": "", **entry, "reason": reason})
         if local is not None:
             for src, old in to_read:
-                same = _identity(files[src.rel])
-                differs = differs or old is None or same is None or same != _identity(old)
+                same = identity(files[src.rel])
+                differs = differs or old is None or same is None or same != identity(old)
             touched = differs
         if progress is not None:
             progress(len(sources), len(sources), "")
@@ -856,7 +615,7 @@ class Indexer:
         known = local.view(stored.files) if local is not None else stored.files
         indexed = list(stored.live())
         keep = [
-            rel for rel in indexed if (f := known.get(rel)) is not None and now.get(rel) == _fingerprint(f)
+            rel for rel in indexed if (f := known.get(rel)) is not None and now.get(rel) == fingerprint(f)
         ]
         dropped = len(indexed) - len(keep)
         if not dropped:
@@ -905,7 +664,7 @@ class Indexer:
             if (
                 src.rel not in live
                 or theirs is None
-                or _fingerprint(theirs) == (src.size, src.mtime_ns, src.context)
+                or fingerprint(theirs) == (src.size, src.mtime_ns, src.context)
                 or theirs["context"] != src.context
                 or not theirs.get("sha256")
                 or theirs.get("reason")
@@ -949,7 +708,7 @@ class Indexer:
         if self.hook is not None:  # a shared store: this replica's own fingerprints count
             files = LocalFingerprints.load(root).view(files)
         now = {s.rel: (s.size, s.mtime_ns, s.context) for s in ingest.scan(department, self.limits)}
-        built = {rel: _fingerprint(f) for rel, f in files.items()}
+        built = {rel: fingerprint(f) for rel, f in files.items()}
         wanted = department.embedder or meta["embedder"]
         stale = now != built or wanted != meta["embedder"]
         # Replicas: a version other replicas never received (an installation moving to
@@ -993,101 +752,6 @@ class _Lenient:
 
     def pending(self, root: Path, version: str) -> bool:
         return self._inner.pending(root, version)
-
-
-def _fingerprint(entry: dict[str, Any]) -> tuple[int, int, str]:
-    """What decides "unchanged" without reading the file: size, mtime and access context."""
-    return entry["size"], entry["mtime_ns"], entry["context"]
-
-
-def _identity(entry: dict[str, Any]) -> tuple[str, str, str] | None:
-    """What a file contributes to the index: its access context, content hash and failure.
-
-    None when neither a hash nor a failure is known: such an entry never vouches for a file.
-    """
-    sha, reason = str(entry.get("sha256") or ""), str(entry.get("reason") or "")
-    return (str(entry["context"]), sha, reason) if sha or reason else None
-
-
-class LocalFingerprints:
-    """This replica's own (size, mtime, context) of files it hashed, beside their content.
-
-    Why: with a shared store (PostgreSQL) every replica serves the version one of them
-    published, whose ``files.json`` holds the PUBLISHER's mtimes. Replicas with their own
-    copies of a knowledge folder (two git checkouts) have other mtimes, so the version's
-    fingerprints never match their files: each would find the index stale, hash every file,
-    find nothing new, and still publish a version with its own mtimes — which makes every
-    other replica stale in turn, forever. This file (``<dept root>/LOCAL_FILES.json``, never
-    published) remembers, per file, the local fingerprint seen when the file was hashed and
-    what it hashed to. :meth:`view` lets a version's entry count as matching a local file
-    only when this replica hashed that very file (same size, mtime and access context as
-    now) to the same content hash and failure as the version lists — so a real change of
-    content or access always shows as one, exactly as without it. Not used without a
-    shared store: a single installation behaves as before.
-    """
-
-    FILE = "LOCAL_FILES.json"
-
-    def __init__(self, root: Path, entries: dict[str, dict[str, Any]]) -> None:
-        self.root = root
-        self.entries = entries
-
-    @classmethod
-    def load(cls, root: Path) -> LocalFingerprints:
-        """What ``root`` remembers; nothing when the file is missing or unreadable (every
-        file is then hashed once more, which only costs time)."""
-        try:
-            raw = json.loads((root / cls.FILE).read_text(encoding="utf-8"))
-            entries = {
-                str(rel): e
-                for rel, e in raw.items()
-                if isinstance(e, dict) and {"size", "mtime_ns", "context"} <= e.keys()
-            }
-        except (OSError, ValueError, AttributeError):
-            entries = {}
-        return cls(root, entries)
-
-    def view(self, files: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        """``files`` (a version's) with this replica's fingerprint wherever it hashed the
-        same content under the same access context."""
-        out = dict(files)
-        for rel, mine in self.entries.items():
-            theirs = files.get(rel)
-            if theirs is None or _fingerprint(theirs) == _fingerprint(mine):
-                continue
-            same = _identity(mine)
-            if same is not None and same == _identity(theirs):
-                out[rel] = {**theirs, "size": mine["size"], "mtime_ns": mine["mtime_ns"]}
-        return out
-
-    def record(self, rel: str, entry: dict[str, Any]) -> None:
-        """``entry`` is what hashing the file now gave (fingerprint from the scan)."""
-        self.entries[rel] = {
-            "size": entry["size"],
-            "mtime_ns": entry["mtime_ns"],
-            "context": entry["context"],
-            "sha256": str(entry.get("sha256") or ""),
-            "reason": str(entry.get("reason") or ""),
-        }
-
-    def save(self, present: set[str]) -> None:
-        """Keep the files that still exist; atomic, so ``status`` never reads half a file."""
-        self.entries = {rel: e for rel, e in self.entries.items() if rel in present}
-        tmp = self.root / f"{self.FILE}.tmp"
-        tmp.write_text(json.dumps(self.entries, ensure_ascii=False), encoding="utf-8")
-        tmp.replace(self.root / self.FILE)
-
-
-def _remember_local(
-    local: LocalFingerprints | None, sources: list[ingest.SourceFile], department: str
-) -> None:
-    """Save what a refresh hashed (also a failed one: the hashes are facts about the files)."""
-    if local is None:
-        return
-    try:
-        local.save({s.rel for s in sources})
-    except OSError as exc:  # only costs hashing again next time
-        log.warning("%s: could not remember local fingerprints (%s)", department, type(exc).__name__)
 
 
 def _with_chunks(report: IndexReport, chunks: int) -> IndexReport:

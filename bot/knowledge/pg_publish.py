@@ -36,9 +36,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bot.errors import KnowledgeError, RefreshBusy
-from bot.knowledge.index import read_meta
 from bot.knowledge.segments import SEGMENTS
 from bot.knowledge.signatures import AudienceError, signature_of_entry
+from bot.knowledge.versions import read_meta
 
 if TYPE_CHECKING:
     from bot.store.backend import Database

@@ -51,7 +51,7 @@ from bot.core.ports import AdminNotices
 from bot.errors import KnowledgeError
 from bot.knowledge import lexical
 from bot.knowledge.chunking import index_text
-from bot.knowledge.index import collect_garbage, current_version, dept_dir, locked, switch_current, token_ids
+from bot.knowledge.index import token_ids
 from bot.knowledge.pg_publish import (
     BACKGROUND_TIMEOUT,
     CHUNK_COLUMNS,
@@ -65,6 +65,7 @@ from bot.knowledge.pg_publish import (
 )
 from bot.knowledge.segments import SEGMENTS, Segment, fsync_path, publish
 from bot.knowledge.signatures import AudienceError, signature
+from bot.knowledge.versions import collect_garbage, current_version, dept_dir, locked, switch_current
 
 if TYPE_CHECKING:
     from bot.store.backend import Database
