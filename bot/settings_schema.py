@@ -157,6 +157,7 @@ class RuntimeSettings(_Section):
 
     answer_threads: int = Field(ge=1, le=1024)
     quick_threads: int = Field(ge=1, le=64)
+    report_threads: int = Field(ge=1, le=64)  # the admin console's own pool
     max_in_flight: int = Field(ge=1, le=100_000)
     claim_lease_seconds: float = Field(default=0, ge=0, le=24 * 3600)  # 0: 2 x llm.deadline_seconds
 

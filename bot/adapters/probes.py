@@ -11,6 +11,8 @@ Liveness is constant: the process answers. Readiness asks a few cheap questions:
 
 The result is cached for ``ttl`` seconds and computed on the runtime's quick threads, one
 computation at a time however many probes arrive, so a probe never blocks the event loop.
+Not on the report threads: a probe that waited behind the console's multi-second reports
+would time out, and the orchestrator would take a healthy replica out of service.
 Both endpoints are unauthenticated, so they reveal only ``{"status": ...}`` and the names of
 failing checks, never department names, counts or paths.
 """

@@ -9,8 +9,15 @@ status request waited behind them. Here:
 - ``answer`` threads (``runtime.answer_threads``) run ``Assistant.ask`` only. The SDK
   clients the providers hold are ``httpx.Client`` instances (thread-safe, pooled up to 1,000
   connections), so one client serves every thread;
-- ``quick`` threads (``runtime.quick_threads``) run the short calls (feedback, status, the
-  share re-check, usage), so they never wait behind answers;
+- ``quick`` threads (``runtime.quick_threads``) run the short calls (Slack event claims,
+  Teams conversation state, feedback, status, the share re-check, usage, readiness), so
+  they never wait behind answers. Slack needs its acknowledgement within 3 s, and the
+  claim is settled before it, so nothing slow may share these threads;
+- ``report`` threads (``runtime.report_threads``) run the admin console's work: its
+  session store calls and its figure pages. A cold report takes seconds on a large audit
+  log (about 2.3 s at 1M rows), so four admins opening reports used to hold all four quick
+  threads and push Slack acknowledgements past 3 s (Slack then redelivers). Now a busy
+  console only makes other console pages wait;
 - ``background`` threads run refreshes (indexing can take minutes);
 - ``admit()`` caps answers in flight (``runtime.max_in_flight``), shared by Slack and
   Teams. Beyond it a question waits in arrival order, and the adapter is told how many are
@@ -49,16 +56,25 @@ def busy_line(ahead: int) -> str:
 
 
 class Runtime:
-    """The answer, quick and background pools plus the in-flight cap (see the module text)."""
+    """The answer, quick, report and background pools plus the in-flight cap (see the module text)."""
 
-    def __init__(self, *, answer_threads: int = 64, quick_threads: int = 4, max_in_flight: int = 256) -> None:
-        if min(answer_threads, quick_threads, max_in_flight) < 1:
+    def __init__(
+        self,
+        *,
+        answer_threads: int = 64,
+        quick_threads: int = 4,
+        report_threads: int = 2,
+        max_in_flight: int = 256,
+    ) -> None:
+        if min(answer_threads, quick_threads, report_threads, max_in_flight) < 1:
             raise ValueError("threads and max_in_flight must be at least 1")
         self.answer_threads = answer_threads
         self.quick_threads = quick_threads
+        self.report_threads = report_threads
         self.max_in_flight = max_in_flight
         self._answers = ThreadPoolExecutor(answer_threads, thread_name_prefix="deptbot-answer")
         self._quick = ThreadPoolExecutor(quick_threads, thread_name_prefix="deptbot-quick")
+        self._reports = ThreadPoolExecutor(report_threads, thread_name_prefix="deptbot-report")
         self._background = ThreadPoolExecutor(BACKGROUND_THREADS, thread_name_prefix="deptbot-refresh")
         self._active = 0
         self._waiting: deque[asyncio.Future[None]] = deque()
@@ -68,7 +84,10 @@ class Runtime:
         """``settings.section("runtime")``, checked by the settings schema (ConfigError names the key)."""
         r = parse_section(RuntimeSettings, section, "runtime")
         return cls(
-            answer_threads=r.answer_threads, quick_threads=r.quick_threads, max_in_flight=r.max_in_flight
+            answer_threads=r.answer_threads,
+            quick_threads=r.quick_threads,
+            report_threads=r.report_threads,
+            max_in_flight=r.max_in_flight,
         )
 
     # ── admission ───────────────────────────────────────────────────────────────────
@@ -127,16 +146,22 @@ class Runtime:
         return await _run(self._answers, fn, *args, **kwargs)
 
     async def quick(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """A short core call (feedback, status, verdicts, usage) that must not wait behind answers."""
+        """A short chat-side call (claims, conversation state, feedback, status, usage,
+        readiness) that must wait behind neither answers nor console reports."""
         return await _run(self._quick, fn, *args, **kwargs)
 
+    async def report(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Admin console work (its session store, its figure pages): a cold report takes
+        seconds, so it runs apart from the quick threads that Slack acks wait on."""
+        return await _run(self._reports, fn, *args, **kwargs)
+
     async def background(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """Long work a person started (a refresh): off the loop and out of both other pools."""
+        """Long work a person started (a refresh): off the loop and out of the other pools."""
         return await _run(self._background, fn, *args, **kwargs)
 
     def shutdown(self) -> None:
         """Stop accepting work; threads finish what they run (the server drains answers first)."""
-        for pool in (self._answers, self._quick, self._background):
+        for pool in (self._answers, self._quick, self._reports, self._background):
             pool.shutdown(wait=False, cancel_futures=True)
 
 

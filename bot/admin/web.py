@@ -184,8 +184,10 @@ class Console:
     async def _db(self, call: Callable[[AdminSessionStore], T]) -> T:
         """A console store call, off the event loop: every page view touches the session
         (an UPDATE), and on PostgreSQL each call is a network round trip that must not
-        stall the answers sharing the loop. The store is opened there too, on first use."""
-        return await self.runtime.quick(lambda: call(self.store))
+        stall the answers sharing the loop. The store is opened there too, on first use.
+        Like the reports, it runs on the runtime's report threads: console work never
+        takes the quick threads that Slack acknowledgements and Teams replies wait on."""
+        return await self.runtime.report(lambda: call(self.store))
 
     async def _session(self, request: web.Request) -> tuple[str, Session] | None:
         sid = request.cookies.get(self._cookie(request), "")
@@ -406,7 +408,7 @@ class Console:
             return who
         assert who.dept is not None
         days = self._days(request)
-        o = await self.runtime.quick(self.insights.overview, who.dept.name, days)
+        o = await self.runtime.report(self.insights.overview, who.dept.name, days)
         return self._page(
             request, "overview.html", title="Overview", who=who, tab="", days=days, o=o, **_overview_charts(o)
         )
@@ -417,7 +419,7 @@ class Console:
             return who
         assert who.dept is not None
         days, show = self._days(request), self._show_text(who.dept)
-        groups = await self.runtime.quick(self.insights.gaps, who.dept.name, days, show_text=show)
+        groups = await self.runtime.report(self.insights.gaps, who.dept.name, days, show_text=show)
         return self._page(
             request,
             "gaps.html",
@@ -435,7 +437,7 @@ class Console:
             return who
         assert who.dept is not None
         days = self._days(request)
-        report = await self.runtime.quick(self.insights.documents, who.dept.name, days)
+        report = await self.runtime.report(self.insights.documents, who.dept.name, days)
         return self._page(
             request,
             "documents.html",
@@ -453,7 +455,7 @@ class Console:
             return who
         assert who.dept is not None
         show = self._show_text(who.dept)
-        page = await self.runtime.quick(self.insights.feedback, who.dept.name, show_text=show)
+        page = await self.runtime.report(self.insights.feedback, who.dept.name, show_text=show)
         return self._page(
             request, "feedback.html", title="Feedback", who=who, tab="/feedback", page=page, show_text=show
         )
@@ -463,7 +465,7 @@ class Console:
         if isinstance(who, web.Response):
             return who
         assert who.dept is not None
-        trend = await self.runtime.quick(self.insights.evals, who.dept.name)
+        trend = await self.runtime.report(self.insights.evals, who.dept.name)
         return self._page(
             request, "evals.html", title="Evals", who=who, tab="/evals", trend=trend, **_eval_charts(trend)
         )
