@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,7 +60,33 @@ def _texts(payloads: list[dict]) -> dict[str, str]:  # type: ignore[type-arg]
     return {p["_name"]: json.dumps(p, ensure_ascii=False) for p in payloads}
 
 
-def test_slack_my_data_and_forget_me(assistant: Assistant, state: Path) -> None:
+@pytest.fixture
+def threads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """(call, thread name) of every export and confirmed erase: both scan or rewrite a
+    person's rows (seconds on a big audit log), so they run on the report threads, never on
+    the quick threads a Slack acknowledgement or a Teams reply waits for."""
+    seen: list[tuple[str, str]] = []
+    for name in ("export", "confirm_erase"):
+        real = getattr(SelfService, name)
+
+        def spy(
+            self: SelfService, *a: object, _real: object = real, _name: str = name, **k: object
+        ) -> object:
+            seen.append((_name, threading.current_thread().name))
+            return _real(self, *a, **k)  # type: ignore[operator]
+
+        monkeypatch.setattr(SelfService, name, spy)
+    return seen
+
+
+def _on_report_threads(seen: list[tuple[str, str]]) -> None:
+    assert {call for call, _ in seen} == {"export", "confirm_erase"}
+    assert all(name.startswith("deptbot-report") for _, name in seen), seen
+
+
+def test_slack_my_data_and_forget_me(
+    assistant: Assistant, state: Path, threads: list[tuple[str, str]]
+) -> None:
     harness = SlackHarness(assistant, state)
 
     async def scenario(h: SlackHarness) -> None:
@@ -89,6 +116,7 @@ def test_slack_my_data_and_forget_me(assistant: Assistant, state: Path) -> None:
         assert "not valid" in _texts(await h.stub.wait_for("response_url", 8))["reuse"]  # one use only
 
     run(harness, scenario)
+    _on_report_threads(threads)
     audit = SqliteAuditLog(path=state / "audit.db")
     rows = audit.tail(20)
     assert not any(r["user"] == "alice@example.com" for r in rows)
@@ -99,7 +127,9 @@ def test_slack_my_data_and_forget_me(assistant: Assistant, state: Path) -> None:
     assert audit.verify().ok
 
 
-def test_teams_my_data_and_forget_me(assistant: Assistant, state: Path, tmp_path: Path) -> None:
+def test_teams_my_data_and_forget_me(
+    assistant: Assistant, state: Path, tmp_path: Path, threads: list[tuple[str, str]]
+) -> None:
     import asyncio
 
     from tests.adapters.teams.conftest import Harness, _run, make_settings
@@ -128,6 +158,7 @@ def test_teams_my_data_and_forget_me(assistant: Assistant, state: Path, tmp_path
         assert not any(CANARY in p.body.get("text", "") for p in again)
 
     asyncio.run(_run(scenario, assistant, make_settings(tmp_path)))
+    _on_report_threads(threads)
     rows = SqliteAuditLog(path=state / "audit.db").tail(20)
     assert [r["platform"] for r in rows if r["rule"] == "privacy:erase"] == ["teams"]
     erased_at = next(i for i, r in enumerate(rows) if r["rule"] == "privacy:erase")

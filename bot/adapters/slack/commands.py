@@ -292,14 +292,14 @@ class SlashCommands:
             code = service.start_erase(email)
             await _say(respond, render.erase_warning("/kb", code), icon=":warning:")
         else:
-            receipt = await self._runtime.quick(service.confirm_erase, email, rest[0], platform="slack")
+            receipt = await self._runtime.report(service.confirm_erase, email, rest[0], platform="slack")
             if receipt is None:
                 await _say(respond, render.erase_code_invalid("/kb"))
                 return
             await _say(respond, bk.escape("\n".join(receipt.lines())), icon=":white_check_mark:")
 
     async def _export(self, service: SelfService, email: str, respond: Respond) -> None:
-        export = await self._runtime.quick(service.export, email, platform="slack")
+        export = await self._runtime.report(service.export, email, platform="slack")
         summary = bk.escape(export.summary()[0])
         chunks = _escaped_chunks(export_chunks(export, 2600))
         if len(chunks) > EXPORT_BLOCKS:

@@ -187,14 +187,14 @@ class Commands:
             code = service.start_erase(email)
             await say(ctx, wording.erase_warning("kb", code))
         else:
-            receipt = await self._runtime.quick(service.confirm_erase, email, rest[0], platform="teams")
+            receipt = await self._runtime.report(service.confirm_erase, email, rest[0], platform="teams")
             if receipt is None:
                 await say(ctx, wording.erase_code_invalid("kb"))
             else:
                 await say(ctx, "\n\n".join(render.neutralize(line) for line in receipt.lines()))
 
     async def _export(self, ctx: TurnContext, service: SelfService, email: str) -> None:
-        export = await self._runtime.quick(service.export, email, platform="teams")
+        export = await self._runtime.report(service.export, email, platform="teams")
         summary = render.neutralize(export.summary()[0])
         chunks = export_chunks(export, EXPORT_CHARS)
         if len(chunks) > EXPORT_MESSAGES:
