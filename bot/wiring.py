@@ -7,7 +7,7 @@ themselves with fakes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,14 +170,23 @@ def retention_stores(
     from bot.store.teams_state import open_teams_state
 
     found.append(open_teams_state(settings, only_existing=True))  # PostgreSQL, or the file if any
+    return [s for s in found if s is not None and callable(getattr(s, "purge_older_than", None))]
+
+
+def old_copy_watch(settings: Settings) -> Callable[[], object] | None:
+    """The daily look at the copies ``deptbot db copy`` moved aside (purged by nobody, so
+    the admins are told: ``bot.store.pg_copy.OldCopyWatch``), with ``DEPTBOT_DATABASE_URL``
+    and some retention setting; None otherwise. Its own daily job, not a retention store."""
+    from bot.governance.retention import policy_from
     from bot.store.backend import database_for
 
+    policy = policy_from(settings.values.retention)
     db = database_for(settings)
-    if db is not None:  # copies `db copy` moved aside: purged by nobody, so the admins are told
-        from bot.store.pg_copy import OldCopyWatch
+    if db is None or not any(policy.values()):
+        return None
+    from bot.store.pg_copy import OldCopyWatch
 
-        found.append(OldCopyWatch(db, open_notices(settings)))
-    return [s for s in found if s is not None and callable(getattr(s, "purge_older_than", None))]
+    return OldCopyWatch(db, open_notices(settings), policy).run
 
 
 # ── directory group sources ──────────────────────────────────────────────────────────

@@ -201,7 +201,7 @@ def cmd_retention_run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.governance.retention import Retention, describe, policy_from
     from bot.llm.factory import build_cache, open_usage_store
     from bot.store.state import ensure_private_dir
-    from bot.wiring import open_audit_log, retention_stores
+    from bot.wiring import old_copy_watch, open_audit_log, retention_stores
 
     ensure_private_dir(settings.state_dir)
     r = settings.values.retention
@@ -213,6 +213,9 @@ def cmd_retention_run(args: argparse.Namespace, settings: Settings) -> int:
     out = job.run(dry_run=args.dry_run)
     for line in describe(out, dry_run=args.dry_run):
         _out(line)
+    watch = None if args.dry_run else old_copy_watch(settings)
+    if watch is not None:  # as the daily job does (``start_governance_jobs``), once
+        watch()
     if any(o.failed for o in out):
         return EXIT_ERROR
     return EXIT_OK
@@ -222,7 +225,7 @@ def start_governance_jobs(settings: Settings, wired: Wired) -> BackgroundSchedul
     """The daily retention run and chain-head checkpoint for ``deptbot serve`` (None when
     both are off)."""
     from bot.governance.retention import Retention, policy_from, start_daily
-    from bot.wiring import retention_stores
+    from bot.wiring import old_copy_watch, retention_stores
 
     r = settings.values.retention
     policy = policy_from(r)
@@ -233,4 +236,9 @@ def start_governance_jobs(settings: Settings, wired: Wired) -> BackgroundSchedul
     checkpoint = wired.audit.checkpoint if settings.values.audit.checkpoint_log else None
     from bot.ops.locks import slot_claimer  # once per day across processes and replicas
 
-    return start_daily(retention=retention, checkpoint=checkpoint, claim=slot_claimer(settings))
+    return start_daily(
+        retention=retention,
+        checkpoint=checkpoint,
+        claim=slot_claimer(settings),
+        old_copies=old_copy_watch(settings),  # once a day, its own slot
+    )

@@ -194,16 +194,19 @@ def _check_database(settings: Settings) -> tuple[DatabaseHealth | None, list[Con
 
 def _copy_warnings(settings: Settings, database: DatabaseHealth | None) -> list[str]:
     """A warning per SQLite copy ``deptbot db copy`` recorded (they hold personal text and
-    every data key, and an erase on another host cannot reach them); a record whose folder
-    is gone from this host is forgotten here (the README's step after deleting it)."""
+    every data key, and an erase from another state folder cannot reach them); a record
+    made from this state folder (its ``state-id``) whose folder is gone is forgotten here
+    (the README's step after deleting it). Never on the host name alone: replicas can
+    share one, and forgetting another replica's copy would hide it from every erase."""
     if database is None or not database.ok:
         return []
     from bot.cli.db import _database
-    from bot.store.pg_copy import forget_missing_copies, recorded_copies
+    from bot.store.pg_copy import adopt_old_records, forget_missing_copies, recorded_copies
 
     db = _database(settings)
     try:
-        gone = forget_missing_copies(db)
+        adopt_old_records(db, settings.state_dir)
+        gone = forget_missing_copies(db, settings.state_dir)
         left = recorded_copies(db)
     except DeptbotError as exc:
         return [f"warning: the SQLite copies deptbot db copy left could not be listed ({exc.user_message})"]
@@ -211,13 +214,27 @@ def _copy_warnings(settings: Settings, database: DatabaseHealth | None) -> list[
         db.close()
     lines = [f"forgot the SQLite copy at {c.path} on {c.host}: its folder is gone" for c in gone]
     for c in left:
-        lines.append(
+        line = (
             f"warning: the SQLite copy on {c.host} at {c.path} (deptbot db copy, "
             f"{datetime.fromtimestamp(c.at, UTC):%Y-%m-%d}) holds personal text and every data key, "
-            f"and an erase on another host cannot reach it: delete that folder once the copy is checked, "
-            f"then run deptbot check on {c.host}."
+            f"and an erase from another state folder cannot reach it: delete that folder once the copy "
+            f"is checked, then run deptbot check on {c.host} with that state folder."
         )
+        if c.state_id is None:  # recorded before state folders had ids (migration 0010)
+            sql = f"delete from state_copies where host = {_sql_text(c.host)} and path = {_sql_text(c.path)}"
+            line += (
+                " This record predates state folder ids, so it is never forgotten on its own: "
+                "run deptbot check there while the folder still exists (it is then filed under "
+                "that state folder), or, once it is deleted, clear the record yourself: "
+                f'psql "$DEPTBOT_DATABASE_URL" -c "{sql}"'
+            )
+        lines.append(line)
     return lines
+
+
+def _sql_text(value: str) -> str:
+    """A SQL string literal for the hint above (quotes doubled)."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _recent_notices(settings: Settings, database: DatabaseHealth | None) -> list[str]:

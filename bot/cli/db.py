@@ -113,9 +113,9 @@ def cmd_db_copy(args: argparse.Namespace, settings: Settings) -> int:
     if report.moved_to is not None:
         _out(f"Moved out of the live state folder, into {report.moved_to}: {', '.join(report.moved)}")
         _out(
-            "  They hold personal text and every data key: a privacy erase on this host still covers "
-            "that folder (one on another replica names it in its receipt), but delete it once you have "
-            "checked the copy (move the files back to undo the switch), then run deptbot check here."
+            "  They hold personal text and every data key: a privacy erase run with this state folder "
+            "still covers that folder (one run elsewhere names it in its receipt), but delete it once "
+            "you have checked the copy (move the files back to undo the switch), then run deptbot check here."
         )
     _out(f"Copied into {db.url.redacted}. Set DEPTBOT_DATABASE_URL on every replica to use it.")
     return EXIT_OK

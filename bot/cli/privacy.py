@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from bot.cli.output import EXIT_OK, EXIT_USAGE, _err, _out
+from bot.cli.output import EXIT_ERROR, EXIT_OK, EXIT_USAGE, _err, _out
 from bot.settings import Settings
 
 
@@ -58,4 +58,4 @@ def cmd_privacy_erase(args: argparse.Namespace, settings: Settings) -> int:
         privacy.close()
     for line in receipt.lines():
         _out(line)
-    return EXIT_OK
+    return EXIT_OK if receipt.complete else EXIT_ERROR  # a part that failed (a copy) is not erased

@@ -37,10 +37,15 @@ SQLite files ``deptbot db copy`` copied (moved to ``copied-to-postgresql/<time>/
 state folder, or still in the folder itself after an older copy) hold the same personal
 text and a live copy of every data key; an erase on PostgreSQL erases them the SQLite way
 as well (``_erase_copies``), so a copy kept for rollback never outlives a privacy request,
-and an export reads them. Each replica has its own state folder, so ``db copy`` records
-its folder in PostgreSQL (``bot.store.pg_copy``): a recorded copy this host cannot reach
-(another host, or its folder missing here) is named in the receipt, the export and an
-admin notice, while everything else is still erased.
+and an export reads them. A folder is such a copy when it holds any file ``db copy``
+moves (``pg_copy.MOVED``: a copy left with only ``usage.db`` still names the person).
+Each replica has its own state folder, so ``db copy`` records its folder in PostgreSQL
+(``bot.store.pg_copy``): a recorded copy this process cannot reach (made from another
+state folder, or its folder missing here) is named in the receipt, the export and an
+admin notice, while everything else is still erased. A copy whose own erase did not
+complete (its WAL could not be truncated, a file could not be changed) is listed in the
+receipt's ``failures`` and the CLI exits non-zero: nothing ever opens a copy again, so
+what is left in it stays until someone looks.
 
 An erase ends with a second pass over requests recorded while it ran (a question asked
 mid-erase, after the pseudonymization or the Teams shred): their rows, text, cached
@@ -80,8 +85,6 @@ from bot.store.notices import SqliteNotices
 from bot.store.teams_state import TeamsState, TeamsStore, open_teams_state
 
 if TYPE_CHECKING:
-    from bot.governance.chain import AuditKey
-    from bot.governance.keys import MasterKeys
     from bot.store.backend import Database
     from bot.store.pg_copy import StateCopy
 
@@ -113,6 +116,12 @@ class Receipt:
     files_checkpointed: bool
     request_id: str  # of the audit row recording the erase
     notes: tuple[str, ...] = ()  # what this erase could not reach, said plainly
+    failures: tuple[str, ...] = ()  # what it tried and could not finish: the erase is not complete
+
+    @property
+    def complete(self) -> bool:
+        """False when part of the erase failed (``failures``): the CLI exits non-zero."""
+        return not self.failures
 
     def lines(self) -> list[str]:
         out = [
@@ -126,6 +135,7 @@ class Receipt:
         if not self.files_checkpointed:
             out.append("Note: a database was busy; deleted pages leave its WAL at the next checkpoint.")
         out += [f"Note: {note}" for note in self.notes]
+        out += [f"FAILED: {failure}" for failure in self.failures]
         return out
 
 
@@ -168,6 +178,10 @@ class Privacy:
         self.teams = teams
         self.db = db
         self.teams_all = [t for t in (teams, *more_teams) if t is not None]
+        # A copy left without its audit.db (``_for_folder``): the installation whose request
+        # ids name the person's rows in it (its Teams turns, cached answers).
+        self._ids_from: Privacy | None = None
+        self._own_keys = True  # False: a copy without keys.db reads with the live vault, never shreds it
         # ``[cache] backend = "memory"`` (SQLite only): seconds its entries live in a serving
         # process, which an erase from another process cannot empty; None: no such cache.
         self.memory_cache_ttl: float | None = None
@@ -224,7 +238,7 @@ class Privacy:
 
     def _export(self, person: str, *, record: bool, platform: str, notices: bool) -> Export:
         requests, feedback = self._audit_rows(person)
-        ids = [r["request_id"] for r in requests]
+        ids = [r["request_id"] for r in requests] if self._present("audit") else self._request_ids(person)
         usage = self._usage_rows(person)
         cache = self.cache.entries_for_requests(ids) if self.cache else []
         teams: dict[str, Any] = {"history": [], "replies": [], "references": [], "accounts": []}
@@ -290,7 +304,7 @@ class Privacy:
         ids = self._request_ids(person)
         removed: dict[str, int] = {"cached_answers": 0}
         self._erase_requests(person, ids, removed)
-        removed["audit_rows_pseudonymized"] = self.audit.pseudonymize(person)
+        removed["audit_rows_pseudonymized"] = self._pseudonymize_audit(person)
         alias = self.audit.pseudonym(person)
         removed["usage_rows_pseudonymized"] = self._pseudonymize_usage(person, alias)
         removed["notices"] = self._delete_notices(person)
@@ -298,19 +312,17 @@ class Privacy:
         # The key goes last: a question recorded while this erase runs is sealed under the
         # key about to be destroyed. Shredding first would let it make a fresh key, and its
         # text would stay readable after a receipt saying it was erased.
-        copies = self._erase_copies(person)
-        if copies:
-            removed["copied_sqlite_folders_erased"] = copies
-        shredded = self.vault.shred(person)
+        failures = self._erase_copies(person, platform, removed)
+        shredded = self.vault.shred(person) if self._own_keys else False
         # Second pass: requests recorded since this erase began (under the e-mail after the
         # pseudonymization, or under the pseudonym before it, with their text, cached answer
         # and Teams turns still there); their key, made afresh or not, goes again.
         late = sorted(set(self._request_ids(person, alias)) - set(ids))
         if late:
             self._erase_requests(person, late, removed)
-            removed["audit_rows_pseudonymized"] += self.audit.pseudonymize(person)
+            removed["audit_rows_pseudonymized"] += self._pseudonymize_audit(person)
             removed["usage_rows_pseudonymized"] += self._pseudonymize_usage(person, alias)
-            shredded = self.vault.shred(person) or shredded
+            shredded = (self._own_keys and self.vault.shred(person)) or shredded
         clean = self._checkpoint_all() and all(t.erase_checkpointed for t in self.teams_all)
         rid = self._record(alias, "privacy:erase", "erased", platform) if record else ""
         clean = self._checkpoint_all() and clean
@@ -321,7 +333,7 @@ class Privacy:
                 f"questions for up to {_duration(self.memory_cache_ttl)} (cache.ttl_seconds); restart "
                 "it to empty that cache now."
             )
-        return Receipt(alias, datetime.now(UTC), removed, shredded, clean, rid, tuple(notes))
+        return Receipt(alias, datetime.now(UTC), removed, shredded, clean, rid, tuple(notes), tuple(failures))
 
     def _erase_requests(self, person: str, ids: Sequence[str], removed: dict[str, int]) -> None:
         """What these requests of ``person`` left: cached answers, Teams turns, reply cards
@@ -331,6 +343,8 @@ class Privacy:
         for store in self.teams_all:
             for what, n in store.erase(store.users_of(person, ids), ids, email=person).items():
                 removed[f"teams_{what}"] = removed.get(f"teams_{what}", 0) + n
+        if not self._present("audit"):  # a copy left without its audit.db
+            return
         with self._shared("audit") as conn:
             removed["questions"] = removed.get("questions", 0) + _delete_in(
                 conn, "request_text", "request_id", ids
@@ -347,29 +361,37 @@ class Privacy:
     # ── SQLite files left by `deptbot db copy` ─────────────────────────────────────────
 
     def _sqlite_copies(self) -> list[Path]:
-        """On PostgreSQL: folders holding a copied ``audit.db`` or ``keys.db``: the state
-        folder itself (a copy made before ``db copy`` moved its files out) and each folder
-        under ``copied-to-postgresql``."""
+        """On PostgreSQL: folders holding any file ``db copy`` moves (``pg_copy.MOVED``, the
+        one list): the state folder itself (a copy made before ``db copy`` moved its files
+        out) and each folder under ``copied-to-postgresql``, and a recorded copy of this
+        state folder kept elsewhere."""
         if self.db is None:
             return []
-        from bot.store.pg_copy import COPIES
+        from bot.store.pg_copy import COPIES, MOVED
 
-        def holds(folder: Path) -> bool:
-            return any((folder / f).is_file() for f in ("audit.db", "keys.db"))
+        def holds(folder: Path, *, but: tuple[str, ...] = ()) -> bool:
+            return any((folder / f).is_file() for f in MOVED if f not in but)
 
-        found = [self.state_dir] if holds(self.state_dir) else []
+        # the live folder's own Teams state file is covered as it is (``more_teams``)
+        found = [self.state_dir] if holds(self.state_dir, but=(TeamsState.FILE,)) else []
         root = self.state_dir / COPIES
         if root.is_dir():
             found += sorted(p for p in root.iterdir() if p.is_dir() and holds(p))
-        for copy in self._recorded_copies():  # recorded by a `db copy` on this host, elsewhere
+        mine = self._state_id()
+        for copy in self._recorded_copies():  # recorded by a `db copy` from this state folder, elsewhere
             folder = Path(copy.path)
             known = any(folder.resolve() == f.resolve() for f in found)
-            if copy.here and not known and folder.is_dir() and holds(folder):
+            if copy.here(mine) and not known and folder.is_dir() and holds(folder):
                 found.append(folder)
         return found
 
+    def _state_id(self) -> str | None:
+        from bot.store.pg_copy import read_state_id
+
+        return read_state_id(self.state_dir)
+
     def _recorded_copies(self) -> list[StateCopy]:
-        """The copies ``db copy`` recorded in PostgreSQL, on every replica's host."""
+        """The copies ``db copy`` recorded in PostgreSQL, from every replica's state folder."""
         if self.db is None:
             return []
         from bot.store.pg_copy import recorded_copies
@@ -377,9 +399,11 @@ class Privacy:
         return recorded_copies(self.db)
 
     def _unreachable_copies(self) -> list[StateCopy]:
-        """Recorded copies this process cannot erase: on another host, or their folder is
-        not there (deleted, or a volume not mounted here: which one, only a look can tell)."""
-        return [c for c in self._recorded_copies() if not c.here or not Path(c.path).is_dir()]
+        """Recorded copies this process cannot erase: made from another state folder, or
+        their folder is not there (deleted, or a volume not mounted here: which one, only a
+        look can tell)."""
+        mine = self._state_id()
+        return [c for c in self._recorded_copies() if not c.here(mine) or not Path(c.path).is_dir()]
 
     def _say_unreachable(self, copies: Sequence[StateCopy], rid: str) -> list[str]:
         """A receipt note per copy the erase could not reach, and one admin notice each
@@ -426,51 +450,81 @@ class Privacy:
                     "longer needed, or run the erase with its key."
                 )
 
-    @classmethod
     @contextmanager
-    def for_folder(
-        cls, folder: Path, *, keys: MasterKeys, audit_key: AuditKey
-    ) -> Iterator[tuple[Vault, Privacy | None]]:
-        """A SQLite ``Privacy`` over a folder ``db copy`` left (its own ``keys.db``, this
-        installation's master and audit keys) and its vault, closed afterwards; no
-        ``Privacy`` when the folder holds only a ``keys.db`` (nothing to read, a key to shred)."""
+    def _for_folder(self, folder: Path) -> Iterator[Privacy]:
+        """A SQLite ``Privacy`` over a folder ``db copy`` left: its own ``keys.db``, this
+        installation's master and audit keys, whichever of its files are there; closed
+        afterwards. Nothing is created in the copy: without an ``audit.db`` it borrows this
+        audit log for the pseudonym (same key: ``_check_copies``) and the request ids, and
+        without a ``keys.db`` this vault to read (the keys ``db copy`` copied), never to
+        shred (this erase shreds it last)."""
         from bot.store.audit import SqliteAuditLog
         from bot.store.cache import SqliteAnswerCache
 
-        vault = Vault.in_state_dir(folder, keys)
+        own_keys = (folder / "keys.db").is_file()
+        vault = Vault.in_state_dir(folder, self.vault.keys) if own_keys else self.vault
         try:
-            if not (folder / "audit.db").is_file():
-                yield vault, None
-                return
-            audit = SqliteAuditLog(path=folder / "audit.db", key=audit_key, vault=vault)
-            cache, teams = folder / "cache.db", folder / TeamsState.FILE
-            copy = cls(
-                state_dir=folder,
-                vault=vault,
-                audit=audit,
-                cache=SqliteAnswerCache(path=cache, vault=vault) if cache.is_file() else None,
-                teams=TeamsState(path=teams, vault=vault) if teams.is_file() else None,
+            has_audit = (folder / "audit.db").is_file()
+            audit = (
+                SqliteAuditLog(path=folder / "audit.db", key=self.audit.key, vault=vault)
+                if has_audit
+                else self.audit
             )
             try:
-                yield vault, copy
+                cache, teams = folder / "cache.db", folder / TeamsState.FILE
+                copy = type(self)(
+                    state_dir=folder,
+                    vault=vault,
+                    audit=audit,
+                    cache=SqliteAnswerCache(path=cache, vault=vault) if cache.is_file() else None,
+                    teams=TeamsState(path=teams, vault=vault) if teams.is_file() else None,
+                )
+                if not has_audit:
+                    copy._ids_from = self
+                copy._own_keys = own_keys
+                try:
+                    yield copy
+                finally:
+                    copy.close()
             finally:
-                copy.close()
-                audit.close()
+                if has_audit:
+                    audit.close()
         finally:
-            vault.close()
+            if own_keys:
+                vault.close()
 
-    def _erase_copies(self, person: str) -> int:
+    def _erase_copies(self, person: str, platform: str, removed: dict[str, int]) -> list[str]:
         """Erase ``person`` from each copy as on SQLite (its questions deleted, rows
-        pseudonymized, their data key in its ``keys.db`` shredded); how many folders."""
-        done = 0
+        pseudonymized, their data key in its ``keys.db`` shredded), counted in ``removed``
+        (``copied_sqlite_folders_erased``, ``<what>_in_sqlite_copies``); a failure per copy
+        whose erase did not complete. A copy's receipt is not dropped:
+        no process ever opens a copy again, so a WAL left untruncated there keeps the text
+        until someone acts. One copy failing does not stop the others or the rest."""
+        done, failures = 0, []
         for folder in self._sqlite_copies():
-            with self.for_folder(folder, keys=self.vault.keys, audit_key=self.audit.key) as (vault, copy):
-                if copy is None:
-                    vault.shred(person)
-                else:
-                    copy.erase(person, record=False)
+            where = str(folder) if platform == "cli" else "a SQLite copy kept after the switch to PostgreSQL"
+            try:
+                with self._for_folder(folder) as copy:
+                    receipt = copy.erase(person, platform=platform, record=False)
+            except StoreError as exc:
+                why = exc.user_message if platform == "cli" else "a file there could not be changed"
+                log.error("privacy erase: a SQLite copy could not be erased (%s)", type(exc).__name__)
+                failures.append(f"the erase in {where} did not complete ({why}); run the erase again.")
+                continue
             done += 1
-        return done
+            for what, n in receipt.removed.items():
+                if n:
+                    removed[f"{what}_in_sqlite_copies"] = removed.get(f"{what}_in_sqlite_copies", 0) + n
+            if not receipt.files_checkpointed:
+                failures.append(
+                    f"the erase in {where} could not truncate a database's WAL there, which may still "
+                    "hold the erased text (nothing else opens that copy to do it later); run the "
+                    "erase again, or delete that folder."
+                )
+            failures += receipt.failures
+        if done:
+            removed["copied_sqlite_folders_erased"] = done
+        return failures
 
     def _export_copies(self, person: str, *, platform: str, notices: bool) -> tuple[list[Any], list[str]]:
         """What each copy reachable here holds about ``person`` (answers in a moved
@@ -478,9 +532,7 @@ class Privacy:
         copy not read (on another host, or its folder missing here)."""
         found: list[dict[str, Any]] = []
         for folder in self._sqlite_copies():
-            with self.for_folder(folder, keys=self.vault.keys, audit_key=self.audit.key) as (_, copy):
-                if copy is None:
-                    continue
+            with self._for_folder(folder) as copy:
                 part = copy._export(person, record=False, platform=platform, notices=notices)
             data = {k: v for k, v in part.data.items() if k not in ("format", "person", "exported")}
             found.append({"folder": str(folder), "counts": part.counts, **data})
@@ -503,6 +555,10 @@ class Privacy:
     def _request_ids(self, person: str, alias: str | None = None) -> list[str]:
         """The person's requests: under their e-mail, and with ``alias`` under their
         pseudonym too (rows an erase pseudonymized, whose text may still be there)."""
+        if not self._present("audit"):  # a copy without its audit.db: the live records' ids
+            if self._ids_from is None:
+                return []
+            return self._ids_from._request_ids(person, alias or self.audit.pseudonym(person))
         names = [person] if alias is None else [person, alias.lower()]
         with self._shared("audit") as conn:
             return [
@@ -513,7 +569,12 @@ class Privacy:
                 )
             ]
 
+    def _pseudonymize_audit(self, person: str) -> int:
+        return self.audit.pseudonymize(person) if self._present("audit") else 0
+
     def _audit_rows(self, person: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        if not self._present("audit"):  # a copy left without its audit.db
+            return [], []
         with self._shared("audit") as conn:
             rows = _dicts(
                 conn.execute('select * from requests where lower("user") = ? order by seq', [person])

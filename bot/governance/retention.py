@@ -170,6 +170,7 @@ sharing the store (``bot.ops.locks.LeaseLocks.claim_slot``)."""
 
 RETENTION_JOB = "daily:retention"
 CHECKPOINT_JOB = "daily:audit-checkpoint"
+COPY_WATCH_JOB = "daily:old-copies"  # bot.store.pg_copy.OldCopyWatch
 
 
 def daily_jobs(
@@ -178,8 +179,11 @@ def daily_jobs(
     checkpoint: Callable[[], Checkpoint] | None,
     every: float = DAY,
     claim: Claim | None = None,
+    old_copies: Callable[[], object] | None = None,
 ) -> dict[str, Callable[[], bool]]:
-    """Scheduler job id → the job; each returns whether it ran.
+    """Scheduler job id → the job; each returns whether it ran. ``old_copies``: the
+    watch over copies ``deptbot db copy`` left (``bot.store.pg_copy.OldCopyWatch.run``),
+    its own daily job.
 
     Every process of a deployment schedules these (each ``deptbot serve``, each replica),
     but a purge and a chain-head checkpoint are facts about the shared records: run by
@@ -199,6 +203,8 @@ def daily_jobs(
             _checkpoint_log.info("%s", checkpoint().line())
 
         jobs["deptbot-audit-checkpoint"] = _once(log_head, CHECKPOINT_JOB, every, claim, "audit checkpoint")
+    if old_copies is not None:
+        jobs["deptbot-old-copies"] = _once(old_copies, COPY_WATCH_JOB, every, claim, "old copy watch")
     return jobs
 
 
@@ -209,12 +215,15 @@ def start_daily(
     first_delay: float = 60.0,
     every: float = DAY,
     claim: Claim | None = None,
+    old_copies: Callable[[], object] | None = None,
 ) -> BackgroundScheduler | None:
     """Run retention and/or log the audit chain head every ``every`` seconds, the first
     time ``first_delay`` seconds after start (not during start-up indexing), each once per
     slot across processes when ``claim`` is given (``daily_jobs``). None when there is
     nothing to do; call ``shutdown()`` on what it returns."""
-    jobs = daily_jobs(retention=retention, checkpoint=checkpoint, every=every, claim=claim)
+    jobs = daily_jobs(
+        retention=retention, checkpoint=checkpoint, every=every, claim=claim, old_copies=old_copies
+    )
     if not jobs:
         return None
     from apscheduler.schedulers.background import BackgroundScheduler

@@ -20,17 +20,29 @@ back), and a privacy erase on PostgreSQL covers that folder too
 (``bot.governance.privacy``), until the operator deletes it.
 
 Each replica has its own state folder, so the folder is also recorded in PostgreSQL
-(``state_copies``: host name, absolute path, time; migration 0009): an erase run on
-another host cannot reach it, and says so in its receipt and an admin notice instead of
-looking complete; ``deptbot check`` warns while a copy is recorded, and forgets the
-record once, on the copy's own host, it finds the folder deleted.
+(``state_copies``: host name, absolute path, time, migration 0009; and the state folder's
+id, migration 0010): an erase run from another state folder cannot reach it, and says so
+in its receipt and an admin notice instead of looking complete; ``deptbot check`` warns
+while a copy is recorded, and forgets the record once, run on the copy's own state
+folder, it finds the copy deleted.
+
+Why an id and not the host name: replicas can share a host name (containers given the
+same ``hostname:``, cloned VMs, "localhost"), and a check on replica B then took replica
+A's copy for its own, found the path missing and forgot the record, so later erases
+stopped naming that copy. ``<state>/state-id`` is a random id written once (0600) and
+never replaced; a missing or unreadable id forgets nothing. A record from before 0010
+has no id: it is never forgotten on its own (``check`` says how to clear it).
 """
 
 from __future__ import annotations
 
+import os
+import re
 import socket
 import sqlite3
 import time
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +68,9 @@ STORES = (
     ("keys.db", ("subject_keys",)),  # the data keys: without them the copied questions would not open
 )
 MOVED_ALONG = ("cache.db",)  # not copied (a cache refills), but it holds sealed answers: moved too
+# Every file `db copy` moves out: what makes a folder a copy (``bot.governance.privacy``).
+MOVED = (*(f for f, _ in STORES), *MOVED_ALONG)
+STATE_ID = "state-id"  # in the state folder: which folder a recorded copy came from
 COPIES = "copied-to-postgresql"  # under the state folder: where the copied files go
 # bigserial columns: their sequences continue after the copied rows
 SERIAL = {"attempts": "id", "reservations": "id", "scim_users": "seq", "scim_groups": "seq"}
@@ -76,6 +91,8 @@ def copy_state(state_dir: Path, db: Database, *, key: AuditKey) -> CopyReport:
     report = CopyReport()
     db.ready()
     _require_empty(db)
+    # before anything is copied: a copy must be recordable (no folder: nothing to move or record)
+    folder_id = ensure_state_id(state_dir) if state_dir.is_dir() else ""
     source_head = None
     if (state_dir / "audit.db").exists():
         log = SqliteAuditLog(path=state_dir / "audit.db", key=key)  # seals legacy text first
@@ -128,36 +145,80 @@ def copy_state(state_dir: Path, db: Database, *, key: AuditKey) -> CopyReport:
             )
     _move_out(state_dir, report)
     if report.moved_to is not None:
-        record_copy(db, report.moved_to)
+        record_copy(db, report.moved_to, state_id=folder_id)
     return report
 
 
 @dataclass(frozen=True)
 class StateCopy:
-    """A folder ``db copy`` moved SQLite files into, on some replica's host."""
+    """A folder ``db copy`` moved SQLite files into, in some replica's state folder."""
 
-    host: str
+    host: str  # for the humans reading a warning; never decides anything on its own
     path: str
     at: float
+    state_id: str | None = None  # of the state folder it came from; None: recorded before 0010
 
-    @property
-    def here(self) -> bool:
-        """On this host: an erase or check here can reach (or miss) it."""
-        return self.host == this_host()
+    def here(self, state_id: str | None) -> bool:
+        """Made from the state folder whose id is ``state_id`` (``read_state_id``), so an
+        erase there can reach it. A record without an id (0009) falls back to the host
+        name: it only decides whether an erase tries the path, never whether to forget."""
+        if self.state_id is None:
+            return self.host == this_host()
+        return state_id is not None and self.state_id == state_id
 
 
 def this_host() -> str:
-    """The name a recorded copy is filed under (the replicas' hosts or containers differ)."""
+    """The host name recorded with a copy, for people: replicas may share one (see the
+    module docstring), so what decides is the state folder's id."""
     return socket.gethostname()
 
 
-def record_copy(db: Database, folder: Path) -> None:
+def read_state_id(state_dir: Path) -> str | None:
+    """The id of ``state_dir`` (``STATE_ID``), None when there is none or it cannot be
+    read or is not one: never made here, so a caller that only forgets never forgets on
+    a guess."""
+    try:
+        text = (Path(state_dir) / STATE_ID).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeError):
+        return None
+    return text if re.fullmatch(r"[0-9a-f]{32}", text) else None
+
+
+def ensure_state_id(state_dir: Path) -> str:
+    """The id of ``state_dir``, made once (random, 0600, created exclusively so two
+    processes agree) and never replaced: an id that exists but cannot be read is a
+    StoreError, because a new one would orphan the records filed under the old."""
+    path = Path(state_dir) / STATE_ID
+    for _ in range(2):
+        found = read_state_id(state_dir)
+        if found is not None:
+            return found
+        if path.exists() or path.is_symlink():
+            break
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue  # another process made it meanwhile: read theirs
+        except OSError as exc:
+            raise StoreError(f"Could not create {path} (this state folder's id).") from exc
+        made = uuid.uuid4().hex
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(made + "\n")
+        return made
+    raise StoreError(
+        f"{path} (this state folder's id) exists but cannot be read; it is never replaced, since "
+        "recorded copies are filed under it. Make it readable (32 hex digits) and try again."
+    )
+
+
+def record_copy(db: Database, folder: Path, *, state_id: str) -> None:
+    """File ``folder`` (a copy just made) under this host and its state folder's id."""
     try:
         with db.tx() as c:
             c.execute(
-                "insert into state_copies (host, path, at) values (?, ?, ?) "
-                "on conflict (host, path) do update set at = excluded.at",
-                [this_host(), str(Path(folder).resolve()), time.time()],
+                "insert into state_copies (host, path, at, state_id) values (?, ?, ?, ?) "
+                "on conflict (host, path) do update set at = excluded.at, state_id = excluded.state_id",
+                [this_host(), str(Path(folder).resolve()), time.time(), state_id],
             )
     except psycopg.Error as exc:
         raise StoreError(
@@ -170,60 +231,118 @@ def record_copy(db: Database, folder: Path) -> None:
 def recorded_copies(db: Database, *, unwarned: bool = False) -> list[StateCopy]:
     """Every recorded copy, oldest first (StoreError when the table cannot be read: an
     erase or export then fails rather than miss a copy); ``unwarned``: only those the
-    retention job has not raised a notice about."""
+    old-copy watch has not raised a notice about."""
     db.ready()
     where = " where not warned" if unwarned else ""
     rows = db.rows(
-        f"select host, path, at from state_copies{where} order by at, host, path", [], what="the copies"
+        f"select host, path, at, state_id from state_copies{where} order by at, host, path",
+        [],
+        what="the copies",
     )
-    return [StateCopy(str(r["host"]), str(r["path"]), float(r["at"])) for r in rows]
+    return [
+        StateCopy(
+            str(r["host"]),
+            str(r["path"]),
+            float(r["at"]),
+            None if r["state_id"] is None else str(r["state_id"]),
+        )
+        for r in rows
+    ]
 
 
 class OldCopyWatch:
-    """A retention "store" that purges nothing: when a recorded copy is older than a
-    ``[retention]`` cutoff it holds records the live stores have purged since, which no
-    retention run reaches (a copy is kept only for rollback), so the admins are told once
-    per copy (an admin notice) to delete it. Listed among the retention stores with
-    ``DEPTBOT_DATABASE_URL``."""
+    """The daily job telling the admins (an admin notice, once per copy) to delete a
+    recorded copy older than the shortest ``[retention]`` setting: it holds records the
+    live stores have purged since, and no retention run reaches it (a copy is kept only
+    for rollback). Its own job, claiming its day like the other daily jobs
+    (``bot.governance.retention.daily_jobs``): it purges nothing, so it is no retention
+    store (as one it ran once per retention kind)."""
 
-    def __init__(self, db: Database, notices: Any) -> None:
-        self.db, self.notices = db, notices
+    def __init__(
+        self,
+        db: Database,
+        notices: Any,
+        policy: Mapping[str, int],
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """``policy``: retention kind → days (0: forever), as ``retention.policy_from``."""
+        self.db, self.notices, self.clock = db, notices, clock
+        self.policy = {k: int(v) for k, v in policy.items() if int(v) > 0}
 
-    def purge_older_than(self, kind: str, cutoff: Any, *, batch: int = 500) -> int:
-        old = [c for c in recorded_copies(self.db, unwarned=True) if c.at < cutoff.timestamp()]
+    def run(self) -> int:
+        """One day's look; how many copies were newly reported (none when retention is off)."""
+        if not self.policy:
+            return 0
+        kind, days = min(self.policy.items(), key=lambda kv: (kv[1], kv[0]))
+        cutoff = self.clock() - days * 86400.0
+        old = [c for c in recorded_copies(self.db, unwarned=True) if c.at < cutoff]
         for c in old:
             made = time.strftime("%Y-%m-%d", time.gmtime(c.at))
             self.notices.notify(
                 None,
                 "retention",
                 f"The SQLite copy deptbot db copy left on {c.host} at {c.path} ({made}) is older than "
-                f"the retention setting for {kind} records: it still holds records PostgreSQL has "
-                f"purged since. Delete that folder once the copy is checked, then run deptbot check on "
-                f"{c.host}.",
+                f"the shortest retention setting ({kind}: {days} days): it still holds records "
+                f"PostgreSQL has purged since. Delete that folder once the copy is checked, then run "
+                f"deptbot check on {c.host} with that state folder.",
             )
             with self.db.tx() as t:
                 t.execute(
                     "update state_copies set warned = true where host = ? and path = ?", [c.host, c.path]
                 )
-        return 0
-
-    def count_older_than(self, kind: str, cutoff: Any) -> int:
-        return 0  # a dry run purges nothing here either
+        return len(old)
 
 
-def forget_missing_copies(db: Database) -> list[StateCopy]:
-    """Drop the records of this host's copies whose folder is gone (the operator deleted
-    it, as the README says); what was forgotten. Other hosts' records stay: only their own
-    host can tell whether the folder is still there."""
-    gone = [c for c in recorded_copies(db) if c.here and not Path(c.path).exists()]
+def forget_missing_copies(db: Database, state_dir: Path) -> list[StateCopy]:
+    """Drop the records of copies made from ``state_dir`` (its id matches) whose folder is
+    gone (the operator deleted it, as the README says); what was forgotten. Every other
+    record stays: only a check on its own state folder can tell whether the folder is
+    gone, and a missing id (or a record from before 0010) forgets nothing."""
+    mine = read_state_id(state_dir)
+    if mine is None:
+        return []
+    gone = [c for c in recorded_copies(db) if c.state_id == mine and not Path(c.path).exists()]
     if gone:
         try:
             with db.tx() as t:
                 for c in gone:
-                    t.execute("delete from state_copies where host = ? and path = ?", [c.host, c.path])
+                    t.execute(
+                        "delete from state_copies where host = ? and path = ? and state_id = ?",
+                        [c.host, c.path, mine],
+                    )
         except psycopg.Error as exc:
             raise StoreError("Could not forget the deleted copies' records.") from exc
     return gone
+
+
+def adopt_old_records(db: Database, state_dir: Path) -> list[StateCopy]:
+    """Records from before 0010 (no id) whose folder is here, inside this state folder's
+    ``COPIES`` and on this host, are filed under this state folder's id, so deleting the
+    folder and running ``check`` forgets them again. The folder being here is the proof; a
+    record whose folder is not here stays as it is (it may be another replica's)."""
+    root = (Path(state_dir) / COPIES).resolve()
+    found = [
+        c
+        for c in recorded_copies(db)
+        if c.state_id is None
+        and c.host == this_host()
+        and Path(c.path).is_dir()
+        and Path(c.path).resolve().parent == root
+    ]
+    if not found:
+        return []
+    mine = ensure_state_id(Path(state_dir))
+    try:
+        with db.tx() as t:
+            for c in found:
+                t.execute(
+                    "update state_copies set state_id = ? where host = ? and path = ? and state_id is null",
+                    [mine, c.host, c.path],
+                )
+    except psycopg.Error as exc:
+        raise StoreError("Could not file the copies' records under this state folder.") from exc
+    return found
 
 
 def _move_out(state_dir: Path, report: CopyReport) -> None:
@@ -235,8 +354,7 @@ def _move_out(state_dir: Path, report: CopyReport) -> None:
     from bot.governance.vault import checkpoint
     from bot.store.state import ensure_private_dir
 
-    names = [f for f, _ in STORES if (state_dir / f).exists()]
-    names += [f for f in MOVED_ALONG if (state_dir / f).exists()]
+    names = [f for f in MOVED if (state_dir / f).exists()]
     if not names:
         return
     target = state_dir / COPIES / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

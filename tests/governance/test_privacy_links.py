@@ -63,7 +63,12 @@ def test_a_failed_link_write_is_retried(tmp_path: Path) -> None:
     serve.write = flaky  # type: ignore[method-assign]
     with pytest.raises(StoreError):
         serve.people.link("29:alice", EMAIL)
+    # Nothing is remembered for a write that failed: a memo here would skip the daily
+    # rewrite on the row-exists read alone, and the retry would rest on that read.
+    assert "29:alice" not in serve._linked
     serve.people.link("29:alice", EMAIL)
+    assert calls["n"] == 2  # the retry wrote
+    assert "29:alice" in serve._linked  # remembered once written
     assert cli.users_of(EMAIL, []) == ["29:alice"]
     serve.close()
     cli.close()

@@ -124,13 +124,11 @@ def test_export_reads_the_copies_here_and_names_those_elsewhere(  # type: ignore
     assert "replica-a" not in str(chat.notes) and "another server" in chat.notes[0]
 
 
-def test_retention_warns_once_when_a_copy_outlives_the_shortest_setting(tmp_path: Path, pg_url: str) -> None:
+def test_the_watch_warns_once_when_a_copy_outlives_the_shortest_setting(tmp_path: Path, pg_url: str) -> None:
     """A copy keeps what retention purged from the live stores since: the daily job says
     so, once per copy, when the copy is older than the shortest retention setting."""
     import time
-    from datetime import UTC, datetime, timedelta
 
-    from bot.governance.retention import Retention
     from bot.store.backend import Database
     from bot.store.pg_copy import OldCopyWatch, record_copy
     from bot.store.pg_notices import PgNotices
@@ -138,16 +136,16 @@ def test_retention_warns_once_when_a_copy_outlives_the_shortest_setting(tmp_path
     db = Database(checked_url(pg_url))
     try:
         notices = PgNotices(db)
-        record_copy(db, tmp_path / "copied-to-postgresql" / "old")
+        record_copy(db, tmp_path / "copied-to-postgresql" / "old", state_id="a" * 32)
         with db.tx() as t:
             t.execute("update state_copies set at = ?", [time.time() - 10 * 86400])  # ten days old
-        record_copy(db, tmp_path / "copied-to-postgresql" / "new")  # today's: within every setting
-        now = datetime.now(UTC)
-        watch = OldCopyWatch(db, notices)
-        retention = Retention(stores=[watch], policy={"cache": 7, "text": 30}, clock=lambda: now)
-        retention.run()
-        retention.run()  # the next day: no second notice
-        Retention(stores=[watch], policy={"cache": 7}, clock=lambda: now + timedelta(days=1)).run()
+        record_copy(db, tmp_path / "copied-to-postgresql" / "new", state_id="a" * 32)  # within every setting
+        now = time.time()
+        watch = OldCopyWatch(db, notices, {"cache": 7, "text": 30, "audit": 0}, clock=lambda: now)
+        assert watch.run() == 1
+        assert watch.run() == 0  # the next day: no second notice
+        assert OldCopyWatch(db, notices, {"text": 30}, clock=lambda: now).run() == 0  # not old for 30 days
+        assert OldCopyWatch(db, notices, {}, clock=lambda: now).run() == 0  # retention off: no look
         found = [n.text for n in notices.recent() if n.kind == "retention"]
         with db.tx() as t:  # once per copy, not only once per notice's repeat window
             warned = dict(t.execute("select path, warned from state_copies").fetchall())
@@ -156,18 +154,25 @@ def test_retention_warns_once_when_a_copy_outlives_the_shortest_setting(tmp_path
     (text,) = found
     assert sorted(warned.values()) == [False, True]
     assert str((tmp_path / "copied-to-postgresql" / "old").resolve()) in text and "Delete that folder" in text
+    assert "cache: 7 days" in text
 
 
-def test_retention_lists_the_copy_watch_only_on_postgresql(pg_url: str, tmp_path: Path) -> None:
-    """Wiring: the daily retention run reaches ``OldCopyWatch`` with the database set."""
+def test_the_copy_watch_is_wired_only_on_postgresql_and_not_as_a_retention_store(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """Wiring: ``deptbot serve``'s daily jobs get the watch with the database set (its
+    own job: ``test_copy_watch_daily``), and no retention store is one."""
     from bot.settings import Settings
     from bot.store.backend import ENV_VAR
     from bot.store.pg_copy import OldCopyWatch
-    from bot.wiring import retention_stores
+    from bot.wiring import old_copy_watch, retention_stores
 
-    def kinds(env: dict[str, str]) -> list[type]:
-        settings = Settings(departments_dir=Path("."), state_dir=tmp_path / "state", env=env)
-        return [type(s) for s in retention_stores(settings, audit=object(), usage=object(), cache=None)]  # type: ignore[arg-type]
+    def settings(env: dict[str, str]) -> Settings:
+        file = tmp_path / "settings.toml"
+        file.write_text("[retention]\ncache_days = 7\n")
+        return Settings.load(departments=Path("."), state=tmp_path / "state", settings_file=file, env=env)
 
-    assert OldCopyWatch in kinds({ENV_VAR: pg_url})
-    assert OldCopyWatch not in kinds({})
+    pg = settings({ENV_VAR: pg_url})
+    assert old_copy_watch(pg) is not None and old_copy_watch(settings({})) is None
+    stores = retention_stores(pg, audit=object(), usage=object(), cache=None)  # type: ignore[arg-type]
+    assert not [s for s in stores if isinstance(s, OldCopyWatch)]

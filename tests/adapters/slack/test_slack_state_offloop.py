@@ -1,5 +1,5 @@
-"""The Slack adapter's chat-state calls (``claim``, ``done``, ``has_thread``, ``mark_thread``)
-run off the event loop: on PostgreSQL each is a network round trip, and on the loop it
+"""The Slack adapter's chat-state calls (``claim``, ``renew``, ``done``, ``has_thread``,
+``mark_thread``) run off the event loop: on PostgreSQL each is a network round trip, and on the loop it
 stalls every acknowledgement and answer sharing it (``bench.replicas``: ack p95 twice
 SQLite's). Off the loop must not loosen the order: the claim is settled before the
 event is acknowledged or answered, and a question's claim is marked done only once its
@@ -18,7 +18,7 @@ from bot.adapters.slack.app import SlackAdapter
 from tests.adapters.slack.conftest import SlackHarness, mention
 from tests.loop_watch import watch_loop
 
-STATE_CALLS = frozenset({"claim", "done", "has_thread", "mark_thread"})
+STATE_CALLS = frozenset({"claim", "renew", "done", "has_thread", "mark_thread"})
 ROOT = "1700000001.000100"
 
 
@@ -104,6 +104,7 @@ def test_claims_thread_checks_and_done_marks_leave_the_event_loop(harness: Slack
     assert len(h.stub.to("chat.postMessage")) == 2  # the mention and the follow-up; the retry is dropped
     names = [c.name for c in calls]
     assert names.count("claim") == 4 and names.count("done") == 3, names
+    assert names.count("renew") == 2, names  # each answer restarts its claim's lease as it starts
     assert "has_thread" in names and names.count("mark_thread") == 2, names
     assert [c.name for c in calls if c.on_loop] == []
 
