@@ -28,19 +28,43 @@ After the timings it prints where the CPU goes, stage by stage, for a named and 
 question (``sections``: one more pass with the stages wrapped in process-time counters;
 ``--no-sections`` skips it).
 
-Target: auto (one pass) p50 <= 1.5x named. Not met. On a quiet machine (load 0.2):
-named 2.28 ms, sequential 7.86 ms (3.45x), one pass 4.36 ms (1.91x) CPU p50; under the
-load of a shared session (load 5-8) the same code measured 1.69-1.92x in seven runs. The
-stage table under load (ms per question, named / one pass / extra): retrieval 1.56 / 3.45
-/ +1.89, of which the cosines 0.12 / 1.15 / +1.03 (ten einsums over 28 MB of float32:
-memory-bound) and the rest of the pass (BM25 over ten departments' postings, candidate
-selection, fusion) +0.86; passages and their scores (the runner-up's too) +0.35;
-confidence.assess (the runner-up, and the winner again with the margin) +0.22; access
-policy and index checks, once per department in the pipeline, +0.14; question analysis
-for the pruning bound (``may_raise``) +0.06. The cosines and the two extra assessments,
-which exactness needs, already take the whole 1.5x budget (~1.1 ms quiet).
+Target: auto (one pass) p50 <= 1.5x named. Not met: 1.8-1.9x CPU p50 (session 20, five
+runs under a shared session's load, median 1.86x; named ~2.6-2.8 ms, one pass ~4.9-5.2 ms).
+Before session 20, on a quiet machine (load 0.2): named 2.28 ms, sequential 7.86 ms
+(3.45x), one pass 4.36 ms (1.91x) CPU p50. The stage table under load (ms per question,
+named / one pass / extra): retrieval 1.56 / 3.45 / +1.89, of which the cosines 0.12 /
+1.15 / +1.03 (ten einsums over 28 MB of float32: memory-bound) and the rest of the pass
+(BM25 over ten departments' postings, candidate selection, fusion) +0.86; passages and
+their scores (the runner-up's too) +0.35; confidence.assess (the runner-up, and the winner
+again with the margin) +0.22; access policy and index checks, once per department in the
+pipeline, +0.14; question analysis for the pruning bound (``may_raise``) +0.06. Even a
+free cosine pass would leave one pass at ~1.55x (CPU p50 minus the whole +0.9 ms), so
+the cosines alone cannot reach the target; the rest is spread over many small stages.
+Session 20 removed the query's compound forms and term lookups done once per department
+(``crosssearch.query_words``/``known_terms``: -0.08 to -0.11 ms of a ~2.3 ms pass, hot).
 
 Tried and dropped, measured here:
+- session 20, an APPROXIMATE first stage (allowed if the route matched assessing every
+  department alone on >= 99 % of questions and dense-candidate recall was >= 99 %): each
+  segment's vectors projected on their 64 leading principal axes (uncentred PCA, a
+  quarter of the bytes), each department's best 3 x ``candidates`` by that re-scored
+  exactly (same einsum on gathered rows, bit-identical), then the best ``candidates`` of
+  those. Routes stayed 200/200 but dense-candidate recall was 0.968 (877 of 2,000
+  department-questions missed a candidate), and the whole candidate step took 1.08 ms vs
+  1.13 exact (hot loop): the projected pass is cheap (0.27 ms row-major, 0.19 ms stored
+  transposed, vs 0.96 ms for the full einsum) but gathering ~3,500 rows for the exact
+  re-score (the shortlist plus the BM25 candidates, which fusion needs exactly too) cost
+  ~0.57 ms. Recall >= 0.99 needed a 5x shortlist at 64 dims (0.991, 1.29 ms) or 2x at
+  128 (0.992, 1.16 ms): slower than exact. The wordllama vectors do not concentrate:
+  a z-sigma residual bound needed 440-1,300 of ~2,800 chunks per department for recall
+  0.999; sign bits (hamming, 32 bytes a row) recalled 0.67-0.87 with 2-5x shortlists.
+  A lazy pass (only departments whose upper bound of ``best`` can still reach the
+  runner-up searched in full) was simulated, not built: even with the tightest bound
+  (each department's exact highest cosine and highest term coverage) routing would search
+  2.81 departments a question (p50 2, p90 6; 0 bound violations on 200 x 10). A
+  one-department pass is 0.31 ms and three 0.66 ms against 2.42 ms for ten (hot), so it
+  might save ~0.8 ms hot, ~1.55-1.6x; but its first stage (7 MB projected, or the int8
+  codes' 9 MB below) is read cold under load, which is what sank the int8 version.
 - an int8 first stage (numkong's packed int8 dot products, ~0.14 ms for 28k rows with
   the codes in cache) with a proven error bound, exact float32 re-scoring of the chunks
   that can still be candidates, and a lazy pass: every department gets a proven upper
@@ -188,11 +212,13 @@ def main() -> None:
             for d in company
         }
         depts = list(company)
-        as_all = sum(
-            _route_key(routing.best_department(q, depts, users, kb, top_k=8))
-            == _assess_every_department(q, depts, users, kb)
+        differ = [
+            (q, got, want)
             for q in texts
-        )
+            if _route_key(got := routing.best_department(q, depts, users, kb, top_k=8))
+            != (want := _assess_every_department(q, depts, users, kb))
+        ]
+        as_all = len(texts) - len(differ)
 
         print(
             f"\ndepartments={args.departments} chunks={chunks} queries={len(texts)} "
@@ -200,6 +226,13 @@ def main() -> None:
             f"same route (department, alternative, passages, assessment) as assessing every "
             f"department: {as_all}/{len(texts)}"
         )
+        for q, got, want in differ:  # each route that differs, and how
+            print(
+                f"  route differs: {q[:60]!r}: one pass {got.department.name} "
+                f"(alternative {got.alternative.name if got.alternative else None}), every "
+                f"department alone {want[0]} (alternative "
+                f"{want[1].name if isinstance(want[1], Department) else None})"
+            )
         print("modes interleaved question by question; CPU = process time (robust to a busy machine)")
         print(
             f"{'Assistant.ask':<36} {'p50 ms':>7} {'p95 ms':>7} {'/ named':>8} {'CPU p50':>8} {'/ named':>8}"

@@ -13,10 +13,10 @@ import pytest
 from bot.config import Company, Department
 from bot.core.types import AccessScope, Classification
 from bot.errors import IndexMissing
-from bot.knowledge import KnowledgeBase
-from bot.knowledge.crosssearch import Layout, _fuse, fused_order, group_top
+from bot.knowledge import KnowledgeBase, lexical
+from bot.knowledge.crosssearch import Layout, _fuse, fused_order, group_top, known_terms, query_words
 from bot.knowledge.embedders import Embedder
-from bot.knowledge.fusion import minmax, top_ids
+from bot.knowledge.fusion import minmax, query_tokens, top_ids
 from bot.knowledge.probe import Probe
 from tests.fakes import CANARIES, make_company
 
@@ -267,3 +267,38 @@ def test_segments_and_tombstones_read_the_same_in_the_pass(tmp_path: Path, wordl
                 assert not any(c in _every_text(probes) for c in canaries.values())
             elif "salary" in q:  # the restricted pages are there, for those they are for
                 assert all(c in _every_text(probes) for c in canaries.values())
+
+
+def test_query_terms_read_once_per_question_equal_each_departments_own(
+    tmp_path: Path, wordllama: Embedder
+) -> None:
+    """``known_terms(query_words(tokens), index)`` (compound forms made once per question,
+    one-segment vocabularies read directly) is ``lexical.query_term_ids`` of each index,
+    ids and order, in one- and two-segment departments (an identifier only the second
+    segment holds gets ``term_id``'s id beyond segment 0's vocabulary)."""
+    folder = tmp_path / "knowledge" / "ops"
+    for rel, text in _team_files(("laptops", "parking", "travel"), "zorbulane").items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_text(text, encoding="utf-8")
+    dept = Department(name="ops", title="Ops", knowledge=folder, classification=Classification.INTERNAL)
+    kb = KnowledgeBase(state_dir=tmp_path / "state", embedder=wordllama)
+    kb.refresh(dept)
+    one = kb.reader.loaded("ops")
+    (folder / "ledger.md").write_text("# Ledger\n\nSet gl_account and cost_center_code per row.\n")
+    kb.refresh(dept)
+    two = kb.reader.loaded("ops")
+    assert one is not None and two is not None and len(one.segments) == 1 and len(two.segments) == 2
+    questions = (
+        "which GL account and cost center code for laptops",
+        "laptops laptops parking rules rules",
+        "gl_account gl account",
+        "nothing known here xyzzy",
+        "",
+    )
+    for index in (one, two):
+        for q in questions:
+            tokens = query_tokens(q)
+            want = lexical.query_term_ids(tokens, index.term_id)
+            assert known_terms(query_words(tokens), index) == want
+    got = dict(known_terms(query_words(query_tokens("GL account cost center code")), two))
+    assert got.get("gl_account", -1) >= len(two.segments[0].vocab)  # the second segment's word
