@@ -23,7 +23,9 @@ set and embedder, all from the same run:
   all departments, ``SourceChunk.score``);
 * ``raw cosine`` — a common uncalibrated baseline;
 
-with the share of answerable questions at or above the threshold ("answered"), the share of
+with the share of answerable questions at or above the threshold *and* sent to a department
+that holds one of their expected documents ("answered": a confident answer from the wrong
+department quotes a page without the fact, so it is not counted), the share of
 unanswerable ones at or above it ("false"), medians and the highest unanswerable score. The
 routing lines give the share of answerable questions sent to a department that holds one
 of their expected documents, by the pipeline's rule and by the top retrieval score alone;
@@ -70,6 +72,17 @@ class Scored:
     retrieval_routed_ok: bool | None  # the top retrieval score alone would have
     question: str = ""
     department: str = ""
+    cosine_routed_ok: bool | None = None  # the top raw cosine alone would have
+
+    def answered(self, key: str, t: float) -> bool:
+        """Scored at or above ``t`` *and* from a department holding an expected document.
+
+        A confident answer from the wrong department is not an answer (it quotes a page
+        that does not hold the fact), so it counts as neither answered nor refused-right;
+        questions without an expectation (the unanswerable sets) count by score alone.
+        """
+        routed = {"confidence": self.routed_ok, "retrieval": self.retrieval_routed_ok}
+        return getattr(self, key) >= t and routed.get(key, self.cosine_routed_ok) is not False
 
 
 def rows(path: Path) -> list[list[str]]:
@@ -85,12 +98,17 @@ def questions(path: Path, *, answerable: bool) -> list[Question]:
 
 
 def score_all(kb: KnowledgeBase, depts: Sequence[Department], qs: list[Question]) -> list[Scored]:
-    scopes = {d.name: AccessScope(d.name, frozenset({"*"})) for d in depts}
+    # Full visibility: every audience entry the department's index uses ("*" alone would
+    # hide folders narrowed by ``_access.yaml``, e.g. finance/payroll, whose documents
+    # some questions expect).
+    scopes = {
+        d.name: AccessScope(d.name, frozenset({"*"}) | kb.reader.audience_entries(d.name)) for d in depts
+    }
     out = []
     for q in qs:
         route = routing.best_department(q.text, depts, scopes, kb, top_k=6)
         assert route.assessment is not None
-        best_ret, best_ret_dept, cos = 0.0, "", 0.0
+        best_ret, best_ret_dept, cos, cos_dept = 0.0, "", 0.0, ""
         for d in depts:
             hits = kb.retrieve(q.text, scopes[d.name], top_k=6)
             if hits and hits[0].score > best_ret:
@@ -99,7 +117,8 @@ def score_all(kb: KnowledgeBase, depts: Sequence[Department], qs: list[Question]
             assert index is not None
             emb = kb.reader._embedder_named(index.embedder)
             raw, _, _ = index.search(q.text, index.mask(scopes[d.name]), 1, embedder=emb, mode="dense")
-            cos = max(cos, raw[0].cosine if raw else 0.0)
+            if raw and raw[0].cosine > cos:
+                cos, cos_dept = raw[0].cosine, d.name
         expect = q.departments or None
         out.append(
             Scored(
@@ -111,6 +130,7 @@ def score_all(kb: KnowledgeBase, depts: Sequence[Department], qs: list[Question]
                 retrieval_routed_ok=None if expect is None else best_ret_dept in expect,
                 question=q.text,
                 department=route.department.name,
+                cosine_routed_ok=None if expect is None else cos_dept in expect,
             )
         )
     return out
@@ -132,7 +152,8 @@ def report(
         ("raw cosine", "cosine"),
     ):
         a, b = [getattr(s, key) for s in on], [getattr(s, key) for s in off]
-        answered, false = sum(x >= t for x in a) / len(a), sum(x >= t for x in b) / len(b)
+        answered = sum(s.answered(key, t) for s in on) / len(on)
+        false = sum(x >= t for x in b) / len(b)
         print(
             f"{name:<11} {embedder:<10} {label:<18} {answered:>9.0%} {false:>7.0%}"
             f" {statistics.median(a):>7.2f} {statistics.median(b):>8.2f} {max(b):>8.2f}"
@@ -140,7 +161,8 @@ def report(
     if verbose:
         for s in on:
             if s.confidence < t or s.routed_ok is False:
-                print(f"    refused/misrouted {s.confidence:.2f} {s.department:<12} {s.question}")
+                how = "refused     " if s.confidence < t else "wrong dept  "
+                print(f"    {how}      {s.confidence:.2f} {s.department:<12} {s.question}")
         for s in off:
             if s.confidence >= t:
                 print(f"    false answer      {s.confidence:.2f} {s.department:<12} {s.question}")
@@ -151,6 +173,10 @@ def report(
         print(
             f"{name:<11} {embedder:<10} routing: pipeline {new}/{len(judged)} ({new / len(judged):.0%}),"
             f" top retrieval score alone {old}/{len(judged)} ({old / len(judged):.0%})"
+        )
+        wrong = sum(s.confidence >= t and s.routed_ok is False for s in judged)
+        print(
+            f"{name:<11} {embedder:<10} answered from the wrong department: {wrong} (not counted as answered)"
         )
         refused = [s for s in judged if s.confidence < t]
         held = sum(bool(s.evidence) for s in refused)

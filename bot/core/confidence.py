@@ -26,6 +26,11 @@ company):
   question's proper name ("Grammarly" in the software list), in the only retrieved document
   that mentions it, is evidence of the answer as strong as a clear routing margin — and
   it holds when the asker named the department, where there is no margin.
+* **Where the value sits.** A unit is read with its section heading ("Expense policy ›
+  How to claim" makes "submit within 30 days of the expense" about claims), a year the
+  question names must sit next to the value, and a value counts only where the top
+  passages cover half the question's key terms ("when does the parking garage car wash
+  open?" is not answered by the garage's hours).
 * **Live or personal state.** "the status of my order", "this week", "today", "who is my
   buddy", "how many days do I have left": documents hold policies, not live or per-person
   data (that is in the HR system or the directory), so the score is lowered.
@@ -254,6 +259,19 @@ def entry_for(names: Sequence[str], chunks: Sequence[SourceChunk]) -> bool:
     )
 
 
+def section_for(terms: Sequence[str], top: Sequence[SourceChunk]) -> bool:
+    """Is a top passage's section (or table row) labelled with every key term of the
+    question ("What should I do in my first week?" → "Onboarding › First week")?
+
+    A section named for exactly what is asked is an entry for it, as a row named after a
+    product is (``entry_for``); it takes two terms at least, so one shared word ("Travel")
+    is not mistaken for an entry.
+    """
+    if len(terms) < 2:
+        return False
+    return any(_matches(terms, _words(label)) == len(terms) for c in top for label in _labels(c))
+
+
 @dataclass(frozen=True)
 class Assessment:
     """The answer-level confidence and the evidence behind it (for logs and benches)."""
@@ -268,24 +286,65 @@ class Assessment:
     margin: float | None = None  # over the next department (auto routing), if known
 
 
+_VOWEL = re.compile(r"[aeiouy]")
+
+
 @lru_cache(maxsize=65536)
 def _stem(word: str) -> str:
-    w = word.lower().strip("'’-.,:/%")
-    for suffix in ("'s", "’s"):
-        w = w.removesuffix(suffix)
-    for suffix in ("ies", "ing", "ed", "es", "s", "ly"):
-        if len(w) > len(suffix) + 3 and w.endswith(suffix):
-            w = w[: -len(suffix)] + ("y" if suffix == "ies" else "")
-            break
+    """A light stemmer that removes inflection only ("quotes" and "quote", "buying" and
+    "buys", "paged" and "page" meet) and keeps derivations apart ("allowance" is not
+    "allowed", which the index's Snowball stemmer conflates): a question's word must meet
+    the same word in the answer, not a relative.
+
+    "-es" goes only after s, x, z, ch, sh ("taxes", "matches"); elsewhere it is a plural
+    "-s" ("quotes", "changes"). "-ing" goes when at least three letters with a vowel stay
+    ("buying", "paying"; not "string", "doing"). Then a doubled final consonant and a
+    final silent "e" go, on every word alike. The result is a matching key, not a word.
+    """
+    w = _strip_inflection(word.lower().strip("'’-.,:/%"))
+    # "travelling"/"travel", "installing"/"install": one letter of a final double
+    # consonant goes, on every word alike
+    if len(w) >= 5 and w[-1] == w[-2] and w[-1] not in "aeiouy":
+        w = w[:-1]
+    # and a final silent "e", so "page" meets "paged" and "pages"
+    if len(w) >= 4 and w.endswith("e") and not w.endswith("ee"):
+        w = w[:-1]
     return w
 
 
+def _strip_inflection(w: str) -> str:
+    for suffix in ("'s", "’s"):
+        w = w.removesuffix(suffix)
+    if len(w) > 6 and w.endswith("ies"):
+        return w[:-3] + "y"
+    if w.endswith("ing") and len(w) >= 6 and _VOWEL.search(w[:-3]):
+        return w[:-3]
+    if len(w) > 4 and w.endswith("ed") and not w.endswith("eed"):
+        return w[:-2]
+    if len(w) > 4 and w.endswith("es") and w[:-2].endswith(("s", "x", "z", "ch", "sh")):
+        return w[:-2]
+    if len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")):
+        return w[:-1]
+    if len(w) > 5 and w.endswith("ly"):
+        return w[:-2]
+    return w
+
+
+_TYPE_STEMS = frozenset(_stem(w) for w in _TYPE_HEADS)
+
+
 def key_terms(question: str) -> list[str]:
-    """The question's content words, stemmed (stop words and question words removed)."""
+    """The question's content words, stemmed (stop words and question words removed).
+
+    Numbers are not among them: a year is checked as an entity (``entities``), an amount
+    is answered by a row holding its range without repeating it ("12,000 euros" →
+    "€5,000.01 – €25,000"), and digits pasted as context (a card number) say nothing
+    about where the answer is.
+    """
     out: list[str] = []
     for m in _WORD.finditer(question):
         word = m.group(0)
-        if word.lower() in _STOP or len(word) < 2:
+        if word.lower() in _STOP or len(word) < 2 or word[0].isdigit():
             continue
         stem = _stem(word)
         if stem and stem not in out:
@@ -335,25 +394,48 @@ def _words(text: str) -> set[str]:
 
 
 def _type_near_terms(
-    kind: str, terms: Sequence[str], texts: Sequence[str], names: Sequence[str] = ()
+    kind: str,
+    terms: Sequence[str],
+    texts: Sequence[str],
+    names: Sequence[str] = (),
+    *,
+    headings: Sequence[str] = (),
+    years: Sequence[str] = (),
 ) -> bool:
     """A value of ``kind`` in a line, sentence or table cell that names a key term of the
-    question, or in the unit right after it (a row names its subject before its value)."""
+    question, or in the unit right after it (a row names its subject before its value).
+
+    A unit is read with its passage's heading (``headings[i]``: document title and
+    section), as a table row is read with its header: "Submit within 30 days of the
+    expense" under "Expense policy › How to claim" is about expense *claims*. The unit
+    itself must still name one key term, so a heading alone never makes every value of
+    its section an answer. A year the question names ("holidays in 2027") must be next to
+    the value too (in its unit, the next one or the heading): a date in a unit about
+    another year answers another question.
+    """
     pattern = TYPE_PATTERNS[kind]
     # a term that is itself a value of the type ("December" for a date) shows where a value
     # is, not what it is about: the unit must also name one of the other terms
     subject = [t for t in terms if not pattern.fullmatch(t)] or list(terms)
+    # a year is checked on its own (below) and a word naming the value's type ("which
+    # days", "the phone number") says what the value is, not what it is about
+    subject = [t for t in subject if t not in years and t not in _TYPE_STEMS] or subject
     need = max(1, -(-len(subject) // 3))
-    for text in texts:
+    for k, text in enumerate(texts):
+        heading = headings[k] if k < len(headings) else ""
+        context = _words(heading)
         units = _units(text)
         for i, unit in enumerate(units):
-            if _matches(subject, _words(unit)) < min(need, len(subject)):
+            own = _words(unit)
+            if not _matches(subject, own) or _matches(subject, own | context) < min(need, len(subject)):
                 continue
             # a table row is complete with its header; other units may hold the value in
             # the unit right after the one naming the subject
             window = unit if unit.lstrip().startswith("|") else " ".join(units[i : i + 2])
             if names and not all(n.lower() in window.lower() for n in names):
                 continue  # the question names something; the answer unit must be about it
+            if not all(y in f"{heading} {window}" for y in years):
+                continue  # "holidays in 2027": a date in a unit about another year
             if pattern.search(window):
                 return True
     return False
@@ -414,6 +496,22 @@ _ASKED_WHAT = re.compile(
     r"^\s*what(?:'s|\s+is|\s+are|\s+was|\s+were)\s+(?:(?:on|in|at)\s+)?(?:the|a|an|our|my|your)\s+(.*)", re.I
 )
 _ASKED_WHICH = re.compile(r"^\s*which\s+([^\W\d_][\w-]*)", re.I)
+# "What is the name of the external investigation firm …" asks for one particular firm:
+# a "which X" question in other words (X is the head of the phrase after "name of").
+_NAME_OF = re.compile(
+    r"^\s*what(?:'s|\s+is|\s+are|\s+was|\s+were)\s+the\s+names?\s+of\s+(?:the|a|an|our|my|your)?\s*(.*)", re.I
+)
+
+
+def _head(phrase: str) -> str:
+    """The head word of a noun phrase: its last word before a stop word or preposition."""
+    head = ""
+    for w in _WORD.finditer(phrase):
+        word = w.group(0)
+        if word.lower() in _STOP or word.lower() in _HEAD_BREAK or word[0].isdigit():
+            break
+        head = word
+    return head
 
 
 def asked_for(question: str) -> str:
@@ -426,16 +524,11 @@ def asked_for(question: str) -> str:
     m = _ASKED_WHICH.match(question)
     if m:
         return m.group(1)
+    m = _NAME_OF.match(question)
+    if m and _head(m.group(1)):
+        return _head(m.group(1))
     m = _ASKED_WHAT.match(question)
-    if not m:
-        return ""
-    head = ""
-    for w in _WORD.finditer(m.group(1)):
-        word = w.group(0)
-        if word.lower() in _STOP or word.lower() in _HEAD_BREAK or word[0].isdigit():
-            break
-        head = word
-    return head
+    return _head(m.group(1)) if m else ""
 
 
 def supports(question: str, answer: str) -> bool | None:
@@ -507,14 +600,20 @@ def assess(question: str, chunks: Sequence[SourceChunk], *, margin: float | None
     if head and head not in missing and _matches([_stem(head)], _words(" ".join(texts))) == 0:
         missing = (*missing, head)
     names = [e for e in entities(question) if not _YEAR.fullmatch(e)]
-    found = bool(kind) and _type_near_terms(kind, terms, texts, names)
-    which = bool(head) and not kind and _ASKED_WHICH.match(question) is not None
+    headings = [f"{c.title}\n{c.anchor}" for c in top]
+    years = [e for e in entities(question) if _YEAR.fullmatch(e)]
+    bodies = [c.text for c in top]  # the headings are read with each unit, not as units
+    found = bool(kind) and _type_near_terms(kind, terms, bodies, names, headings=headings, years=years)
+    asks_name = _ASKED_WHICH.match(question) is not None or _NAME_OF.match(question) is not None
+    which = bool(head) and not kind and asks_name
     if head and not kind and not missing:
         found = (_instance_near_terms if which else _column_near_terms)(head, terms, texts, question)
     coverage = max(_matches(terms, _words(t)) for t in texts) / len(terms) if terms else 0.0
     live = _LIVE.search(question) is not None
     score = retrieval
-    if (kind or which) and not found:
+    # a value counts only where the passages cover half the question, as for the boost:
+    # "when does the parking garage car wash open?" is not answered by garage hours
+    if (kind or which) and not (found and coverage >= BOOST_MIN_COVERAGE):
         score *= MISSING_TYPE  # a value, or for "which X" a particular X, is asked for
     for _ in missing[:2]:
         score *= MISSING_ENTITY
@@ -529,7 +628,10 @@ def assess(question: str, chunks: Sequence[SourceChunk], *, margin: float | None
         # clearly holds the topic while the others do not is evidence of the answer, and
         # so is an entry named after what the question names ("Is Grammarly allowed?").
         evidence = min(1.0, margin / MARGIN_SPAN) if margin is not None and margin > 0 else 0.0
-        if entry_for(names, chunks):
+        # A section named for the question stands in for the margin once routing has
+        # chosen (``margin`` given): while departments are still being ranked it must not
+        # raise a score, or ``routing.score_bound`` would stop assessing too early.
+        if entry_for(names, chunks) or (margin is not None and section_for(terms, top)):
             evidence = 1.0
         score += (1.0 - score) * MARGIN_BOOST * evidence
     return Assessment(
