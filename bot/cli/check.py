@@ -197,22 +197,32 @@ def _copy_warnings(settings: Settings, database: DatabaseHealth | None) -> list[
     every data key, and an erase from another state folder cannot reach them); a record
     made from this state folder (its ``state-id``) whose folder is gone is forgotten here
     (the README's step after deleting it). Never on the host name alone: replicas can
-    share one, and forgetting another replica's copy would hide it from every erase."""
+    share one, and forgetting another replica's copy would hide it from every erase; nor
+    on a path missing only because the folder was moved or is mounted elsewhere
+    (``forget_missing_copies``). Adoption has its own try: failing, it hides no copy."""
     if database is None or not database.ok:
         return []
     from bot.cli.db import _database
     from bot.store.pg_copy import adopt_old_records, forget_missing_copies, recorded_copies
 
     db = _database(settings)
+    lines: list[str] = []
     try:
-        adopt_old_records(db, settings.state_dir)
+        try:  # its own try: a folder it cannot file under must not hide the list below
+            adopt_old_records(db, settings.state_dir)
+        except DeptbotError as exc:
+            lines.append(
+                "warning: the SQLite copy records from before state folder ids could not be filed "
+                f"under this state folder ({exc.user_message})"
+            )
         gone = forget_missing_copies(db, settings.state_dir)
         left = recorded_copies(db)
     except DeptbotError as exc:
-        return [f"warning: the SQLite copies deptbot db copy left could not be listed ({exc.user_message})"]
+        why = exc.user_message
+        return [*lines, f"warning: the SQLite copies deptbot db copy left could not be listed ({why})"]
     finally:
         db.close()
-    lines = [f"forgot the SQLite copy at {c.path} on {c.host}: its folder is gone" for c in gone]
+    lines += [f"forgot the SQLite copy at {c.path} on {c.host}: its folder is gone" for c in gone]
     for c in left:
         line = (
             f"warning: the SQLite copy on {c.host} at {c.path} (deptbot db copy, "
@@ -224,8 +234,9 @@ def _copy_warnings(settings: Settings, database: DatabaseHealth | None) -> list[
             sql = f"delete from state_copies where host = {_sql_text(c.host)} and path = {_sql_text(c.path)}"
             line += (
                 " This record predates state folder ids, so it is never forgotten on its own: "
-                "run deptbot check there while the folder still exists (it is then filed under "
-                "that state folder), or, once it is deleted, clear the record yourself: "
+                "run deptbot check there while the folder still exists (a state folder with a "
+                "state-id then files it under that id), or, once it is deleted, clear the record "
+                "yourself: "
                 f'psql "$DEPTBOT_DATABASE_URL" -c "{sql}"'
             )
         lines.append(line)

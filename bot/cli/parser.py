@@ -212,11 +212,21 @@ def build_parser() -> argparse.ArgumentParser:
     privacy_sub = c.add_subparsers(
         dest="privacy_command", required=True, metavar="ACTION", help="export | erase"
     )
-    t = privacy_sub.add_parser("export", help="everything stored about EMAIL as JSON, with a short summary")
+    t = privacy_sub.add_parser(
+        "export",
+        help="everything stored about EMAIL as JSON, with a short summary",
+        epilog="exit codes: 0 complete; 4 incomplete: a recorded copy of the state was not read "
+        "(see the notes)",
+    )
     t.add_argument("email", metavar="EMAIL", help="the person's e-mail address")
     t.add_argument("--out", metavar="FILE", help="write the JSON to FILE (0600) instead of stdout")
     t.set_defaults(func=cmd_privacy_export)
-    t = privacy_sub.add_parser("erase", help="make EMAIL's text unrecoverable and pseudonymize their records")
+    t = privacy_sub.add_parser(
+        "erase",
+        help="make EMAIL's text unrecoverable and pseudonymize their records",
+        epilog="exit codes: 0 erased; 1 part failed (FAILED lines: run it again); 4 incomplete: a "
+        "recorded copy of the state elsewhere was not reached (see the notes)",
+    )
     t.add_argument("email", metavar="EMAIL", help="the person's e-mail address")
     t.add_argument(
         "--yes", action="store_true", help="do not ask to type the e-mail again (cannot be undone)"

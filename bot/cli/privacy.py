@@ -2,6 +2,11 @@
 
 Thin: ``bot.governance.privacy`` does the work; this prints the summary or the receipt.
 ``erase`` asks for the e-mail to be typed again unless ``--yes`` (it cannot be undone).
+
+Exit codes: 0 done; 1 part of an erase failed (a ``FAILED:`` line); 4 (``EXIT_INCOMPLETE``)
+done here, but a recorded copy of the state elsewhere was not reached or read (see the
+notes), so data is known to remain: ``privacy erase … && close-ticket`` must not close it.
+Distinct from 3 (access denied) so a script can tell "go erase it there" from a refusal.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from pathlib import Path
 
 from bot.cli.output import EXIT_ERROR, EXIT_OK, EXIT_USAGE, _err, _out
 from bot.settings import Settings
+
+EXIT_INCOMPLETE = 4  # done here, but a copy elsewhere was not reached: see the notes
 
 
 def cmd_privacy_export(args: argparse.Namespace, settings: Settings) -> int:
@@ -36,7 +43,7 @@ def cmd_privacy_export(args: argparse.Namespace, settings: Settings) -> int:
         sys.stdout.write(text + "\n")  # JSON for a pipe: the summary goes to stderr
         for line in export.summary():
             _err(line)
-    return EXIT_OK
+    return EXIT_OK if export.complete else EXIT_INCOMPLETE  # a copy not read: the export has gaps
 
 
 def cmd_privacy_erase(args: argparse.Namespace, settings: Settings) -> int:
@@ -58,4 +65,6 @@ def cmd_privacy_erase(args: argparse.Namespace, settings: Settings) -> int:
         privacy.close()
     for line in receipt.lines():
         _out(line)
-    return EXIT_OK if receipt.complete else EXIT_ERROR  # a part that failed (a copy) is not erased
+    if not receipt.complete:
+        return EXIT_ERROR  # a part that failed (a copy) is not erased
+    return EXIT_OK if receipt.reached_everything else EXIT_INCOMPLETE

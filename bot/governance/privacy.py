@@ -43,9 +43,12 @@ Each replica has its own state folder, so ``db copy`` records its folder in Post
 (``bot.store.pg_copy``): a recorded copy this process cannot reach (made from another
 state folder, or its folder missing here) is named in the receipt, the export and an
 admin notice, while everything else is still erased. A copy whose own erase did not
-complete (its WAL could not be truncated, a file could not be changed) is listed in the
-receipt's ``failures`` and the CLI exits non-zero: nothing ever opens a copy again, so
-what is left in it stays until someone looks.
+complete (its WAL could not be truncated, a file could not be changed, one of its files
+is not a readable database: then it is left untouched) is listed in the receipt's
+``failures``, the admins get a notice naming its folder, and the CLI exits 1: nothing ever
+opens a copy again, so what is left in it stays until someone looks. A recorded copy not
+reached makes the CLI exit 4 ("incomplete"). Chat never sees a server path or host name:
+the admin notices carry them, never the person.
 
 An erase ends with a second pass over requests recorded while it ran (a question asked
 mid-erase, after the pseudonymization or the Teams shred): their rows, text, cached
@@ -117,11 +120,18 @@ class Receipt:
     request_id: str  # of the audit row recording the erase
     notes: tuple[str, ...] = ()  # what this erase could not reach, said plainly
     failures: tuple[str, ...] = ()  # what it tried and could not finish: the erase is not complete
+    missed: int = 0  # recorded copies it could not reach (in ``notes``): data known to remain
 
     @property
     def complete(self) -> bool:
         """False when part of the erase failed (``failures``): the CLI exits non-zero."""
         return not self.failures
+
+    @property
+    def reached_everything(self) -> bool:
+        """False when a recorded copy elsewhere still holds the person's data (``missed``):
+        the CLI exits with its "incomplete" code, so ``erase && close-ticket`` stops."""
+        return not self.missed
 
     def lines(self) -> list[str]:
         out = [
@@ -144,6 +154,11 @@ class Export:
     data: dict[str, Any]
     counts: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what was not read, said plainly
+
+    @property
+    def complete(self) -> bool:
+        """False when a copy was not read (``notes``): the CLI exits "incomplete"."""
+        return not self.notes
 
     def summary(self) -> list[str]:
         person = self.data["person"]
@@ -182,6 +197,7 @@ class Privacy:
         # ids name the person's rows in it (its Teams turns, cached answers).
         self._ids_from: Privacy | None = None
         self._own_keys = True  # False: a copy without keys.db reads with the live vault, never shreds it
+        self._only: tuple[str, ...] | None = None  # a copy: its files (``pg_copy.MOVED``), nothing else
         # ``[cache] backend = "memory"`` (SQLite only): seconds its entries live in a serving
         # process, which an erase from another process cannot empty; None: no such cache.
         self.memory_cache_ttl: float | None = None
@@ -224,7 +240,10 @@ class Privacy:
         All or nothing: only a single row that genuinely cannot be opened (its key erased,
         or it fails its integrity check) is listed as unreadable; a store that cannot be
         read (the database is down, a master key is missing) fails the whole export with
-        a StoreError, because an export with gaps would look complete."""
+        a StoreError, because an export with gaps would look complete. A SQLite copy left by
+        ``db copy`` that is not reachable here, or does not open, is a note instead (the
+        live stores are whole; the CLI exits 4, "incomplete"): a broken rollback copy must
+        not stop every export until someone deletes it."""
         person = _email(email)
         try:
             return self._export(person, record=record, platform=platform, notices=notices)
@@ -292,14 +311,35 @@ class Privacy:
 
     def erase(self, email: str, *, platform: str = "cli", record: bool = True) -> Receipt:
         """``record``: write the audit row recording the erase (not for a SQLite copy kept
-        after ``db copy``, whose chain nothing appends to any more)."""
+        after ``db copy``, whose chain nothing appends to any more).
+
+        A failure is said to the operator's CLI as it is; in chat (where the text would
+        show a server path or a database address) the person hears only that it did not
+        finish, and the admins get a notice with the cause (never naming the person)."""
         person = _email(email)
+        try:
+            return self._erase(person, platform=platform, record=record)
+        except StoreError as exc:
+            if platform == "cli":
+                raise
+            log.error("privacy erase from %s did not finish (%s)", platform, type(exc).__name__)
+            told = self._tell_admins(
+                f"A privacy erase asked for in {platform} did not finish: "
+                + re.sub(re.escape(person), "the person", exc.user_message, flags=re.IGNORECASE)
+            )
+            raise StoreError(
+                "Your erase did not finish: stored data could not be changed right now. "
+                + ("The admins have been told. " if told else "Please tell an admin. ")
+                + "Send forget-me again later to get a new code."
+            ) from exc
+
+    def _erase(self, person: str, *, platform: str, record: bool) -> Receipt:
         if not self.audit.key_matches():  # checked first: a refused erase destroys nothing
             raise StoreError(
                 "The audit key in use is not the one the audit rows were chained with (check "
                 "DEPTBOT_AUDIT_KEY and the audit.key_file setting); nothing was erased."
             )
-        self._check_copies()  # likewise before anything is destroyed
+        broken = self._check_copies()  # likewise before anything is destroyed
         missed = self._unreachable_copies()  # said in the receipt: the rest is still erased
         ids = self._request_ids(person)
         removed: dict[str, int] = {"cached_answers": 0}
@@ -312,7 +352,7 @@ class Privacy:
         # The key goes last: a question recorded while this erase runs is sealed under the
         # key about to be destroyed. Shredding first would let it make a fresh key, and its
         # text would stay readable after a receipt saying it was erased.
-        failures = self._erase_copies(person, platform, removed)
+        failures, for_admins = self._erase_copies(person, platform, removed, broken)
         shredded = self.vault.shred(person) if self._own_keys else False
         # Second pass: requests recorded since this erase began (under the e-mail after the
         # pseudonymization, or under the pseudonym before it, with their text, cached answer
@@ -326,14 +366,26 @@ class Privacy:
         clean = self._checkpoint_all() and all(t.erase_checkpointed for t in self.teams_all)
         rid = self._record(alias, "privacy:erase", "erased", platform) if record else ""
         clean = self._checkpoint_all() and clean
-        notes = self._say_unreachable(missed, rid)
+        notes = self._say_unreachable(missed, rid, platform)
+        for text in for_admins:  # each failed copy: its path for the admins, never the person
+            self._tell_admins(f"A privacy erase (audit request {rid or 'not recorded'}) {text}")
         if self.memory_cache_ttl is not None and platform == "cli":  # chat empties its own
             notes.append(
                 'a running deptbot with [cache] backend = "memory" may still hold answers to their '
                 f"questions for up to {_duration(self.memory_cache_ttl)} (cache.ttl_seconds); restart "
                 "it to empty that cache now."
             )
-        return Receipt(alias, datetime.now(UTC), removed, shredded, clean, rid, tuple(notes), tuple(failures))
+        return Receipt(
+            alias,
+            datetime.now(UTC),
+            removed,
+            shredded,
+            clean,
+            rid,
+            tuple(notes),
+            tuple(failures),
+            len(missed),
+        )
 
     def _erase_requests(self, person: str, ids: Sequence[str], removed: dict[str, int]) -> None:
         """What these requests of ``person`` left: cached answers, Teams turns, reply cards
@@ -363,20 +415,18 @@ class Privacy:
     def _sqlite_copies(self) -> list[Path]:
         """On PostgreSQL: folders holding any file ``db copy`` moves (``pg_copy.MOVED``, the
         one list): the state folder itself (a copy made before ``db copy`` moved its files
-        out) and each folder under ``copied-to-postgresql``, and a recorded copy of this
-        state folder kept elsewhere."""
+        out), each folder at any depth under ``copied-to-postgresql`` (an admin may tidy
+        copies into a subfolder), and a recorded copy of this state folder kept elsewhere."""
         if self.db is None:
             return []
-        from bot.store.pg_copy import COPIES, MOVED
+        from bot.store.pg_copy import MOVED, copy_folders
 
         def holds(folder: Path, *, but: tuple[str, ...] = ()) -> bool:
             return any((folder / f).is_file() for f in MOVED if f not in but)
 
         # the live folder's own Teams state file is covered as it is (``more_teams``)
         found = [self.state_dir] if holds(self.state_dir, but=(TeamsState.FILE,)) else []
-        root = self.state_dir / COPIES
-        if root.is_dir():
-            found += sorted(p for p in root.iterdir() if p.is_dir() and holds(p))
+        found += copy_folders(self.state_dir)
         mine = self._state_id()
         for copy in self._recorded_copies():  # recorded by a `db copy` from this state folder, elsewhere
             folder = Path(copy.path)
@@ -401,13 +451,24 @@ class Privacy:
     def _unreachable_copies(self) -> list[StateCopy]:
         """Recorded copies this process cannot erase: made from another state folder, or
         their folder is not there (deleted, or a volume not mounted here: which one, only a
-        look can tell)."""
-        mine = self._state_id()
-        return [c for c in self._recorded_copies() if not c.here(mine) or not Path(c.path).is_dir()]
+        look can tell). A copy of this state folder whose recorded path is missing but
+        whose folder is under this ``copied-to-postgresql`` by its name (reached by another
+        path, or tidied into a subfolder) is reached: the scan there erases it."""
+        from bot.store.pg_copy import copy_folder_here
 
-    def _say_unreachable(self, copies: Sequence[StateCopy], rid: str) -> list[str]:
+        mine = self._state_id()
+        return [
+            c
+            for c in self._recorded_copies()
+            if not c.here(mine)
+            or not (Path(c.path).is_dir() or copy_folder_here(self.state_dir, Path(c.path).name))
+        ]
+
+    def _say_unreachable(self, copies: Sequence[StateCopy], rid: str, platform: str) -> list[str]:
         """A receipt note per copy the erase could not reach, and one admin notice each
-        (never naming the person: their e-mail is what was just erased)."""
+        (never naming the person: their e-mail is what was just erased). The CLI's note
+        names the host and path; chat's names neither (server paths are not for the person
+        asking): the admins' notice has them."""
         notes: list[str] = []
         for copy in copies:
             made = datetime.fromtimestamp(copy.at, UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -416,26 +477,53 @@ class Privacy:
                 "still holds this person's data and could not be reached from here: erase it there "
                 f"(`deptbot privacy erase` for the same person on {copy.host}) or delete that folder."
             )
-            notes.append(note)
+            told = self._tell_admins(f"A privacy erase (audit request {rid or 'not recorded'}) missed {note}")
+            if platform == "cli":
+                notes.append(note)
+            else:
+                notes.append(
+                    "a copy of the bot's state elsewhere still holds your data; "
+                    + ("the admins have been told." if told else "please tell an admin.")
+                )
+        return notes
+
+    def _tell_admins(self, text: str) -> bool:
+        """An admin notice, in the installation's notices store (never a copy's); False
+        when it could not be recorded. ``text`` never names the person."""
+        if self._only is not None:  # a copy: its own folder is no place for notices
+            return False
+        try:
             if self.db is not None:
                 from bot.store.pg_notices import PgNotices
 
+                PgNotices(self.db).notify(None, "privacy", text)
+            else:
+                store = SqliteNotices.in_state_dir(self.state_dir)
                 try:
-                    PgNotices(self.db).notify(
-                        None,
-                        "privacy",
-                        f"A privacy erase (audit request {rid or 'not recorded'}) missed {note}",
-                    )
-                except StoreError as exc:  # the receipt says it already
-                    log.warning("privacy erase: admin notice not recorded (%s)", exc.user_message)
-        return notes
+                    store.notify(None, "privacy", text)
+                finally:
+                    store.close()
+        except StoreError as exc:  # the receipt says it already
+            log.warning("privacy: admin notice not recorded (%s)", type(exc).__name__)
+            return False
+        return True
 
-    def _check_copies(self) -> None:
-        """Each copy's audit rows can be pseudonymized with this key; else nothing is erased
-        (the copy would keep the e-mail while the receipt said it was gone)."""
+    def _check_copies(self) -> dict[Path, str]:
+        """Before anything is destroyed: each copy's audit rows can be pseudonymized with
+        this key, else nothing is erased (the copy would keep the e-mail while the receipt
+        said it was gone). And every file ``db copy`` moved there opens as a database: a
+        copy that does not (a corrupt or foreign file under one of those names) is left
+        untouched and returned (folder → what failed), to be listed as FAILED while the
+        rest is still erased; an unrelated name (``Thumbs.db``) is never opened."""
         from bot.store.audit import SqliteAuditLog
+        from bot.store.pg_copy import MOVED
 
+        broken: dict[Path, str] = {}
         for folder in self._sqlite_copies():
+            bad = [name for name in MOVED if (folder / name).is_file() and not _opens(folder / name)]
+            if bad:
+                broken[folder] = f"{', '.join(bad)} could not be opened as a database"
+                continue
             if not (folder / "audit.db").is_file():
                 continue
             audit = SqliteAuditLog(path=folder / "audit.db", key=self.audit.key)
@@ -449,6 +537,7 @@ class Privacy:
                     "could not be erased from it; nothing was erased. Delete that copy if it is no "
                     "longer needed, or run the erase with its key."
                 )
+        return broken
 
     @contextmanager
     def _for_folder(self, folder: Path) -> Iterator[Privacy]:
@@ -460,6 +549,7 @@ class Privacy:
         shred (this erase shreds it last)."""
         from bot.store.audit import SqliteAuditLog
         from bot.store.cache import SqliteAnswerCache
+        from bot.store.pg_copy import MOVED
 
         own_keys = (folder / "keys.db").is_file()
         vault = Vault.in_state_dir(folder, self.vault.keys) if own_keys else self.vault
@@ -482,6 +572,7 @@ class Privacy:
                 if not has_audit:
                     copy._ids_from = self
                 copy._own_keys = own_keys
+                copy._only = MOVED
                 try:
                     yield copy
                 finally:
@@ -493,50 +584,94 @@ class Privacy:
             if own_keys:
                 vault.close()
 
-    def _erase_copies(self, person: str, platform: str, removed: dict[str, int]) -> list[str]:
+    def _erase_copies(
+        self, person: str, platform: str, removed: dict[str, int], broken: dict[Path, str]
+    ) -> tuple[list[str], list[str]]:
         """Erase ``person`` from each copy as on SQLite (its questions deleted, rows
         pseudonymized, their data key in its ``keys.db`` shredded), counted in ``removed``
-        (``copied_sqlite_folders_erased``, ``<what>_in_sqlite_copies``); a failure per copy
-        whose erase did not complete. A copy's receipt is not dropped:
-        no process ever opens a copy again, so a WAL left untruncated there keeps the text
-        until someone acts. One copy failing does not stop the others or the rest."""
-        done, failures = 0, []
+        (``copied_sqlite_folders_erased``, ``<what>_in_sqlite_copies``). Returns a failure
+        line per copy whose erase did not complete, and the admins' notice text for each
+        (its path, never the person). A copy's receipt is not dropped: no process ever
+        opens a copy again, so a WAL left untruncated there keeps the text until someone
+        acts. One copy failing (``broken`` by ``_check_copies``, or raising on the way: a
+        database error, a file that cannot be changed) does not stop the others, the live
+        erase, the key's destruction or the second pass."""
+        done, failures, for_admins = 0, [], []
+
+        def failed(folder: Path, why: str, line: str) -> None:
+            failures.append(line)
+            for_admins.append(
+                f"could not finish erasing the SQLite copy `deptbot db copy` left at {folder} ({why}); "
+                "it may still hold that person's data: fix or delete that folder, then run the erase again."
+            )
+
         for folder in self._sqlite_copies():
             where = str(folder) if platform == "cli" else "a SQLite copy kept after the switch to PostgreSQL"
+            if folder in broken:
+                why = broken[folder] if platform == "cli" else "a file there could not be opened"
+                log.error("privacy erase: a SQLite copy could not be opened, so it was left as it is")
+                failed(
+                    folder,
+                    broken[folder],
+                    f"the erase in {where} did not run ({why}); nothing there was changed.",
+                )
+                continue
             try:
                 with self._for_folder(folder) as copy:
-                    receipt = copy.erase(person, platform=platform, record=False)
-            except StoreError as exc:
-                why = exc.user_message if platform == "cli" else "a file there could not be changed"
+                    receipt = copy._erase(person, platform=platform, record=False)
+            except (StoreError, sqlite3.Error, OSError) as exc:
+                cause = exc.user_message if isinstance(exc, StoreError) else "a database or file error"
+                why = cause if platform == "cli" else "a file there could not be changed"
                 log.error("privacy erase: a SQLite copy could not be erased (%s)", type(exc).__name__)
-                failures.append(f"the erase in {where} did not complete ({why}); run the erase again.")
+                failed(folder, cause, f"the erase in {where} did not complete ({why}); run the erase again.")
                 continue
             done += 1
             for what, n in receipt.removed.items():
                 if n:
                     removed[f"{what}_in_sqlite_copies"] = removed.get(f"{what}_in_sqlite_copies", 0) + n
             if not receipt.files_checkpointed:
-                failures.append(
+                log.error("privacy erase: a SQLite copy's WAL could not be truncated")
+                failed(
+                    folder,
+                    "a database's WAL could not be truncated",
                     f"the erase in {where} could not truncate a database's WAL there, which may still "
                     "hold the erased text (nothing else opens that copy to do it later); run the "
-                    "erase again, or delete that folder."
+                    "erase again, or delete that folder.",
                 )
-            failures += receipt.failures
+            for line in receipt.failures:
+                failed(folder, "part of its erase failed", line)
         if done:
             removed["copied_sqlite_folders_erased"] = done
-        return failures
+        return failures, for_admins
 
     def _export_copies(self, person: str, *, platform: str, notices: bool) -> tuple[list[Any], list[str]]:
         """What each copy reachable here holds about ``person`` (answers in a moved
-        ``cache.db``, rows PostgreSQL's retention purged since), and a note per recorded
-        copy not read (on another host, or its folder missing here)."""
+        ``cache.db``, rows PostgreSQL's retention purged since), and a note per copy not
+        read (recorded on another host, its folder missing here, or a file there that does
+        not open). Chat sees no server path: a copy's ``folder`` is given relative to the
+        state folder, or left out."""
         found: list[dict[str, Any]] = []
-        for folder in self._sqlite_copies():
-            with self._for_folder(folder) as copy:
-                part = copy._export(person, record=False, platform=platform, notices=notices)
-            data = {k: v for k, v in part.data.items() if k not in ("format", "person", "exported")}
-            found.append({"folder": str(folder), "counts": part.counts, **data})
         notes = []
+        for folder in self._sqlite_copies():
+            try:
+                with self._for_folder(folder) as copy:
+                    part = copy._export(person, record=False, platform=platform, notices=notices)
+            except (StoreError, sqlite3.Error, OSError) as exc:
+                log.error("privacy export: a SQLite copy could not be read (%s)", type(exc).__name__)
+                where = f" at {folder}" if platform == "cli" else ""
+                notes.append(
+                    f"a SQLite copy kept after the switch to PostgreSQL{where} could not be read "
+                    "and may hold more of this person's data"
+                    + (
+                        " (a file there could not be opened or read)."
+                        if platform == "cli"
+                        else "; ask an admin."
+                    )
+                )
+                continue
+            data = {k: v for k, v in part.data.items() if k not in ("format", "person", "exported")}
+            label = _shown_folder(folder, self.state_dir, platform)
+            found.append({**({"folder": label} if label else {}), "counts": part.counts, **data})
         for c in self._unreachable_copies():
             where = f" on {c.host} at {c.path}" if platform == "cli" else " on another server"
             notes.append(
@@ -735,14 +870,26 @@ class Privacy:
         return removed
 
     def _checkpoint_all(self) -> bool:
+        """Truncate the WAL of each database in the folder (in a copy only the files ``db
+        copy`` moved: nothing else there is the copy's, ``Thumbs.db`` included). A file
+        that is not SQLite is skipped; one that fails counts as not checkpointed."""
         ok = self._vacuum() if self.db is not None else True
-        for path in sorted(self.state_dir.glob("*")):
-            if path.suffix in (".db", ".sqlite3") and path.is_file():
+        if self._only is not None:
+            paths = [self.state_dir / name for name in self._only]
+        else:
+            paths = [p for p in sorted(self.state_dir.glob("*")) if p.suffix in (".db", ".sqlite3")]
+        for path in paths:
+            if not (path.is_file() and _is_sqlite(path)):
+                continue
+            try:
                 conn = connect(path)
                 try:
                     ok = checkpoint(conn) and ok
                 finally:
                     conn.close()
+            except sqlite3.Error as exc:
+                log.error("privacy erase: a database could not be checkpointed (%s)", type(exc).__name__)
+                ok = False
         return ok
 
     def _record(self, user: str, rule: str, status: str, platform: str) -> str:
@@ -853,6 +1000,43 @@ def psycopg_error() -> type[Exception]:
     return psycopg.Error
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _is_sqlite(path: Path) -> bool:
+    """Whether ``path`` starts like a SQLite database (an empty file holds nothing)."""
+    try:
+        with path.open("rb") as fh:
+            return fh.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+    except OSError:
+        return True  # unreadable: let the checkpoint fail and say so
+
+
+def _opens(path: Path) -> bool:
+    """Whether ``path`` opens as a SQLite database and its schema reads (a corrupt file or a
+    foreign one under a copy's file name does not). Never changes it."""
+    try:
+        conn = sqlite3.connect(str(path), timeout=30)
+        try:
+            conn.execute("select count(*) from sqlite_master").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return False
+    return True
+
+
+def _shown_folder(folder: Path, state_dir: Path, platform: str) -> str | None:
+    """A copy's folder as an export shows it: the full path on the CLI; in chat relative
+    to the state folder (``copied-to-postgresql/<time>``), or nothing when it is elsewhere."""
+    if platform == "cli":
+        return str(folder)
+    try:
+        return folder.resolve().relative_to(state_dir.resolve()).as_posix()
+    except ValueError:
+        return None
+
+
 def _has_table(conn: sqlite3.Connection, name: str) -> bool:
     return (
         conn.execute("select 1 from sqlite_master where type = 'table' and name = ?", [name]).fetchone()
@@ -873,6 +1057,9 @@ def _delete_in(conn: Any, table: str, column: str, values: Sequence[str]) -> int
 # ── self-service in chat (Slack ``/kb my-data``, Teams ``kb my-data``) ─────────────────
 
 CONFIRM_SECONDS = 600.0
+ALREADY_RUNNING = (
+    "Your privacy request is already running: wait for its answer, then ask again if you need to."
+)
 
 
 class SelfService:
@@ -900,6 +1087,7 @@ class SelfService:
 
         self._open_privacy = open_privacy
         self._pending: dict[str, tuple[str, float]] = {}
+        self._running: set[str] = set()  # people with an export or erase in flight (``_one_at_a_time``)
         self._lock = threading.Lock()
         self._clock = clock or time.monotonic
         self._after_erase = after_erase
@@ -914,9 +1102,25 @@ class SelfService:
         finally:
             privacy.close()
 
+    @contextmanager
+    def _one_at_a_time(self, person: str) -> Iterator[None]:
+        """At most one export or erase in flight per person: they run on the few report
+        threads the admin console uses too, so someone repeating ``my-data`` on a large
+        audit log would otherwise hold every one of them and lock the admins out."""
+        with self._lock:
+            if person in self._running:
+                raise UsageError(ALREADY_RUNNING)
+            self._running.add(person)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running.discard(person)
+
     def export(self, email: str, *, platform: str) -> Export:
-        with self._desk() as desk:
-            return desk.export(email, platform=platform, notices=False)
+        person = _email(email)
+        with self._one_at_a_time(person), self._desk() as desk:
+            return desk.export(person, platform=platform, notices=False)
 
     def start_erase(self, email: str) -> str:
         import secrets
@@ -929,16 +1133,17 @@ class SelfService:
     def confirm_erase(self, email: str, code: str, *, platform: str) -> Receipt | None:
         """The erase, when ``code`` is the one just given to this person; None otherwise."""
         person = _email(email)
-        with self._lock:
-            found = self._pending.get(person)
-            if found is None or found[1] < self._clock() or found[0] != code.strip().upper():
-                return None
-            del self._pending[person]
-        with self._desk() as desk:
-            receipt = desk.erase(person, platform=platform)
-        if self._after_erase is not None:
-            self._after_erase()
-        return receipt
+        with self._one_at_a_time(person):  # before the code is used up: it stays valid meanwhile
+            with self._lock:
+                found = self._pending.get(person)
+                if found is None or found[1] < self._clock() or found[0] != code.strip().upper():
+                    return None
+                del self._pending[person]
+            with self._desk() as desk:
+                receipt = desk.erase(person, platform=platform)
+            if self._after_erase is not None:
+                self._after_erase()
+            return receipt
 
 
 _desks: Any = None

@@ -32,6 +32,11 @@ A's copy for its own, found the path missing and forgot the record, so later era
 stopped naming that copy. ``<state>/state-id`` is a random id written once (0600) and
 never replaced; a missing or unreadable id forgets nothing. A record from before 0010
 has no id: it is never forgotten on its own (``check`` says how to clear it).
+
+Why a missing path is not enough either: the same folder can be reached by another path
+(container vs host), moved, or tidied into ``COPIES/archive/``; ``forget_missing_copies``
+forgets only a folder that was directly in this state folder's ``COPIES`` and has no
+namesake anywhere below it, and privacy looks for copies at any depth there.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,9 +191,15 @@ def read_state_id(state_dir: Path) -> str | None:
 
 
 def ensure_state_id(state_dir: Path) -> str:
-    """The id of ``state_dir``, made once (random, 0600, created exclusively so two
-    processes agree) and never replaced: an id that exists but cannot be read is a
-    StoreError, because a new one would orphan the records filed under the old."""
+    """The id of ``state_dir``, made once (random, 0600) and never replaced: an id that
+    exists but cannot be read is a StoreError, because a new one would orphan the records
+    filed under the old. Only ``db copy`` makes it (``check`` only reads it: run as root,
+    it would leave a file the service cannot read).
+
+    Written whole into a temporary file, then hard-linked into place: the link either
+    appears complete or not at all (an O_EXCL create, then write, left an empty id after
+    a crash or a full disk, and a reader in between saw one), and two processes racing
+    both read the one that won."""
     path = Path(state_dir) / STATE_ID
     for _ in range(2):
         found = read_state_id(state_dir)
@@ -195,15 +207,24 @@ def ensure_state_id(state_dir: Path) -> str:
             return found
         if path.exists() or path.is_symlink():
             break
+        made = uuid.uuid4().hex
+        temp = path.with_name(f".{STATE_ID}.{made}.tmp")
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            continue  # another process made it meanwhile: read theirs
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                try:
+                    os.write(fd, (made + "\n").encode("ascii"))
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                os.link(temp, path)
+            except FileExistsError:
+                continue  # another process made it meanwhile: read theirs
+            finally:
+                with suppress(OSError):
+                    temp.unlink()
         except OSError as exc:
             raise StoreError(f"Could not create {path} (this state folder's id).") from exc
-        made = uuid.uuid4().hex
-        with os.fdopen(fd, "w", encoding="ascii") as out:
-            out.write(made + "\n")
         return made
     raise StoreError(
         f"{path} (this state folder's id) exists but cannot be read; it is never replaced, since "
@@ -298,11 +319,26 @@ def forget_missing_copies(db: Database, state_dir: Path) -> list[StateCopy]:
     """Drop the records of copies made from ``state_dir`` (its id matches) whose folder is
     gone (the operator deleted it, as the README says); what was forgotten. Every other
     record stays: only a check on its own state folder can tell whether the folder is
-    gone, and a missing id (or a record from before 0010) forgets nothing."""
+    gone, and a missing id (or a record from before 0010) forgets nothing.
+
+    A recorded path that is missing is not proof of deletion: the same folder can be
+    reached by another path (a container's ``/data/state`` is the host's
+    ``/srv/deptbot/state``), moved to a new disk, or tidied into a subfolder of
+    ``COPIES``. So a record is forgotten only when its folder was directly in this state
+    folder's ``COPIES`` as it resolves here, and no folder of that name is anywhere under
+    it (``copy_folder_here``)."""
     mine = read_state_id(state_dir)
     if mine is None:
         return []
-    gone = [c for c in recorded_copies(db) if c.state_id == mine and not Path(c.path).exists()]
+    root = (Path(state_dir) / COPIES).resolve()
+    gone = [
+        c
+        for c in recorded_copies(db)
+        if c.state_id == mine
+        and not Path(c.path).exists()
+        and Path(c.path).parent == root
+        and copy_folder_here(state_dir, Path(c.path).name) is None
+    ]
     if gone:
         try:
             with db.tx() as t:
@@ -316,11 +352,38 @@ def forget_missing_copies(db: Database, state_dir: Path) -> list[StateCopy]:
     return gone
 
 
+def copy_folders(state_dir: Path) -> list[Path]:
+    """Every folder under ``state_dir``'s ``COPIES``, at any depth (an admin may tidy copies
+    into ``archive/<time>/``), holding a file ``db copy`` moves (``MOVED``); nothing else
+    there is opened or counted."""
+    root = Path(state_dir) / COPIES
+    if not root.is_dir():
+        return []
+    found = []
+    for folder in sorted(p for p in root.rglob("*") if p.is_dir()):
+        if any((folder / f).is_file() for f in MOVED):
+            found.append(folder)
+    return found
+
+
+def copy_folder_here(state_dir: Path, name: str) -> Path | None:
+    """A folder called ``name`` anywhere under ``state_dir``'s ``COPIES`` (a recorded copy
+    moved or reached by another path), or None."""
+    root = Path(state_dir) / COPIES
+    if not root.is_dir():
+        return None
+    return next((p for p in sorted(root.rglob("*")) if p.name == name and p.is_dir()), None)
+
+
 def adopt_old_records(db: Database, state_dir: Path) -> list[StateCopy]:
     """Records from before 0010 (no id) whose folder is here, inside this state folder's
     ``COPIES`` and on this host, are filed under this state folder's id, so deleting the
     folder and running ``check`` forgets them again. The folder being here is the proof; a
-    record whose folder is not here stays as it is (it may be another replica's)."""
+    record whose folder is not here stays as it is (it may be another replica's). A state
+    folder without an id adopts nothing: only ``db copy`` makes one."""
+    mine = read_state_id(Path(state_dir))
+    if mine is None:
+        return []
     root = (Path(state_dir) / COPIES).resolve()
     found = [
         c
@@ -332,7 +395,6 @@ def adopt_old_records(db: Database, state_dir: Path) -> list[StateCopy]:
     ]
     if not found:
         return []
-    mine = ensure_state_id(Path(state_dir))
     try:
         with db.tx() as t:
             for c in found:

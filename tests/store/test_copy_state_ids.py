@@ -70,6 +70,10 @@ def test_a_replica_with_the_same_host_name_never_forgets_anothers_copy(  # type:
     monkeypatch.setenv("DEPTBOT_STATE", str(state_b))
     away = run.root / "replica-a-disk"  # A's files are on A's machine, not visible from B
     state_a.rename(away)
+    from bot.store.pg_copy import ensure_state_id
+
+    state_b.mkdir(mode=0o700)
+    assert ensure_state_id(state_b) != (away / "state-id").read_text().strip()  # B has its own id
     _code, out, err = run("check")
     assert "forgot the SQLite copy" not in out, out  # before: "forgot the SQLite copy at … on localhost"
     assert f"warning: the SQLite copy on {HOST} at {moved.resolve()}" in out, out + err
@@ -86,6 +90,41 @@ def test_a_replica_with_the_same_host_name_never_forgets_anothers_copy(  # type:
     _code, out, err = run("check")
     assert f"forgot the SQLite copy at {moved.resolve()} on {HOST}" in out, out + err
     assert _rows(pg_url) == []
+
+
+def test_a_replica_at_the_same_path_with_its_own_id_never_forgets_or_takes_anothers_copy(  # type: ignore[no-untyped-def]
+    run, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Containers: replica A and B both keep their state at the same path on the same host
+    name, each on its own volume. Only the ids tell them apart: B's check must not forget
+    A's copy (its recorded path is in B's copies folder as B resolves it, and missing
+    there), and B's erase must not take a folder at that path for its own."""
+    from bot.store.pg_copy import ensure_state_id
+
+    keys, state_a, moved = _copied(run, monkeypatch, pg_url)
+    monkeypatch.setenv(ENV_VAR, pg_url)
+    volume_a = run.root / "volume-a"
+    state_a.rename(volume_a)  # A's volume unmounted; B's is mounted at the same path
+    state_a.mkdir(mode=0o700)
+    id_b = ensure_state_id(state_a)
+    assert id_b != (volume_a / "state-id").read_text().strip()
+    _code, out, _err = run("check")
+    assert "forgot the SQLite copy" not in out, out  # a host-name-only comparison forgets it here
+    assert len(_rows(pg_url)) == 1
+
+    # B's volume has a copy folder at that very path (B's own, erased as local files), and
+    # A's copy on A's volume is still out of reach: the receipt must say so
+    (state_a / "copied-to-postgresql").mkdir(mode=0o700)
+    shutil.copytree(volume_a / "copied-to-postgresql" / moved.name, moved)
+    other = Settings.load(departments=run.root / "departments", state=state_a, env={ENV_VAR: pg_url, **keys})
+    privacy = Privacy.for_settings(other)
+    try:
+        receipt = privacy.erase(EMAIL)
+    finally:
+        privacy.close()
+    assert receipt.removed.get("copied_sqlite_folders_erased") == 1
+    assert receipt.missed == 1, receipt.notes  # a host-name-only here() took A's record for B's folder
+    assert [n for n in receipt.notes if str(moved.resolve()) in n and "could not be reached" in n]
 
 
 @pytest.mark.parametrize("damage", ["missing", "unreadable"])
@@ -154,3 +193,56 @@ def test_the_state_id_is_made_once_and_kept(tmp_path: Path) -> None:
     first = ensure_state_id(tmp_path)
     assert ensure_state_id(tmp_path) == first == read_state_id(tmp_path)
     assert len(first) == 32 and int(first, 16) >= 0
+
+
+def test_a_failed_write_leaves_no_empty_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The id was created (O_EXCL), then written: a full disk or a crash in between left
+    an empty ``state-id``, which is never replaced, so every later ``db copy`` failed."""
+    import errno
+    import os
+
+    from bot.errors import StoreError
+    from bot.store.pg_copy import ensure_state_id
+
+    def full(*args: object, **kwargs: object) -> object:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "write", full)
+        m.setattr(os, "fdopen", full)
+        with pytest.raises(StoreError, match="Could not create"):  # before: a bare OSError
+            ensure_state_id(tmp_path)
+    assert list(tmp_path.iterdir()) == []  # before: an empty state-id, never replaced
+    assert len(ensure_state_id(tmp_path)) == 32
+
+
+def test_check_never_creates_the_id_and_adoption_failing_still_lists(  # type: ignore[no-untyped-def]
+    run, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``check`` (often run as root) made the id while adopting a record from before 0010:
+    a root-owned 0600 file the service cannot read. Only ``db copy`` makes it now. And a
+    failing adoption no longer hides the list of copies."""
+    from bot.errors import StoreError
+    from bot.store import pg_copy
+
+    _, state_a, moved = _copied(run, monkeypatch, pg_url)
+    (state_a / "state-id").unlink()
+    db = Database(checked_url(pg_url))
+    try:
+        with db.tx() as t:
+            t.execute("update state_copies set state_id = null")  # as 0010 left a 0009 record
+    finally:
+        db.close()
+    monkeypatch.setenv(ENV_VAR, pg_url)
+    _code, out, err = run("check")
+    assert not (state_a / "state-id").exists()  # before: made by check
+    assert f"warning: the SQLite copy on {HOST} at {moved.resolve()}" in out, out + err
+    assert [r[2] for r in _rows(pg_url)] == [None]
+
+    def refused(db: Database, state_dir: Path) -> list[object]:
+        raise StoreError("Could not file the copies' records under this state folder.")
+
+    monkeypatch.setattr(pg_copy, "adopt_old_records", refused)
+    _code, out, err = run("check")
+    assert "could not be filed" in out, out + err
+    assert f"warning: the SQLite copy on {HOST} at {moved.resolve()}" in out, out  # before: hidden
