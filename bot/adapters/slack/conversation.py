@@ -243,8 +243,10 @@ class Conversations:
             )
             return
         metadata = translate.answer_metadata(answer.classification, answer.request_id)
-        await self._post(client, inc, blocks, text, reply, metadata=metadata)
+        # the thread is ours before the reply shows: a follow-up typed the moment it appears
+        # (or while chat.postMessage is still in flight) must find it known, not be ignored
         await self._runtime.quick(self._state.mark_thread, inc.channel, inc.thread)
+        await self._post(client, inc, blocks, text, reply, metadata=metadata)
 
     async def _post(
         self,

@@ -140,6 +140,9 @@ class SlackStub:
         self.calls: list[Call] = []
         self.violations: list[str] = []  # "method: problem" for each broken Slack limit
         self.threads: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        # method → gate: a call is recorded at once, answered only once its gate is set (tests
+        # of what the bot does while a Slack call is still in flight)
+        self.held: dict[str, asyncio.Event] = {}
         self._ts = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self._changed = asyncio.Event()
@@ -229,6 +232,9 @@ class SlackStub:
                 {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "0"}
             )
         self._record(method, args, request.path)
+        gate = self.held.get(method)
+        if gate is not None:
+            await gate.wait()
         if self._refused(method, args):
             error = "invalid_arguments" if method in limits.VIEW_METHODS else "invalid_blocks"
             return web.json_response({"ok": False, "error": error})

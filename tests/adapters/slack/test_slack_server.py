@@ -281,6 +281,30 @@ def test_thread_follow_up_uses_history_and_other_threads_are_ignored(harness: Sl
     run(harness, scenario)
 
 
+def test_a_follow_up_sent_while_the_reply_is_still_being_posted_is_answered(harness: SlackHarness) -> None:
+    """The thread is known before the reply is posted: Slack shows a reply before
+    chat.postMessage returns, and a follow-up typed then used to be ignored (on a slow
+    state store, also one typed just after)."""
+
+    async def scenario(h: SlackHarness) -> None:
+        root = "1700000031.000100"
+        gate = h.stub.held["chat.postMessage"] = asyncio.Event()  # the post stays in flight
+        try:
+            await h.event(mention("How many vacation days do I get?", ts=root))
+            await h.stub.wait_for("chat.postMessage")
+            h.stub.add_thread_message(
+                "C0HRHELP", root, {"ts": root, "user": "UALICE", "text": "<@UBOT> vacation?"}
+            )
+            follow = {"type": "message", "channel_type": "channel", "channel": "C0HRHELP", "user": "UALICE"}
+            await h.event({**follow, "ts": "1700000032.000100", "thread_ts": root, "text": "And sick days?"})
+            posts = await h.stub.wait_for("chat.postMessage", 2)  # answered while the first is held
+            assert posts[1]["thread_ts"] == root
+        finally:
+            gate.set()
+
+    run(harness, scenario)
+
+
 def test_only_a_mention_or_a_huge_message_gets_a_polite_reply(harness: SlackHarness) -> None:
     async def scenario(h: SlackHarness) -> None:
         await h.event(mention("", ts="1700000020.000100"))
