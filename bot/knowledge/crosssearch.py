@@ -15,7 +15,8 @@ step runs once for all of them:
   department *and* per scope (counted over that department's visible chunks only), so
   neither a department's restricted chunks nor another department's chunks move a
   visible chunk's score; the words looked up (tokens, then compound forms) are made once
-  per question (``query_words``), not once per department;
+  per question (``query_words``), not once per department; the lexical ranking score
+  (``lexical.all_terms_rank``) takes each department's own required terms and top BM25;
 - cosines: one buffer, filled segment by segment with the same ``Segment.cosines`` call
   a named question makes (the vectors are not copied; see below);
 - candidates: each department's best ``candidates`` by BM25 and by cosine from one
@@ -230,6 +231,18 @@ def probe_across(
         bm25 = np.bincount(rows, weights=part, minlength=n).astype(np.float32)
     else:
         bm25 = np.zeros(n, dtype=np.float32)
+    # the lexical list's ranking score, as ``LoadedIndex.lexical_scores``: per department,
+    # its own required terms and its own largest BM25
+    rank = bm25
+    if len(rows) and lexical.all_terms_first():
+        own_words = set(tokens)
+        own_slot = np.array([w in own_words for k in known for w, _ in k], dtype=bool)
+        held = np.bincount(rows[own_slot[slot]], minlength=n)
+        required = np.bincount(slot_dept[own_slot & (df > 0)], minlength=len(indexes))
+        top = np.zeros(len(indexes), dtype=np.float32)
+        filled = np.flatnonzero(np.diff(starts) > 0)
+        top[filled] = np.maximum.reduceat(bm25, starts[:-1][filled])
+        rank = lexical.all_terms_rank(bm25, held, required[layout.group_of], top[layout.group_of])
 
     # ── cosines: the segments' own arrays, one buffer ───────────────────────────────────
     cos = np.empty(n, dtype=np.float32)
@@ -242,15 +255,15 @@ def probe_across(
     # ── candidates of every department at once: its best ``pool`` by BM25 and by cosine ──
     pool = max(candidates, top_k)
     union = np.flatnonzero(
-        group_top(bm25, layout, pool, positive=True) | group_top(cos, layout, pool, positive=False)
+        group_top(rank, layout, pool, positive=True) | group_top(cos, layout, pool, positive=False)
     )
     group = layout.group_of[union]
-    cu, bu = cos[union], bm25[union]
+    cu, bu, ru = cos[union], bm25[union], rank[union]
     if not (mask[union].all() and np.isfinite(cu).all()):  # never: both scorers filter inside
         raise KnowledgeError("retrieval selected a chunk outside the asker's visibility")
     bounds = np.searchsorted(union, starts)  # department d's candidates: bounds[d]:bounds[d+1]
     weight = np.asarray(dense_weights, dtype=np.float64)
-    fused = _fuse(cu, bu, group, bounds, weight)
+    fused = _fuse(cu, ru, group, bounds, weight)
     order = fused_order(fused, group)
     # each department's first ``top_k`` of that order, and only those become Python values
     kept = np.minimum(np.diff(bounds), top_k)

@@ -17,6 +17,7 @@ and is kept so the stored format stays readable by bm25s and by older readers.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -205,3 +206,34 @@ def contains(model: Any, token_id: int, chunk_ids: np.ndarray) -> np.ndarray:
     pos = np.searchsorted(rows, chunk_ids)
     pos = np.minimum(pos, len(rows) - 1)
     return np.asarray(rows[pos] == chunk_ids)
+
+
+def all_terms_first() -> bool:
+    """Whether chunks that hold every query term lead the lexical list (:func:`all_terms_rank`).
+
+    On by default; ``DEPTBOT_ALL_TERMS_FIRST=0`` switches it off so a bench can compare
+    old and new in one checkout (read per search: the benches set it per process).
+    """
+    return os.environ.get("DEPTBOT_ALL_TERMS_FIRST", "1") != "0"
+
+
+def all_terms_rank(bm25: np.ndarray, held: np.ndarray, required: np.ndarray | int, top: Any) -> np.ndarray:
+    """The lexical list's ranking score: BM25, with every chunk that holds all the
+    query's required terms ranked above every chunk that does not.
+
+    BM25 sums per-term weights, so a chunk that repeats one rare word can outscore the
+    one that holds every word the question asks about; PostgreSQL's websearch (all terms
+    required) lifted the handbook hybrid by 0.04 in bench.pg_fulltext. Here such chunks
+    are not the only ones kept, they lead: ``top`` (the scope's largest BM25, so
+    per chunk it is the chunk's department's) is added to their BM25, which keeps their
+    order among themselves and puts them ahead in the candidate list and in min-max
+    fusion. ``held`` counts the query's own terms (not compound forms) each chunk holds;
+    ``required`` is how many of them some visible chunk holds (per chunk here, too). A
+    term no visible chunk holds is not required (a typo or a word only a restricted page
+    has changes nothing), and one required term is plain BM25 already, so it takes two.
+    ``Hit.bm25`` stays the plain BM25; only ranking and fusion read this score.
+    """
+    full = (held >= required) & (np.asarray(required) >= 2) & (bm25 > 0)
+    if not full.any():
+        return bm25
+    return np.where(full, bm25 + top, bm25).astype(np.float32)

@@ -1,0 +1,116 @@
+"""Chunks that hold every query term lead the lexical list (``lexical.all_terms_rank``):
+in the one-department search and the one pass alike, with ``Hit.bm25`` left as plain BM25,
+and without letting a word only restricted chunks hold change what an outsider gets.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.config import Department
+from bot.core.types import AccessScope, Classification
+from bot.knowledge import KnowledgeBase, lexical
+from bot.knowledge.embedders import Embedder
+
+# "backup" is rare and the vault page repeats it; "schedule" and "files" are common, so
+# plain BM25 puts the vault page above the one page that holds all three words.
+FILLER = {
+    f"team-{i}.md": f"# Team {i}\n\nThe team {i} schedule lists meetings. Shared files live in "
+    f"the team {i} drive.\n"
+    for i in range(12)
+}
+PUBLIC = {
+    **FILLER,
+    "vault.md": "# Vault\n\nBackup vault: backup copies, backup keys, backup tapes and backup "
+    "logs. Backup.\n",
+    "nightly.md": "# Nightly\n\nThe backup schedule copies all shared files every night at two.\n",
+}
+RESTRICTED = {
+    "private/_access.yaml": "audience: ['group:it-admins']\nclassification: confidential\n",
+    "private/payroll.md": "# Payroll export\n\nThe payroll backup schedule keeps payroll files.\n",
+}
+EVERYONE = frozenset({"*"})
+OUTSIDER = frozenset({"*", "group:engineering"})
+QUESTION = "backup schedule files"
+
+
+def _kb(tmp_path: Path, name: str, files: dict[str, str], embedder: Embedder) -> KnowledgeBase:
+    kb = KnowledgeBase(state_dir=tmp_path / name / "state", embedder=embedder)
+    for dept in ("it", "ops"):
+        folder = tmp_path / name / "knowledge" / dept
+        for rel, text in files.items():
+            path = folder / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        internal = Classification.INTERNAL
+        kb.refresh(Department(name=dept, title=dept.title(), knowledge=folder, classification=internal))
+    return kb
+
+
+@pytest.fixture
+def kb(tmp_path: Path, wordllama: Embedder) -> KnowledgeBase:
+    return _kb(tmp_path, "a", PUBLIC, wordllama)
+
+
+def test_rank_puts_chunks_with_every_term_first_and_keeps_their_order() -> None:
+    bm25 = np.array([5.0, 2.0, 3.0, 0.0, 1.0], dtype=np.float32)
+    held = np.array([1, 3, 3, 3, 2])
+    rank = lexical.all_terms_rank(bm25, held, 3, bm25.max())
+    assert rank.dtype == np.float32
+    assert list(np.argsort(-rank, kind="stable")) == [2, 1, 0, 4, 3]
+    assert rank[3] == 0.0  # no BM25 (not visible): never a candidate
+    # one required term is plain BM25; a chunk short of one term is not raised
+    assert lexical.all_terms_rank(bm25, held, 1, bm25.max()) is bm25
+    assert rank[0] == bm25[0] and rank[4] == bm25[4]
+
+
+def test_the_page_with_every_term_leads_bm25(kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch) -> None:
+    index = kb.reader.loaded("it")
+    assert index is not None
+    emb = kb.reader._embedder_named(index.embedder)
+    mask = index.mask(AccessScope("it", EVERYONE))
+    hits, _, _ = index.search(QUESTION, mask, 3, embedder=emb, mode="bm25")
+    assert "every night" in index.text(hits[0].index)
+    monkeypatch.setenv("DEPTBOT_ALL_TERMS_FIRST", "0")  # the bench's switch: plain BM25 order
+    plain, _, _ = index.search(QUESTION, mask, 3, embedder=emb, mode="bm25")
+    assert "vault" in index.text(plain[0].index).lower()
+    # Hit.bm25 is the plain BM25 either way; only the order differs
+    raw = {h.index: h.bm25 for h in plain}
+    assert all(raw[h.index] == h.bm25 for h in hits if h.index in raw)
+    assert raw[plain[0].index] > raw[hits[0].index]
+
+
+def test_the_hybrid_answer_starts_at_the_page_with_every_term(kb: KnowledgeBase) -> None:
+    top = kb.retrieve(QUESTION, AccessScope("it", EVERYONE), top_k=1)[0]
+    assert top.doc_id == "it/nightly.md"
+
+
+@pytest.mark.parametrize("flag", ["1", "0"])
+def test_both_paths_rank_identically(kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch, flag: str) -> None:
+    monkeypatch.setenv("DEPTBOT_ALL_TERMS_FIRST", flag)
+    scopes = [AccessScope("it", EVERYONE), AccessScope("ops", EVERYONE)]
+    for q in (QUESTION, "backup vault keys", "team schedule", "shared files drive team", "nothing here"):
+        for probe, scope in zip(kb.probe_many(q, scopes, top_k=5), scopes, strict=True):
+            index = kb.reader.loaded(scope.department)
+            assert index is not None
+            alone = kb.reader._probe_in(index, scope, q, 5)
+            assert probe._hits == alone._hits and probe._terms == alone._terms, q
+            assert probe._unseen == alone._unseen and probe.best == alone.best, q
+
+
+def test_a_word_only_restricted_chunks_hold_changes_nothing_for_an_outsider(
+    tmp_path: Path, wordllama: Embedder
+) -> None:
+    public = _kb(tmp_path, "p", PUBLIC, wordllama)
+    both = _kb(tmp_path, "r", {**PUBLIC, **RESTRICTED}, wordllama)
+    scope = AccessScope("it", OUTSIDER)
+    for q in ("payroll backup schedule files", QUESTION, "payroll files"):
+        a = public.retrieve(q, scope, top_k=10)
+        b = both.retrieve(q, scope, top_k=10)
+        assert [c.chunk_id for c in b] == [c.chunk_id for c in a], q
+        assert [c.score for c in b] == pytest.approx([c.score for c in a], abs=1e-6), q
+    # "payroll" is required of nobody the outsider can see: the nightly page still leads
+    assert both.retrieve("payroll backup schedule files", scope, top_k=1)[0].doc_id == "it/nightly.md"
