@@ -21,11 +21,11 @@ import pytest
 
 from bot.governance.privacy import Privacy
 from bot.governance.vault import forget_open_vaults
-from bot.settings import Settings
 from bot.store.backend import ENV_VAR, Database
 from bot.store.pg_notices import PgNotices
-from tests.governance.test_privacy_erase import EMAIL, _canary_activity, _files, _holding, _world
+from tests.governance.test_privacy_erase import EMAIL, _files, _holding
 from tests.pg_fixtures import checked_url
+from tests.store.test_copy_erase_gaps import _copied
 
 GARBAGE = b"this is not a database, just some bytes" * 100
 
@@ -34,21 +34,6 @@ GARBAGE = b"this is not a database, just some bytes" * 100
 def _fresh_vaults() -> Iterator[None]:
     yield
     forget_open_vaults()
-
-
-def _copied(run, pg_url: str) -> tuple[Settings, Path]:  # type: ignore[no-untyped-def]
-    """A SQLite installation with the canary's activity, copied by `db copy`: the
-    PostgreSQL settings of that state folder, and the copy's folder."""
-    root: Path = run.root
-    settings, assistant, convo, notices = _world(root, {})
-    _canary_activity(assistant, convo, notices, settings.state_dir)[0].close()
-    convo.close()
-    code, _, err = run("db", "copy", "--to", pg_url)
-    assert code == 0, err
-    (moved,) = (settings.state_dir / "copied-to-postgresql").iterdir()
-    forget_open_vaults()
-    pg = Settings.load(departments=root / "departments", state=settings.state_dir, env={ENV_VAR: pg_url})
-    return pg, moved
 
 
 def _pg(pg_url: str, sql: str) -> list[tuple[object, ...]]:
