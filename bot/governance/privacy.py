@@ -605,6 +605,8 @@ class Privacy:
                 "it may still hold that person's data: fix or delete that folder, then run the erase again."
             )
 
+        # the person in chat cannot mend a copy on a server; the admins were told (notice)
+        then = "run the erase again" if platform == "cli" else "the admins have been told"
         for folder in self._sqlite_copies():
             where = str(folder) if platform == "cli" else "a SQLite copy kept after the switch to PostgreSQL"
             if folder in broken:
@@ -623,7 +625,7 @@ class Privacy:
                 cause = exc.user_message if isinstance(exc, StoreError) else "a database or file error"
                 why = cause if platform == "cli" else "a file there could not be changed"
                 log.error("privacy erase: a SQLite copy could not be erased (%s)", type(exc).__name__)
-                failed(folder, cause, f"the erase in {where} did not complete ({why}); run the erase again.")
+                failed(folder, cause, f"the erase in {where} did not complete ({why}); {then}.")
                 continue
             done += 1
             for what, n in receipt.removed.items():
@@ -635,8 +637,8 @@ class Privacy:
                     folder,
                     "a database's WAL could not be truncated",
                     f"the erase in {where} could not truncate a database's WAL there, which may still "
-                    "hold the erased text (nothing else opens that copy to do it later); run the "
-                    "erase again, or delete that folder.",
+                    "hold the erased text (nothing else opens that copy to do it later); "
+                    + ("run the erase again, or delete that folder." if platform == "cli" else f"{then}."),
                 )
             for line in receipt.failures:
                 failed(folder, "part of its erase failed", line)

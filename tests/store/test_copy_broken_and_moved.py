@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -165,3 +166,31 @@ def test_an_export_with_a_corrupt_copy_says_so_and_exits_incomplete(  # type: ig
     code, out, err = run("privacy", "export", EMAIL, "--out", str(run.root / "export.json"))
     assert code == 4, out + err  # before: sqlite3.DatabaseError out of the export
     assert f"at {moved} could not be read" in out and "4 questions" in out, out
+
+
+@pytest.mark.parametrize("platform", ["cli", "slack"])
+def test_a_copy_erase_that_fails_midway_tells_chat_the_admins_know(  # type: ignore[no-untyped-def]
+    run, pg_url: str, platform: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A person in chat cannot mend a copy on a server: their receipt says the admins were
+    told (they are: a notice), the CLI's says to run the erase again."""
+    settings, _ = _copied(run, pg_url)
+    real = Privacy._erase
+
+    def breaks_in_copies(self: Privacy, *a: object, **k: object) -> object:
+        if k.get("record") is False:  # only the erase inside a copy
+            raise sqlite3.OperationalError("disk I/O error")
+        return real(self, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Privacy, "_erase", breaks_in_copies)
+    privacy = Privacy.for_settings(settings)
+    try:
+        receipt = privacy.erase(EMAIL, platform=platform)
+    finally:
+        privacy.close()
+    (failed,) = receipt.failures
+    assert "did not complete" in failed and receipt.key_shredded
+    if platform == "cli":
+        assert failed.endswith("run the erase again.")
+    else:
+        assert failed.endswith("the admins have been told.") and "run the erase" not in failed
