@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.slack import SECRET, envelope, free_port, run_stub, wait_ready
+from bench.slack import SECRET, bench_app, envelope, free_port, run_stub, wait_ready
 
 HANK = "hank@example.com"  # administers hr in the tests' tiny company
 
@@ -59,29 +59,12 @@ class SlowReports:
 
 
 def run_server(port: int, api_url: str, state: str, report_seconds: float, shared: bool) -> None:
-    import logging
-
     from aiohttp import web
 
-    from bot.adapters.http import RUNTIME, build_app
+    from bot.adapters.http import RUNTIME
     from bot.admin.web import CONSOLE
-    from bot.core.pipeline import Assistant
-    from bot.llm.extractive import ExtractiveGenerator
-    from bot.settings import Settings
-    from tests.fakes import FakeIndexer, FakeRetriever, MemoryAudit, chunks_from_folder, make_company
 
-    logging.basicConfig(level=logging.WARNING)
-    company = make_company(Path(state) / "company")
-    assistant = Assistant(
-        company=company,
-        retriever=FakeRetriever([c for d in company for c in chunks_from_folder(d)]),
-        indexer=FakeIndexer(),
-        generator=ExtractiveGenerator(),
-        audit=MemoryAudit(),
-    )
-    env = {"SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": api_url}
-    settings = Settings(departments_dir=Path(state), state_dir=Path(state) / "state", env=env)
-    app = build_app(assistant=assistant, settings=settings, host="127.0.0.1")
+    app = bench_app(api_url, state, host="127.0.0.1")  # the console is mounted for local hosts
     console = app[CONSOLE]
     console.insights = SlowReports(console.insights, report_seconds)  # type: ignore[assignment]
     if shared:  # the console as it ran before: on the quick threads, with the Slack claims

@@ -61,10 +61,11 @@ def run_stub(port: int) -> None:
     asyncio.run(main())
 
 
-def run_server(port: int, api_url: str, state: str) -> None:
+def bench_app(api_url: str, state: str, *, host: str | None = None) -> Any:
+    """The real server app (``build_app``) over the sample company with fake retrieval and
+    the extractive generator, talking to the stub Slack at ``api_url``; other benches
+    (``bench.console_burst``) start from the same app."""
     import logging
-
-    from aiohttp import web
 
     from bot.adapters.http import build_app
     from bot.core.pipeline import Assistant
@@ -83,13 +84,13 @@ def run_server(port: int, api_url: str, state: str) -> None:
     )
     env = {"SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": api_url}
     settings = Settings(departments_dir=Path(state), state_dir=Path(state) / "state", env=env)
-    web.run_app(
-        build_app(assistant=assistant, settings=settings),
-        host="127.0.0.1",
-        port=port,
-        print=None,
-        access_log=None,
-    )
+    return build_app(assistant=assistant, settings=settings, host=host)
+
+
+def run_server(port: int, api_url: str, state: str) -> None:
+    from aiohttp import web
+
+    web.run_app(bench_app(api_url, state), host="127.0.0.1", port=port, print=None, access_log=None)
 
 
 async def wait_ready(session: Any, url: str, timeout: float = 30.0) -> None:

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.config import Department
-from bot.core.types import AccessScope, Classification
+from bot.core.types import AccessScope
 from bot.knowledge import KnowledgeBase, lexical
 from bot.knowledge.embedders import Embedder
+from tests.knowledge.test_lexical_compounds import _kb as compounds_kb
 
 # "backup" is rare and the vault page repeats it; "schedule" and "files" are common, so
 # plain BM25 puts the vault page above the one page that holds all three words.
@@ -38,16 +38,7 @@ QUESTION = "backup schedule files"
 
 
 def _kb(tmp_path: Path, name: str, files: dict[str, str], embedder: Embedder) -> KnowledgeBase:
-    kb = KnowledgeBase(state_dir=tmp_path / name / "state", embedder=embedder)
-    for dept in ("it", "ops"):
-        folder = tmp_path / name / "knowledge" / dept
-        for rel, text in files.items():
-            path = folder / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-        internal = Classification.INTERNAL
-        kb.refresh(Department(name=dept, title=dept.title(), knowledge=folder, classification=internal))
-    return kb
+    return compounds_kb(tmp_path, name, files, embedder, ("it", "ops"))
 
 
 @pytest.fixture

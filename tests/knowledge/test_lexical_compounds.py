@@ -37,9 +37,16 @@ EVERYONE = frozenset({"*"})
 OUTSIDER = frozenset({"*", "group:engineering"})
 
 
-def _kb(tmp_path: Path, name: str, files: dict[str, str], embedder: Embedder) -> KnowledgeBase:
+def _kb(
+    tmp_path: Path,
+    name: str,
+    files: dict[str, str],
+    embedder: Embedder,
+    departments: tuple[str, ...] = ("finance", "travel"),
+) -> KnowledgeBase:
+    """A knowledge base whose ``departments`` each hold ``files`` (the one pass needs several)."""
     kb = KnowledgeBase(state_dir=tmp_path / name / "state", embedder=embedder)
-    for dept in ("finance", "travel"):
+    for dept in departments:
         folder = tmp_path / name / "knowledge" / dept
         for rel, text in files.items():
             path = folder / rel
