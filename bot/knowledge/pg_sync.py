@@ -23,8 +23,13 @@ is published, and this replica stops answering from the department at once (fail
 the replaced version may be the one a revocation replaced). Any other error (the
 database, rows too malformed to read) is retried every tick while the previous complete
 version serves, for up to ``FAIL_CLOSED_SECONDS``; then the replica fails closed too.
-Either way the department's admins are told once. Derived files (``kb_segment_files``)
-may never be a file the rows are the source of, and are written before those.
+Either way the department's admins are told once. When ``kb_current`` itself cannot
+be read (the database unreachable, the table locked or revoked) for as long, the replica
+cannot know whether a newer version narrowed access either: it pauses every department
+(``CURRENT`` removed, marker and version kept), tells the admins once, and when the table
+reads again serves the paused version only if nothing newer was published meanwhile.
+Derived files (``kb_segment_files``) may never be a file the rows are the source of, and
+are written before those.
 
 A local version the database never heard of (a narrowed version written while the
 database was down) is left alone: only a NEW published version replaces it.
@@ -91,6 +96,8 @@ class KnowledgeSync:
         self._notices = notices
         self._told: dict[str, str] = {}  # department → what it was last told (once each)
         self._down = False  # kb_current could not be read at the last tick
+        self._down_since: float | None = None  # clock() of the first unreadable tick in a row
+        self._paused: dict[str, str] = {}  # department → the version it served when paused
         self._failing: dict[str, float] = {}  # department → clock() of its first failed sync in a row
         self.closed: set[str] = set()  # departments this replica stopped answering from (fail closed)
         self.clock = time.monotonic  # tests move it
@@ -101,17 +108,24 @@ class KnowledgeSync:
 
     def poll(self, departments: Iterable[str]) -> list[str]:
         """One sync tick over ``departments``; those switched to a new version."""
+        departments = list(departments)
         try:
             published = self.currents()
         except Exception as exc:
+            now = self.clock()
             if not self._down:  # once per outage, not every tick
                 log.warning("knowledge sync: cannot read the published versions (%s)", type(exc).__name__)
+                self._down_since = now
             self._down = True
+            if self._down_since is not None and now - self._down_since >= FAIL_CLOSED_SECONDS:
+                for name in departments:
+                    self._pause(name, type(exc).__name__)
             return []
         if self._down:
             log.info("knowledge sync: the published versions can be read again")
         self._down = False
-        switched = []
+        self._down_since = None
+        switched = [name for name in list(self._paused) if self._resume(name, published.get(name))]
         for name in departments:
             version = published.get(name)
             root = dept_dir(self.state_dir, name)
@@ -177,6 +191,52 @@ class KnowledgeSync:
             self._failing.pop(department, None)
             self.closed.discard(department)
         return switched
+
+    def _pause(self, department: str, kind: str) -> None:
+        """``kb_current`` unreadable for ``FAIL_CLOSED_SECONDS``: this replica cannot know
+        whether a newer version narrowed access, so it stops answering from ``department``
+        (``CURRENT`` goes; the marker and the version folder stay, so nothing is rolled
+        back or re-downloaded) until :meth:`_resume` sees the published versions again."""
+        if department in self._paused or department in self.closed:
+            return
+        root = dept_dir(self.state_dir, department)
+        with locked(root, wait=False) as free:
+            served = current_version(root) if free else None
+            if served is None:  # nothing served here, or a refresh holds it: next tick
+                return
+            with contextlib.suppress(OSError):
+                (root / "CURRENT").unlink()
+        self._paused[department] = served
+        self.closed.add(department)
+        log.warning("%s: this replica stopped answering from its index until it can sync", department)
+        self._tell(
+            department,
+            "paused",
+            f"{department}: this replica has not been able to read the published index versions "
+            f"from the database for {FAIL_CLOSED_SECONDS:.0f} s ({kind}); it stops answering from "
+            "this department until it can (a newer version may have narrowed access)",
+        )
+
+    def _resume(self, department: str, published: str | None) -> bool:
+        """The published versions are readable again: when nothing new was published for
+        ``department`` meanwhile, serve the paused version again (True); otherwise leave it
+        closed for the sync below, which switches to the new version or keeps it closed."""
+        root = dept_dir(self.state_dir, department)
+        with locked(root, wait=False) as free:
+            if not free:
+                return False  # a refresh holds it: next tick
+            served = self._paused.pop(department)
+            if self._told.get(department) == "paused":
+                self._told.pop(department)
+            marker = read_marker(root)
+            if published is not None and published != marker:
+                return False  # a newer version: the sync loop below loads it (or stays closed)
+            if not (root / "versions" / served / "meta.json").is_file():
+                return False
+            switch_current(root, served)
+        self.closed.discard(department)
+        log.info("%s: this replica answers from its index version %s again", department, served)
+        return True
 
     def _close(self, root: Path, department: str, text: str | None) -> None:
         """Fail closed on this replica: the version served here was replaced in the database

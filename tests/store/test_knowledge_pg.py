@@ -549,3 +549,74 @@ def test_a_replica_that_cannot_sync_for_a_minute_stops_answering_until_it_can(
     assert b.poll() == ["hr"]
     assert b.kb.index_version("hr") == a.kb.index_version("hr")
     assert not any("four years" in t for _, _, t in b.answer("laptop replacement"))
+
+
+def test_a_replica_that_cannot_read_the_published_versions_for_a_minute_stops_answering(
+    replicas: tuple[Replica, Replica], dept: Department, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``kb_current`` itself unreadable (not one version's rows): after the same grace as a
+    failing sync, the replica cannot know whether a newer version revoked access, so it
+    stops answering from the department, tells the admins once, and on recovery serves
+    whatever is published then: the revoking version, never the one it paused."""
+    import psycopg
+
+    from bot.knowledge import pg_sync
+
+    a, b = replicas
+    a.kb.refresh(dept)
+    b.poll()
+    now = [1000.0]
+    b.hook.sync.clock = lambda: now[0]
+
+    def lost() -> dict[str, str]:
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(b.hook.sync, "currents", lost)
+    assert b.poll() == []
+    now[0] += pg_sync.FAIL_CLOSED_SECONDS - 1
+    assert b.poll() == [] and b.answer("laptop replacement")  # still within the grace
+    (folder / "laptops.md").unlink()  # meanwhile another replica publishes a revocation
+    a.kb.refresh(dept)
+    now[0] += 1
+    assert b.poll() == []
+    assert b.kb.index_version("hr") is None
+    with pytest.raises(KnowledgeError):
+        b.answer("laptop replacement")
+    assert [k for _, k, _ in b.told.notices] == ["index-sync-failed"]
+    assert "stops answering" in b.told.notices[0][2]
+    assert all("server closed" not in t for _, _, t in b.told.notices)
+    now[0] += 100
+    assert b.poll() == [] and len(b.told.notices) == 1  # told once
+    monkeypatch.undo()
+    assert b.poll() == ["hr"]
+    assert b.kb.index_version("hr") == a.kb.index_version("hr")
+    assert not any("four years" in t for _, _, t in b.answer("laptop replacement"))
+
+
+def test_after_an_outage_with_nothing_new_published_the_paused_version_serves_again(
+    replicas: tuple[Replica, Replica], dept: Department, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    from bot.knowledge import pg_sync
+
+    a, b = replicas
+    a.kb.refresh(dept)
+    b.poll()
+    served = b.kb.index_version("hr")
+    now = [1000.0]
+    b.hook.sync.clock = lambda: now[0]
+
+    def lost() -> dict[str, str]:
+        raise psycopg.OperationalError("could not connect")
+
+    monkeypatch.setattr(b.hook.sync, "currents", lost)
+    b.poll()
+    now[0] += pg_sync.FAIL_CLOSED_SECONDS
+    b.poll()
+    assert b.kb.index_version("hr") is None
+    monkeypatch.undo()
+    assert b.poll() == ["hr"]
+    assert b.kb.index_version("hr") == served
+    assert any("four years" in t for _, _, t in b.answer("laptop replacement"))
+    assert "hr" not in b.hook.sync.closed
