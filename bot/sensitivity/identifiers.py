@@ -31,7 +31,8 @@ recognised by the words in front of them.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 import phonenumbers
 from stdnum import iban as std_iban
@@ -46,7 +47,7 @@ from stdnum.it import codicefiscale
 from stdnum.nl import bsn
 from stdnum.us import itin, ssn
 
-from bot.core.sensitivity import CARD_RE, EMAIL_RE, UK_NINO_RE, iban_candidates
+from bot.core.sensitivity import CARD_RE, EMAIL_RE, IBAN_RE, UK_NINO_RE
 
 DEFAULT_PHONE_REGIONS: tuple[str, ...] = ("US", "GB", "DE", "FR")
 """Regions whose national formats count (``+CC`` numbers count for every country)."""
@@ -103,66 +104,129 @@ CARD_NETWORK_RE = re.compile(
 LETTER_IDS: tuple[Callable[[str], bool], ...] = (dni.is_valid, nie.is_valid, codicefiscale.is_valid)
 
 
+IBAN_ANY_CASE_RE = re.compile(IBAN_RE.pattern, re.I)
+MARKER_RE = re.compile(r"\[(?:\d{1,3}|[A-Za-z]{2,10}_\d{1,4})\]")  # "[1]", "[EMAIL_1]"
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where one detector found personal data: offsets into the text, never the text."""
+
+    start: int
+    end: int
+    detector: str  # a name ``findings`` yields
+
+
 def _digits(s: str) -> str:
     return "".join(c for c in s if c.isdigit())
 
 
-def phone_number(text: str, regions: Sequence[str]) -> bool:
-    context = None
-    for region in regions:
-        for match in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID):
-            if FORMATTED_RE.search(match.raw_string):
-                return True
-            if context is None:
-                context = PHONE_CONTEXT_RE.search(text) is not None
-            if context:
-                return True
-    return False
+# One set of span finders serves both uses: ``findings`` (yes/no, stops at the first span)
+# and ``bot.sensitivity.redact`` (every span, to replace), so the two can never disagree on
+# what counts as personal data.
 
 
-def national_id(text: str) -> bool:
-    for m in SSN_SHAPE_RE.finditer(text):
-        d = _digits(m.group())
-        if ssn.is_valid(d) or itin.is_valid(d):
-            return True
-    if UK_NINO_RE.search(text):
-        return True
-    if any(any(ok(m.group()) for ok in LETTER_IDS) for m in LETTER_ID_RE.finditer(text)):
-        return True
-    documents = list(DOCUMENT_NUMBER_RE.finditer(text))
-    if any(sum(c.isdigit() for c in m["value"]) >= 5 for m in documents):
-        return True
-    checksum_ok = any(
-        any(ok(d) for ok in DIGIT_IDS.get(len(d), ()))
-        for d in (_digits(m.group()) for m in DIGIT_RUN_RE.finditer(text))
-    )
-    # The (slower) context check runs only when some digit run passes an id checksum.
-    return checksum_ok and (bool(documents) or ID_CONTEXT_RE.search(text) is not None)
+def email_spans(text: str) -> Iterator[Span]:
+    if "@" in text:
+        for m in EMAIL_RE.finditer(text):
+            yield Span(m.start(), m.end(), "email-address")
 
 
-def payment_card(text: str) -> bool:
+def iban_spans(text: str) -> Iterator[Span]:
+    """An IBAN-shaped run whose longest prefix passing python-stdnum's country format and
+    mod-97 is the IBAN (trailing words may stick to a run)."""
+    for m in IBAN_ANY_CASE_RE.finditer(text):
+        run = m.group()
+        ends = [i + 1 for i, c in enumerate(run) if not c.isspace()]  # end offset per compact char
+        compact = run.replace(" ", "")
+        for n in range(min(34, len(compact)), 14, -1):
+            if std_iban.is_valid(compact[:n]):
+                yield Span(m.start(), m.start() + ends[n - 1], "iban")
+                break
+
+
+def card_spans(text: str) -> Iterator[Span]:
     for m in CARD_RE.finditer(text):
         d = _digits(m.group())
         if CARD_NETWORK_RE.fullmatch(d) and luhn.is_valid(d):
-            return True
-    return False
+            yield Span(m.start(), m.end(), "payment-card")
 
 
-def bank_account(text: str) -> bool:
+def national_id_spans(text: str) -> Iterator[Span]:
+    for m in SSN_SHAPE_RE.finditer(text):
+        d = _digits(m.group())
+        if ssn.is_valid(d) or itin.is_valid(d):
+            yield Span(m.start(), m.end(), "national-id")
+    for m in UK_NINO_RE.finditer(text):
+        yield Span(m.start(), m.end(), "national-id")
+    for m in LETTER_ID_RE.finditer(text):
+        if any(ok(m.group()) for ok in LETTER_IDS):
+            yield Span(m.start(), m.end(), "national-id")
+    documents = list(DOCUMENT_NUMBER_RE.finditer(text))
+    for m in documents:
+        if sum(c.isdigit() for c in m["value"]) >= 5:
+            yield Span(m.start("value"), m.end("value"), "national-id")
+    context: bool | None = None  # the (slower) context check runs only after a checksum passes
+    for m in DIGIT_RUN_RE.finditer(text):
+        d = _digits(m.group())
+        if any(ok(d) for ok in DIGIT_IDS.get(len(d), ())):
+            if context is None:
+                context = bool(documents) or ID_CONTEXT_RE.search(text) is not None
+            if context:
+                yield Span(m.start(), m.end(), "national-id")
+
+
+def bank_account_spans(text: str) -> Iterator[Span]:
     """A 6+ digit number after "account number", "sort code", …; after a bare "account", 8+."""
     low = text.lower()
     if not any(word in low for word in BANK_WORDS):
-        return False
+        return
     for m in BANK_ACCOUNT_RE.finditer(text):
-        n = len(_digits(m["value"]))
-        if n >= (8 if m["kw"].lower() == "account" else 6):
-            return True
-    return False
+        if len(_digits(m["value"])) >= (8 if m["kw"].lower() == "account" else 6):
+            yield Span(m.start("value"), m.end("value"), "bank-account")
+
+
+def phone_spans(text: str, regions: Sequence[str]) -> Iterator[Span]:
+    """phonenumbers' matches; citation markers and placeholders are blanked first (same
+    length), because the matcher drops "+44 20 7946 0958 [1]" whole: it reads the "1" as
+    one more digit group of the number. A bare digit run counts only next to a phone word."""
+    context: bool | None = None
+    masked = MARKER_RE.sub(lambda m: " " * len(m.group()), text) if "[" in text else text
+    for region in regions:
+        for match in phonenumbers.PhoneNumberMatcher(masked, region, leniency=phonenumbers.Leniency.VALID):
+            if not FORMATTED_RE.search(match.raw_string):
+                if context is None:
+                    context = PHONE_CONTEXT_RE.search(text) is not None
+                if not context:
+                    continue
+            start = match.start
+            while start < match.end and text[start] not in "+(0123456789":  # "[+44 …" → "+44 …"
+                start += 1
+            yield Span(start, match.end, "phone-number")
+
+
+def _any(spans: Iterable[Span]) -> bool:
+    return next(iter(spans), None) is not None
+
+
+def phone_number(text: str, regions: Sequence[str]) -> bool:
+    return _any(phone_spans(text, regions))
+
+
+def national_id(text: str) -> bool:
+    return _any(national_id_spans(text))
+
+
+def payment_card(text: str) -> bool:
+    return _any(card_spans(text))
+
+
+def bank_account(text: str) -> bool:
+    return _any(bank_account_spans(text))
 
 
 def iban(text: str) -> bool:
-    """An IBAN-shaped run whose prefix passes python-stdnum's country format and mod-97."""
-    return any(std_iban.is_valid(c) for c in iban_candidates(text))
+    return _any(iban_spans(text))
 
 
 def findings(text: str, regions: Sequence[str]) -> Iterator[str]:

@@ -32,28 +32,9 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-import phonenumbers
-from stdnum import iban as std_iban
-from stdnum import luhn
-from stdnum.us import itin, ssn
-
-from bot.core.sensitivity import CARD_RE, EMAIL_RE, IBAN_RE, UK_NINO_RE
 from bot.core.types import Turn
 from bot.sensitivity import credentials, identifiers
-from bot.sensitivity.identifiers import (
-    BANK_ACCOUNT_RE,
-    BANK_WORDS,
-    CARD_NETWORK_RE,
-    DIGIT_IDS,
-    DIGIT_RUN_RE,
-    DOCUMENT_NUMBER_RE,
-    FORMATTED_RE,
-    ID_CONTEXT_RE,
-    LETTER_ID_RE,
-    LETTER_IDS,
-    PHONE_CONTEXT_RE,
-    SSN_SHAPE_RE,
-)
+from bot.sensitivity.identifiers import Span
 
 # Detector name → placeholder type. Order is priority when two detectors claim overlapping
 # text (an IBAN's digits also look like a phone number to phonenumbers).
@@ -70,101 +51,12 @@ PII_DETECTORS = frozenset(PLACEHOLDER_TYPES)
 PLACEHOLDER_RE = re.compile(r"\[([A-Za-z]{2,10})_(\d{1,4})\]")
 # A tail that may still become a placeholder once more text arrives: "[", "[EMA", "[EMAIL_1".
 _PARTIAL_RE = re.compile(r"\[[A-Za-z]{0,10}(?:_\d{0,4})?\Z")
-_IBAN_ANY_CASE = re.compile(IBAN_RE.pattern, re.I)
-_MARKER_RE = re.compile(r"\[(?:\d{1,3}|[A-Za-z]{2,10}_\d{1,4})\]")  # "[1]", "[EMAIL_1]"
 
 PROMPT_NOTE = (
     "Personal details in the conversation were replaced by placeholders such as [EMAIL_1] or "
     "[PHONE_1] before it reached you. Where your answer needs such a detail, write its "
     "placeholder exactly as given; never guess the value behind it."
 )
-
-
-@dataclass(frozen=True)
-class Span:
-    start: int
-    end: int
-    detector: str  # a key of PLACEHOLDER_TYPES
-
-
-def _digits(s: str) -> str:
-    return "".join(c for c in s if c.isdigit())
-
-
-def _emails(text: str) -> Iterable[Span]:
-    if "@" in text:
-        for m in EMAIL_RE.finditer(text):
-            yield Span(m.start(), m.end(), "email-address")
-
-
-def _ibans(text: str) -> Iterable[Span]:
-    for m in _IBAN_ANY_CASE.finditer(text):
-        run = m.group()
-        ends = [i + 1 for i, c in enumerate(run) if not c.isspace()]  # end offset per compact char
-        compact = run.replace(" ", "")
-        for n in range(min(34, len(compact)), 14, -1):
-            if std_iban.is_valid(compact[:n]):
-                yield Span(m.start(), m.start() + ends[n - 1], "iban")
-                break
-
-
-def _cards(text: str) -> Iterable[Span]:
-    for m in CARD_RE.finditer(text):
-        d = _digits(m.group())
-        if CARD_NETWORK_RE.fullmatch(d) and luhn.is_valid(d):
-            yield Span(m.start(), m.end(), "payment-card")
-
-
-def _national_ids(text: str) -> Iterable[Span]:
-    for m in SSN_SHAPE_RE.finditer(text):
-        d = _digits(m.group())
-        if ssn.is_valid(d) or itin.is_valid(d):
-            yield Span(m.start(), m.end(), "national-id")
-    for m in UK_NINO_RE.finditer(text):
-        yield Span(m.start(), m.end(), "national-id")
-    for m in LETTER_ID_RE.finditer(text):
-        if any(ok(m.group()) for ok in LETTER_IDS):
-            yield Span(m.start(), m.end(), "national-id")
-    documents = list(DOCUMENT_NUMBER_RE.finditer(text))
-    for m in documents:
-        if sum(c.isdigit() for c in m["value"]) >= 5:
-            yield Span(m.start("value"), m.end("value"), "national-id")
-    context: bool | None = None
-    for m in DIGIT_RUN_RE.finditer(text):
-        d = _digits(m.group())
-        if any(ok(d) for ok in DIGIT_IDS.get(len(d), ())):
-            if context is None:
-                context = bool(documents) or ID_CONTEXT_RE.search(text) is not None
-            if context:
-                yield Span(m.start(), m.end(), "national-id")
-
-
-def _bank_accounts(text: str) -> Iterable[Span]:
-    low = text.lower()
-    if not any(word in low for word in BANK_WORDS):
-        return
-    for m in BANK_ACCOUNT_RE.finditer(text):
-        if len(_digits(m["value"])) >= (8 if m["kw"].lower() == "account" else 6):
-            yield Span(m.start("value"), m.end("value"), "bank-account")
-
-
-def _phones(text: str, regions: Sequence[str]) -> Iterable[Span]:
-    """phonenumbers' matches; citation markers and placeholders are blanked first (same
-    length), because the matcher drops "+44 20 7946 0958 [1]" whole: it reads the "1" as
-    one more digit group of the number."""
-    context: bool | None = None
-    masked = _MARKER_RE.sub(lambda m: " " * len(m.group()), text) if "[" in text else text
-    for region in regions:
-        for match in phonenumbers.PhoneNumberMatcher(masked, region, leniency=phonenumbers.Leniency.VALID):
-            if not FORMATTED_RE.search(match.raw_string):
-                if context is None:
-                    context = PHONE_CONTEXT_RE.search(text) is not None
-                if not context:
-                    continue
-            start = match.start
-            while start < match.end and text[start] not in "+(0123456789":  # "[+44 …" → "+44 …"
-                start += 1
-            yield Span(start, match.end, "phone-number")
 
 
 def find(text: str, regions: Sequence[str] = identifiers.DEFAULT_PHONE_REGIONS) -> list[Span]:
@@ -174,15 +66,15 @@ def find(text: str, regions: Sequence[str] = identifiers.DEFAULT_PHONE_REGIONS) 
     one earlier in :data:`PLACEHOLDER_TYPES` wins (an IBAN is not also a phone number).
     """
     digits = sum(c.isdigit() for c in text)
-    found: list[Iterable[Span]] = [_emails(text)]
+    found: list[Iterable[Span]] = [identifiers.email_spans(text)]
     if digits >= 6:
-        found.append(_ibans(text))
+        found.append(identifiers.iban_spans(text))
     if digits >= 13:
-        found.append(_cards(text))
+        found.append(identifiers.card_spans(text))
     if digits >= 6:
-        found += [_national_ids(text), _bank_accounts(text)]
+        found += [identifiers.national_id_spans(text), identifiers.bank_account_spans(text)]
     if digits >= 7 and regions:
-        found.append(_phones(text, regions))
+        found.append(identifiers.phone_spans(text, regions))
     kept: list[Span] = []
     for spans in found:  # priority order
         for s in spans:
@@ -196,7 +88,7 @@ def _key(detector: str, value: str) -> str:
     if detector == "email-address":
         return value.lower()
     if detector == "phone-number":
-        return ("+" if value.lstrip().startswith("+") else "") + _digits(value)
+        return ("+" if value.lstrip().startswith("+") else "") + "".join(c for c in value if c.isdigit())
     return "".join(c for c in value if c.isalnum()).upper()
 
 
