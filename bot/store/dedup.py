@@ -6,17 +6,24 @@ is a lease, not a tombstone: it records who holds the event (``holder``) and unt
 (``expires``), and the adapter marks it ``done`` once the reply is posted. A redelivery
 may take over an event only when its claim expired undone — its holder died (SIGKILL, a
 lost machine) while answering — so the question still gets its one reply from another
-replica. Windows left: a holder killed after posting the reply but before ``done`` was
-written (one database write) answers twice if Slack redelivers after the lease expired; and
-Slack redelivers only what it saw no acknowledgement for, so a replica killed after its
-HTTP 200 (bolt acknowledges before answering) leaves the question unanswered, lease or not.
+replica. A holder killed after posting the reply but before ``done`` was written (one
+database write) leaves a lapsed claim whose question *was* answered: the taker is told so
+(``Claimed.TAKEN_OVER``) and the Slack adapter then looks for its own reply first. Window
+left: Slack redelivers only what it saw no acknowledgement for, so a replica killed after
+its HTTP 200 (bolt acknowledges before answering) leaves the question unanswered, lease or not.
 The ``threads`` table remembers where the bot answered, so a plain follow-up in that thread
 (without a mention) is answered too. Rows expire after ``ttl`` seconds; cleanup runs on
 open and every ``CLEANUP_EVERY`` writes, so the file stays small without a scheduler.
+
+``claim`` says *how* it got the key (``Claimed``): a first delivery, or one taken over from
+a holder whose lease lapsed undone. Only the second may have been answered already (the
+holder died between posting and ``done``), so only then does the Slack adapter look for
+its own earlier reply before answering; a first delivery costs no extra call.
 """
 
 from __future__ import annotations
 
+import enum
 import os
 import socket
 import sqlite3
@@ -39,7 +46,8 @@ CLEANUP_EVERY = 500
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS seen_events (
     key TEXT PRIMARY KEY, seen REAL NOT NULL,
-    holder TEXT NOT NULL DEFAULT '', expires REAL NOT NULL DEFAULT 0, done INTEGER NOT NULL DEFAULT 1
+    holder TEXT NOT NULL DEFAULT '', expires REAL NOT NULL DEFAULT 0, done INTEGER NOT NULL DEFAULT 1,
+    took_over INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS seen_events_seen ON seen_events(seen);
 CREATE TABLE IF NOT EXISTS answered_threads (
@@ -49,23 +57,30 @@ CREATE INDEX IF NOT EXISTS answered_threads_seen ON answered_threads(seen);
 """
 # Files written before claims were leases have (key, seen) only. Their rows were answered
 # (or dropped as answered) then, so they become done claims: the column defaults say so.
-# The same columns and defaults as the PostgreSQL migration *_dedup_leases.sql.
+# The same columns and defaults as the PostgreSQL migrations *_dedup_leases.sql and
+# *_dedup_takeovers.sql (``took_over``: old rows were fresh claims, or are done anyway).
 _LEASE_COLUMNS = (
     ("holder", "TEXT NOT NULL DEFAULT ''"),
     ("expires", "REAL NOT NULL DEFAULT 0"),
     ("done", "INTEGER NOT NULL DEFAULT 1"),
+    ("took_over", "INTEGER NOT NULL DEFAULT 0"),
 )
 
 
 # Written for both backends (bot.store.pg_dedup runs them with %s placeholders). One rule,
 # in the WHERE of one upsert, so it is atomic in SQLite and PostgreSQL alike: a row is
 # (re)taken when it is older than the TTL (a new delivery long after), or when its lease
-# expired before anyone marked it done (its holder died while answering).
+# expired before anyone marked it done (its holder died while answering). ``took_over``
+# records, in the same statement, whether the row it replaced was left undone, and
+# RETURNING hands it back: no row returned means the key stays with someone else. (In the
+# SET, ``seen_events.done`` is the old row's value in both databases.)
 CLAIM_SQL = (
-    "INSERT INTO seen_events(key, seen, holder, expires, done) VALUES (?, ?, ?, ?, 0) "
+    "INSERT INTO seen_events(key, seen, holder, expires, done, took_over) VALUES (?, ?, ?, ?, 0, 0) "
     "ON CONFLICT(key) DO UPDATE SET seen = excluded.seen, holder = excluded.holder, "
-    "expires = excluded.expires, done = 0 "
-    "WHERE seen_events.seen < ? OR (seen_events.done = 0 AND seen_events.expires <= ?)"
+    "expires = excluded.expires, done = 0, "
+    "took_over = CASE WHEN seen_events.done = 0 THEN 1 ELSE 0 END "
+    "WHERE seen_events.seen < ? OR (seen_events.done = 0 AND seen_events.expires <= ?) "
+    "RETURNING took_over"
 )
 DONE_SQL = "UPDATE seen_events SET done = 1 WHERE key = ?"
 RENEW_SQL = "UPDATE seen_events SET expires = ? WHERE key = ? AND holder = ? AND done = 0"
@@ -75,6 +90,19 @@ MARK_SQL = (
 )
 THREAD_SQL = "SELECT seen FROM answered_threads WHERE channel = ? AND thread = ?"
 CLAIM_ROW_SQL = "SELECT holder, expires, done FROM seen_events WHERE key = ?"
+
+
+class Claimed(enum.IntEnum):
+    """What ``claim`` got. Falsy only for ``NO``, so ``if store.claim(key)`` reads as before.
+
+    ``TAKEN_OVER``: the key's previous holder left it undone and its lease lapsed. It may
+    have died before posting (nothing was said) or after (the reply is out, only ``done``
+    is missing); the caller that can tell the two apart (the Slack adapter, by its reply's
+    message metadata) should look before answering again."""
+
+    NO = 0  # held by another holder, or done
+    FRESH = 1  # the first delivery (or a new one after the TTL)
+    TAKEN_OVER = 2  # a lapsed claim, taken over from a holder that never marked it done
 
 
 def new_holder() -> str:
@@ -105,15 +133,20 @@ class Dedup:
     def _session(self) -> AbstractContextManager[Any]:
         raise NotImplementedError
 
-    def claim(self, key: str) -> bool:
-        """True when this caller now holds ``key``: the first delivery (within the TTL), or a
-        redelivery after the holder's lease expired undone. False while the key is held or done."""
+    def claim(self, key: str) -> Claimed:
+        """Truthy when this caller now holds ``key``: ``FRESH`` for the first delivery (within
+        the TTL), ``TAKEN_OVER`` for a redelivery after the holder's lease expired undone.
+        ``NO`` (falsy) while the key is held or done."""
         now = self._clock()
         params = (key, now, self.holder, now + self._lease, now - self._ttl, now)
         with self._session() as conn:
-            first = conn.execute(CLAIM_SQL, params).rowcount == 1
+            # fetchall, not fetchone: SQLite ends (and, in autocommit, commits) a RETURNING
+            # statement only once its rows are all read; one row at most here
+            rows = conn.execute(CLAIM_SQL, params).fetchall()
             self._tick(conn)
-        return bool(first)
+        if not rows:
+            return Claimed.NO
+        return Claimed.TAKEN_OVER if int(rows[0][0]) else Claimed.FRESH
 
     def renew(self, key: str) -> bool:
         """Restart this holder's lease on ``key`` (its answer leaves the in-flight queue and

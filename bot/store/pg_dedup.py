@@ -5,7 +5,8 @@ connection) picks, and redelivers it to another after a timeout or a restart: th
 must be one row in one database for "exactly one reply" to hold across machines. The
 statements are ``bot.store.dedup``'s; ``INSERT … ON CONFLICT`` makes each claim atomic
 (a concurrent claimer waits on the row and re-checks the lease against the winner's row).
-The lease columns come from the migration *_dedup_leases.sql.
+The lease columns come from the migration *_dedup_leases.sql, ``took_over`` (a claim taken
+over from a holder that left it undone) from *_dedup_takeovers.sql.
 """
 
 from __future__ import annotations

@@ -33,13 +33,21 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.adapters.runtime import Runtime
 from bot.adapters.slack import blocks as bk
 from bot.adapters.slack.commands import SlashCommands
-from bot.adapters.slack.conversation import ANSWERED_EVENTS, CLAIM, ChatState, Conversations
+from bot.adapters.slack.conversation import (
+    ANSWERED_EVENTS,
+    CLAIM,
+    CLAIM_EVENT,
+    CLAIM_TAKEN_OVER,
+    ChatState,
+    Conversations,
+)
 from bot.adapters.slack.interactions import Interactions
 from bot.adapters.slack.members import MEMBER_EVENTS, ChannelMembers, MembersConfig
 from bot.adapters.slack.people import SlackPeople
 from bot.adapters.slack.shared import SharedAnswers
 from bot.core.pipeline import Assistant
 from bot.errors import ConfigError
+from bot.store.dedup import Claimed
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +192,8 @@ class SlackAdapter:
         unless the replica holding the event died before replying (its claim's lease expired
         undone). A question's claim is marked done by ``Conversations`` once the reply is
         posted; any other event's at once (refreshing a member list twice is harmless).
+        A question taken over from a holder that left it undone is marked so: that holder
+        may have died after replying, and ``Conversations`` looks for the reply first.
         Store calls run on the runtime's quick threads, never on the event loop."""
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
         if not isinstance(event_id, str):
@@ -192,12 +202,17 @@ class SlackAdapter:
         # Off the loop (the quick threads): on PostgreSQL each call is a round trip that
         # would stall every acknowledgement and answer sharing the loop. Awaited, so the
         # claim is settled before anything is acknowledged or answered.
-        if not await self.runtime.quick(self._state.claim, key):
+        claimed = await self.runtime.quick(self._state.claim, key)
+        if not claimed:
             log.debug("dropping redelivered event %s", event_id)
             return BoltResponse(status=200, body="")
         event = body.get("event")
         if isinstance(event, dict) and event.get("type") in ANSWERED_EVENTS:
             context[CLAIM] = key
+            context[CLAIM_EVENT] = event_id
+            context[CLAIM_TAKEN_OVER] = claimed == Claimed.TAKEN_OVER
+            if claimed == Claimed.TAKEN_OVER:
+                log.info("took over Slack event %s, left undone by its last holder", event_id)
         else:
             await self.runtime.quick(self._state.done, key)
         return await next()

@@ -8,6 +8,14 @@ when the core found it channel-safe for those readers, otherwise to the asker al
 one line saying why.
 In DMs a streaming generator's text appears as it is written (``streaming.StreamedReply``):
 still one message, finished with the same blocks as any other answer.
+
+Exactly one reply per event, even across a replica's death: every message posted for an
+event names it in its message metadata (``translate.answer_metadata``), and a replica that
+took the event over from one that left its claim undone (``Claimed.TAKEN_OVER``) first
+looks in the thread for that reply (``Conversations.answered_before``). A fresh claim never
+looks (no extra Slack call); a lookup that fails answers anyway, since a duplicate beats
+silence. Answers only the asker may see (ephemeral) cannot be looked up: Slack keeps no
+copy an app can read, so a takeover answers them again.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, Protocol
 
 from slack_sdk.errors import SlackApiError
@@ -30,6 +39,7 @@ from bot.adapters.slack.streaming import StreamedReply
 from bot.core.pipeline import Assistant
 from bot.core.types import Answer, ChannelReaders, Classification, Status, Turn
 from bot.errors import DeptbotError, StoreError
+from bot.store.dedup import Claimed
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +47,28 @@ THINKING = "is looking through the documents…"
 # help, usage and failure lines carry no document text
 NOTE = translate.answer_metadata(Classification.PUBLIC)
 _STATUS_UNSUPPORTED = {"missing_scope", "not_allowed_token_type", "unknown_method", "method_deprecated"}
-# The bolt context key under which the adapter's de-duplication leaves a question's claim
-# (``SlackAdapter._dedup``), and the events whose claims the listeners here mark done.
+# The bolt context keys under which the adapter's de-duplication leaves a question's claim
+# (``SlackAdapter._dedup``): its key, the event id, and whether it was taken over from a
+# holder that left it undone; and the events whose claims the listeners here mark done.
 CLAIM = "deptbot_claim"
+CLAIM_EVENT = "deptbot_claim_event"
+CLAIM_TAKEN_OVER = "deptbot_claim_taken_over"
 ANSWERED_EVENTS = frozenset({"app_mention", "message"})
+# The look for an earlier reply after a takeover: one page of the thread after the question.
+# 15 is the most Slack returns to commercially distributed non-Marketplace apps (which get
+# 1 request a minute); internal and Marketplace apps have Tier 3 (50+ a minute). The
+# replica that died replied within its lease, so its reply is among the first after the
+# question unless more than this many messages came in between (then: answered again).
+LOOKUP_LIMIT = 15
+# A rate-limited lookup would wait out Slack's Retry-After (the client retries); past this
+# the question is answered rather than kept waiting.
+LOOKUP_SECONDS = 10.0
 
 
 class ChatState(Protocol):
     """Persisted adapter state (``bot.store.dedup.DedupStore``)."""
 
-    def claim(self, key: str) -> bool: ...
+    def claim(self, key: str) -> Claimed: ...
 
     def done(self, key: str) -> None: ...
 
@@ -62,19 +84,39 @@ class Claim:
     the reply is posted (the shorter the gap, the smaller the window in which a replica
     killed after replying could be taken over), or when nothing is to be posted. A claim
     left undone — the process died, or an error escaped — lapses, and Slack's redelivery
-    is answered by whichever replica gets it. The write runs on ``runtime``'s quick
+    is taken over by whichever replica gets it (``taken_over``), which answers unless it
+    finds the reply already posted (``Conversations.answered_before``). The write runs on ``runtime``'s quick
     threads (on PostgreSQL it is a round trip the event loop must not wait in), awaited,
     so it still comes after the reply and before the 👀 comes off."""
 
-    def __init__(self, state: ChatState, key: str | None, runtime: Runtime) -> None:
+    def __init__(
+        self,
+        state: ChatState,
+        key: str | None,
+        runtime: Runtime,
+        *,
+        event_id: str = "",
+        taken_over: bool = False,
+    ) -> None:
+        """``taken_over``: the previous holder left the claim undone, so it may have posted
+        its reply already (``Conversations.answered_before`` looks for it)."""
         self._state = state
         self._key = key
         self._runtime = runtime
+        self.event_id = event_id
+        self.taken_over = taken_over
 
     @classmethod
     def of(cls, state: ChatState, context: Any, runtime: Runtime) -> Claim:
-        key = context.get(CLAIM) if context is not None else None
-        return cls(state, key if isinstance(key, str) else None, runtime)
+        get = context.get if context is not None else (lambda _name: None)
+        key, event_id = get(CLAIM), get(CLAIM_EVENT)
+        return cls(
+            state,
+            key if isinstance(key, str) else None,
+            runtime,
+            event_id=event_id if isinstance(event_id, str) else "",
+            taken_over=get(CLAIM_TAKEN_OVER) is True,
+        )
 
     async def renew(self) -> bool:
         """Restart the lease as the answer starts (it may have waited in the in-flight
@@ -132,6 +174,7 @@ class Conversations:
         claim = Claim.of(self._state, context, self._runtime)
         inc = translate.incoming(event, bot_user_id=context.bot_user_id)
         if inc is not None and not inc.is_dm:
+            inc = replace(inc, event_id=claim.event_id)
             await self.answer(inc, client, Home.of(context), claim=claim)
         await claim.done()
 
@@ -139,6 +182,7 @@ class Conversations:
         claim = Claim.of(self._state, context, self._runtime)
         inc = translate.incoming(event, bot_user_id=context.bot_user_id)
         if inc is not None:
+            inc = replace(inc, event_id=claim.event_id)
             known = inc.in_thread and await self._runtime.quick(
                 self._state.has_thread, inc.channel, inc.thread
             )
@@ -166,7 +210,41 @@ class Conversations:
             if not await claim.renew():
                 log.info("a Slack event was taken over by another replica while queued; not answered here")
                 return
+            if claim.taken_over and await self.answered_before(inc, client, home):
+                log.info("a Slack event taken over from a replica that died had its reply already")
+                await claim.done()
+                return
             await self._answer(inc, client, home, claim)
+
+    async def answered_before(self, inc: translate.Incoming, client: AsyncWebClient, home: Home) -> bool:
+        """Is this bot's reply to ``inc`` already in its thread? Asked only after a takeover
+        (the last holder died between claiming and ``done``, perhaps after posting). Every
+        reply is threaded (``thread_ts``, in DMs too), so ``conversations.replies`` after
+        the question finds it by its metadata (``include_all_metadata``: Slack leaves
+        metadata out otherwise); the same scopes as reading thread history. Any failure
+        (an error, a missing scope, a rate limit, a timeout) is False: answering again
+        beats leaving the question unanswered. Logged without content."""
+        if not inc.event_id:
+            return False
+        try:
+            resp = await asyncio.wait_for(
+                client.conversations_replies(
+                    channel=inc.channel,
+                    ts=inc.thread,
+                    oldest=inc.ts,  # replies come after the question
+                    limit=LOOKUP_LIMIT,
+                    include_all_metadata=True,
+                ),
+                LOOKUP_SECONDS,
+            )
+        except Exception as exc:  # any failure: answer (a duplicate beats silence)
+            log.warning(
+                "could not look for an earlier reply to a Slack event taken over (%s); answering it again",
+                _error(exc),
+            )
+            return False
+        messages = resp.get("messages") or []
+        return translate.answers_event(messages, inc.event_id, bot_user_id=home.bot_user_id)
 
     async def _answer(
         self, inc: translate.Incoming, client: AsyncWebClient, home: Home, claim: Claim
@@ -261,8 +339,10 @@ class Conversations:
         """One message in the thread; with ``reply`` it replaces whatever was streamed.
 
         ``metadata`` labels the message, so a follow-up in the thread knows how sensitive
-        it is when it comes back as history (``translate.history``).
+        it is when it comes back as history (``translate.history``), and names the event
+        it answers, so a replica taking the event over finds it (``answered_before``).
         """
+        metadata = translate.for_event(metadata, inc.event_id)
         if reply is not None:
             await reply.finish(blocks, text, metadata)
             return

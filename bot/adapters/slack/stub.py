@@ -6,7 +6,9 @@ and checked against Slack's published limits (``limits.problems``): a broken one
 in ``violations`` and, when Slack would refuse it, answered as Slack does
 (``invalid_blocks``; ``invalid_arguments`` for a view).
 It answers the methods deptbot uses (keeping posted threads, with message metadata that
-``conversations.replies`` returns only with ``include_all_metadata``; ``conversations.info``
+``conversations.replies`` returns only with ``include_all_metadata``, oldest reply first,
+the parent message first of all, within ``oldest``/``latest`` (exclusive unless
+``inclusive``), ``limit`` replies a page with ``has_more`` and a ``next_cursor``; ``conversations.info``
 with Slack's conversation object; ``conversations.members`` paged with ``limit`` and an
 opaque ``response_metadata.next_cursor``) and accepts ``response_url`` posts at
 ``/response/<name>``. Given ``scopes`` (the manifest's bot scopes), reading a conversation
@@ -320,16 +322,54 @@ class SlackStub:
         if method == "chat.postEphemeral":
             return {**ok, "message_ts": f"{1700000000 + next(self._ts)}.000200"}
         if method == "conversations.replies":
-            key = (str(args.get("channel", "")), str(args.get("ts", "")))
-            messages = self.threads.get(key, [])
-            if str(args.get("include_all_metadata", "")).lower() not in ("1", "true"):
-                messages = [{k: v for k, v in m.items() if k != "metadata"} for m in messages]
-            return {**ok, "messages": messages, "has_more": False}
+            return self._replies(args)
         if method in ("views.publish", "views.open"):
             return {**ok, "view": {"id": "V1", **(args.get("view") or {})}}
         if method == "apps.connections.open":
             return {"ok": False, "error": "not_supported_by_stub"}
         return ok  # reactions.add/remove, assistant.threads.setStatus, ...
+
+    def _replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """One page of a thread as Slack's ``conversations.replies`` gives it: the parent
+        message (when the stub holds it) first on the first page, then the replies oldest
+        first, those after ``oldest`` and before ``latest`` only (the bounds themselves with
+        ``inclusive``), ``limit`` of them (default 1000, as documented), ``has_more`` and an
+        opaque ``next_cursor`` while more remain; metadata only with ``include_all_metadata``."""
+        flag = ("1", "true")
+        thread = str(args.get("ts", ""))
+        stored = self.threads.get((str(args.get("channel", "")), thread), [])
+        ordered = sorted(stored, key=lambda m: _ts(m.get("ts")))
+        inclusive = str(args.get("inclusive", "")).lower() in flag
+        oldest = _ts(args.get("oldest")) if args.get("oldest") else None
+        latest = _ts(args.get("latest")) if args.get("latest") else None
+
+        def within(ts: float) -> bool:
+            if oldest is not None and (ts < oldest or (ts == oldest and not inclusive)):
+                return False
+            return latest is None or ts < latest or (ts == latest and inclusive)
+
+        parent = [m for m in ordered if m.get("ts") == thread]
+        replies = [m for m in ordered if m.get("ts") != thread and within(_ts(m.get("ts")))]
+        try:
+            limit = max(1, int(args.get("limit") or 1000))
+        except ValueError:
+            return {"ok": False, "error": "invalid_limit"}
+        start = 0
+        if args.get("cursor"):
+            try:
+                start = int(base64.b64decode(str(args["cursor"])).decode().removeprefix("offset:"))
+            except ValueError:
+                return {"ok": False, "error": "invalid_cursor"}
+        page = replies[start : start + limit]
+        more = start + limit < len(replies)
+        messages = (parent if start == 0 else []) + page
+        if str(args.get("include_all_metadata", "")).lower() not in flag:
+            messages = [{k: v for k, v in m.items() if k != "metadata"} for m in messages]
+        out: dict[str, Any] = {"ok": True, "messages": messages, "has_more": more}
+        if more:
+            cursor = base64.b64encode(f"offset:{start + limit}".encode()).decode()
+            out["response_metadata"] = {"next_cursor": cursor}
+        return out
 
     def _members(self, args: dict[str, Any]) -> dict[str, Any]:
         """One page of member ids; ``next_cursor`` is "" on the last page (Slack's shape)."""
@@ -381,3 +421,11 @@ class SlackStub:
 
     async def _dump(self, request: web.Request) -> web.Response:
         return web.json_response([{"method": c.method, "args": c.args, "at": c.at} for c in self.calls])
+
+
+def _ts(value: object) -> float:
+    """A Slack timestamp ("1700000001.000100") as a number, for ordering; 0 when unreadable."""
+    try:
+        return float(str(value))
+    except ValueError:
+        return 0.0

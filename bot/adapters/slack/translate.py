@@ -34,6 +34,10 @@ class Incoming:
     is_dm: bool
     in_thread: bool  # the message was itself a reply inside a thread
     mentions_bot: bool
+    # Slack's id of the event that delivered it (the envelope's, not the message's): every
+    # reply carries it in its message metadata, so a replica taking the event over from one
+    # that died can find the reply already posted. "" when unknown (nothing to look up).
+    event_id: str = ""
 
     @property
     def in_channel(self) -> bool:
@@ -116,10 +120,38 @@ def should_answer_message(inc: Incoming, *, thread_known: bool) -> bool:
     return inc.in_thread and thread_known and not inc.mentions_bot
 
 
-def answer_metadata(label: Classification, request_id: str = "") -> dict[str, Any]:
-    """Slack message metadata for what the bot posts: the label travels with the message."""
+def answer_metadata(label: Classification, request_id: str = "", event_id: str = "") -> dict[str, Any]:
+    """Slack message metadata for what the bot posts: the label travels with the message,
+    and the id of the event it answers (``answers_event``). Only our own ids: message
+    metadata is readable by every app and member of the workspace, so nothing personal."""
     payload = {"label": label.label, **({"request_id": request_id} if request_id else {})}
+    if event_id:
+        payload["event_id"] = event_id
     return {"event_type": ANSWER_EVENT, "event_payload": payload}
+
+
+def for_event(metadata: Mapping[str, Any], event_id: str) -> dict[str, Any]:
+    """``metadata`` (from ``answer_metadata``) naming ``event_id`` as the event it answers."""
+    payload = metadata.get("event_payload")
+    if not event_id or not isinstance(payload, Mapping):
+        return dict(metadata)
+    return {**metadata, "event_payload": {**payload, "event_id": event_id}}
+
+
+def answers_event(messages: Iterable[Mapping[str, Any]], event_id: str, *, bot_user_id: str | None) -> bool:
+    """True when one of ``messages`` (``conversations.replies`` with ``include_all_metadata``)
+    is this bot's reply to ``event_id``: posted by the bot (another app could copy our
+    event type, not our bot id) and naming the event in its metadata."""
+    for m in messages:
+        if not m.get("bot_id") or m.get("user") not in (None, bot_user_id):
+            continue
+        meta = m.get("metadata")
+        if not isinstance(meta, Mapping) or meta.get("event_type") != ANSWER_EVENT:
+            continue
+        payload = meta.get("event_payload")
+        if isinstance(payload, Mapping) and payload.get("event_id") == event_id:
+            return True
+    return False
 
 
 def posted_label(message: Mapping[str, Any]) -> Classification | None:

@@ -57,13 +57,13 @@ def test_a_confidential_answer_keeps_its_label_when_it_comes_back_as_history(
 
     async def scenario(h: SlackHarness) -> None:
         root = "1700000000.000100"
-        await h.event(dm("What is the relocation allowance?", ts=root))
+        await h.event(dm("What is the relocation allowance?", ts=root), event_id="EvRELOCATION")
         (first,) = await h.stub.wait_for("chat.postMessage")
         assert "7,500" in _text(first)
         rid = generator.requests[0].request_id  # type: ignore[attr-defined]
-        assert first["metadata"] == {
+        assert first["metadata"] == {  # and the event it answers (a takeover looks for it)
             "event_type": "deptbot_answer",
-            "event_payload": {"label": "confidential", "request_id": rid},
+            "event_payload": {"label": "confidential", "request_id": rid, "event_id": "EvRELOCATION"},
         }
         h.stub.add_thread_message(
             "D0ALICE", root, {"ts": root, "user": "UALICE", "text": "What is the relocation allowance?"}
