@@ -11,20 +11,32 @@ when something changed, loads everything with ``check_company``:
 * valid → ``assistant.reconfigure(new)`` and a "config-reloaded" notice;
 * invalid → the assistant keeps serving the NARROWER of the old configuration (the last
   valid one) and the new files, and the admins get one "config-invalid" notice per problem
-  (``file:line: field: problem``). While invalid, every poll re-checks, so fixing the
-  mistake (or creating a missing folder) applies the new configuration.
+  (``file:line: field: problem``) — or one "department-paused" / "groups-paused" notice
+  when a file cannot be read at all — each saying what is served meanwhile. While invalid,
+  every poll re-checks, so fixing the mistake (or creating a missing folder) applies the
+  new configuration.
 
 Narrowing rules (``narrowed(old, root)``), applied only while the configuration is invalid:
 
-* **groups** — if the new ``groups.yaml`` parses strictly as a mapping whose values are all
-  lists of strings (a missing or empty file is an empty mapping), each old group's members
-  become old ∩ new (members compared lower-cased; a group missing from the new file is
-  empty; names that collide after lower-casing keep only who is in every one of them);
-  otherwise the old groups are kept. Groups that exist only in the new file are not added.
-  A group's value may also be a directory source (``{entra: ID}``, see README "Directory
-  groups") — such a value counts as readable. An old sourced group keeps its source only
-  when the new file names exactly the same source for it; otherwise it is empty. A literal
-  group that became a source in the new file is empty too.
+* **groups** — when the new ``groups.yaml`` parses strictly as a mapping (a missing or
+  empty file is an empty mapping), each group is narrowed on its own: its members become
+  old ∩ new (members compared lower-cased; a group missing from the new file is empty;
+  names that collide after lower-casing keep only who is in every one of them), and a
+  group whose new value is not a list of strings nor a valid directory source is EMPTY
+  until fixed — one bad value never keeps the others' removals from applying (review
+  s21 #2: carol, removed from finance-admins, kept payroll because another line lacked
+  its list dash). Groups that exist only in the new file are not added. A group's value
+  may also be a directory source (``{entra: ID}``, see README "Directory groups"). An old
+  sourced group keeps its source only when the new file names exactly the same source for
+  it; otherwise it is empty. A literal group that became a source in the new file is
+  empty too.
+  When the file cannot be read as a mapping at all (syntax error, duplicate key, alias,
+  too large, a list, …), group grants PAUSE: every group is empty (sources too) and a
+  "groups-paused" notice says so. Why not keep the old groups: the edit may remove
+  people, and what it removes cannot be read, so keeping any old member could serve a
+  revoked grant — exactly what this module exists to prevent. Grants that name people
+  or domains directly (``*@example.com``) are unaffected, and fixing the file applies it
+  at the next poll.
 * **departments** — only departments of the old configuration exist (new ones are not added
   while invalid); for each, its file in the departments folder:
 
@@ -38,7 +50,9 @@ Narrowing rules (``narrowed(old, root)``), applied only while the configuration 
     missing, not a list, or a template missing from the new file counts as empty; an absent
     ``allowed`` counts as its default ``["*"]``); ``classification`` = max(old, new) when
     the new value is readable (absent = the default, internal); ``route`` = "private" when
-    either says private. Everything else (title, knowledge folder, channels, prompts, …)
+    either says private; ``admins_see_questions`` = old AND new (absent or unreadable =
+    off); ``sensitive_keywords`` = old ∪ the new list's strings (more keywords label more
+    questions sensitive). Everything else (title, knowledge folder, channels, prompts, …)
     stays as it was. An unchanged file therefore keeps its department exactly.
   - ``channels.audience.C`` is the one list that narrows by growing: it declares who can
     read channel C, and every declared reader must be allowed to see an answer before it is
@@ -53,7 +67,10 @@ them (and a new or changed source is fetched soon after).
 
 The watcher runs in a daemon thread started by ``deptbot serve`` (``start_config_watcher``);
 tests call ``poll()`` directly. ``on_applied`` hears every configuration applied (the
-operations scheduler, ``bot.ops``, adds, moves and removes ``refresh:`` jobs from it).
+operations scheduler, ``bot.ops``, adds, moves and removes ``refresh:`` jobs from it); when
+it fails, every later poll calls it again with the configuration served until it succeeds
+(the file signature has already moved on, so "next time" must be remembered), and the
+admins are told once when it fails and once when it caught up.
 """
 
 from __future__ import annotations
@@ -119,6 +136,16 @@ class _Narrowed:
     company: Company
     problems: list[ConfigError]
     paused: dict[str, ConfigError] = field(default_factory=dict)  # department → why
+    groups_paused: ConfigError | None = None  # groups.yaml unreadable: every group empty
+    emptied_groups: tuple[str, ...] = ()  # old groups whose new value cannot be read
+
+
+@dataclass(frozen=True)
+class _Groups:
+    groups: Mapping[str, frozenset[str]]
+    sources: Mapping[str, GroupRef]
+    paused: ConfigError | None = None
+    emptied: tuple[str, ...] = ()
 
 
 def narrowed(
@@ -151,9 +178,9 @@ def _narrow(old: Company, root: Path, allowed_roots: tuple[Path, ...]) -> _Narro
             departments[name], paused[name] = _paused(dept), exc
             continue
         departments[name] = _narrow_department(dept, data)
-    groups, sources = _narrow_groups(old, root / "groups.yaml")
-    company = Company(departments=departments, groups=groups, root=old.root, sources=sources)
-    return _Narrowed(company, problems, paused)
+    groups = _narrow_groups(old, root / "groups.yaml")
+    company = Company(departments=departments, groups=groups.groups, root=old.root, sources=groups.sources)
+    return _Narrowed(company, problems, paused, groups.paused, groups.emptied)
 
 
 def _source_of(value: Any) -> GroupRef | None:
@@ -164,37 +191,46 @@ def _source_of(value: Any) -> GroupRef | None:
     return None
 
 
-def _narrow_groups(old: Company, path: Path) -> tuple[Mapping[str, frozenset[str]], Mapping[str, GroupRef]]:
+def _narrow_groups(old: Company, path: Path) -> _Groups:
     data: Any = {}
     if path.exists():
         try:
             data, _ = read_yaml(path)
-        except ConfigError:
-            return old.groups, old.sources
+        except ConfigError as exc:
+            return _groups_paused(old, exc)
     data = {} if data is None else data
-    if not isinstance(data, dict) or not all(
-        (isinstance(v, list) and all(isinstance(m, str) for m in v)) or _source_of(v) is not None
-        for v in data.values()
-    ):
-        return old.groups, old.sources
-    new: dict[str, set[str]] = {}
+    if not isinstance(data, dict):
+        why = ConfigError("must map group names to lists of e-mails or sources", file=path, line=1)
+        return _groups_paused(old, why)
+    new: dict[str, frozenset[str]] = {}
     new_sources: dict[str, GroupRef | None] = {}
-    for name, members in data.items():
+    unreadable: set[str] = set()
+    for name, value in data.items():
         key = str(name).lower()
-        if isinstance(members, list):
-            emails = {m.strip().lower() for m in members}
-            new[key] = new[key] & emails if key in new else emails
-        else:  # names colliding after lower-casing keep a source only when they all agree
-            ref = _source_of(members)
+        ref = _source_of(value)
+        if ref is not None:  # names colliding after lower-casing keep a source only when they all agree
             new_sources[key] = ref if new_sources.get(key, ref) == ref else None
+            continue
+        emails: frozenset[str] = frozenset()
+        if isinstance(value, list) and all(isinstance(m, str) for m in value):
+            emails = frozenset(m.strip().lower() for m in value)
+        else:  # not a list of e-mails nor one valid source: this group only is empty
+            unreadable.add(key)
+        new[key] = new[key] & emails if key in new else emails
     sources = {g: ref for g, ref in old.sources.items() if new_sources.get(g) == ref and g not in new}
     groups = {
-        group: (members if group in sources else members & frozenset(new.get(group, ())))
+        group: (members if group in sources else members & new.get(group, frozenset()))
         for group, members in old.groups.items()
     }
     for group in old.sources.keys() - sources.keys():
         groups[group] = frozenset()
-    return groups, sources
+    return _Groups(groups, sources, emptied=tuple(sorted(unreadable & old.groups.keys())))
+
+
+def _groups_paused(old: Company, why: ConfigError) -> _Groups:
+    """groups.yaml cannot be read as a mapping: what the edit removed is unknown, so no
+    old member may keep a group grant (see the module docstring)."""
+    return _Groups({group: frozenset() for group in old.groups}, {}, paused=why)
 
 
 def _paused(dept: Department) -> Department:
@@ -229,6 +265,9 @@ def _narrow_department(dept: Department, data: Mapping[str, Any]) -> Department:
     return dept.model_copy(
         update={
             "enabled": dept.enabled and data.get("enabled", True) is True,
+            # question text for admins only while both files allow it (absent = the default, off)
+            "admins_see_questions": dept.admins_see_questions and data.get("admins_see_questions") is True,
+            "sensitive_keywords": _more_keywords(dept.sensitive_keywords, data.get("sensitive_keywords")),
             "pilot": _narrowed_pilot(dept.pilot, data),
             "ask": keep(dept.ask, ("ask",)),
             "admins": keep(dept.admins, ("admins",)),
@@ -239,6 +278,13 @@ def _narrow_department(dept: Department, data: Mapping[str, Any]) -> Department:
             "pii": pii,
         }
     )
+
+
+def _more_keywords(old: list[str], raw: Any) -> list[str]:
+    """Old keywords plus the new list's non-blank strings: a keyword added in an invalid
+    file labels its questions sensitive at once; one removed stays until the file loads."""
+    new = [k for k in raw if isinstance(k, str) and k.strip()] if isinstance(raw, list) else []
+    return [*old, *(k for k in dict.fromkeys(new) if k not in old)]
 
 
 def _narrowed_pilot(old: list[str] | None, data: Mapping[str, Any]) -> list[str] | None:
@@ -307,6 +353,7 @@ class ConfigWatcher:
         self._valid = assistant.company  # the last valid configuration: narrowing starts here
         self._signature = signature(self._root)
         self._invalid = False
+        self._schedules_owed = False  # on_applied failed: call it again at every poll
         self._first = True  # the first poll checks even without a change: the files may have
         # changed between loading the assistant's configuration and starting the watcher
         self._lock = threading.Lock()
@@ -317,6 +364,8 @@ class ConfigWatcher:
         with self._lock:
             now = signature(self._root)
             if now == self._signature and not (self._invalid or self._first):
+                if self._schedules_owed:
+                    self._apply_schedules()
                 return False
             changes = _changes(self._signature, now)
             result = _narrow(self._valid, self._root, self._allowed_roots)
@@ -334,12 +383,46 @@ class ConfigWatcher:
                 self._tell(result, changes, applied or was_invalid)
             except Exception:  # a notices failure must not undo or repeat the reload
                 log.exception("could not record configuration notices")
-            if applied and self._on_applied is not None:
-                try:
-                    self._on_applied(self._assistant.company)
-                except Exception:  # the new configuration is served; schedules catch up next time
-                    log.exception("could not apply the new configuration's schedules")
+            if applied or self._schedules_owed:
+                self._apply_schedules()
             return applied
+
+    def _apply_schedules(self) -> None:
+        """``on_applied`` with the configuration served. A failure does not undo the reload;
+        it is owed, and every later poll tries again (the signature has moved on, so without
+        this the schedules would wait for the next unrelated edit — review s21 #9)."""
+        if self._on_applied is None:
+            return
+        owed = self._schedules_owed
+        try:
+            self._on_applied(self._assistant.company)
+        except Exception:
+            self._schedules_owed = True
+            if owed:  # told already: keep the log quiet at one line per poll
+                log.warning("still could not apply the configuration's schedules; retrying")
+                return
+            log.exception("could not apply the new configuration's schedules; retrying at every poll")
+            self._notify(
+                None,
+                "config-schedules-failed",
+                "the new configuration is served, but its scheduled jobs (refresh:) could not be "
+                "updated; deptbot retries at every configuration check (details in the server log)",
+            )
+            return
+        self._schedules_owed = False
+        if owed:
+            log.info("the configuration's schedules are applied")
+            self._notify(
+                None,
+                "config-schedules-applied",
+                "the scheduled jobs (refresh:) now match the configuration served",
+            )
+
+    def _notify(self, department: str | None, kind: str, text: str) -> None:
+        try:
+            self._notices.notify(department, kind, text)
+        except Exception:  # a notices failure must not undo or repeat the reload
+            log.exception("could not record configuration notices")
 
     def _tell(self, result: _Narrowed, changes: list[str], reloaded: bool) -> None:
         if not result.problems:
@@ -347,6 +430,14 @@ class ConfigWatcher:
                 what = f": {', '.join(changes)}" if changes else ""
                 self._notices.notify(None, "config-reloaded", f"configuration reloaded{what}")
             return
+        if result.groups_paused is not None:
+            self._notices.notify(
+                None,
+                "groups-paused",
+                f"{describe(result.groups_paused, self._root.parent)} — groups.yaml cannot be read, so "
+                "every group is empty until it is fixed: nobody gets access through a group:NAME entry "
+                "(what the edit removes cannot be read, so no old member keeps a group grant)",
+            )
         for name, why in result.paused.items():
             self._notices.notify(
                 name,
@@ -357,11 +448,23 @@ class ConfigWatcher:
         for problem in result.problems:
             if any(_same(problem, why) for why in result.paused.values()):  # told above
                 continue
+            if result.groups_paused is not None and _is_groups_file(problem):  # told above
+                continue
             self._notices.notify(
                 self._department_of(problem),
                 "config-invalid",
-                f"{describe(problem, self._root.parent)} — not applied; serving the narrower of the "
-                "old and new access until it is fixed",
+                f"{describe(problem, self._root.parent)} — not applied as written: until it is fixed, "
+                "only access that both the old and the new files give is served (access the edit "
+                "removes is removed now; what it adds, and its other changes, wait)",
+            )
+        if result.emptied_groups:
+            names = ", ".join(result.emptied_groups)
+            verb = "is" if len(result.emptied_groups) == 1 else "are"
+            self._notices.notify(
+                None,
+                "config-invalid",
+                f"groups.yaml: {names} {verb} empty until the file is fixed (the new value is not a "
+                "list of e-mail addresses or one directory source)",
             )
 
     def _department_of(self, err: ConfigError) -> str | None:
@@ -404,6 +507,10 @@ class ConfigWatcher:
             if self._scheduler.running:
                 self._scheduler.shutdown(wait=True)
             self._scheduler = None
+
+
+def _is_groups_file(err: ConfigError) -> bool:
+    return bool(err.file) and Path(err.file or "").name == "groups.yaml"
 
 
 def _same(a: ConfigError, b: ConfigError) -> bool:

@@ -183,8 +183,11 @@ def test_alias_bomb_during_reload_is_refused_quickly(
     started = time.perf_counter()
     watcher.poll()
     assert time.perf_counter() - started < 1.0
-    assert _sees_payroll(assistant, "carol@example.com")  # unreadable groups.yaml: old groups kept
-    assert any("groups.yaml:2" in n.text and "alias" in n.text for n in notices.items)
+    # unreadable groups.yaml: group grants pause (every group empty) until it is fixed
+    assert not _sees_payroll(assistant, "carol@example.com")
+    assert any(
+        n.kind == "groups-paused" and "groups.yaml:2" in n.text and "alias" in n.text for n in notices.items
+    )
 
 
 def test_nothing_changed_means_nothing_happens(
@@ -225,10 +228,11 @@ def test_narrowed_groups_are_the_intersection_and_missing_groups_are_empty(compa
     assert new.groups["finance-admins"] == frozenset() and "bogus" not in new.groups
 
 
-def test_narrowed_keeps_old_groups_when_groups_yaml_is_not_a_mapping_of_lists(company: Company) -> None:
+def test_narrowed_empties_every_group_when_groups_yaml_is_not_a_mapping(company: Company) -> None:
     _write(company, "groups.yaml", "- alice@example.com\n")
     new, problems = narrowed(company, company.root)
-    assert problems and new.groups == company.groups
+    assert problems and set(new.groups) == set(company.groups)
+    assert all(members == frozenset() for members in new.groups.values())
 
 
 def test_narrowed_channel_audience_only_gains_readers(company: Company) -> None:
