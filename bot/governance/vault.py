@@ -95,16 +95,27 @@ def secure(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA secure_delete=ON")
 
 
+CHECKPOINT_WAIT_MS = 250  # how long one try waits for readers (the connection's own: 30 s)
+
+
 def checkpoint(conn: sqlite3.Connection, *, tries: int = 20) -> bool:
     """Copy the WAL into the database and truncate it to zero bytes, so frames holding
     rows deleted by an erase do not linger in ``-wal``. True when it completed (another
-    process reading at that moment makes SQLite report busy: retried briefly)."""
-    for attempt in range(tries):
-        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        if not busy:
-            return True
-        time.sleep(0.05 * (attempt + 1))
-    return False
+    process reading at that moment makes SQLite report busy: retried briefly, ~15 s in
+    all). Each try waits ``CHECKPOINT_WAIT_MS`` for readers, not the connection's busy
+    timeout: with 30 s a try, a copy left open in a sqlite3 shell held an erase's thread
+    ten minutes per file before it was reported in use."""
+    (previous,) = conn.execute("PRAGMA busy_timeout").fetchone()
+    conn.execute(f"PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}")
+    try:
+        for attempt in range(tries):
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                return True
+            time.sleep(0.05 * (attempt + 1))
+        return False
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(previous)}")
 
 
 @dataclass(frozen=True)
