@@ -200,6 +200,12 @@ def main() -> None:
     )
     ap.add_argument("--handbook", type=Path, default=DEFAULT_ROOT)
     ap.add_argument("--handbook-queries", type=int, default=300)
+    ap.add_argument(
+        "--all-terms",
+        choices=("on", "off"),
+        default="on",
+        help="[retrieval] all_terms_first: off ranks the lexical list in plain BM25 order (old vs new)",
+    )
     args = ap.parse_args()
     head = ("set", "embedder", "score", "answered", "false", "med on", "med off", "max off")
     print("{:<11} {:<10} {:<18} {:>9} {:>7} {:>7} {:>8} {:>8}".format(*head))
@@ -216,7 +222,9 @@ def main() -> None:
     for embedder in args.embedders.split(","):
         with tempfile.TemporaryDirectory(prefix="deptbot-calib-") as tmp:
             company = load_company(ROOT / "departments")
-            kb = KnowledgeBase(state_dir=Path(tmp) / "state", embedder=embedder)
+            kb = KnowledgeBase(
+                state_dir=Path(tmp) / "state", embedder=embedder, all_terms_first=args.all_terms == "on"
+            )
             depts = [d.model_copy(update={"embedder": None}) for d in company]
             for d in depts:
                 kb.refresh(d)

@@ -66,19 +66,27 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--embedders", default="wordllama,minilm")
     ap.add_argument("--sets", default="1,2", help="question sets to score: 1, 2 or 1,2")
+    ap.add_argument(
+        "--all-terms",
+        choices=("on", "off"),
+        default="on",
+        help="[retrieval] all_terms_first: off ranks the lexical list in plain BM25 order (old vs new)",
+    )
     args = ap.parse_args()
     for which in args.sets.split(","):
-        run_set(which, SETS[which], args.embedders.split(","))
+        run_set(which, SETS[which], args.embedders.split(","), all_terms_first=args.all_terms == "on")
 
 
-def run_set(which: str, questions: Path, embedders: list[str]) -> None:
+def run_set(which: str, questions: Path, embedders: list[str], *, all_terms_first: bool = True) -> None:
     with tempfile.TemporaryDirectory(prefix="deptbot-northwind-") as tmp:
         data = load_beir(make_beir(Path(tmp) / "beir", questions))
         print(f"northwind set {which}: {len(data.queries)} questions, {len(data.corpus)} documents")
         print(f"{'embedder':<10} {'config':<30} {'nDCG@10':>8} {'R@100':>7} {'MRR@10':>7} {'Δ bm25':>8}")
         for name in embedders:
             emb = get_embedder(name)
-            index, seconds = build_index(data, emb, Path(tmp) / f"idx-{name}")
+            index, seconds = build_index(
+                data, emb, Path(tmp) / f"idx-{name}", all_terms_first=all_terms_first
+            )
             base = None
             for mode, fusion, weight, label in CONFIGS:
                 r = run(

@@ -43,6 +43,7 @@ class Retrieval(_Section):
     embedder: Literal["wordllama", "minilm"]
     fusion: Literal["minmax", "rrf"]
     top_k: int = Field(ge=1, le=100)
+    all_terms_first: bool  # lexical.all_terms_rank; off only to compare with plain BM25 order
 
 
 def _pair(v: list[float]) -> list[float]:

@@ -70,6 +70,8 @@ def build_app(
     app[ASSISTANT] = assistant
     if runtime is None:
         runtime = Runtime.from_section(settings.section("runtime"))
+        # queued privacy requests run or are answered "not done" while clients still work
+        app.on_shutdown.append(lambda _app: runtime.drain_reports())
         app.on_cleanup.append(lambda _app: _shutdown(runtime))
     app[RUNTIME] = runtime
     app[READY] = ReadyChecks(assistant=assistant, settings=settings, runtime=runtime)

@@ -46,13 +46,18 @@ admin notice, while everything else is still erased. A copy whose own erase did 
 complete (its WAL could not be truncated, a file could not be changed, one of its files
 is not a readable database: then it is left untouched) is listed in the receipt's
 ``failures``, the admins get a notice naming its folder, and the CLI exits 1: nothing ever
-opens a copy again, so what is left in it stays until someone looks. A recorded copy not
+opens a copy again, so what is left in it stays until someone looks. A copy another
+program holds open (a sqlite3 shell, a backup tool: SQLite says busy or locked) is not
+called broken: the line says it is in use, to close that program and run the erase again. A recorded copy not
 reached makes the CLI exit 4 ("incomplete"). Chat never sees a server path or host name:
 the admin notices carry them, never the person.
 
 An erase ends with a second pass over requests recorded while it ran (a question asked
 mid-erase, after the pseudonymization or the Teams shred): their rows, text, cached
-answers and Teams turns go too, and the data key is shredded again.
+answers and Teams turns go too, and the data key is shredded again. The same pass is what
+lets an erase killed midway (after the pseudonymization, before the key is destroyed) be
+finished by running it again: the person's rows are found under the pseudonym as well,
+nothing treats them as already erased (``tests/governance/test_privacy_interrupted_erase``).
 """
 
 from __future__ import annotations
@@ -198,6 +203,9 @@ class Privacy:
         self._ids_from: Privacy | None = None
         self._own_keys = True  # False: a copy without keys.db reads with the live vault, never shreds it
         self._only: tuple[str, ...] | None = None  # a copy: its files (``pg_copy.MOVED``), nothing else
+        # files whose WAL ``_checkpoint_all`` could not truncate → True when another program
+        # held them (busy), False for any other error: a copy's FAILED line says which
+        self._unflushed: dict[str, bool] = {}
         # ``[cache] backend = "memory"`` (SQLite only): seconds its entries live in a serving
         # process, which an erase from another process cannot empty; None: no such cache.
         self.memory_cache_ttl: float | None = None
@@ -508,21 +516,25 @@ class Privacy:
             return False
         return True
 
-    def _check_copies(self) -> dict[Path, str]:
+    def _check_copies(self) -> dict[Path, Unopened]:
         """Before anything is destroyed: each copy's audit rows can be pseudonymized with
         this key, else nothing is erased (the copy would keep the e-mail while the receipt
         said it was gone). And every file ``db copy`` moved there opens as a database: a
         copy that does not (a corrupt or foreign file under one of those names) is left
         untouched and returned (folder → what failed), to be listed as FAILED while the
-        rest is still erased; an unrelated name (``Thumbs.db``) is never opened."""
+        rest is still erased; an unrelated name (``Thumbs.db``) is never opened. A file
+        another program holds locked (busy) is told apart from a corrupt one: the fix is to
+        close that program, not to repair or delete the copy."""
         from bot.store.audit import SqliteAuditLog
         from bot.store.pg_copy import MOVED
 
-        broken: dict[Path, str] = {}
+        broken: dict[Path, Unopened] = {}
         for folder in self._sqlite_copies():
-            bad = [name for name in MOVED if (folder / name).is_file() and not _opens(folder / name)]
-            if bad:
-                broken[folder] = f"{', '.join(bad)} could not be opened as a database"
+            problems = {name: _open_problem(folder / name) for name in MOVED if (folder / name).is_file()}
+            bad = [name for name, problem in problems.items() if problem == "unreadable"]
+            busy = [name for name, problem in problems.items() if problem == "busy"]
+            if bad or busy:
+                broken[folder] = Unopened(tuple(bad), tuple(busy))
                 continue
             if not (folder / "audit.db").is_file():
                 continue
@@ -585,7 +597,7 @@ class Privacy:
                 vault.close()
 
     def _erase_copies(
-        self, person: str, platform: str, removed: dict[str, int], broken: dict[Path, str]
+        self, person: str, platform: str, removed: dict[str, int], broken: dict[Path, Unopened]
     ) -> tuple[list[str], list[str]]:
         """Erase ``person`` from each copy as on SQLite (its questions deleted, rows
         pseudonymized, their data key in its ``keys.db`` shredded), counted in ``removed``
@@ -597,12 +609,14 @@ class Privacy:
         database error, a file that cannot be changed) does not stop the others, the live
         erase, the key's destruction or the second pass."""
         done, failures, for_admins = 0, [], []
+        mend = "fix or delete that folder"
+        close = "close the program that has it open (a sqlite3 shell, a backup or sync tool)"
 
-        def failed(folder: Path, why: str, line: str) -> None:
+        def failed(folder: Path, why: str, line: str, *, fix: str = mend) -> None:
             failures.append(line)
             for_admins.append(
                 f"could not finish erasing the SQLite copy `deptbot db copy` left at {folder} ({why}); "
-                "it may still hold that person's data: fix or delete that folder, then run the erase again."
+                f"it may still hold that person's data: {fix}, then run the erase again."
             )
 
         # the person in chat cannot mend a copy on a server; the admins were told (notice)
@@ -610,18 +624,37 @@ class Privacy:
         for folder in self._sqlite_copies():
             where = str(folder) if platform == "cli" else "a SQLite copy kept after the switch to PostgreSQL"
             if folder in broken:
-                why = broken[folder] if platform == "cli" else "a file there could not be opened"
+                unopened = broken[folder]
+                if unopened.only_busy:  # held by another program: it is not broken, it is in use
+                    why = unopened.why if platform == "cli" else "a file there is in use by another program"
+                    log.error("privacy erase: a SQLite copy is in use elsewhere, so it was left as it is")
+                    act = f"{close}, then run the erase again" if platform == "cli" else then
+                    failed(
+                        folder,
+                        unopened.why,
+                        f"the erase in {where} did not run ({why}); nothing there was changed: {act}.",
+                        fix=close,
+                    )
+                    continue
+                why = unopened.why if platform == "cli" else "a file there could not be opened"
                 log.error("privacy erase: a SQLite copy could not be opened, so it was left as it is")
                 failed(
                     folder,
-                    broken[folder],
+                    unopened.why,
                     f"the erase in {where} did not run ({why}); nothing there was changed.",
                 )
                 continue
             try:
                 with self._for_folder(folder) as copy:
                     receipt = copy._erase(person, platform=platform, record=False)
+                    unflushed = dict(copy._unflushed)
             except (StoreError, sqlite3.Error, OSError) as exc:
+                if _is_busy(exc) or _is_busy(exc.__cause__):
+                    why = "a database there is in use by another program"
+                    log.error("privacy erase: a SQLite copy is in use elsewhere (%s)", type(exc).__name__)
+                    act = f"{close}, then run the erase again" if platform == "cli" else then
+                    failed(folder, why, f"the erase in {where} did not complete ({why}); {act}.", fix=close)
+                    continue
                 cause = exc.user_message if isinstance(exc, StoreError) else "a database or file error"
                 why = cause if platform == "cli" else "a file there could not be changed"
                 log.error("privacy erase: a SQLite copy could not be erased (%s)", type(exc).__name__)
@@ -631,7 +664,20 @@ class Privacy:
             for what, n in receipt.removed.items():
                 if n:
                     removed[f"{what}_in_sqlite_copies"] = removed.get(f"{what}_in_sqlite_copies", 0) + n
-            if not receipt.files_checkpointed:
+            if not receipt.files_checkpointed and unflushed and all(unflushed.values()):
+                # another program has the copy open: it is not abandoned, and the WAL is
+                # truncated once that program lets go and the erase runs again
+                names = ", ".join(sorted(unflushed)) if platform == "cli" else "a database"
+                log.error("privacy erase: a SQLite copy's WAL could not be truncated: it is in use")
+                failed(
+                    folder,
+                    f"{', '.join(sorted(unflushed))}: in use by another program, its WAL not truncated",
+                    f"the erase in {where} could not truncate the WAL of {names} there, which may still "
+                    "hold the erased text: another program has it open; "
+                    + (f"{close}, then run the erase again." if platform == "cli" else f"{then}."),
+                    fix=close,
+                )
+            elif not receipt.files_checkpointed:
                 log.error("privacy erase: a SQLite copy's WAL could not be truncated")
                 failed(
                     folder,
@@ -886,11 +932,14 @@ class Privacy:
             try:
                 conn = connect(path)
                 try:
-                    ok = checkpoint(conn) and ok
+                    if not checkpoint(conn):  # False: busy, another connection reads or writes it
+                        self._unflushed[path.name] = True
+                        ok = False
                 finally:
                     conn.close()
             except sqlite3.Error as exc:
                 log.error("privacy erase: a database could not be checkpointed (%s)", type(exc).__name__)
+                self._unflushed[path.name] = _is_busy(exc)
                 ok = False
         return ok
 
@@ -1014,18 +1063,55 @@ def _is_sqlite(path: Path) -> bool:
         return True  # unreadable: let the checkpoint fail and say so
 
 
-def _opens(path: Path) -> bool:
-    """Whether ``path`` opens as a SQLite database and its schema reads (a corrupt file or a
-    foreign one under a copy's file name does not). Never changes it."""
+OPEN_WAIT_SECONDS = 30.0  # how long a copy's file may stay locked by another program before it is "busy"
+
+
+@dataclass(frozen=True)
+class Unopened:
+    """A copy's files that did not open before its erase: ``unreadable`` (corrupt, or not a
+    database) and ``busy`` (another program holds a lock on them)."""
+
+    unreadable: tuple[str, ...]
+    busy: tuple[str, ...]
+
+    @property
+    def only_busy(self) -> bool:
+        return bool(self.busy) and not self.unreadable
+
+    @property
+    def why(self) -> str:
+        parts = [f"{', '.join(self.unreadable)} could not be opened as a database"] if self.unreadable else []
+        if self.busy:
+            verb = "is" if len(self.busy) == 1 else "are"
+            parts.append(f"{', '.join(self.busy)} {verb} in use by another program")
+        return "; ".join(parts)
+
+
+def _open_problem(path: Path) -> str | None:
+    """None when ``path`` opens as a SQLite database and its schema reads; "busy" when
+    another program holds it locked past ``OPEN_WAIT_SECONDS``; "unreadable" when it is
+    corrupt or a foreign file under a copy's file name. Never changes it."""
     try:
-        conn = sqlite3.connect(str(path), timeout=30)
+        conn = sqlite3.connect(str(path), timeout=OPEN_WAIT_SECONDS)
         try:
             conn.execute("select count(*) from sqlite_master").fetchone()
         finally:
             conn.close()
-    except sqlite3.Error:
+    except sqlite3.Error as exc:
+        return "busy" if _is_busy(exc) else "unreadable"
+    return None
+
+
+def _is_busy(exc: BaseException | None) -> bool:
+    """Whether a SQLite error means another connection holds the database (SQLITE_BUSY or
+    SQLITE_LOCKED, "database is locked"), not that the file is damaged."""
+    if not isinstance(exc, sqlite3.Error):
         return False
-    return True
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
 
 
 def _shown_folder(folder: Path, state_dir: Path, platform: str) -> str | None:

@@ -169,13 +169,15 @@ def probe_across(
     *,
     candidates: int,
     dense_weights: Sequence[float],
+    all_terms_first: bool = True,
 ) -> list[Probe]:
     """``Probe`` per department of ``layout`` (hybrid retrieval, min-max fusion, exact cosine).
 
     ``indexes`` are the versions ``layout`` lays out (checked), ``scopes[d]`` is the
     asker's scope in department ``d`` and ``vectors[d]`` the question
     embedded by that department's embedder; ``dense_weights[d]`` its embedder's fusion
-    weight. Each result equals ``Probe`` of ``LoadedIndex.search`` for that scope alone.
+    weight. Each result equals ``Probe`` of ``LoadedIndex.search`` for that scope alone
+    (``all_terms_first`` as the indexes were loaded with: the reader passes its own).
     """
     if not layout.lays_out(indexes):  # never: the reader asks ``Layouts`` for these very objects
         raise KnowledgeError("the one-pass layout does not match the loaded indexes")
@@ -234,7 +236,7 @@ def probe_across(
     # the lexical list's ranking score, as ``LoadedIndex.lexical_scores``: per department,
     # its own required terms and its own largest BM25
     rank = bm25
-    if len(rows) and lexical.all_terms_first():
+    if len(rows) and all_terms_first:
         own_words = set(tokens)
         own_slot = np.array([w in own_words for k in known for w, _ in k], dtype=bool)
         held = np.bincount(rows[own_slot[slot]], minlength=n)

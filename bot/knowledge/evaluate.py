@@ -98,7 +98,9 @@ def load_beir(path: Path, split: str = "test") -> BeirSet:
     return BeirSet(path.name, corpus, queries, qrels)
 
 
-def build_index(data: BeirSet, embedder: Embedder, folder: Path) -> tuple[LoadedIndex, float]:
+def build_index(
+    data: BeirSet, embedder: Embedder, folder: Path, *, all_terms_first: bool = True
+) -> tuple[LoadedIndex, float]:
     started = time.perf_counter()
     order: list[tuple[str, ingest.DocRecord | None]] = []
     for doc_id, (title, text) in data.corpus.items():
@@ -106,7 +108,8 @@ def build_index(data: BeirSet, embedder: Embedder, folder: Path) -> tuple[Loaded
         order.append((doc_id, ingest.DocRecord(doc_id, doc_id, doc_id, title, 0.0, 0, (), tuple(chunks))))
     index_data = assemble(None, order, embedder)
     version = write_version(folder, "beir", index_data)
-    return LoadedIndex(folder / "versions" / version), time.perf_counter() - started
+    index = LoadedIndex(folder / "versions" / version, all_terms_first=all_terms_first)
+    return index, time.perf_counter() - started
 
 
 def ndcg_at_10(ranked: list[str], rel: dict[str, int]) -> float:

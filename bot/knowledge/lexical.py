@@ -17,7 +17,6 @@ and is kept so the stored format stays readable by bm25s and by older readers.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -208,15 +207,6 @@ def contains(model: Any, token_id: int, chunk_ids: np.ndarray) -> np.ndarray:
     return np.asarray(rows[pos] == chunk_ids)
 
 
-def all_terms_first() -> bool:
-    """Whether chunks that hold every query term lead the lexical list (:func:`all_terms_rank`).
-
-    On by default; ``DEPTBOT_ALL_TERMS_FIRST=0`` switches it off so a bench can compare
-    old and new in one checkout (read per search: the benches set it per process).
-    """
-    return os.environ.get("DEPTBOT_ALL_TERMS_FIRST", "1") != "0"
-
-
 def all_terms_rank(bm25: np.ndarray, held: np.ndarray, required: np.ndarray | int, top: Any) -> np.ndarray:
     """The lexical list's ranking score: BM25, with every chunk that holds all the
     query's required terms ranked above every chunk that does not.
@@ -232,6 +222,9 @@ def all_terms_rank(bm25: np.ndarray, held: np.ndarray, required: np.ndarray | in
     term no visible chunk holds is not required (a typo or a word only a restricted page
     has changes nothing), and one required term is plain BM25 already, so it takes two.
     ``Hit.bm25`` stays the plain BM25; only ranking and fusion read this score.
+    Applied only with ``[retrieval] all_terms_first`` (on by default; off to compare with
+    plain BM25 order: ``LoadedIndex``/``IndexReader`` take it, ``bench.calibration`` and
+    ``bench.northwind`` have ``--all-terms off``).
     """
     full = (held >= required) & (np.asarray(required) >= 2) & (bm25 > 0)
     if not full.any():

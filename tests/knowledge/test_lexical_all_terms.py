@@ -1,6 +1,8 @@
 """Chunks that hold every query term lead the lexical list (``lexical.all_terms_rank``):
 in the one-department search and the one pass alike, with ``Hit.bm25`` left as plain BM25,
 and without letting a word only restricted chunks hold change what an outsider gets.
+``[retrieval] all_terms_first`` switches it (on by default), passed down from the settings
+to both paths.
 """
 
 from __future__ import annotations
@@ -58,15 +60,20 @@ def test_rank_puts_chunks_with_every_term_first_and_keeps_their_order() -> None:
     assert rank[0] == bm25[0] and rank[4] == bm25[4]
 
 
-def test_the_page_with_every_term_leads_bm25(kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch) -> None:
+def _switched_off(kb: KnowledgeBase, wordllama: Embedder) -> KnowledgeBase:
+    """The same indexes read with ``all_terms_first`` off (plain BM25 order)."""
+    return KnowledgeBase(state_dir=kb.state_dir, embedder=wordllama, all_terms_first=False)
+
+
+def test_the_page_with_every_term_leads_bm25(kb: KnowledgeBase, wordllama: Embedder) -> None:
     index = kb.reader.loaded("it")
-    assert index is not None
+    off = _switched_off(kb, wordllama).reader.loaded("it")
+    assert index is not None and off is not None
     emb = kb.reader._embedder_named(index.embedder)
     mask = index.mask(AccessScope("it", EVERYONE))
     hits, _, _ = index.search(QUESTION, mask, 3, embedder=emb, mode="bm25")
     assert "every night" in index.text(hits[0].index)
-    monkeypatch.setenv("DEPTBOT_ALL_TERMS_FIRST", "0")  # the bench's switch: plain BM25 order
-    plain, _, _ = index.search(QUESTION, mask, 3, embedder=emb, mode="bm25")
+    plain, _, _ = off.search(QUESTION, off.mask(AccessScope("it", EVERYONE)), 3, embedder=emb, mode="bm25")
     assert "vault" in index.text(plain[0].index).lower()
     # Hit.bm25 is the plain BM25 either way; only the order differs
     raw = {h.index: h.bm25 for h in plain}
@@ -79,9 +86,10 @@ def test_the_hybrid_answer_starts_at_the_page_with_every_term(kb: KnowledgeBase)
     assert top.doc_id == "it/nightly.md"
 
 
-@pytest.mark.parametrize("flag", ["1", "0"])
-def test_both_paths_rank_identically(kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch, flag: str) -> None:
-    monkeypatch.setenv("DEPTBOT_ALL_TERMS_FIRST", flag)
+@pytest.mark.parametrize("flag", [True, False], ids=["on", "off"])
+def test_both_paths_rank_identically(kb: KnowledgeBase, wordllama: Embedder, flag: bool) -> None:
+    kb = kb if flag else _switched_off(kb, wordllama)
+    assert kb.reader.all_terms_first is flag
     scopes = [AccessScope("it", EVERYONE), AccessScope("ops", EVERYONE)]
     for q in (QUESTION, "backup vault keys", "team schedule", "shared files drive team", "nothing here"):
         for probe, scope in zip(kb.probe_many(q, scopes, top_k=5), scopes, strict=True):
@@ -105,3 +113,23 @@ def test_a_word_only_restricted_chunks_hold_changes_nothing_for_an_outsider(
         assert [c.score for c in b] == pytest.approx([c.score for c in a], abs=1e-6), q
     # "payroll" is required of nobody the outsider can see: the nightly page still leads
     assert both.retrieve("payroll backup schedule files", scope, top_k=1)[0].doc_id == "it/nightly.md"
+
+
+def test_the_setting_reaches_the_reader_and_its_environment_override_works(tmp_path: Path) -> None:
+    """``[retrieval] all_terms_first`` (validated: true or false), through the normal
+    ``DEPTBOT_RETRIEVAL__ALL_TERMS_FIRST`` override, into the knowledge base the bot builds
+    (``bot.wiring.build_knowledge``): the named search and the one pass both read it there."""
+    from bot.errors import ConfigError
+    from bot.settings import Settings
+    from bot.wiring import build_knowledge
+
+    def reader_flag(env: dict[str, str]) -> bool:
+        settings = Settings.load(departments=tmp_path, state=tmp_path / "state", env=env)
+        return build_knowledge(settings).reader.all_terms_first
+
+    assert reader_flag({}) is True
+    assert reader_flag({"DEPTBOT_RETRIEVAL__ALL_TERMS_FIRST": "false"}) is False
+    assert reader_flag({"DEPTBOT_ALL_TERMS_FIRST": "0"}) is True  # the old variable is read no more
+    wrong = {"DEPTBOT_RETRIEVAL__ALL_TERMS_FIRST": "maybe"}
+    with pytest.raises(ConfigError, match=r"retrieval\.all_terms_first"):
+        Settings.load(departments=tmp_path, state=tmp_path / "s", env=wrong)
