@@ -16,6 +16,9 @@ from bot.core.types import Classification
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 ACCESS_FILE = "_access.yaml"
+# The embedder profiles ``bot.knowledge.embedders`` ships (a test keeps both lists equal;
+# the configuration does not import the knowledge package).
+EMBEDDERS = ("minilm", "wordllama")
 
 
 class _Strict(BaseModel):
@@ -130,6 +133,19 @@ class Department(_Strict):
     @classmethod
     def _entries(cls, v: list[str]) -> list[str]:
         return check_entries(v)
+
+    @field_validator("embedder")
+    @classmethod
+    def _embedder(cls, v: str | None) -> str | None:
+        """Lower-cased, so an index built with it is not stale for a spelling ("MiniLM");
+        an unknown name is refused at load, naming file and line, not at the first refresh.
+        Same words as ``deptbot check`` (``bot.knowledge.embedders.embedder_problem``)."""
+        if v is None:
+            return None
+        key = v.strip().lower()
+        if key not in EMBEDDERS:
+            raise ValueError(f"unknown embedder {v!r}; valid embedders: {', '.join(EMBEDDERS)}")
+        return key
 
     @property
     def pilot_entries(self) -> list[str]:

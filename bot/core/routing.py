@@ -97,7 +97,9 @@ def retrieve_each(
 
 
 class Probed(Protocol):
-    """One department's retrieval: its best chunk score now, the chunks on demand."""
+    """One department's retrieval: its best chunk score now, the chunks on demand. A probe
+    may also say ``unavailable = True``: the department could not be searched (the embedder
+    its index was built with cannot load) and is left out of the comparison."""
 
     @property
     def best(self) -> float: ...
@@ -159,12 +161,30 @@ def best_department(
     same either way. Answer-level confidence is computed in order of retrieval score and
     stops once no remaining department can reach the runner-up's route score
     (``score_bound``): the winner, the runner-up and the margin are those of assessing all.
+
+    A department the retriever could not search (``unavailable``, see ``Probed``) is left
+    out: it is neither chosen nor named among those searched.
     """
     if len(candidates) == 1:
         dept = candidates[0]
         probe = tuple(retriever.retrieve(query, scopes[dept.name], top_k=top_k))
         return Route(dept, "only", probe=probe, assessment=assess(query, probe))
     probes = probe_each(retriever, query, [scopes[d.name] for d in candidates], top_k=top_k)
+    usable = [i for i, p in enumerate(probes) if not getattr(p, "unavailable", False)]
+    if len(usable) < len(candidates):
+        if not usable:  # the retriever refuses instead; never route to a department not searched
+            raise KnowledgeError("No department could be searched for this question.")
+        candidates, probes = [candidates[i] for i in usable], [probes[i] for i in usable]
+        if len(candidates) == 1:
+            chunks = probes[0].chunks()
+            searched: tuple[str, ...] = (candidates[0].title,)
+            return Route(
+                candidates[0],
+                "auto",
+                probe=tuple(chunks),
+                searched=searched,
+                assessment=assess(query, chunks),
+            )
     typed = may_raise(query)
     bests = [p.best for p in probes]
     by_retrieval = sorted(range(len(candidates)), key=lambda i: bests[i], reverse=True)

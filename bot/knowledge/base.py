@@ -38,7 +38,9 @@ class KnowledgeBase:
     instance (tests pass counting fakes); a department's own ``embedder`` field wins
     over a default name. ``fusion`` is "minmax" (default) or "rrf". ``limits`` are the
     ``[knowledge]`` caps and link rule (``ingest.Limits``; defaults when None), and
-    ``notices`` hears about files not indexed and refreshes that had to narrow.
+    ``notices`` hears about files not indexed, refreshes that had to narrow and departments
+    left out of auto-routed questions because their embedder cannot load.
+    ``all_terms_first`` is ``[retrieval] all_terms_first`` (``lexical.all_terms_rank``).
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class KnowledgeBase:
         ann_threshold: int = DEFAULT_ANN_THRESHOLD,
         leases: Callable[[], LeaseLocks] | None = None,
         hook: VersionHook | None = None,
+        all_terms_first: bool = True,
     ) -> None:
         """``build_memory_mb`` caps one build batch and ``ann_threshold`` is the live chunk
         count from which a department is searched through ANN indexes (``[knowledge]``).
@@ -83,7 +86,9 @@ class KnowledgeBase:
             fusion=fusion,
             candidates=candidates,
             ann_threshold=ann_threshold,
+            all_terms_first=all_terms_first,
         )
+        self.reader.outages.notices = notices  # departments whose embedder cannot load
 
     def _embedder_named(self, name: str) -> Embedder:
         if self._instance is not None and self._instance.name == name:

@@ -35,9 +35,12 @@ class Probe:
     ``best`` may be given when the caller already computed it the same way
     (``calibrate_one`` of the first hit, as the one pass does for every department at
     once); the first hit's access check is made either way.
+
+    ``unavailable``: the department was not searched because the embedder its index was
+    built with cannot load (``bot.knowledge.outages``); routing leaves it out.
     """
 
-    __slots__ = ("_hits", "_index", "_kept", "_scope", "_terms", "_unseen", "best")
+    __slots__ = ("_hits", "_index", "_kept", "_scope", "_terms", "_unseen", "best", "unavailable")
 
     def __init__(
         self,
@@ -53,6 +56,7 @@ class Probe:
         self._terms, self._unseen = terms or {}, unseen
         self._kept: list[tuple[int, float]] | None = None
         self.best = 0.0
+        self.unavailable = False
         if index is None or scope is None or not self._hits:
             self._kept = []
         elif scope.admits(_audiences(index, self._hits[0].index)):
@@ -61,8 +65,10 @@ class Probe:
             self.best = max((s for _, s in self._scored()), default=0.0)
 
     @staticmethod
-    def empty() -> Probe:
-        return Probe(None, None)
+    def empty(*, unavailable: bool = False) -> Probe:
+        probe = Probe(None, None)
+        probe.unavailable = unavailable
+        return probe
 
     def _scores(self, n: int) -> list[float]:
         """Calibrated scores of the first ``n`` hits, rounded as ``SourceChunk.score``."""

@@ -43,6 +43,7 @@ Several departments at once (auto-routing, ``IndexReader.probe_many``): exact-se
 departments are searched in one pass laid side by side (``bot/knowledge/crosssearch.py``),
 with each department's own mask, statistics and fusion, so each gets exactly the numbers
 this module's ``LoadedIndex.search`` gives it alone; ANN departments are searched here.
+A department whose index's embedder cannot load sits the question out (``outages.py``).
 The fusion functions and the calibration live in ``fusion.py``, ``Probe`` in ``probe.py``.
 
 Fusion, compared with ``python -m bench.quality`` (nDCG@10 / Recall@100; BEIR set built
@@ -117,6 +118,7 @@ from bot.knowledge.crosssearch import Layouts, probe_across
 from bot.knowledge.embedders import Embedder
 from bot.knowledge.fusion import DENSE_WEIGHT, Hit, minmax, query_tokens, rrf, top_ids
 from bot.knowledge.index import DEFAULT_ANN_THRESHOLD, current_version, dept_dir, read_meta, segment_dirs
+from bot.knowledge.outages import EmbedderOutages
 from bot.knowledge.probe import Probe
 from bot.knowledge.segments import Segment
 
@@ -155,8 +157,12 @@ class LoadedIndex:
         reuse: Mapping[Path, Segment] | None = None,
         ann_threshold: int = DEFAULT_ANN_THRESHOLD,
         dense: DenseSource | None = None,
+        all_terms_first: bool = True,
     ) -> None:
+        """``all_terms_first``: chunks that hold every query term lead the lexical list
+        (``[retrieval] all_terms_first``; off only to compare with plain BM25 order)."""
         self.meta = read_meta(vdir)
+        self.all_terms_first = all_terms_first
         self.version: str = self.meta["version"]
         self.embedder: str = self.meta["embedder"]
         specs = segment_dirs(vdir.parent.parent, vdir, self.meta)
@@ -367,7 +373,7 @@ class LoadedIndex:
             return weights, unseen, zeros, zeros
         part = lexical.bm25_part(idf[term], tf_f, self.lengths[rows], np.float32(avgdl))
         bm25 = np.bincount(rows, weights=part, minlength=self.n).astype(np.float32)
-        if not lexical.all_terms_first():
+        if not self.all_terms_first:
             return weights, unseen, bm25, bm25
         own_words = set(tokens)
         own = np.array([w in own_words for w in words], dtype=bool)  # not the compound forms
@@ -526,7 +532,10 @@ class IndexReader:
         fusion: str = DEFAULT_FUSION,
         candidates: int = CANDIDATES,
         ann_threshold: int = DEFAULT_ANN_THRESHOLD,
+        all_terms_first: bool = True,
     ) -> None:
+        """``all_terms_first`` (``[retrieval] all_terms_first``) goes to every index loaded
+        and to the one pass alike, so both rank the same way."""
         if fusion not in FUSIONS:
             raise UsageError(f"Unknown fusion {fusion!r}; use one of {', '.join(FUSIONS)}.")
         self._state_dir = Path(state_dir)
@@ -534,12 +543,15 @@ class IndexReader:
         self.fusion = fusion
         self.candidates = candidates
         self.ann_threshold = ann_threshold
+        self.all_terms_first = all_terms_first
         # dense candidates from pgvector instead of faiss (``use_dense``; wiring, [knowledge] dense)
         self.dense: DenseSource | None = None
         self._loaded: dict[str, tuple[tuple[int, int, int], LoadedIndex | None]] = {}
         self._paths: dict[str, tuple[Path, str]] = {}  # department → (its folder, its CURRENT)
         self._layouts = Layouts()  # departments side by side for one-pass routing
         self._lock = threading.Lock()
+        # embedders that cannot load: their departments leave auto-routed questions (``outages``)
+        self.outages = EmbedderOutages()
 
     def loaded(self, department: str) -> LoadedIndex | None:
         """The current version of ``department`` (cheap: one stat when unchanged)."""
@@ -569,6 +581,7 @@ class IndexReader:
                     reuse=reuse,
                     ann_threshold=self.ann_threshold,
                     dense=self.dense,
+                    all_terms_first=self.all_terms_first,
                 )
             self._loaded[department] = (key, index)
             return index
@@ -612,20 +625,33 @@ class IndexReader:
     def probe_many(self, query: str, scopes: Sequence[AccessScope], *, top_k: int = 8) -> list[Probe]:
         """``retrieve_many`` without building the chunks: per scope, the best score now and
         the chunks (text, metadata) on demand. Routing compares every department by its
-        scores and builds passages only for the few that can still win."""
+        scores and builds passages only for the few that can still win.
+
+        A department whose index was built with an embedder that cannot load here gets an
+        ``unavailable`` empty probe (routing leaves it out) and its admins one notice; when
+        no department with chunks is left, that embedder's ``ProviderUnavailable`` is raised."""
         indexes = [self._index_for(scope) for scope in scopes]
         if not query.strip() or top_k <= 0:
             return [Probe.empty() for _ in scopes]
         tokens = query_tokens(query)
-        vectors: dict[str, np.ndarray] = {}
-        for index in indexes:
-            if index.n and index.embedder not in vectors:
-                vectors[index.embedder] = self._embedder_named(index.embedder).embed([query])[0]
+        vectors, failed = self.outages.embed(
+            query, (index.embedder for index in indexes if index.n), self._embedder_named
+        )
+        # A department whose embedder cannot load sits this question out (never searched with
+        # another embedder's vectors); its admins hear once. Nobody left: the refusal itself.
+        probes: list[Probe | None] = [None] * len(scopes)
+        for i, index in enumerate(indexes):
+            if index.embedder in failed:
+                self.outages.left_out(scopes[i].department, index.embedder, failed[index.embedder])
+                probes[i] = Probe.empty(unavailable=True)
+        if failed and all(index.embedder in failed for index in indexes if index.n):
+            raise next(iter(failed.values()))
         # Exact-search departments go through one pass together (``crosssearch``); ANN
         # departments, and other fusions, are searched on their own; results keep the order.
-        probes: list[Probe | None] = [None] * len(scopes)
         together = [
-            i for i, index in enumerate(indexes) if self.fusion == "minmax" and index.n and not index.use_ann
+            i
+            for i, index in enumerate(indexes)
+            if self.fusion == "minmax" and index.n and not index.use_ann and probes[i] is None
         ]
         if together:
             embedders = [self._embedder_named(indexes[i].embedder) for i in together]
@@ -639,6 +665,7 @@ class IndexReader:
                 top_k,
                 candidates=self.candidates,
                 dense_weights=[float(getattr(e, "dense_weight", DENSE_WEIGHT)) for e in embedders],
+                all_terms_first=self.all_terms_first,
             )
             for i, probe in zip(together, found, strict=True):
                 probes[i] = probe
