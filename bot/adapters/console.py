@@ -247,4 +247,7 @@ def report_table(reports: list[IndexReport]) -> str:
     for r in reports:
         for f in r.failed:
             out.append(f"failed: {f.path} — {f.reason} (skipped; the rest is indexed)")
+    for r in reports:
+        for f in r.warnings:  # indexed, but an audience group does not exist: hidden from it
+            out.append(f"warning: {f.path}: {f.reason}")
     return "\n".join(out)

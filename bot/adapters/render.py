@@ -90,6 +90,11 @@ def report_line(report: IndexReport, title: str) -> str:
         names = "; ".join(f"{f.path.rsplit('/', 1)[-1]}: {f.reason}" for f in shown)
         more = f"; and {len(report.failed) - len(shown)} more" if len(report.failed) > len(shown) else ""
         line += f" ({names}{more})"
+    if report.warnings:  # an audience naming a group that does not exist (admits nobody)
+        n = len(report.warnings)
+        named = "; ".join(f"{w.path.rsplit('/', 1)[-1]}: {w.reason}" for w in report.warnings[:3])
+        more = f"; and {n - 3} more" if n > 3 else ""
+        line += f". Warning: {named}{more}"
     return line
 
 

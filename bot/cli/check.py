@@ -4,6 +4,7 @@ folders, state folder permissions, directory sources), or the OK table."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ from bot.settings import Settings
 if TYPE_CHECKING:
     from bot.config import ConfigReport, Department
     from bot.directory.sync import SourceStatus
+    from bot.knowledge.folder import Limits
     from bot.store.pg_health import DatabaseHealth
 
 
@@ -49,6 +51,9 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
             ConfigError(p.problem, file=anchor / p.file, line=p.line, field=p.field)
             for p in check_folder(dept, limits)
         ]
+    audience_warnings = _audience_warnings(settings, report, limits)  # unknown groups: hidden docs
+    embedders = _Embedders(settings)
+    problems += embedders.problems(report.departments.values())  # unknown, not installed, altered
     problems += _check_state_permissions(settings.state_dir)
     database, database_problems = _check_database(settings)  # reachable, migrated (PostgreSQL only)
     problems += database_problems
@@ -74,14 +79,18 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
             )
             _out(
                 f"  {dept.name:<12} {dept.title:<24} {dept.classification.label:<12} "
-                f"{files:>4} files  {plural(len(dept.templates), 'template'):<12} route {dept.route}"
-                + _rollout(dept)
+                f"{files:>4} files  {plural(len(dept.templates), 'template'):<12} route {dept.route:<7}"
+                f" {embedders.shown(dept)}" + _rollout(dept)
             )
+        for line in embedders.notes():
+            _out(line)
         for line in _provider_lines(settings):
             _out(line)
         if database is not None:
             _out(f"database: {database.where}, schema version {database.version} (current)")
     for line in key_warnings:  # stdout: a warning, not a problem (stderr lists only those)
+        _out(line)
+    for line in audience_warnings:
         _out(line)
     for line in _copy_warnings(settings, database):  # SQLite copies `db copy` left, on any host
         _out(line)
@@ -92,6 +101,125 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     for line in _recent_notices(settings, database):
         _out(line)
     return EXIT_USAGE if problems or failing else EXIT_OK
+
+
+def _audience_warnings(settings: Settings, report: ConfigReport, limits: Limits) -> list[str]:
+    """Knowledge audiences naming a group that is not in groups.yaml (``bot.knowledge.
+    audiences``): the documents stay hidden (fail closed), a warning says which file and
+    line. Skipped while groups.yaml itself has a problem (every group would look unknown)."""
+    from bot.config import describe
+    from bot.knowledge.audiences import unknown_groups
+
+    groups_file = str(settings.departments_dir / "groups.yaml")
+    if any(p.file == groups_file for p in report.problems):
+        return []
+    out = []
+    for dept in report.departments.values():
+        anchor = Path(dept.knowledge).parent.parent
+        for p in unknown_groups(dept, report.groups, limits):
+            error = ConfigError(p.problem, file=anchor / p.file, line=p.line, field=p.field)
+            out.append("warning: " + describe(error, Path.cwd()))
+    return out
+
+
+class _Embedders:
+    """Which embedder each department uses and where that was chosen (its YAML file, the
+    settings file, the environment or the packaged default), and whether it can run here.
+
+    A department asking for minilm without the ``[minilm]`` extra (or with a model or
+    tokenizer file whose SHA-256 differs from the pinned one) is a problem naming the YAML
+    file, line and field, found here rather than by the first question's refresh. Each
+    embedder is checked once per run (minilm's files are hashed, ~25 ms; no package code
+    of theirs is run)."""
+
+    VARIABLE = "DEPTBOT_RETRIEVAL__EMBEDDER"
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.default = str(settings.values.retrieval.embedder)
+        self._checked: dict[str, str | None] = {}
+        self._used: set[str] = set()
+
+    def problem(self, name: str) -> str | None:
+        from bot.knowledge.embedders import embedder_problem
+
+        key = name.strip().lower()
+        if key not in self._checked:
+            self._checked[key] = embedder_problem(name)
+        return self._checked[key]
+
+    def _settings_source(self) -> tuple[str, Path | str]:
+        """(shown, file or variable) of the settings' embedder."""
+        from bot.settings_schema import DEFAULTS_FILE, read_toml
+
+        settings = self._settings
+        if self.VARIABLE in settings.env:
+            return self.VARIABLE, self.VARIABLE
+        if settings.settings_file is not None:
+            try:
+                section = read_toml(settings.settings_file).get("retrieval")
+            except (OSError, ValueError, ConfigError):
+                section = None
+            if isinstance(section, dict) and "embedder" in section:
+                return f"{settings.settings_file.name} [retrieval]", settings.settings_file
+        return "default", DEFAULTS_FILE
+
+    def problems(self, departments: Iterable[Department]) -> list[ConfigError]:
+        from bot.config.problems import line_for, read_yaml
+
+        found: list[ConfigError] = []
+        why = self.problem(self.default)
+        if why is not None:
+            found.append(ConfigError(why, file=self._settings_source()[1], field="retrieval.embedder"))
+        for dept in departments:
+            if dept.embedder is None:
+                continue
+            why = self.problem(dept.embedder)
+            if why is None:
+                continue
+            line = None
+            if dept.source_file is not None:
+                try:
+                    line = line_for(read_yaml(dept.source_file)[1], ("embedder",))
+                except (OSError, DeptbotError):
+                    line = None
+            found.append(ConfigError(why, file=dept.source_file, line=line, field="embedder"))
+        return found
+
+    def shown(self, dept: Department) -> str:
+        """``embedder minilm (hr.yaml)``, ``embedder wordllama (default)``, …, and a note
+        when the served index was built with another embedder."""
+        if dept.embedder is not None:
+            name = dept.embedder.strip().lower()
+            where = dept.source_file.name if dept.source_file is not None else "department file"
+        else:
+            name, where = self.default, self._settings_source()[0]
+        self._used.add(name)
+        text = f"embedder {name} ({where})"
+        built = self._built_with(dept.name)
+        if built is not None and built != name:
+            text += f" — index built with {built}: the next refresh rebuilds it"
+        return text
+
+    def _built_with(self, department: str) -> str | None:
+        """The embedder of the served index in this state folder (read only; None if none)."""
+        from bot.knowledge.versions import current_version, dept_dir, read_meta
+
+        root = dept_dir(self._settings.state_dir, department)
+        try:
+            version = current_version(root)
+            return None if version is None else str(read_meta(root / "versions" / version)["embedder"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def notes(self) -> list[str]:
+        """One line for the minilm extra when a department uses it (it passed ``problem``)."""
+        if "minilm" not in self._used:
+            return []
+        from bot.knowledge.embedders import MINILM_FILES
+
+        files = " and ".join(f"{f.name} ({f.distribution} {f.version})" for f in MINILM_FILES)
+        return [f"minilm: the [minilm] extra is installed; {files} match their pinned SHA-256"]
 
 
 def _rollout(dept: Department) -> str:

@@ -102,6 +102,9 @@ class IndexReport:
     chunks: int = 0
     seconds: float = 0.0
     version: str = ""
+    # Indexed, but an audience names a group missing from groups.yaml, so that entry admits
+    # nobody (``bot.knowledge.audiences``); the path carries ":line" when known.
+    warnings: tuple[FailedFile, ...] = ()
 
     @property
     def total_files(self) -> int:

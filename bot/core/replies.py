@@ -58,6 +58,16 @@ def rollout(dept: Department, admins: Sequence[str], *, pilot: bool) -> str:
     return f"{dept.title} isn't taking questions yet; ask {who} when it will."
 
 
+def skeleton_refused(dept: Department, template: str, admins: Sequence[str]) -> str:
+    """A template whose skeleton document cannot be used now (``bot.core.templates``): it is
+    not run at all; the admins have a notice naming the file and the problem."""
+    who = ", ".join(admins) if admins else f"the {dept.title} admins"
+    return (
+        f"The {template} template can't be run right now: its skeleton document needs fixing. "
+        f"The {dept.title} admins have been told; ask {who} if it's urgent."
+    )
+
+
 def dont_know(dept: Department, searched: Sequence[str], titles: Sequence[str], admins: Sequence[str]) -> str:
     if len(searched) > 1:
         text = f"I couldn't find this in the knowledge you can ask ({', '.join(searched)})."

@@ -5,8 +5,10 @@ A template may name a Markdown or text file in its department's folder as its sk
 are loaded (``deptbot check`` names file, line and field) and again each time it is read,
 because the folder can change while the bot runs. Fail closed: the skeleton is shown to
 everyone who may run the template, so it must not sit under an ``_access.yaml`` (or a
-look-alike) or narrow its readers in front matter; a link, a path leaving the folder, a
-non-regular file or an oversize file is refused too.
+look-alike) or narrow its readers in front matter, and its access is read by the
+indexer's own functions, never a second parser; a link, a path leaving the folder, a
+non-regular file or an oversize file is refused too. A template whose skeleton is
+refused at run time is refused as a whole (``Assistant``: a clear reply, an admin notice).
 """
 
 from __future__ import annotations
@@ -20,12 +22,12 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from bot.config import Department
+    from bot.knowledge.folder import Limits
 
 log = logging.getLogger(__name__)
 
 SKELETON_SUFFIXES = frozenset({".md", ".markdown", ".txt"})
 MAX_SKELETON_BYTES = 256 * 1024
-_NARROWING = re.compile(r"^\s*[\"']?\s*(audience|classification|access)\w*\s*[\"']?\s*:", re.I | re.M)
 
 
 class SkeletonError(Exception):
@@ -50,34 +52,34 @@ def check_path(rel: str) -> str:
     return rel
 
 
-def _access_like(name: str) -> bool:
-    return name.casefold().lstrip("_.- ").startswith(("access", "acess", "acces"))
+def read_skeleton(dept: Department, rel: str, limits: Limits | None = None) -> str:
+    """The skeleton's text without front matter or a leading H1; raises SkeletonError.
 
+    Who may read the file is established exactly as the indexer does it, with the
+    indexer's own functions: the access files of every folder from the knowledge root down
+    (``folder.Walker.chain``: an ``_access.yaml`` or a look-alike name), the checked read
+    (``formats.decode``) and the strict front matter (``metadata.split_front_matter`` with
+    the configured ``knowledge.front_matter_ignore``). Anything the indexer would refuse,
+    or narrow (an audience, a classification above the department's), refuses the
+    skeleton: it is shown to everyone who may run the template, so a second, looser
+    reader here would show what the index hides (review finding, session 21).
+    """
+    from bot.knowledge import formats
+    from bot.knowledge.folder import DEFAULT_LIMITS, Walker
+    from bot.knowledge.ingest import PARSER_VERSION
+    from bot.knowledge.metadata import split_front_matter
 
-def read_skeleton(knowledge: Path, rel: str) -> str:
-    """The skeleton's text without front matter or a leading H1; raises SkeletonError."""
+    limits = limits or DEFAULT_LIMITS
     try:
         check_path(rel)
     except ValueError as exc:
         raise SkeletonError(str(exc)) from None
-    root = Path(os.path.realpath(knowledge))
+    root = Path(os.path.realpath(dept.knowledge))
     path = root.joinpath(*PurePosixPath(rel).parts)
     if Path(os.path.realpath(path)) != path:
         raise SkeletonError("is a symbolic link or leaves the knowledge folder")
-    folder = path.parent
-    while True:  # no access narrowing anywhere between the file and the folder root
-        try:
-            names = os.listdir(folder)
-        except OSError:
-            raise SkeletonError("cannot be read") from None
-        if any(_access_like(n) for n in names):
-            raise SkeletonError(
-                "is in a folder with an _access.yaml: a skeleton must be readable by everyone "
-                "who may run the template"
-            )
-        if folder == root:
-            break
-        folder = folder.parent
+    if not path.parent.is_dir():
+        raise SkeletonError("does not exist or cannot be read")
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError:
@@ -91,36 +93,57 @@ def read_skeleton(knowledge: Path, rel: str) -> str:
         data = os.read(fd, MAX_SKELETON_BYTES + 1)
     finally:
         os.close(fd)
+    if len(data) > MAX_SKELETON_BYTES:
+        raise SkeletonError(f"is larger than {MAX_SKELETON_BYTES // 1024} KB")
+    # The folders' access files after the read: one added meanwhile refuses what was read.
+    chain = Walker(dept, limits, version=PARSER_VERSION).chain(path.parent)
+    if chain.refused:  # an invalid or misspelled access file above it: nothing there is indexed
+        raise SkeletonError(f"is in a folder the index refuses ({chain.refused})")
+    if chain.access:
+        raise SkeletonError(
+            "is in a folder with an _access.yaml: a skeleton must be readable by everyone "
+            "who may run the template"
+        )
     try:
-        text = data.decode("utf-8-sig").replace("\r\n", "\n")
-    except UnicodeDecodeError:
-        raise SkeletonError("is not UTF-8 text") from None
-    if text.startswith("---\n"):
-        end = text.find("\n---", 4)
-        if end == -1:
-            raise SkeletonError("has front matter that is not closed")
-        if _NARROWING.search(text[4:end]):
-            raise SkeletonError(
-                "narrows who may read it in front matter: a skeleton must be readable by everyone "
-                "who may run the template"
-            )
-        text = text[end + 4 :].split("\n", 1)[1] if "\n" in text[end + 4 :] else ""
-    text = re.sub(r"\A\s*# [^\n]*\n", "", text)  # its first H1 titles the file, not the letter
+        meta, body = split_front_matter(
+            formats.decode(data), suffix=path.suffix.lower(), ignore=frozenset(limits.front_matter_ignore)
+        )
+    except formats.IngestError as exc:  # MetadataError included: the index refuses it too
+        raise SkeletonError(f"cannot be indexed: {exc.reason}") from None
+    if meta is not None and meta.audience is not None:
+        raise SkeletonError(
+            "narrows who may read it (audience in front matter): a skeleton must be readable by "
+            "everyone who may run the template"
+        )
+    if (
+        meta is not None
+        and meta.classification is not None
+        and int(meta.classification) > int(dept.classification)
+    ):
+        raise SkeletonError(
+            f"raises its classification to {meta.classification.label} (above the department's "
+            f"{dept.classification.label}): a skeleton must be readable by everyone who may run the template"
+        )
+    text = re.sub(r"\A\s*# [^\n]*\n", "", body.replace("\r\n", "\n"))  # its H1 titles the file
     if not text.strip():
         raise SkeletonError("is empty")
     return text.strip()
 
 
-def skeleton_for(dept: Department, template: str | None) -> str:
-    """The skeleton text of ``dept``'s ``template``, or "" (none set, or unusable now: the
-    template then runs without it, and the admin sees why in the log and ``deptbot check``)."""
+def skeleton_for(dept: Department, template: str | None, limits: Limits | None = None) -> str:
+    """The skeleton text of ``dept``'s ``template``, or "" when it has none.
+
+    Raises SkeletonError when one is set but cannot be used now (the folder changed since
+    the configuration was loaded): the template is then refused, never run without it or
+    with a skeleton the index would hide; the caller tells the person and the admins.
+    """
     tpl = dept.templates.get(template) if template else None
     if tpl is None or tpl.skeleton is None:
         return ""
     try:
-        return read_skeleton(Path(dept.knowledge), tpl.skeleton)
+        return read_skeleton(dept, tpl.skeleton, limits)
     except SkeletonError as exc:
         log.warning(
-            "%s: template %s: skeleton %s not used: %s", dept.name, template, tpl.skeleton, exc.problem
+            "%s: template %s: skeleton %s refused: %s", dept.name, template, tpl.skeleton, exc.problem
         )
-        return ""
+        raise

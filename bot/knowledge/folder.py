@@ -147,6 +147,7 @@ class Walker:
         self.base = _Chain((), f"{version}:{int(dept.classification)}:{limits.fingerprint()}")
         self.out: list[SourceFile] = []
         self.problems: list[Problem] = []
+        self.access_files: dict[str, str] = {}  # rel → text of every valid access file read
         self._chains: dict[Path, _Chain] = {}
         self._listings: dict[Path, list[os.DirEntry[str]] | None] = {}
         self._linked: set[Path] = set()
@@ -223,6 +224,7 @@ class Walker:
                 except UnicodeDecodeError:
                     raise MetadataError("is not UTF-8 text") from None
                 access = (*access, parse_access(text))
+                self.access_files[rel] = text
             except IngestError as exc:
                 digest.append(f"invalid:{st.st_mtime_ns}")
                 problem = exc.at(shown_path(self.root, rel)) if isinstance(exc, MetadataError) else None

@@ -60,7 +60,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -70,8 +70,8 @@ import numpy as np
 
 from bot.config import Department
 from bot.core.ports import AdminNotices, FailedFile, IndexReport, IndexStatus, ProgressFn
-from bot.errors import KnowledgeError
-from bot.knowledge import ann, dates, ingest, lexical
+from bot.errors import KnowledgeError, ProviderUnavailable
+from bot.knowledge import ann, audiences, dates, ingest, lexical
 from bot.knowledge.chunking import index_text
 from bot.knowledge.embedders import Embedder, check_embedder_allowed
 from bot.knowledge.fingerprints import LocalFingerprints, fingerprint, identity, remember_local
@@ -309,6 +309,10 @@ class Indexer:
         self.before_switch: Callable[[], None] | None = None  # test hook (crash injection)
         # Set by KnowledgeBase when replicas share a store (PostgreSQL): hears every version.
         self.hook: VersionHook | None = None
+        # The configuration's group names (``bot.wiring``): a refresh then reports audience
+        # entries naming a group that does not exist (``bot.knowledge.audiences``).
+        self.groups: Callable[[], Collection[str]] | None = None
+        self._group_uses: dict[str, audiences.Seen] = {}  # department → its files' group entries
         self.bytes_written = 0  # by the last refresh (segments + manifest), for benches
         # department root → segment folder → its documents (used under that department's lock)
         self._stored: dict[Path, Stored] = {}  # department root → the version this indexer wrote last
@@ -379,6 +383,7 @@ class Indexer:
                 except Exception as exc:  # the refresh itself succeeded; the next one retries
                     log.warning("%s: merging index segments failed (%s)", department.name, type(exc).__name__)
         self._tell_failed(department, report)
+        report = self._warn_unknown_groups(department, report)
         return _finish(report, new_version, started)
 
     def _flush(self, root: Path, dept: str, batch: _Batch, embedder: Embedder, live: int) -> SegmentRef:
@@ -689,6 +694,42 @@ class Indexer:
         text = f"{dept.name}: {n} file{'s' if n != 1 else ''} not indexed: " + "; ".join(items[:NOTICE_FILES])
         self._tell(dept, "files-skipped", text + more)
 
+    def _warn_unknown_groups(self, dept: Department, report: IndexReport) -> IndexReport:
+        """Audience entries naming no existing group: in the report and one notice (the
+        documents stay as narrow as written; the admin learns why nobody can read them)."""
+        if self.groups is None:
+            return report
+        try:
+            found = audiences.unknown_group_uses(
+                dept,
+                self.groups(),
+                self.limits,
+                version=ingest.PARSER_VERSION,
+                seen=self._group_uses.setdefault(dept.name, {}),
+            )
+        except Exception as exc:  # a report extra: never fails the refresh that succeeded
+            log.warning("%s: audience groups not checked (%s)", dept.name, type(exc).__name__)
+            return report
+        if not found:
+            return report
+        problems = [audiences.as_problem(file, use) for file, use in found]
+        warnings = tuple(
+            FailedFile(f"{p.file}:{p.line}" if p.line else p.file, f"{p.field}: {p.problem}")
+            for p in problems
+        )
+        prefix = f"{Path(dept.knowledge).parent.name}/{Path(dept.knowledge).name}/"
+        items = [
+            f"{w.path.removeprefix(prefix)} (group {use.group!r})"
+            for w, (_, use) in zip(warnings, found, strict=True)
+        ]
+        more = f"; and {len(items) - NOTICE_FILES} more" if len(items) > NOTICE_FILES else ""
+        text = (
+            f"{dept.name}: audience entries naming a group that does not exist in groups.yaml admit "
+            "nobody (fix the spelling, or add the group): " + "; ".join(items[:NOTICE_FILES]) + more
+        )
+        self._tell(dept, "audience-unknown-group", text)
+        return IndexReport(**{**report.__dict__, "warnings": warnings})
+
     def _tell(self, dept: Department, kind: str, text: str) -> None:
         if self._notices is None:
             return
@@ -709,7 +750,12 @@ class Indexer:
             files = LocalFingerprints.load(root).view(files)
         now = {s.rel: (s.size, s.mtime_ns, s.context) for s in ingest.scan(department, self.limits)}
         built = {rel: fingerprint(f) for rel, f in files.items()}
-        wanted = department.embedder or meta["embedder"]
+        # The embedder the next refresh would build with (the department's own, else the
+        # settings'): another one than the index's means a rebuild is due.
+        try:
+            wanted = self._embedder_for(department).name
+        except ProviderUnavailable:  # an unknown name: the refresh will say so
+            wanted = None
         stale = now != built or wanted != meta["embedder"]
         # Replicas: a version other replicas never received (an installation moving to
         # PostgreSQL, a publish that failed) is stale too, so the next refresh publishes it.

@@ -48,10 +48,13 @@ __all__ = [
     "FRONT_MATTER_SUFFIXES",
     "FolderAccess",
     "FrontMatter",
+    "GroupUse",
     "MetadataError",
     "Problem",
+    "access_groups",
     "access_name_kind",
     "check_ignored_keys",
+    "front_matter_groups",
     "parse_access",
     "split_front_matter",
 ]
@@ -281,11 +284,17 @@ def split_front_matter(
     Raises MetadataError for anything that looks like metadata but is not exactly the one
     accepted form. ``text`` had one leading byte-order mark removed by the decoder.
     """
+    meta, body, _ = _front_matter(text, suffix, ignore)
+    return meta, body
+
+
+def _front_matter(text: str, suffix: str, ignore: frozenset[str]) -> tuple[FrontMatter | None, str, Lines]:
+    """``split_front_matter`` plus the line of every front-matter key and list item."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     lines = text.split("\n")
     first = next((i for i, ln in enumerate(lines) if ln.strip(_INVISIBLE)), None)
     if first is None:
-        return None, text
+        return None, text, {}
     head = lines[first].strip(_INVISIBLE)
     if suffix not in FRONT_MATTER_SUFFIXES:
         if _FENCE_LIKE.fullmatch(head):
@@ -295,10 +304,10 @@ def split_front_matter(
                 line=first + 1,
             )
         _refuse_bare_metadata(lines, first)
-        return None, text
+        return None, text, {}
     if not _FENCE_LIKE.fullmatch(head):
         _refuse_bare_metadata(lines, first)
-        return None, text
+        return None, text, {}
     if head.startswith("+"):
         raise MetadataError(
             "TOML front matter (+++) is not supported: use YAML between --- lines", line=first + 1
@@ -333,7 +342,7 @@ def split_front_matter(
         if _FENCE_LIKE.fullmatch(lines[nxt].strip(_INVISIBLE)):
             raise MetadataError("a second front-matter block follows the first: use one block", line=nxt + 1)
         _refuse_bare_metadata(lines, nxt)
-    return meta, body
+    return meta, body, where_lines
 
 
 def _refuse_bare_metadata(lines: list[str], index: int) -> None:
@@ -391,6 +400,10 @@ def access_name_kind(name: str, document_suffixes: frozenset[str]) -> str:
 
 def parse_access(text: str) -> FolderAccess:
     """Validate the text of an ``_access.yaml``; raises MetadataError (line, field)."""
+    return _access(text)[0]
+
+
+def _access(text: str) -> tuple[FolderAccess, Lines]:
     try:
         data, lines = loads(text, source=ACCESS_FILE, max_bytes=MAX_ACCESS_BYTES)
     except ConfigError as exc:
@@ -398,7 +411,42 @@ def parse_access(text: str) -> FolderAccess:
     if data is None:
         raise MetadataError('is empty: write audience: ["group:NAME"]', line=1)
     result: FolderAccess = _validate(FolderAccess, data, lines, frozenset())
-    return result
+    return result, lines
+
+
+# ── groups an audience names ─────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class GroupUse:
+    """One ``group:NAME`` entry of a valid audience and where it is written (``deptbot
+    check`` and the index report name audience groups missing from groups.yaml)."""
+
+    group: str  # lower case, as access checks compare it
+    line: int | None
+    field: str  # e.g. "audience[0]"
+
+
+def _group_uses(audience: tuple[str, ...] | None, lines: Lines) -> list[GroupUse]:
+    return [
+        GroupUse(entry[6:], lines.get(("audience", i)), f"audience[{i}]")
+        for i, entry in enumerate(audience or ())
+        if entry.startswith("group:")
+    ]
+
+
+def access_groups(text: str) -> list[GroupUse]:
+    """The groups a valid ``_access.yaml`` names; raises MetadataError like ``parse_access``."""
+    access, lines = _access(text)
+    return _group_uses(access.audience, lines)
+
+
+def front_matter_groups(
+    text: str, *, suffix: str, ignore: frozenset[str] = frozenset(DEFAULT_IGNORED_KEYS)
+) -> list[GroupUse]:
+    """The groups a file's front-matter audience names; raises like ``split_front_matter``."""
+    meta, _, lines = _front_matter(text, suffix, ignore)
+    return _group_uses(meta.audience if meta else None, lines)
 
 
 def _distance(a: str, b: str) -> int:

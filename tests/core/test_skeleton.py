@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import check_company
+from bot.config import Department, check_company
 from bot.core import skeleton
 from bot.core.templates import SkeletonError, read_skeleton
 from bot.core.types import GenerationRequest, SourceChunk
@@ -87,16 +87,17 @@ def test_skeleton_must_stay_inside_and_unrestricted(tmp_path: Path) -> None:
     kb = tmp_path / "kb"
     (kb / "templates").mkdir(parents=True)
     (kb / "templates" / "offer.md").write_text("---\ntitle: Offer\n---\n# Offer\n\nDear [Name],\n")
-    assert read_skeleton(kb, "templates/offer.md") == "Dear [Name],"
+    dept = Department.model_validate({"name": "hr", "title": "HR", "knowledge": kb, "ask": ["*"]})
+    assert read_skeleton(dept, "templates/offer.md") == "Dear [Name],"
     (kb / "secret.md").write_text("---\naudience: ['group:hr-admins']\n---\nDear [Name],\n")
     (tmp_path / "outside.md").write_text("x")
     (kb / "link.md").symlink_to(tmp_path / "outside.md")
     for rel in ("secret.md", "link.md", "../outside.md", "missing.md", "templates/offer.pdf"):
         with pytest.raises(SkeletonError):
-            read_skeleton(kb, rel)
+            read_skeleton(dept, rel)
     (kb / "templates" / "_access.yaml").write_text("audience: ['group:hr-admins']\n")
     with pytest.raises(SkeletonError, match=r"_access\.yaml"):
-        read_skeleton(kb, "templates/offer.md")
+        read_skeleton(dept, "templates/offer.md")
 
 
 def test_a_bad_skeleton_is_a_config_error_with_file_line_and_field(tmp_path: Path) -> None:

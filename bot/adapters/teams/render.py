@@ -414,6 +414,10 @@ def refresh_text(title: str, report: IndexReport) -> str:
         shown = ", ".join(_failed(f.path, f.reason) for f in report.failed[:10])
         more = f", and {len(report.failed) - 10} more" if len(report.failed) > 10 else ""
         text += f" ({shown}{more})"
+    if report.warnings:  # an audience naming a group that does not exist (admits nobody)
+        named = "; ".join(_failed(w.path, w.reason) for w in report.warnings[:3])
+        more = f"; and {len(report.warnings) - 3} more" if len(report.warnings) > 3 else ""
+        text += f". Warning: {named}{more}"
     return text + "."
 
 
