@@ -55,6 +55,7 @@ def build_knowledge(settings: Settings, *, notices: AdminNotices | None = None) 
         state_dir=settings.state_dir,
         embedder=r.embedder,
         fusion=r.fusion,
+        all_terms_first=r.all_terms_first,
         limits=Limits.from_settings(settings.section("knowledge")),
         notices=notices if notices is not None else open_notices(settings),
         build_memory_mb=settings.values.knowledge.build_memory_mb,
@@ -111,7 +112,10 @@ def build(settings: Settings, *, company: Company | None = None, watched: bool =
         notices=notices,
         top_k=settings.values.retrieval.top_k,
         check_staleness=not watched,
+        knowledge_limits=knowledge.indexer.limits,  # template skeletons: read as the indexer reads
     )
+    # refreshes report audience groups missing from the configuration served now
+    knowledge.indexer.groups = lambda: assistant.company.groups
     # "/kb my-data" and "kb forget-me" in chat reach the privacy requests through the assistant
     register_privacy(
         assistant,

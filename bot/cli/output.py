@@ -8,6 +8,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_DENIED = 0, 1, 2, 3
+# A bug: an exception nobody turned into a message. 70 is sysexits' EX_SOFTWARE, apart from
+# the codes scripts act on (1 a failure deptbot explained, 2 usage/configuration, 3 denied).
+EXIT_INTERNAL = 70
 
 
 def _printable(value: object) -> object:

@@ -21,6 +21,15 @@ from bot.cli.records import cmd_audit_tail, cmd_usage
 from bot.cli.serve import cmd_manifest, cmd_serve
 
 
+def email(value: str) -> str:
+    """``--user``: an e-mail address, checked here so that a bare name gets "not an e-mail
+    address" (exit 2) rather than the denial for an unknown person (exit 3)."""
+    local, at, domain = value.strip().rpartition("@")
+    if not (at and local and domain) or any(ch.isspace() for ch in value.strip()):
+        raise argparse.ArgumentTypeError(f"{value!r} is not an e-mail address (like alice@example.com)")
+    return value.strip()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="deptbot", description="Department-aware assistant with cited answers.")
     p.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
@@ -56,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("ask", help="ask one question")
     c.add_argument("question", nargs="+", help="the question (quotes optional)")
-    c.add_argument("--user", metavar="EMAIL", required=True, help="asker's e-mail")
+    c.add_argument("--user", metavar="EMAIL", type=email, required=True, help="asker's e-mail")
     c.add_argument(
         "--department", metavar="DEPT", help="ask this department instead of routing automatically"
     )
@@ -72,7 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("template", metavar="TEMPLATE", help="template name (deptbot templates lists them)")
     c.add_argument("input", metavar="INPUT", help="what the template works on, in quotes")
     c.add_argument(
-        "--user", metavar="EMAIL", required=True, help="e-mail of the person running it (role-checked)"
+        "--user",
+        metavar="EMAIL",
+        type=email,
+        required=True,
+        help="e-mail of the person running it (role-checked)",
     )
     c.add_argument(
         "--department", metavar="DEPT", help="needed only when two departments share a template name"
@@ -81,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_run)
 
     c = sub.add_parser("templates", help="list templates, or those one person may run, with examples")
-    c.add_argument("--user", metavar="EMAIL", help="only the templates this e-mail may run")
+    c.add_argument("--user", metavar="EMAIL", type=email, help="only the templates this e-mail may run")
     c.add_argument("--json", action="store_true", help="one JSON list of templates")
     c.set_defaults(func=cmd_templates)
 
@@ -91,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_who)
 
     c = sub.add_parser("chat", help="interactive terminal session with history")
-    c.add_argument("--user", metavar="EMAIL", required=True, help="asker's e-mail")
+    c.add_argument("--user", metavar="EMAIL", type=email, required=True, help="asker's e-mail")
     c.add_argument("--department", metavar="DEPT", help="start pinned to this department (/dept changes it)")
     c.set_defaults(func=cmd_chat)
 
@@ -116,7 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--file", metavar="EVALS", help="with --qa: run an eval file instead (YAML, same format)")
     c.add_argument(
-        "--user", metavar="EMAIL", help="with --qa: ask as this person (default: evals.user or first admin)"
+        "--user",
+        metavar="EMAIL",
+        type=email,
+        help="with --qa: ask as this person (default: evals.user or first admin)",
     )
     c.add_argument("--json", action="store_true", help="print the scores as one JSON object")
     c.add_argument(
@@ -238,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     t = admin_sub.add_parser(
         "link", help="a one-time sign-in link for a department admin (valid [admin] link_minutes)"
     )
-    t.add_argument("--user", metavar="EMAIL", required=True, help="the admin's e-mail address")
+    t.add_argument("--user", metavar="EMAIL", type=email, required=True, help="the admin's e-mail address")
     t.set_defaults(func=cmd_admin_link)
 
     c = sub.add_parser("db", help="the PostgreSQL schema (only with DEPTBOT_DATABASE_URL)")

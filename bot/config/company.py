@@ -89,7 +89,15 @@ def inspect_company(root: Path, *, allowed_roots: Sequence[Path] = ()) -> Config
     """
     root = Path(root)
     if not root.is_dir():
-        return ConfigReport(root, {}, {}, [ConfigError("departments folder does not exist", file=root)])
+        # Said with the full path and where the path comes from: a new user who runs deptbot
+        # outside the project folder sees "departments: … does not exist" otherwise.
+        where = "give the folder with --departments or DEPTBOT_DEPARTMENTS"
+        problem = (
+            f"is a file, not the departments folder; {where}"
+            if root.exists()
+            else f"departments folder does not exist; run deptbot where departments/ is, or {where}"
+        )
+        return ConfigReport(root, {}, {}, [ConfigError(problem, file=root.absolute())])
     tree = root.resolve().parent
     roots = tuple(Path(r).resolve() for r in allowed_roots)
     groups_file = root / "groups.yaml"
@@ -100,8 +108,14 @@ def inspect_company(root: Path, *, allowed_roots: Sequence[Path] = ()) -> Config
         return ConfigReport(root, {}, {}, [ConfigError(f"cannot be read ({exc.strerror})", file=root)])
     files: list[_File] = []
     seen: dict[str, Path] = {}
+    misnamed: list[Path] = []  # groups.yml, Groups.yaml: one problem, not 20 department ones
     for path in names:
         if path.suffix not in (".yaml", ".yml") or path.name == "groups.yaml" or path.name.startswith("."):
+            continue
+        if path.stem.lower() == "groups":
+            fix = "merge it into groups.yaml" if groups_file.exists() else "rename it to groups.yaml"
+            problems.append(ConfigError(f"groups are read only from groups.yaml: {fix}", file=path))
+            misnamed.append(path)
             continue
         name = path.stem.lower()
         if not NAME_RE.match(name):
@@ -120,7 +134,7 @@ def inspect_company(root: Path, *, allowed_roots: Sequence[Path] = ()) -> Config
     departments = {f.name: f.department for f in files if f.department is not None}
     problems += _channels_mapped_twice(files)
     # groups.yaml first (department files refer to it), then files by name, lines in order
-    order = {str(p): i for i, p in enumerate(names)} | {str(groups_file): -1}
+    order = {str(p): i for i, p in enumerate(names)} | {str(p): -1 for p in [groups_file, *misnamed]}
     problems.sort(key=lambda p: (order.get(p.file or "", -2), p.line or 0))
     return ConfigReport(root, departments, groups or {}, problems, sources)
 
@@ -201,7 +215,7 @@ def _skeleton_problems(path: Path, dept: Department, lines: Lines) -> list[Confi
         if template.skeleton is None:
             continue
         try:
-            read_skeleton(dept.knowledge, template.skeleton)
+            read_skeleton(dept, template.skeleton)
         except SkeletonError as exc:
             where = ("templates", name, "skeleton")
             out.append(

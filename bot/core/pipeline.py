@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from bot.config import Company, Department
 from bot.core import citations, confidence, replies, routing, skeleton, templates
@@ -52,8 +53,11 @@ from bot.core.types import (
     Status,
     Timings,
 )
-from bot.errors import AccessDenied, DeptbotError, RefreshBusy, UsageError
+from bot.errors import AccessDenied, DeptbotError, ProviderUnavailable, RefreshBusy, UsageError
 from bot.observability import REQUEST_ID, ObservedIndexer, Observer, notify
+
+if TYPE_CHECKING:
+    from bot.knowledge.folder import Limits
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +100,8 @@ class _Ctx:
     # Answer-level confidence (``bot.core.confidence``); None for templates, which are
     # drafting tasks judged by retrieval alone.
     assessment: confidence.Assessment | None = None
+    skeleton: str = ""  # the template's skeleton, read (and checked) once before retrieval
+    unreadable: bool = False  # the text held characters that are not valid Unicode (``_readable``)
 
     def elapsed_ms(self) -> float:
         return round((time.perf_counter() - self.started) * 1000, 2)
@@ -133,8 +139,12 @@ class Assistant:
         auto_index: bool = True,
         check_staleness: bool = True,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        knowledge_limits: Limits | None = None,
     ) -> None:
+        """``knowledge_limits``: the ``[knowledge]`` settings the indexer reads folders with;
+        a template's skeleton is checked with the same ones (``bot.core.templates``)."""
         self._config = _config(company)
+        self._limits = knowledge_limits
         self._directory = directory  # None: the groups of the current configuration
         self._retriever = retriever
         self._indexer = indexer
@@ -181,8 +191,13 @@ class Assistant:
         UsageError (empty/too long/unknown names) is raised so the CLI can exit 2;
         adapters catch DeptbotError and show ``user_message``.
         """
+        message, unreadable = _readable(message)
         ctx = _Ctx(
-            message=message, request_id=new_request_id(), started=time.perf_counter(), config=self._config
+            message=message,
+            request_id=new_request_id(),
+            started=time.perf_counter(),
+            config=self._config,
+            unreadable=unreadable,
         )
         token = REQUEST_ID.set(ctx.request_id)  # every log line of this request carries its id
         answer: Answer | None = None
@@ -310,15 +325,19 @@ class Assistant:
 
     def _ask(self, ctx: _Ctx, on_delta: DeltaFn | None) -> Answer:
         message = ctx.message
-        text = _checked_text(message)
+        text = _checked_text(message, unreadable=ctx.unreadable)
         # 1. identify, 2. route (explicit), 3. authorize — before any retrieval
         routed = self._authorize(ctx)
         if isinstance(routed, Answer):
             return routed
+        if message.template and isinstance(routed, routing.Route):  # before any cache or retrieval
+            refused = self._read_skeleton(ctx, routed.department)
+            if refused is not None:
+                return refused
         # 5. retrieve (auto routing compares the askable departments with the asker's scope)
         got = self._retrieve(ctx, routed, text)
         if got.cached is not None:
-            return self._from_cache(ctx, got.cached)
+            return self._from_cache(ctx, got.cached, text, got.route.department)
         dept = got.route.department
         # 4. classify: after retrieval so document labels count; before any generation
         label, reasons = request_label(self._classifier, text, dept, got.chunks, message.history)
@@ -401,7 +420,14 @@ class Assistant:
         else:
             query = text
             for dept in routed:
-                self._ensure_index(dept)
+                try:
+                    self._ensure_index(dept)
+                except ProviderUnavailable:
+                    # Its embedder cannot load (the refresh told its admins): compared with the
+                    # index it serves, which the retriever leaves out if it needs that embedder
+                    # (``bot.knowledge.outages``); no index at all: the refusal, as before.
+                    if self._retriever.index_version(dept.name) is None:
+                        raise
             scopes = {d.name: ctx.config.policy.scope(principal, d) for d in routed}
             route = routing.best_department(query, routed, scopes, self._retriever, top_k=self._top_k)
             ctx.department = route.department
@@ -442,7 +468,7 @@ class Assistant:
             request_id=ctx.request_id,
             pii=dept.pii,
             department_label=dept.classification,
-            skeleton=templates.skeleton_for(dept, message.template),
+            skeleton=ctx.skeleton,
             template_input=message.text.strip() if message.template else "",
         )
         generation: Generation | None
@@ -569,10 +595,22 @@ class Assistant:
         reason = "" if verdict.allowed else verdict.rule.removeprefix("channel:")
         return replace(answer, channel_safe=verdict.allowed, private_reason=reason)
 
-    def _from_cache(self, ctx: _Ctx, hit: Answer) -> Answer:
+    def _from_cache(self, ctx: _Ctx, hit: Answer, text: str, dept: Department) -> Answer:
+        """Serve a cached answer under this request's id, readers and label.
+
+        The label is decided again, not reused: the department's keywords and floor or the
+        classifier may have changed since the answer was stored, and the key holds the
+        *normalized* question while the classifier reads this request's own words. Only
+        the text half is re-run (microseconds; no retrieval): the stored label already
+        holds the documents' labels, which cannot change under the same key because the
+        index version is part of it. The higher of the two is served, so a hit can only
+        be labelled up (a loosened rule takes effect at the next refresh or expiry).
+        """
         as_of = hit.created.strftime("%Y-%m-%d %H:%M UTC") if hit.created else "an earlier answer"
+        label, _ = request_label(self._classifier, text, dept, (), ctx.message.history)
         answer = replace(
             hit,
+            classification=max(label, hit.classification),
             request_id=ctx.request_id,
             cache_hit=True,
             timings=Timings(0.0, 0.0, ctx.elapsed_ms()),
@@ -580,6 +618,36 @@ class Assistant:
         )
         answer = self._verdict(ctx, answer)  # this conversation's readers, not the first asker's
         self._record(ctx, answer=answer)
+        return answer
+
+    def _read_skeleton(self, ctx: _Ctx, dept: Department) -> Answer | None:
+        """Read the template's skeleton into ``ctx``; a refusal Answer when it is set but
+        cannot be used (fail closed: the template is not run; the admins get a notice)."""
+        template = ctx.message.template
+        try:
+            ctx.skeleton = templates.skeleton_for(dept, template, self._limits)
+            return None
+        except templates.SkeletonError as exc:
+            skeleton_file = dept.templates[template or ""].skeleton
+            problem = exc.problem
+        if self._notices is not None:
+            try:
+                self._notices.notify(
+                    dept.name,
+                    "template-skeleton",
+                    f"{dept.name}: template {template} is refused: its skeleton {skeleton_file} {problem}",
+                )
+            except Exception:
+                log.exception("could not record an admin notice for %s", dept.name)
+        answer = Answer(
+            text=replies.skeleton_refused(dept, template or "", self.admins_of(dept, ctx.config)),
+            request_id=ctx.request_id,
+            status=Status.ERROR,
+            department=dept.name,
+            department_title=dept.title,
+            timings=Timings(total_ms=ctx.elapsed_ms()),
+        )
+        self._record(ctx, answer=answer, error="SkeletonError")
         return answer
 
     def _deny(self, ctx: _Ctx, decision: Decision) -> Answer:
@@ -646,7 +714,35 @@ class Assistant:
             raise
 
 
-def _checked_text(message: Message) -> str:
+_SURROGATE = re.compile("[\ud800-\udfff]")
+UNREADABLE = (
+    "Part of what you sent is not valid text (bytes that are not UTF-8), so I did not read it. "
+    "Please type or paste it again; in a terminal, check that it is set to UTF-8."
+)
+
+
+def _readable(message: Message) -> tuple[Message, bool]:
+    """``message`` with every lone surrogate replaced by U+FFFD, and whether its text had any.
+
+    Python hands over undecodable input as lone surrogates (argv and stdin decode invalid
+    UTF-8 with ``surrogateescape``; JSON may carry a ``\\udXXX`` escape). They cannot be
+    encoded, so the audit row (sealed as UTF-8), the embedder and every store would fail on
+    them: the request is recorded with U+FFFD in their place, and its text refused
+    (``_checked_text``) rather than answered as a guess at what was meant.
+    """
+    fields: dict[str, object] = {}
+    for name in ("user_id", "text", "email", "channel", "thread", "department", "template"):
+        value = getattr(message, name)
+        if isinstance(value, str) and _SURROGATE.search(value):
+            fields[name] = _SURROGATE.sub("\ufffd", value)
+    if any(_SURROGATE.search(t.text) for t in message.history):
+        fields["history"] = tuple(replace(t, text=_SURROGATE.sub("\ufffd", t.text)) for t in message.history)
+    return (replace(message, **fields) if fields else message), "text" in fields  # type: ignore[arg-type]
+
+
+def _checked_text(message: Message, *, unreadable: bool = False) -> str:
+    if unreadable:
+        raise UsageError(UNREADABLE)
     text = message.text.strip()
     if not text:
         raise UsageError(
