@@ -157,3 +157,23 @@ def test_groups_yml_is_named_once_with_the_fix(run, tmp_path: Path) -> None:  # 
     text = out + err
     assert "groups.yml" in text and "rename it to groups.yaml" in text
     assert "title: is required" not in text and "unknown field" not in text
+
+
+def test_a_crashing_server_logs_its_frames_at_error_without_the_text(
+    run, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    """A server's crash may not happen twice: the operator's log gets the frames at ERROR
+    (types and frames only), the terminal one line, exit 70."""
+
+    def boom(args: object, settings: object) -> int:
+        raise RuntimeError("PERSONAL" + "-TEXT-7f3a")
+
+    monkeypatch.setattr("bot.cli.parser.cmd_serve", boom)
+    with caplog.at_level("WARNING", logger="bot"):
+        code, _, err = run("serve")
+    assert code == 70
+    assert "-vv" in _one_line(err)
+    records = [r for r in caplog.records if r.exc_info]
+    assert records and all(r.levelname == "ERROR" for r in records)
+    assert "boom" in caplog.text  # the frame that failed
+    assert "PERSONAL-TEXT-7f3a" not in caplog.text

@@ -122,7 +122,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A bug. The exception's text may quote a question or a document, so the person
         # sees its type at most in the logs: -vv logs the frames (``bot.logs`` withholds
         # every exception message, at any level).
-        log.debug("unexpected %s", type(exc).__name__, exc_info=True)
+        # A server's crash may not happen twice, so ``serve`` logs the frames at ERROR (the
+        # operator's log, types and frames only); other commands at debug (``-vv``).
+        level = logging.ERROR if getattr(args, "command", "") == "serve" else logging.DEBUG
+        log.log(level, "unexpected %s", type(exc).__name__, exc_info=True)
         _err("deptbot: unexpected error; run the command again with -vv for the details")
         return EXIT_INTERNAL
 
