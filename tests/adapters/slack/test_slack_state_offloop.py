@@ -135,5 +135,7 @@ def test_off_the_loop_the_order_holds_claim_before_ack_and_done_after_the_reply(
     (done,) = [c for c in calls if c.name == "done"]
     assert done.posts == 1  # the reply was out before the claim was marked done
     assert claim.ended <= done.started
-    # Every call slept 0.4 s; on the loop's thread each would have frozen the ticker that long.
-    assert worst_gap < delay, worst_gap
+    # Every call slept 0.4 s off the loop's thread. Asserted by where each call ran, not by
+    # the ticker's worst gap: on a loaded machine a gap can pass 0.4 s with no call on the
+    # loop, and that timing check failed CI-like runs under load (worst gap 0.47 s).
+    assert [c.name for c in calls if c.on_loop] == [], worst_gap

@@ -158,5 +158,6 @@ def test_a_slow_store_never_pauses_the_loop_and_the_order_holds(teams: Callable[
     by_name = {c.name: c for c in calls}
     assert by_name["history.get"].messages == 0  # read before the answer
     assert by_name["replies.remember"].messages == 1  # the answer was out before it was indexed
-    # Every call slept 0.4 s; on the loop's thread each would have frozen the ticker that long.
-    assert worst_gap < delay, worst_gap
+    # Every call slept 0.4 s off the loop's thread: asserted by where each call ran, not by
+    # the ticker's worst gap, which can pass 0.4 s on a loaded machine with no call on it.
+    assert [c.name for c in calls if c.on_loop] == [], worst_gap
