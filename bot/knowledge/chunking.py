@@ -14,14 +14,23 @@ Why it looks like this:
   dropped — on such text the splitter falls back to one piece per character, and a 34 MB
   one-line file once hung a refresh. ``max_chunks`` stops a file early instead of
   chunking all of it (``ChunkLimit``).
+* The cap bites before the splitter runs: a file of hundreds of thousands of tiny
+  paragraphs made the splitter work 23-40 s (one split per character, each tokenised)
+  just to reach ``max_chunks``. Every block first gets a floor, the fewest chunks the
+  splitter can possibly make of it (``_floor``: never more than it makes), and a file
+  whose floors, plus the chunks already made, exceed the cap is refused at once or as
+  soon as that is certain. The floors change no chunk of a file under the cap.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+
+import regex  # \p{L} as the splitter's tokenizer (tiktoken) reads it
 
 from bot.knowledge.tables import LIST_ITEM, TABLE_LINE
 
@@ -62,36 +71,97 @@ def _splitter() -> Any:
     offline_llama_index()
     from llama_index.core.node_parser import SentenceSplitter
 
-    return SentenceSplitter(chunk_size=CHUNK_TOKENS, chunk_overlap=CHUNK_OVERLAP, include_metadata=False)
+    class Splitter(SentenceSplitter):
+        """The same splitter and tokenizer, without pydantic's private-attribute lookup on
+        every split: on text cut character by character that lookup was most of its time."""
+
+        def _token_size(self, text: str) -> int:
+            return len(encode(text))
+
+    splitter = Splitter(chunk_size=CHUNK_TOKENS, chunk_overlap=CHUNK_OVERLAP, include_metadata=False)
+    encode = splitter._tokenizer
+    return splitter
 
 
 _LONG_RUN = re.compile(rf"\S{{{MAX_WORD_CHARS + 1},}}")
 
 
 def chunk_sections(sections: list[tuple[str, str]], *, max_chunks: int | None = None) -> list[Chunk]:
-    """Chunks of every section; raises ChunkLimit beyond ``max_chunks``."""
-    chunks: list[Chunk] = []
+    """Chunks of every section; raises ChunkLimit beyond ``max_chunks``.
+
+    With a cap, every unit of work (a short section, a block, a section with tables or
+    lists) is planned first with its floor, the fewest chunks it can make; the file is
+    refused as soon as the chunks made plus the floors still ahead exceed the cap.
+    """
+    capped = max_chunks is not None
+    units: list[tuple[str, str, str, int]] = []  # (kind, anchor, text, floor)
     for anchor, text in sections:
         text = text.strip()
         if not text:
             continue
         # Short sections (most of them) skip the splitter: it is the slowest step.
         if len(text) < CHUNK_TOKENS * 3:
-            chunks.append(Chunk(text, anchor))
+            units.append(("whole", anchor, text, 1))
         elif _STRUCTURE.search(text):
-            for piece in _structured(_LONG_RUN.sub(" ", text)):
-                chunks.append(Chunk(piece, anchor))
-                if max_chunks is not None and len(chunks) > max_chunks:
-                    raise ChunkLimit
+            units.append(("structured", anchor, _LONG_RUN.sub(" ", text), 0))
         else:
             for block in _blocks(_LONG_RUN.sub(" ", text)):
-                pieces = [block] if len(block) < CHUNK_TOKENS * 3 else _splitter().split_text(block)
-                chunks.extend(Chunk(p.strip(), anchor) for p in pieces if p.strip())
-                if max_chunks is not None and len(chunks) > max_chunks:
+                short = len(block) < CHUNK_TOKENS * 3
+                units.append(
+                    (
+                        "whole" if short else "split",
+                        anchor,
+                        block,
+                        1 if short or not capped else _floor(block),
+                    )
+                )
+    ahead = sum(unit[3] for unit in units)  # floors of the units not chunked yet
+    if max_chunks is not None and ahead > max_chunks:
+        raise ChunkLimit
+    chunks: list[Chunk] = []
+    for kind, anchor, text, floor in units:
+        ahead -= floor
+        if kind == "whole":
+            chunks.append(Chunk(text, anchor))
+        elif kind == "split":
+            chunks.extend(Chunk(p.strip(), anchor) for p in _splitter().split_text(text) if p.strip())
+        else:
+            for piece in _structured(text):
+                chunks.append(Chunk(piece, anchor))
+                if max_chunks is not None and len(chunks) + ahead > max_chunks:
                     raise ChunkLimit
-        if max_chunks is not None and len(chunks) > max_chunks:
+        if max_chunks is not None and len(chunks) + ahead > max_chunks:
             raise ChunkLimit
     return chunks
+
+
+# ── the floor: fewest chunks the splitter can make of a block ───────────────────────────
+
+_LETTERS = regex.compile(r"\p{L}+")
+# a gap of at most 8 non-letters between two letters that holds a line break
+_LINE_GAP = regex.compile(r"(?<=\p{L})(?=\P{L}{0,7}[\r\n])\P{L}{1,8}(?=\p{L})")
+# cl100k_base's special tokens: with allowed_special="all" each is one token whatever it spells
+SPECIAL_TOKENS = ("<|endoftext|>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|endofprompt|>")
+
+
+def _floor(block: str) -> int:
+    """At most the number of chunks ``_splitter().split_text(block)`` returns (kept, non-blank).
+
+    Why it holds (cl100k_base, the splitter's tokenizer; tests/knowledge/test_chunk_floor.py
+    checks it against the splitter): its pre-tokenizer gives every maximal run of letters
+    at least one piece of its own, and a gap holding a line break another, letter-free one;
+    each piece is at least one token. Cutting text only adds runs and keeps every break, so
+    the splitter's splits together hold at least F = runs + gaps tokens. Every chunk holds at
+    most 300 tokens of splits, and every split is in a chunk. Only whitespace-only chunks
+    are dropped; such a chunk inside a gap of at most 8 characters (at most 32 tokens) was
+    closed by a split of more than 268 tokens that cannot share a chunk with another, so
+    each such loss is paid by a chunk: 300·N >= F - N, N >= F / 301.
+    """
+    for special in SPECIAL_TOKENS:
+        if special in block:
+            block = block.replace(special, "\x00")
+    units = len(_LETTERS.findall(block)) + len(_LINE_GAP.findall(block))
+    return max(1, -(-units // (CHUNK_TOKENS + 1)))
 
 
 # ── sections with tables or lists ───────────────────────────────────────────────────
@@ -170,7 +240,7 @@ def _units(text: str) -> list[_Unit]:
     return out
 
 
-def _pieces(unit: _Unit) -> list[str]:
+def _pieces(unit: _Unit) -> Iterable[str]:
     """A unit as texts of at most ``PIECE_CHARS`` where possible: a table split between
     rows with its header repeated in every piece, a list split between items, the intro
     kept with the first rows or items. A single row or item longer than that stays whole."""
@@ -178,7 +248,7 @@ def _pieces(unit: _Unit) -> list[str]:
         text = unit.lines[0]
         if len(text) <= PIECE_CHARS:
             return [text]
-        return [p.strip() for b in _blocks(text) for p in _splitter().split_text(b) if p.strip()]
+        return (p.strip() for b in _blocks(text) for p in _splitter().split_text(b) if p.strip())
     head: list[str] = []
     body = unit.lines
     if unit.kind == "table":
@@ -201,21 +271,20 @@ def _pieces(unit: _Unit) -> list[str]:
     return [o for o in out if o]
 
 
-def _structured(text: str) -> list[str]:
-    """Chunks of a long section with tables or lists: units packed up to ``PIECE_CHARS``."""
-    chunks: list[str] = []
+def _structured(text: str) -> Iterator[str]:
+    """Chunks of a long section with tables or lists: units packed up to ``PIECE_CHARS``;
+    one at a time, so the cap stops a long one early (a prose unit is split block by block)."""
     cur: list[str] = []
     size = 0
     for unit in _units(text):
         for piece in _pieces(unit):
             if cur and size + len(piece) + 2 > PIECE_CHARS:
-                chunks.append("\n\n".join(cur))
+                yield "\n\n".join(cur)
                 cur, size = [], 0
             cur.append(piece)
             size += len(piece) + 2
     if cur:
-        chunks.append("\n\n".join(cur))
-    return chunks
+        yield "\n\n".join(cur)
 
 
 def _blocks(text: str) -> list[str]:

@@ -11,6 +11,11 @@ question, as if they had nothing to say, the others answer, and the departments'
 are told once (notice kind ``embedder-unavailable``, the embedder's own message, which
 names no path). A question named to such a department still gets the refusal, and when
 no department is left to search the question gets it too.
+
+A department with no index at all (its first refresh failed, its knowledge folder is gone
+and the refresh stopped serving it) is treated the same way: it sits the question out
+(never answered from another or an older version of it), its admins are told once
+(notice kind ``index-missing``), a question named to it keeps the refusal.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from bot.knowledge.embedders import Embedder
 log = logging.getLogger(__name__)
 
 NOTICE_KIND = "embedder-unavailable"
+MISSING_KIND = "index-missing"
 
 
 class EmbedderOutages:
@@ -38,6 +44,7 @@ class EmbedderOutages:
     def __init__(self) -> None:
         self.notices: AdminNotices | None = None
         self._told: dict[str, set[str]] = {}  # embedder → departments told while it fails
+        self._missing: set[str] = set()  # departments told while they have no index
         self._lock = threading.Lock()
 
     def embed(
@@ -58,6 +65,26 @@ class EmbedderOutages:
                 with self._lock:
                     self._told.pop(name, None)
         return vectors, failed
+
+    def indexed(self, departments: Iterable[str]) -> None:
+        """These departments have an index again: a later loss of it is news."""
+        if self._missing:  # nearly always empty: no cost on the routing path
+            with self._lock:
+                self._missing.difference_update(departments)
+
+    def missing(self, department: str) -> None:
+        """``department`` has no index and sat out a question: tell its admins once."""
+        with self._lock:
+            if department in self._missing:
+                return
+            self._missing.add(department)
+        log.warning("%s left out of auto-routed questions: it has no index", department)
+        text = (
+            f"{department}: it has no index here (its first refresh failed or has not finished, or "
+            f"its knowledge folder is gone), so questions routed automatically leave {department} out "
+            f"and questions asked to it are refused until a refresh succeeds: deptbot index {department}"
+        )
+        self._notify(department, MISSING_KIND, text)
 
     def left_out(self, department: str, embedder: str, error: ProviderUnavailable) -> None:
         """``department`` (index built with ``embedder``) sat out a question: tell once."""
@@ -80,9 +107,12 @@ class EmbedderOutages:
             f"refused until it is fixed (or the department is re-indexed with another embedder). "
             f"{error.user_message}"
         )
+        self._notify(department, NOTICE_KIND, text)
+
+    def _notify(self, department: str, kind: str, text: str) -> None:
+        if self.notices is None:
+            return
         try:
-            self.notices.notify(department, NOTICE_KIND, text)
+            self.notices.notify(department, kind, text)
         except Exception as exc:  # a notice store failure never fails the question
-            log.warning(
-                "could not record the %s notice for %s (%s)", NOTICE_KIND, department, type(exc).__name__
-            )
+            log.warning("could not record the %s notice for %s (%s)", kind, department, type(exc).__name__)

@@ -521,6 +521,10 @@ class LoadedIndex:
         return got / (sum(terms.values()) + unseen)
 
 
+def _no_index(department: str) -> str:
+    return f"{department} has no index yet; run: deptbot index {department}"
+
+
 class IndexReader:
     """The ``Retriever`` port over persisted indexes; reloads when ``CURRENT`` changes."""
 
@@ -629,30 +633,43 @@ class IndexReader:
 
         A department whose index was built with an embedder that cannot load here gets an
         ``unavailable`` empty probe (routing leaves it out) and its admins one notice; when
-        no department with chunks is left, that embedder's ``ProviderUnavailable`` is raised."""
-        indexes = [self._index_for(scope) for scope in scopes]
+        no department with chunks is left, that embedder's ``ProviderUnavailable`` is raised.
+        A department with no index at all sits out the same way (``index-missing`` notice);
+        with nobody left, its ``IndexMissing`` is raised."""
+        # No index (first refresh failed, folder gone): sits out, never another version of it.
+        loaded: list[LoadedIndex | None] = [self.loaded(scope.department) for scope in scopes]
+        missing = [IndexMissing(_no_index(scopes[i].department)) for i, ix in enumerate(loaded) if ix is None]
+        if missing and len(missing) == len(scopes):
+            raise missing[0]
+        for scope, ix in zip(scopes, loaded, strict=True):
+            if ix is None:
+                self.outages.missing(scope.department)
+        self.outages.indexed(
+            scope.department for scope, ix in zip(scopes, loaded, strict=True) if ix is not None
+        )
         if not query.strip() or top_k <= 0:
-            return [Probe.empty() for _ in scopes]
+            return [Probe.empty(unavailable=ix is None) for ix in loaded]
         tokens = query_tokens(query)
         vectors, failed = self.outages.embed(
-            query, (index.embedder for index in indexes if index.n), self._embedder_named
+            query, (ix.embedder for ix in loaded if ix is not None and ix.n), self._embedder_named
         )
         # A department whose embedder cannot load sits this question out (never searched with
         # another embedder's vectors); its admins hear once. Nobody left: the refusal itself.
         probes: list[Probe | None] = [None] * len(scopes)
-        for i, index in enumerate(indexes):
-            if index.embedder in failed:
-                self.outages.left_out(scopes[i].department, index.embedder, failed[index.embedder])
+        for i, ix in enumerate(loaded):
+            if ix is None:
                 probes[i] = Probe.empty(unavailable=True)
-        if failed and all(index.embedder in failed for index in indexes if index.n):
-            raise next(iter(failed.values()))
+            elif ix.embedder in failed:
+                self.outages.left_out(scopes[i].department, ix.embedder, failed[ix.embedder])
+                probes[i] = Probe.empty(unavailable=True)
+        if (failed or missing) and not any(
+            ix is not None and ix.n and ix.embedder not in failed for ix in loaded
+        ):
+            raise next(iter(failed.values())) if failed else missing[0]
         # Exact-search departments go through one pass together (``crosssearch``); ANN
         # departments, and other fusions, are searched on their own; results keep the order.
-        together = [
-            i
-            for i, index in enumerate(indexes)
-            if self.fusion == "minmax" and index.n and not index.use_ann and probes[i] is None
-        ]
+        indexes = {i: ix for i, ix in enumerate(loaded) if ix is not None and probes[i] is None}
+        together = [i for i, ix in indexes.items() if self.fusion == "minmax" and ix.n and not ix.use_ann]
         if together:
             embedders = [self._embedder_named(indexes[i].embedder) for i in together]
             members = [indexes[i] for i in together]
@@ -669,17 +686,17 @@ class IndexReader:
             )
             for i, probe in zip(together, found, strict=True):
                 probes[i] = probe
-        return [
-            probe
-            if probe is not None
-            else self._probe_in(index, scope, query, top_k, tokens=tokens, vector=vectors.get(index.embedder))
-            for probe, index, scope in zip(probes, indexes, scopes, strict=True)
-        ]
+        for i, ix in indexes.items():
+            if probes[i] is None:
+                probes[i] = self._probe_in(
+                    ix, scopes[i], query, top_k, tokens=tokens, vector=vectors.get(ix.embedder)
+                )
+        return [probe if probe is not None else Probe.empty() for probe in probes]
 
     def _index_for(self, scope: AccessScope) -> LoadedIndex:
         index = self.loaded(scope.department)
         if index is None:
-            raise IndexMissing(f"{scope.department} has no index yet; run: deptbot index {scope.department}")
+            raise IndexMissing(_no_index(scope.department))
         return index
 
     def _retrieve_in(

@@ -128,8 +128,12 @@ def test_an_unreadable_department_fails_the_pass_closed(company_kb, tmp_path: Pa
     kb.probe_many("deploy", scopes, top_k=8)  # layout cached with eng's index
     current = next((tmp_path / "state").rglob("CURRENT"))
     current.unlink()
-    with pytest.raises(IndexMissing):
-        kb.probe_many("deploy", scopes, top_k=8)
+    gone = next(i for i, s in enumerate(scopes) if kb.index_version(s.department) is None)
+    probes = kb.probe_many("deploy", scopes, top_k=8)  # it sits out; never its cached layout
+    assert probes[gone].unavailable and probes[gone].chunks() == []
+    assert all(not p.unavailable for i, p in enumerate(probes) if i != gone)
+    with pytest.raises(IndexMissing):  # nobody left: the refusal
+        kb.probe_many("deploy", [scopes[gone]] * 2, top_k=8)
 
 
 def test_ann_departments_keep_their_own_path_next_to_the_pass(tmp_path: Path, wordllama: Embedder) -> None:
