@@ -16,8 +16,13 @@ link's token never leaves in a Referer), and no caching.
 Sign-in: the link's GET shows a "Sign in" button and uses nothing up, so link scanners and
 chat previews that fetch URLs cannot burn the single-use token; the button's POST redeems
 it, sets the session cookie and redirects to ``/admin/`` (the token leaves the address
-bar). Failed sign-ins are counted per client address and refused past
-``[admin] max_failed_signins`` per 10 minutes.
+bar). Failed sign-ins are counted per presented link (its token's hash) and per client
+address, over 10 minutes: a link that failed ``[admin] max_failed_signins`` times is refused,
+and an address past ``ADDRESS_FACTOR`` times that is refused every link that is not valid.
+Why not per address alone: behind a reverse proxy every admin shares the proxy's address, and
+anyone could lock a genuine link out by sending bad ones. A valid link (256 random bits)
+still works from a busy address; guessing one is hopeless, so the address cap only bounds
+the noise.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from bot.core.pipeline import Assistant
 from bot.errors import DeptbotError, RefreshBusy
 from bot.settings import Settings
 from bot.settings_schema import AdminSettings
-from bot.store.admin_sessions import AdminSessionStore, Session, open_console_store
+from bot.store.admin_sessions import AdminSessionStore, Session, digest, open_console_store
 from bot.store.backend import database_url
 
 log = logging.getLogger(__name__)
@@ -55,6 +60,7 @@ RELOAD_SECONDS = 2  # the refresh progress page reloads itself while a refresh r
 SIGNIN_COOKIE = "deptbot_signin"
 SECURE_SIGNIN_COOKIE = "__Host-deptbot_signin"
 MAX_SECRET = 200  # longer cookie or token values are not even looked up
+ADDRESS_FACTOR = 10  # an address may fail this many times max_failed_signins before bad links wait
 NONCE = web.RequestKey("deptbot.csp_nonce", str)  # this response's CSP nonce for its <style>
 
 SIGNED_OUT = (
@@ -302,22 +308,36 @@ class Console:
 
     # ── sign-in and sign-out ─────────────────────────────────────────────────────────
 
-    def _client(self, request: web.Request) -> str:
-        return request.remote or "unknown"
+    @staticmethod
+    def _counters(request: web.Request, token: str) -> tuple[str, str | None]:
+        """Where failures count: the client address, and the presented link (its hash only)."""
+        link = f"link:{digest(token)[:32]}" if token and len(token) <= MAX_SECRET else None
+        return f"addr:{request.remote or 'unknown'}", link
 
-    async def _limited(self, request: web.Request) -> web.Response | None:
-        client = self._client(request)
-        if await self._db(lambda store: store.failures(client)) >= self.config.max_failed_signins:
+    async def _limited(self, request: web.Request, token: str) -> web.Response | None:
+        address, link = self._counters(request, token)
+        most = self.config.max_failed_signins
+
+        def blocked(store: AdminSessionStore) -> bool:
+            if link is not None and store.failures(link) >= most:
+                return True  # this link failed too often (replayed, or someone else's try)
+            if store.failures(address) < most * ADDRESS_FACTOR:
+                return False
+            return link is None or not store.link_valid(token)  # a valid link still works
+
+        if await self._db(blocked):
             return self._message(
-                request, 429, "Too many attempts", ["Too many failed sign-ins from here. Wait a few minutes."]
+                request, 429, "Too many attempts", ["Too many failed sign-ins. Wait a few minutes."]
             )
         return None
 
-    async def _failed(self, request: web.Request) -> web.Response:
-        client = self._client(request)
+    async def _failed(self, request: web.Request, token: str) -> web.Response:
+        address, link = self._counters(request, token)
 
         def note(store: AdminSessionStore) -> None:
-            store.failed(client)
+            store.failed(address)
+            if link is not None:
+                store.failed(link)
             store.record("signin-failed", "", detail="bad-link")
 
         await self._db(note)
@@ -326,12 +346,12 @@ class Console:
 
     async def signin_page(self, request: web.Request) -> web.Response:
         """The link's GET: a confirmation button; nothing is used up here."""
-        limited = await self._limited(request)
+        token = request.query.get("token", "")
+        limited = await self._limited(request, token)
         if limited is not None:
             return limited
-        token = request.query.get("token", "")
         if not token or len(token) > MAX_SECRET or not await self._db(lambda store: store.link_valid(token)):
-            return await self._failed(request)
+            return await self._failed(request, token)
         nonce = secrets.token_urlsafe(24)
         response = self._page(request, "signin.html", title="Sign in", token=token, signin_csrf=nonce)
         self._set_cookie(
@@ -343,19 +363,19 @@ class Console:
         """Redeem the link (once), open a session, and move to /admin/ without the token."""
         if not self._origin_ok(request):
             return self._message(request, 403, "Not allowed", ["This form was not sent from the console."])
-        limited = await self._limited(request)
-        if limited is not None:
-            return limited
         form = await request.post()
         token = str(form.get("token", ""))
+        limited = await self._limited(request, token)
+        if limited is not None:
+            return limited
         expected = request.cookies.get(self._signin_cookie(request), "")
         if not expected or not auth.csrf_equal(expected, str(form.get("csrf", ""))):
-            return await self._failed(request)
+            return await self._failed(request, token)
         if not token or len(token) > MAX_SECRET:
-            return await self._failed(request)
+            return await self._failed(request, token)
         email = await self._db(lambda store: store.redeem(token))
         if email is None:
-            return await self._failed(request)
+            return await self._failed(request, token)
         if not auth.administered(self.assistant, email):
             await self._db(lambda store: store.record("signin-denied", email, detail="not-admin"))
             return self._message(request, 403, "Not allowed", [auth.NOT_ADMIN])

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.admin.auth import csrf_token, links_for
+from bot.admin.web import ADDRESS_FACTOR
 from bot.store.admin_sessions import AdminSessionStore
 from tests.admin.conftest import (
     ALICE,
@@ -272,10 +273,15 @@ def test_failed_sign_ins_are_rate_limited(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with running(assistant, settings) as c:
             good = c.link(HANK)
-            for i in range(3):
-                assert (await c.get(f"/admin/signin?token=guess{i}")).status == 403
-            assert (await c.get(good)).status == 429  # even a good link waits now
+            for _ in range(3):  # one bad link, tried again and again: that link waits
+                assert (await c.get("/admin/signin?token=guess")).status == 403
+            assert (await c.get("/admin/signin?token=guess")).status == 429
+            assert (await c.post("/admin/signin", {"token": "guess", "csrf": "y"})).status == 429
+            for i in range(3 * ADDRESS_FACTOR - 3):  # many bad links from one address: bad ones wait
+                assert (await c.get(f"/admin/signin?token=other{i}")).status == 403
+            assert (await c.get("/admin/signin?token=fresh-guess")).status == 429
             assert (await c.post("/admin/signin", {"token": "x", "csrf": "y"})).status == 429
+            assert (await c.get(good)).status == 200  # a valid link still works (finding 7)
 
     asyncio.run(scenario())
 

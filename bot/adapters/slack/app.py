@@ -30,6 +30,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.adapters.member_marks import watch_for
 from bot.adapters.runtime import Runtime
 from bot.adapters.slack import blocks as bk
 from bot.adapters.slack.commands import SlashCommands
@@ -151,8 +152,10 @@ class SlackAdapter:
         self.client = configure_client(self.app.client, config)
         people = people or SlackPeople()
         shared = SharedAnswers()
-        self.members = ChannelMembers(people=people, config=members)
         self.runtime = runtime or Runtime()
+        # replicas sharing PostgreSQL share membership events too: each reaches one replica
+        watch = watch_for(state, run=self.runtime.quick)
+        self.members = ChannelMembers(people=people, config=members, watch=watch)
         self.conversations = Conversations(
             assistant=assistant,
             state=state,

@@ -244,7 +244,9 @@ class Conversations:
             )
             return False
         messages = resp.get("messages") or []
-        return translate.answers_event(messages, inc.event_id, bot_user_id=home.bot_user_id)
+        return translate.answers_event(
+            messages, inc.event_id, bot_user_id=home.bot_user_id, bot_id=home.bot_id
+        )
 
     async def _answer(
         self, inc: translate.Incoming, client: AsyncWebClient, home: Home, claim: Claim
@@ -390,7 +392,7 @@ class Conversations:
             log.info("conversations.replies failed: %s", exc.response.get("error"))
             return ()
         messages = resp.get("messages") or []
-        return translate.history(messages, bot_user_id=home.bot_user_id, before_ts=inc.ts)
+        return translate.history(messages, bot_user_id=home.bot_user_id, before_ts=inc.ts, bot_id=home.bot_id)
 
     async def _working(self, client: AsyncWebClient, inc: translate.Incoming, *, on: bool) -> None:
         """👀 on the question (and the assistant status in DMs); failures never matter."""

@@ -18,9 +18,9 @@ Per conversation:
    the count passes the limit ("too-large") — a 10,000-member channel is never paged.
 3. Each member id → ``SlackPeople.lookup`` (``users.info``, cached). The bot itself is
    skipped; deactivated accounts (``deleted``) cannot read and are skipped; other bots and
-   apps make the list "unresolved" unless ``ignore_bot_members``; ``is_stranger`` or a
-   ``team_id`` other than ours (unless the same Enterprise org) → "external"; no e-mail →
-   "unresolved".
+   apps make the list "unresolved" unless ``ignore_bot_members``; ``is_stranger``, or a
+   ``team_id`` other than ours or none at all (unless the same Enterprise org) → "external";
+   no e-mail → "unresolved".
 
 Any Web API error (``channel_not_found``/``not_in_channel``, ``missing_scope``,
 ``fetch_members_failed``, ``ratelimited`` after the client's retries, ...) or network error
@@ -28,6 +28,10 @@ Any Web API error (``channel_not_found``/``not_in_channel``, ``missing_scope``,
 are not cached); concurrent lookups share one fetch; ``member_joined_channel``,
 ``member_left_channel``, ``channel_shared``/``channel_unshared`` and ``channel_left``/
 ``group_left`` drop the entry. "Share in channel" asks with ``fresh=True`` (no cache).
+
+Several replicas (``DEPTBOT_DATABASE_URL``): Slack sends each event to one replica, so the
+one that gets it also bumps a shared mark (``bot.adapters.member_marks``), and every replica
+reads the mark before trusting its cached list; an unreadable mark → "unavailable".
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.adapters.member_marks import MarksUnreadable, MembershipWatch
 from bot.adapters.slack.people import Person, SlackPeople
 from bot.core.types import ChannelReaders
 from bot.settings_schema import Access, parse_section
@@ -89,6 +94,7 @@ class Home:
     team_id: str | None = None
     enterprise_id: str | None = None
     bot_user_id: str | None = None
+    bot_id: str | None = None  # our "B…" id (auth.test): tells our posts from webhooks' and other apps'
 
     @classmethod
     def of(cls, context: Any) -> Home:
@@ -96,7 +102,7 @@ class Home:
             value = getattr(context, name, None) if context is not None else None
             return value if isinstance(value, str) and value else None
 
-        return cls(text("team_id"), text("enterprise_id"), text("bot_user_id"))
+        return cls(text("team_id"), text("enterprise_id"), text("bot_user_id"), text("bot_id"))
 
 
 class _Unknown(Exception):
@@ -116,8 +122,11 @@ class ChannelMembers:
         people: SlackPeople,
         config: MembersConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
+        watch: MembershipWatch | None = None,
     ) -> None:
+        """``watch``: the shared membership marks when replicas share PostgreSQL, else None."""
         self.config = config or MembersConfig()
+        self._watch = watch
         self._people = people
         self._clock = clock
         self._cache: dict[str, tuple[float, ChannelReaders]] = {}
@@ -129,6 +138,12 @@ class ChannelMembers:
     ) -> ChannelReaders:
         """Who can read ``channel`` now; ``fresh`` skips the cache (and any fetch in flight)."""
         if not fresh:
+            if self._watch is not None:
+                try:
+                    if await self._watch.moved(_mark(channel)):  # another replica saw an event
+                        self.forget(channel)
+                except MarksUnreadable:
+                    return ChannelReaders.unavailable("unavailable")
             hit = self._cache.get(channel)
             if hit is not None and hit[0] > self._clock():
                 return hit[1]
@@ -167,6 +182,8 @@ class ChannelMembers:
         if isinstance(channel, str) and channel:
             log.debug("%s in %s: member list dropped", event.get("type"), channel)
             self.forget(channel)
+            if self._watch is not None:  # the other replicas did not get this event
+                await self._watch.announce([_mark(channel)])
 
     # ── fetching ─────────────────────────────────────────────────────────────────────
 
@@ -251,11 +268,18 @@ class ChannelMembers:
         return emails
 
 
+def _mark(channel: str) -> str:
+    return f"slack:{channel}"
+
+
 def _ours(person: Person, home: Home) -> bool:
     """A member of our organization: not a Slack Connect stranger, and from our workspace or,
-    on Enterprise Grid, from our enterprise (compared only when both ids are known)."""
+    on Enterprise Grid, from our enterprise. Fail closed: the user object's ``team_id`` is not
+    promised (Slack: "the composition of user objects can vary greatly", Slack Connect users
+    differ), so a member whose workspace cannot be compared with ours counts as external,
+    unless the same known enterprise vouches for them."""
     if person.is_stranger:
         return False
-    if not person.team_id or not home.team_id or person.team_id == home.team_id:
+    if home.enterprise_id and person.enterprise_id == home.enterprise_id:
         return True
-    return bool(home.enterprise_id) and person.enterprise_id == home.enterprise_id
+    return bool(person.team_id) and bool(home.team_id) and person.team_id == home.team_id

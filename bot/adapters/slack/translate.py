@@ -138,12 +138,31 @@ def for_event(metadata: Mapping[str, Any], event_id: str) -> dict[str, Any]:
     return {**metadata, "event_payload": {**payload, "event_id": event_id}}
 
 
-def answers_event(messages: Iterable[Mapping[str, Any]], event_id: str, *, bot_user_id: str | None) -> bool:
+def from_us(message: Mapping[str, Any], *, bot_user_id: str | None, bot_id: str | None = None) -> bool:
+    """Posted by this bot. Our bot token's posts carry our bot user as ``user``; a bot message
+    without a ``user`` (incoming webhooks, legacy integrations, some other apps) is ours only
+    when its ``bot_id`` is our own (``auth.test``). Anything unknown is not ours (fail closed:
+    another poster must not pass for us, whether to skip a reply or to lend its label)."""
+    if not message.get("bot_id"):
+        return False
+    user = message.get("user")
+    if user:
+        return bool(bot_user_id) and user == bot_user_id
+    return bool(bot_id) and message.get("bot_id") == bot_id
+
+
+def answers_event(
+    messages: Iterable[Mapping[str, Any]],
+    event_id: str,
+    *,
+    bot_user_id: str | None,
+    bot_id: str | None = None,
+) -> bool:
     """True when one of ``messages`` (``conversations.replies`` with ``include_all_metadata``)
-    is this bot's reply to ``event_id``: posted by the bot (another app could copy our
-    event type, not our bot id) and naming the event in its metadata."""
+    is this bot's reply to ``event_id``: posted by the bot (``from_us``: another app could
+    copy our event type, not our ids) and naming the event in its metadata."""
     for m in messages:
-        if not m.get("bot_id") or m.get("user") not in (None, bot_user_id):
+        if not from_us(m, bot_user_id=bot_user_id, bot_id=bot_id):
             continue
         meta = m.get("metadata")
         if not isinstance(meta, Mapping) or meta.get("event_type") != ANSWER_EVENT:
@@ -174,6 +193,7 @@ def history(
     before_ts: str,
     limit: int = HISTORY_TURNS,
     unlabelled: Classification = Classification.RESTRICTED,
+    bot_id: str | None = None,
 ) -> tuple[Turn, ...]:
     """Earlier turns of a thread (``conversations.replies``), oldest first, bounded.
 
@@ -187,7 +207,7 @@ def history(
         ts = str(m.get("ts", ""))
         if not ts or _ts(ts) >= _ts(before_ts):
             continue
-        mine = bool(m.get("bot_id")) and (m.get("user") in (None, bot_user_id))
+        mine = from_us(m, bot_user_id=bot_user_id, bot_id=bot_id)
         if m.get("bot_id") and not mine:
             continue
         text = plain_text(str(m.get("text") or ""), bot_user_id=bot_user_id)
