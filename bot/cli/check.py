@@ -61,6 +61,10 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
 
     key_problems, key_warnings = key_check(settings, database)  # master key: configured, readable, default?
     problems += key_problems
+    from bot.adapters.teams.auth import teams_check
+
+    teams_problems, teams_lines = teams_check(settings.env)  # how /api/messages authenticates
+    problems += teams_problems
     if problems:
         for problem in problems:
             _err(describe(problem, Path.cwd()))
@@ -97,6 +101,8 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     from bot.adapters.metrics import how_to_enable
 
     _out(how_to_enable(settings.values.metrics))  # who may read /metrics, and how to widen it
+    for line in teams_lines:  # the unauthenticated Emulator mode is announced here too
+        _out(line)
     failing = _check_directory(settings, report) if args.directory else 0
     for line in _recent_notices(settings, database):
         _out(line)

@@ -19,7 +19,7 @@ from bot.adapters.teams.bot import mount
 from bot.governance.privacy import Privacy
 from bot.governance.vault import forget_open_vaults, subject_id
 from bot.store.teams_state import TeamsState
-from tests.adapters.teams.conftest import PEOPLE, FakeConnector, Harness, member
+from tests.adapters.teams.conftest import PEOPLE, FakeConnector, Harness, member, secure
 from tests.governance.test_privacy_erase import _world
 
 ALICE = PEOPLE["alice"]
@@ -48,12 +48,13 @@ def test_erase_finds_a_teams_reference_after_its_history_expired(tmp_path: Path)
         server = TestServer(connector.app(), host="127.0.0.1")
         await server.start_server()
         connector.url = str(server.make_url("/")).rstrip("/") + "/"
+        secured, auth, issuer = secure(settings)  # authenticated, as in production
         app = web.Application()
-        mount(app, assistant=assistant, settings=settings)
+        mount(app, assistant=assistant, settings=secured, auth=auth)
         client = TestClient(TestServer(app, host="127.0.0.1"))
         await client.start_server()
         try:
-            h = Harness(client=client, connector=connector, app=app)
+            h = Harness(client=client, connector=connector, app=app, issuer=issuer)
             posted = await h.ask(h.activity("How many vacation days carry over?", user="alice"))
             assert posted, "alice got an answer"
         finally:

@@ -2,13 +2,18 @@
 
 The Bot Framework's own variable names are used (``MicrosoftAppId``, ``MicrosoftAppPassword``,
 ``MicrosoftAppType``, ``MicrosoftAppTenantId``) plus ``DEPTBOT_TEAMS_TENANTS``, an
-allow-list of Microsoft Entra tenant ids, and ``DEPTBOT_TEAMS_EMULATOR_EMAIL``, who the Bot
-Framework Emulator's user is (anonymous loopback mode only; with an app id it is an error, so
-a forgotten development setting can never name anyone in production).
+allow-list of Microsoft Entra tenant ids, ``DEPTBOT_TEAMS_ANONYMOUS=1``, the opt-in to the
+Bot Framework Emulator mode, and ``DEPTBOT_TEAMS_EMULATOR_EMAIL``, who the Emulator's user
+is (both for that mode only; with an app id they are an error, so a forgotten development
+setting can never name anyone in production).
 
 Why so strict: with an empty ``MicrosoftAppId`` botbuilder silently accepts requests
 with no token at all. That is what the Bot Framework Emulator needs on a laptop, and a
-hole anywhere else, so anonymous mode is only allowed on a loopback address. And because
+hole anywhere else: a same-host reverse proxy that adds no forwarding header makes every
+internet request look local. So without an app id every request is refused unless the
+Emulator mode was asked for by name (announced at start-up and by ``deptbot check``); even
+then only on a loopback address, and the person is only ever the configured address, never
+an id the request carries. And because
 a member's e-mail comes from *their* tenant's directory, an answer must never go to a
 tenant we did not list: the e-mail of a foreign tenant's user proves nothing.
 
@@ -44,6 +49,8 @@ APP_TYPES = {
 }
 TENANTS_VAR = "DEPTBOT_TEAMS_TENANTS"
 EMULATOR_VAR = "DEPTBOT_TEAMS_EMULATOR_EMAIL"
+ANONYMOUS_VAR = "DEPTBOT_TEAMS_ANONYMOUS"
+_YES, _NO = {"1", "true", "yes", "on"}, {"", "0", "false", "no", "off"}
 EMAIL_RE = re.compile(r"[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+")
 
 
@@ -64,7 +71,8 @@ def is_loopback_host(host: str) -> bool:
 
 @dataclass(frozen=True)
 class TeamsSettings:
-    """What the Teams endpoint needs; ``app_id == ""`` means anonymous local development."""
+    """What the Teams endpoint needs. ``app_id == ""`` is anonymous: every request is refused
+    unless ``emulator`` (``DEPTBOT_TEAMS_ANONYMOUS``) opted into local Emulator testing."""
 
     app_id: str = ""
     app_password: str = ""
@@ -72,10 +80,27 @@ class TeamsSettings:
     app_tenant_id: str = ""
     tenants: frozenset[str] = frozenset()  # effective allow-list (lower case); empty = any
     emulator_email: str = ""  # the Emulator user's address (anonymous mode only), lower case
+    emulator: bool = False  # DEPTBOT_TEAMS_ANONYMOUS: unauthenticated loopback Emulator requests
 
     @property
     def anonymous(self) -> bool:
         return not self.app_id
+
+    def describe(self) -> str:
+        """One line for ``deptbot check`` and the start-up log: how /api/messages authenticates."""
+        if not self.anonymous:
+            tenants = ", ".join(sorted(self.tenants))
+            return f"teams: app {self.app_id} ({self.app_type}), tenants {tenants}"
+        if not self.emulator:
+            return (
+                "teams: no MicrosoftAppId; /api/messages refuses every request "
+                f"({ANONYMOUS_VAR}=1 allows the Bot Framework Emulator on loopback)"
+            )
+        who = self.emulator_email or f"nobody ({EMULATOR_VAR} is unset: 'I don't know who you are')"
+        return (
+            f"teams: ANONYMOUS Emulator mode ({ANONYMOUS_VAR}=1): unauthenticated requests from "
+            f"this machine are answered as {who}; never use it behind a proxy or in production"
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> TeamsSettings:
@@ -96,13 +121,29 @@ class TeamsSettings:
                 f"{emulator!r} is not one e-mail address (who the Bot Framework Emulator's user is)",
                 field=EMULATOR_VAR,
             )
+        raw_anonymous = env.get(ANONYMOUS_VAR, "").strip().lower()
+        if raw_anonymous not in _YES | _NO:
+            raise ConfigError(f"{raw_anonymous!r} is not 1 or 0", field=ANONYMOUS_VAR)
+        anonymous = raw_anonymous in _YES
         if not app_id:
             if password:
                 raise ConfigError(
                     "is set but MicrosoftAppId is empty; set both (or neither for local development)",
                     field="MicrosoftAppPassword",
                 )
-            return cls(tenants=tenants, app_tenant_id=tenant, emulator_email=emulator)
+            if emulator and not anonymous:
+                raise ConfigError(
+                    f"names the Emulator's user, but the Emulator mode is off; set {ANONYMOUS_VAR}=1 "
+                    "too (local testing only), or unset it",
+                    field=EMULATOR_VAR,
+                )
+            return cls(tenants=tenants, app_tenant_id=tenant, emulator_email=emulator, emulator=anonymous)
+        if anonymous:
+            raise ConfigError(
+                "is for local testing with the Bot Framework Emulator (no MicrosoftAppId) only; "
+                "unset it when MicrosoftAppId is set",
+                field=ANONYMOUS_VAR,
+            )
         if emulator:
             raise ConfigError(
                 "is for local testing with the Bot Framework Emulator (no MicrosoftAppId) only; "
@@ -165,6 +206,11 @@ def check_teams_settings(settings: Any, host: str) -> None:
     address the server binds to.
     """
     teams = TeamsSettings.from_env(settings.env)
+    if teams.emulator and not is_loopback_host(host):
+        raise ConfigError(
+            f"turns on the unauthenticated Emulator mode, which is for a loopback address only, not {host!r}",
+            field=ANONYMOUS_VAR,
+        )
     if teams.anonymous and not is_loopback_host(host):
         raise ConfigError(
             f"is not set, so the Teams endpoint would accept unauthenticated requests on {host!r}. "
@@ -172,6 +218,21 @@ def check_teams_settings(settings: Any, host: str) -> None:
             "or bind to 127.0.0.1 for local testing with the Bot Framework Emulator",
             field="MicrosoftAppId",
         )
+
+
+def teams_check(env: Mapping[str, str]) -> tuple[list[ConfigError], list[str]]:
+    """For ``deptbot check``: the line saying how /api/messages authenticates (the Emulator
+    mode is announced loudly). A wrong Emulator variable is a problem; any other Teams
+    variable that ``deptbot serve`` would refuse is a warning line, because the
+    ``MicrosoftApp*`` variables may be set for the directory's Graph source alone."""
+    if not any(env.get(k) for k in ("MicrosoftAppId", ANONYMOUS_VAR, EMULATOR_VAR, TENANTS_VAR)):
+        return [], []  # Teams is not being set up: nothing to say
+    try:
+        return [], [TeamsSettings.from_env(env).describe()]
+    except ConfigError as exc:
+        if exc.field in (ANONYMOUS_VAR, EMULATOR_VAR):
+            return [ConfigError(exc.problem, file=exc.file or "environment", field=exc.field)], []
+        return [], [f"teams: {exc.field}: {exc.problem} (deptbot serve would refuse to start)"]
 
 
 # ── Bot Framework signing keys, fetched off the event loop ───────────────────────────────

@@ -6,6 +6,11 @@ needs), then authenticated with ``CloudAdapter``'s ``ConfigurationBotFrameworkAu
 the activity's ``serviceUrl``), then filtered by the tenant allow-list. Only then does a
 turn run, so no reply ever goes to a serviceUrl that was not vouched for.
 
+Without ``MicrosoftAppId`` there is no token to check, so every request is refused (401)
+unless ``DEPTBOT_TEAMS_ANONYMOUS=1`` asked for the Emulator mode (``auth``); then only
+Emulator activities (``channelId`` "emulator") from this machine that reply to this machine
+are taken, and who asks is the configured address alone (``turns``).
+
 Messages are acknowledged at once (202) and answered in a background task, like bolt's
 lazy listeners: answers can take longer than the Bot Connector waits. Invokes (feedback)
 run inline because their HTTP response *is* the answer.
@@ -38,7 +43,8 @@ from bot.adapters.teams.auth import (
 from bot.adapters.teams.identity import MemberEmails
 from bot.adapters.teams.manifest import build_manifest_zip
 from bot.adapters.teams.outbound import to_activity
-from bot.adapters.teams.roster import Rosters, RosterSettings
+from bot.adapters.teams.roster import RosterSettings
+from bot.adapters.teams.roster_marks import rosters_for
 from bot.adapters.teams.turns import TeamsBot
 from bot.core.pipeline import Assistant, new_request_id
 from bot.store.conversations import ConversationStore
@@ -75,7 +81,7 @@ class TeamsEndpoint:
             adapter=self.adapter,
             store=self.store,
             members=MemberEmails(),
-            rosters=Rosters(settings=rosters or RosterSettings()),
+            rosters=rosters_for(rosters or RosterSettings(), self.store.state),  # replicas: shared marks
         )
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -94,7 +100,9 @@ class TeamsEndpoint:
         except Exception:
             return _problem(400, "The body is not a Bot Framework activity.")
 
-        if self.teams.anonymous and not _local_request(request, body):
+        if self.teams.anonymous and not self.teams.emulator:
+            return _problem(401, "Unauthorized.")  # no app id and no Emulator opt-in
+        if self.teams.anonymous and not _local_emulator_request(request, body):
             return _problem(401, "Anonymous mode accepts local Emulator requests only.")
         auth_header = request.headers.get("Authorization") or None
         try:
@@ -135,7 +143,9 @@ class TeamsEndpoint:
 
     async def start(self, app: web.Application | None = None) -> None:
         """On server start: fetch the signing keys in the background, so the first request
-        does not wait for them (anonymous mode validates no tokens)."""
+        does not wait for them (anonymous mode validates no tokens). Say how requests are
+        authenticated (the Emulator mode as a warning, so it shows without -v)."""
+        (log.warning if self.teams.emulator else log.info)("%s", self.teams.describe())
         if not self.teams.anonymous:
             task = asyncio.create_task(self._warm_keys())
             self._tasks.add(task)
@@ -206,9 +216,10 @@ def _check_activity(body: Any) -> str | None:
     return None
 
 
-def _local_request(request: web.Request, body: Mapping[str, Any]) -> bool:
-    """Anonymous mode: the caller *and* the reply target must be this machine."""
-    if any(h in request.headers for h in FORWARDING_HEADERS):
+def _local_emulator_request(request: web.Request, body: Mapping[str, Any]) -> bool:
+    """Emulator mode: an Emulator activity, and the caller *and* the reply target are this
+    machine (a forwarding header means a proxy passed it on: refused)."""
+    if body.get("channelId") != "emulator" or any(h in request.headers for h in FORWARDING_HEADERS):
         return False
     return is_loopback_host(request.remote or "") and is_loopback_host(
         urlsplit(body["serviceUrl"]).hostname or ""

@@ -75,6 +75,17 @@ def history_key(activity: Mapping[str, Any]) -> tuple[str, str]:
     return (str((activity.get("conversation") or {}).get("id") or ""), user_key(activity))
 
 
+def reply_key(conversation_id: str | None, message_id: str | None) -> str | None:
+    """The reply→request map's key for a message the bot posted: the conversation (without
+    a channel thread's ``;messageid=``) *and* the message id. A vote finds its request only
+    in the conversation where that reply was posted: message ids are not unique across
+    conversations, and a request id shown in a footer must not open a vote anywhere else."""
+    conversation = str(conversation_id or "").split(";", 1)[0]
+    if not conversation or not message_id:
+        return None
+    return f"{conversation}|{message_id}"
+
+
 def strip_mentions(activity: Mapping[str, Any]) -> str:
     """The text without the bot's @mention; other mentions become their plain names."""
     text = str(activity.get("text") or "")

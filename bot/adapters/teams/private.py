@@ -81,10 +81,12 @@ class PrivateChats:
             if reference is None:
                 reference = await self._create(ctx, body)
             sent: list[str] = []
+            chat: list[str] = []  # the 1:1 conversation the messages went to
 
             async def post(turn: TurnContext) -> None:
                 ref = TurnContext.get_conversation_reference(turn.activity)
                 ref.activity_id = None  # a new message in the chat, not a reply to the continuation event
+                chat.append(str(ref.conversation.id if ref.conversation else ""))
                 for activity in activities:
                     TurnContext.apply_conversation_reference(activity, ref)
                     responses = await turn.adapter.send_activities(turn, [activity])
@@ -93,8 +95,9 @@ class PrivateChats:
             await self._adapter.continue_conversation(
                 ConversationReference().deserialize(reference), post, bot_app_id=self._teams.app_id
             )
-            if sent and request_id:
-                await self._runtime.quick(self._store.replies.remember, sent[-1], request_id)
+            key = inbound.reply_key(chat[0] if chat else None, sent[-1] if sent else None)
+            if key and request_id:
+                await self._runtime.quick(self._store.replies.remember, key, request_id)
             return True
         except Exception:
             log.warning(

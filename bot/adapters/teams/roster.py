@@ -9,6 +9,8 @@ Whose roster (``scope``):
 
 - a **standard channel** is readable by the whole team, so its readers are the team's
   members (``TeamsInfo.get_paged_team_members``: ``GET /v3/conversations/{teamId}/pagedmembers``);
+- a channel whose ``channelData.channel.type`` is missing counts as standard only when it is
+  the General channel (channel id = team id); any other is treated like the next item;
 - a **private or shared channel** (``channelData.channel.type``) is not: a private channel is
   a subset of the team, a shared channel can hold people from other teams and tenants, and
   Microsoft documents partial (owners-only) rosters when the app is not added to the
@@ -102,15 +104,26 @@ def scope(activity: Mapping[str, Any]) -> Scope | None:
     kind = inbound.conversation_kind(activity)
     data = _channel_data(activity)
     if kind == inbound.CHANNEL:
-        channel_type = str(_field(data, "channel", "type") or "standard").lower()
         team = _field(data, "team", "id")
-        if channel_type != "standard" or not team:
+        if not team or _channel_type(data, str(team)) != "standard":
             return None
         return Scope(tenant=tenant, conversation=str(team), team=True)
     if kind == inbound.GROUP:
         chat = str(_field(activity, "conversation", "id") or "").split(";", 1)[0]
         return Scope(tenant=tenant, conversation=chat, team=False) if chat else None
     return None
+
+
+def _channel_type(data: Mapping[str, Any], team: str) -> str:
+    """``channelData.channel.type`` in lower case. Without it, only the General channel is
+    known to be standard: its id is the team's id. Any other channel might be private or
+    shared (``type`` is optional in the Bot Framework's ``ChannelInfo``, and Microsoft warns
+    apps not to assume that team membership equals channel membership), so it is "unknown"
+    and its readers are unavailable: the answer goes to the asker privately."""
+    declared = _field(data, "channel", "type")
+    if declared is None or declared == "":
+        return "standard" if _field(data, "channel", "id") == team else "unknown"
+    return declared.strip().lower() if isinstance(declared, str) else "unknown"
 
 
 def member_email(member: Member) -> str | None:

@@ -23,9 +23,12 @@ Members and rosters are read through the turn's connector client (the calls botb
 
 Who is asking (``_email``): the sender's e-mail from the Bot Connector's member record
 (``roster.member_email``: the mailbox, else a plain-address UPN), cached by ``identity``.
-The Bot Framework Emulator has no directory; in anonymous loopback mode only, its user is
-``DEPTBOT_TEAMS_EMULATOR_EMAIL`` or, without it, the Emulator's user id when that is an
-address. Anything else is unknown, and the core answers "I don't know who you are".
+The Bot Framework Emulator has no directory; in its mode (``DEPTBOT_TEAMS_ANONYMOUS``, no
+app id, loopback only) the user is ``DEPTBOT_TEAMS_EMULATOR_EMAIL`` and nothing else: no
+request is authenticated there, so nothing it carries (``from.id``, or a member record from
+the serviceUrl it names) may say who is asking, or who reads a group chat or channel
+(readers are "unavailable": answers go 1:1). Without the variable the person is unknown, and
+the core answers "I don't know who you are".
 """
 
 from __future__ import annotations
@@ -53,6 +56,11 @@ from bot.errors import DeptbotError
 from bot.store.conversations import ConversationStore
 
 log = logging.getLogger(__name__)
+
+EMULATOR_USER = "emulator-user"
+"""Who sent an activity in the Emulator mode, as far as keys go (history, links, votes): one
+fixed id, so an address in ``from.id`` can never be taken for the person (the core reads a
+user id with an ``@`` as an e-mail)."""
 
 
 class TeamsBot:
@@ -86,6 +94,10 @@ class TeamsBot:
         self._commands.use_runtime(runtime)
 
     async def on_turn(self, ctx: TurnContext, body: Mapping[str, Any]) -> None:
+        if self._teams.anonymous:  # Emulator mode: the sender's ids are whatever the request says
+            sender = body.get("from")
+            name = str(sender.get("name") or "") if isinstance(sender, Mapping) else ""
+            body = {**body, "from": {"id": EMULATOR_USER, "name": name}}
         kind = body.get("type")
         if kind == ActivityTypes.invoke:
             await self._on_invoke(ctx, body)
@@ -160,7 +172,7 @@ class TeamsBot:
         try:
             if feedback_invoke:
                 feedback = inbound.feedback_from_invoke(body)
-                rid = await self._runtime.quick(self._store.replies.request_id, body.get("replyToId"))
+                rid = await self._runtime.quick(self._store.replies.request_id, _reply_key(body))
                 if feedback is not None and rid is not None:
                     email = await self._email(ctx, body)
                     value, reason = feedback
@@ -197,10 +209,11 @@ class TeamsBot:
             await self._private.answer(ctx, body, answer, message.text)
             return
         response = await ctx.send_activity(to_activity(render.render_answer(answer, kind=kind)))
-        if response is not None and response.id:  # cards keep the answer so a vote can update them
+        key = inbound.reply_key(_conversation(body), response.id if response is not None else None)
+        if key:  # cards keep the answer so a vote can update them
             await self._runtime.quick(
                 self._store.replies.remember,
-                response.id,
+                key,
                 answer.request_id,
                 answer if kind == inbound.CHANNEL else None,
             )
@@ -210,16 +223,19 @@ class TeamsBot:
             )
 
     async def _card_feedback(self, ctx: TurnContext, body: Mapping[str, Any], rid: str, value: str) -> None:
+        """A vote counts only on a reply the bot posted in this conversation, for the request
+        that reply answered (the card's request id alone proves nothing: footers show it)."""
         message_id = body.get("replyToId")
-        known = await self._runtime.quick(self._store.replies.request_id, message_id)
-        if known is not None and known != rid:
-            log.warning("card feedback for %s names request %s; ignored", message_id, rid)
+        key = _reply_key(body)
+        known = await self._runtime.quick(self._store.replies.request_id, key)
+        if known is None or known != rid:
+            log.info("card feedback for message %r naming request %s ignored", message_id, rid)
             return
         email = await self._email(ctx, body)
         await self._runtime.quick(
             self._assistant.feedback, rid, user=email or inbound.user_key(body), value=value
         )
-        answer = await self._runtime.quick(self._store.replies.payload, message_id)
+        answer = await self._runtime.quick(self._store.replies.payload, key)
         if isinstance(answer, Answer) and message_id:
             card = render.card_activity(render.answer_card(answer, voted=value))
             update = to_activity(card)
@@ -236,7 +252,7 @@ class TeamsBot:
         if inbound.conversation_kind(body) == inbound.PERSONAL:
             return None
         where = roster.scope(body)
-        if where is None:
+        if where is None or self._teams.anonymous:  # Emulator mode: no roster is trusted
             return ChannelReaders.unavailable()
 
         async def page(token: str | None, size: int) -> roster.Page:
@@ -253,8 +269,8 @@ class TeamsBot:
     async def _email(self, ctx: TurnContext, body: Mapping[str, Any]) -> str | None:
         sender = body.get("from") or {}
         user_id = str(sender.get("id") or "")
-        if self._teams.anonymous and body.get("channelId") == "emulator":
-            return self._emulator_email(user_id)  # anonymous mode: loopback requests only
+        if self._teams.anonymous:  # Emulator mode: never an identity the request carries
+            return self._teams.emulator_email or None
         conversation = str((body.get("conversation") or {}).get("id") or "")
 
         async def lookup() -> str | None:
@@ -273,18 +289,22 @@ class TeamsBot:
             return None
         return await self._members.email(inbound.tenant_id(body), user_id, lookup)
 
-    def _emulator_email(self, user_id: str) -> str | None:
-        """The Emulator's user: the configured address, else its user id when that is one."""
-        if self._teams.emulator_email:
-            return self._teams.emulator_email
-        return roster.member_email({"email": user_id})
-
     def _connector(self, ctx: TurnContext) -> ConnectorClient:
         """The turn's connector client: botbuilder built it for the authenticated serviceUrl."""
         connector = ctx.turn_state.get(self._adapter.BOT_CONNECTOR_CLIENT_KEY)
         if connector is None:
             raise RuntimeError("this turn has no connector client")
         return connector
+
+
+def _conversation(body: Mapping[str, Any]) -> str:
+    return str((body.get("conversation") or {}).get("id") or "")
+
+
+def _reply_key(body: Mapping[str, Any]) -> str | None:
+    """The reply→request key of the message a vote (``replyToId``) is about, in this conversation."""
+    reply_to = body.get("replyToId")
+    return inbound.reply_key(_conversation(body), reply_to if isinstance(reply_to, str) else None)
 
 
 def _reason(exc: Exception) -> str:

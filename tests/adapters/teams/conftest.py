@@ -11,11 +11,18 @@ name it as their ``serviceUrl``, exactly as Teams names its regional Bot Connect
 Like Teams, the fake connector refuses (400) an activity that breaks a published limit
 (``limits.problems``: citations, AI entity, Adaptive Card basics, size), and every scenario
 ends by asserting that nothing was refused, so each Teams test checks every payload it causes.
+
+Requests are authenticated as in production (``secure``): the bot has an app id, and the
+harness signs every request with a key a loopback OpenID stub publishes
+(``ChannelValidation.open_id_metadata_endpoint`` points there), with the activity's
+serviceUrl as the token's ``serviceurl`` claim. Only tests that opt into the Emulator mode
+(``DEPTBOT_TEAMS_ANONYMOUS``) run without tokens.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 import threading
@@ -30,9 +37,16 @@ import jwt
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from botbuilder.integration.aiohttp import ConfigurationBotFrameworkAuthentication
+from botframework.connector.auth import (
+    AppCredentials,
+    ChannelValidation,
+    PasswordServiceClientCredentialFactory,
+)
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
+from bot.adapters.teams.auth import ANONYMOUS_VAR, TeamsSettings
 from bot.adapters.teams.bot import ENDPOINT_KEY, mount
 from bot.core.pipeline import Assistant
 from bot.settings import Settings
@@ -46,6 +60,13 @@ BOT = {"id": "28:" + APP_ID, "name": "deptbot"}
 TEAM_CHANNEL = "19:general@thread.tacv2"
 TEAM = "19:team@thread.tacv2"
 GROUP_CHAT = "19:groupchat@thread.v2"
+APP_ENV = {  # a single-tenant bot in TENANT: what every harness runs as unless a test opts out
+    "MicrosoftAppId": APP_ID,
+    "MicrosoftAppPassword": "not-a-real-secret",
+    "MicrosoftAppType": "SingleTenant",
+    "MicrosoftAppTenantId": TENANT,
+}
+EMULATOR_ENV = {ANONYMOUS_VAR: "1"}  # the Emulator mode's opt-in (no app id, no tokens)
 
 PEOPLE = {
     "alice": "alice@example.com",  # hr-team
@@ -95,7 +116,8 @@ def activity(
             "isGroup": True,
             "tenantId": TENANT,
         }
-        data.update(channel={"id": TEAM_CHANNEL}, team={"id": TEAM})
+        # Teams names the channel's type; without it only the General channel counts as standard
+        data.update(channel={"id": TEAM_CHANNEL, "type": "standard"}, team={"id": TEAM})
     elif kind == "groupChat":
         conv = {
             "id": GROUP_CHAT,
@@ -240,6 +262,7 @@ class Harness:
     client: TestClient
     connector: FakeConnector
     app: web.Application
+    issuer: TokenIssuer | None = None  # signs each request (None: Emulator mode, no tokens)
 
     @property
     def service_url(self) -> str:
@@ -248,11 +271,25 @@ class Harness:
     def activity(self, text: str, **kw: Any) -> dict[str, Any]:
         return activity(text, service_url=self.service_url, **kw)
 
-    async def post(self, body: Any, *, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    async def post(
+        self, body: Any, *, headers: dict[str, str] | None = None, signed: bool = True
+    ) -> tuple[int, str]:
+        """POST to /api/messages; with an issuer (and unless ``signed`` is False or the test
+        brings its own Authorization header) signed for the activity's serviceUrl."""
         data = body if isinstance(body, str | bytes) else json.dumps(body)
         hdrs = {"Content-Type": "application/json", **(headers or {})}
+        if signed and "Authorization" not in hdrs:
+            hdrs.update(self.signed(body))
         resp = await self.client.post("/api/messages", data=data, headers=hdrs)
         return resp.status, await resp.text()
+
+    def signed(self, body: Any) -> dict[str, str]:
+        """The Authorization header Teams would send with ``body`` ({} in Emulator mode)."""
+        if self.issuer is None:
+            return {}
+        url = body.get("serviceUrl") if isinstance(body, dict) else None
+        token = self.issuer.token(serviceurl=url if isinstance(url, str) else self.service_url)
+        return {"Authorization": f"Bearer {token}"}
 
     async def settle(self) -> None:
         """Wait until every answer in flight has been posted."""
@@ -281,7 +318,40 @@ def make_settings(
     )
 
 
+class _StaticToken(AppCredentials):
+    def get_access_token(self, force_refresh: bool = False) -> str:
+        return "outbound-test-token"
+
+
+class _StaticFactory(PasswordServiceClientCredentialFactory):
+    """Outbound calls carry a static token (MSAL would need login.microsoftonline.com)."""
+
+    async def create_credentials(
+        self, app_id: str, oauth_scope: str, login_endpoint: str, validate_authority: bool
+    ) -> Any:
+        return _StaticToken(app_id=app_id)
+
+
+def secure(settings: Settings, auth: Any = None) -> tuple[Settings, Any, TokenIssuer | None]:
+    """Run as production does: ``settings`` with the app id (unless the test opted into the
+    Emulator mode or brings its own), the Bot Framework authentication ``mount`` gets, and the
+    issuer the harness signs with. A test that passes its own ``auth`` signs its own tokens."""
+    if not settings.env.get("MicrosoftAppId") and not settings.env.get(ANONYMOUS_VAR):
+        settings = dataclasses.replace(settings, env={**settings.env, **APP_ENV})
+    if auth is not None or not settings.env.get("MicrosoftAppId"):
+        return settings, auth, None
+    issuer = token_issuer()
+    ChannelValidation.open_id_metadata_endpoint = issuer.metadata_url  # the keys come from the stub
+    teams = TeamsSettings.from_env(settings.env)
+    auth = ConfigurationBotFrameworkAuthentication(
+        teams.bot_framework_config(),
+        credentials_factory=_StaticFactory(teams.app_id, teams.app_password, teams.app_tenant_id),
+    )
+    return settings, auth, issuer
+
+
 async def _run(scenario: Scenario, assistant: Assistant, settings: Settings, auth: Any = None) -> None:
+    settings, auth, issuer = secure(settings, auth)
     roster = [member(n) for n in ROSTER]
     connector = FakeConnector(
         members={f"29:{n}": member(n) for n in PEOPLE},
@@ -295,7 +365,7 @@ async def _run(scenario: Scenario, assistant: Assistant, settings: Settings, aut
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     try:
-        await scenario(Harness(client=client, connector=connector, app=app))
+        await scenario(Harness(client=client, connector=connector, app=app, issuer=issuer))
         assert connector.invalid == [], "Teams would refuse these activities"
     finally:
         await client.close()
@@ -304,9 +374,10 @@ async def _run(scenario: Scenario, assistant: Assistant, settings: Settings, aut
 
 @pytest.fixture
 def teams(assistant: Assistant, tmp_path: Path, db_backend: DbBackend) -> Callable[..., None]:
-    """Run ``async def scenario(h: Harness)`` against the bot in anonymous (Emulator) mode.
-    Every test using it runs twice: the bot's conversation state in the state folder's
-    SQLite file, then in PostgreSQL (``db_backend``; a test's ``env`` is added to it)."""
+    """Run ``async def scenario(h: Harness)`` against the bot, authenticated as in production
+    (``secure``; ``env=EMULATOR_ENV`` for the Emulator mode). Every test using it runs
+    twice: the bot's conversation state in the state folder's SQLite file, then in
+    PostgreSQL (``db_backend``; a test's ``env`` is added to it)."""
 
     def run(
         scenario: Scenario,
@@ -343,8 +414,22 @@ class TokenIssuer:
         return jwt.encode(payload, key or self.key, algorithm="RS256", headers={"kid": kid or self.kid})
 
 
+_issuer: list[TokenIssuer] = []
+
+
+def token_issuer() -> TokenIssuer:
+    """The process's one key stub (started on first use; a daemon thread)."""
+    if not _issuer:
+        _issuer.append(_start_openid_stub())
+    return _issuer[0]
+
+
 @pytest.fixture(scope="session")
-def openid_stub() -> Any:
+def openid_stub() -> TokenIssuer:
+    return token_issuer()
+
+
+def _start_openid_stub() -> TokenIssuer:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     jwk = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
     jwk.update(kid="test-key-1", use="sig", endorsements=["msteams"])
@@ -375,7 +460,6 @@ def openid_stub() -> Any:
     state["base"] = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield TokenIssuer(
+    return TokenIssuer(
         key=key, kid="test-key-1", metadata_url=state["base"] + "/v1/.well-known/openidconfiguration"
     )
-    server.shutdown()

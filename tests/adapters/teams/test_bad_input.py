@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.adapters.teams.conftest import Harness
+from tests.adapters.teams.conftest import EMULATOR_ENV, Harness
 
 
 @pytest.mark.parametrize(
@@ -92,15 +92,16 @@ def test_unknown_invoke_is_acknowledged_without_a_reply(teams: Callable[..., Non
 
 def test_anonymous_mode_only_talks_to_this_machine(teams: Callable[..., None]) -> None:
     async def scenario(h: Harness) -> None:
-        body = h.activity("hi")
+        body = h.activity("hi", channelId="emulator")
         body["serviceUrl"] = "https://smba.trafficmanager.net/amer/"
         assert (await h.post(body))[0] == 401
-        proxied = await h.post(h.activity("hi"), headers={"X-Forwarded-For": "203.0.113.9"})
+        local = h.activity("hi", channelId="emulator")
+        proxied = await h.post(local, headers={"X-Forwarded-For": "203.0.113.9"})
         assert proxied[0] == 401
         await h.settle()
         assert h.connector.posted == []
 
-    teams(scenario)
+    teams(scenario, env=EMULATOR_ENV)
 
 
 def test_empty_mention_gets_help_not_an_error(teams: Callable[..., None]) -> None:

@@ -15,7 +15,7 @@ from bot.errors import ConfigError
 from tests.adapters.teams.conftest import APP_ID, GROUP_CHAT, TENANT, Harness, make_settings
 from tests.fakes import MemoryAudit
 
-EMULATOR_VAR = "DEPTBOT_TEAMS_EMULATOR_EMAIL"  # who the Emulator user is (anonymous mode only)
+EMULATOR_VAR = "DEPTBOT_TEAMS_EMULATOR_EMAIL"  # who the Emulator user is (Emulator mode only)
 EMULATOR_USER = "5e3a9d0e-2c4b-4f7e-9a31-6b2d8c1f0e47"
 
 
@@ -62,13 +62,13 @@ def test_feedback_invoke_answers_200_with_an_empty_json_object(
             replyToId=answer.id,
             value={"actionName": "feedback", "actionValue": {"reaction": "like", "feedback": "{}"}},
         )
-        resp = await h.client.post("/api/messages", json=invoke)
+        resp = await h.client.post("/api/messages", json=invoke, headers=h.signed(invoke))
         assert resp.status == 200
         assert resp.content_type == "application/json" and await resp.text() == "{}"
         assert [f[2] for f in audit.feedback] == ["up"]
         # feedback that cannot be matched to an answer gets the same reply
         invoke.update(replyToId="unknown", value="nonsense")
-        resp = await h.client.post("/api/messages", json=invoke)
+        resp = await h.client.post("/api/messages", json=invoke, headers=h.signed(invoke))
         assert (resp.status, await resp.text()) == (200, "{}")
 
     teams(scenario)
@@ -117,47 +117,7 @@ def test_group_chat_without_channel_data_reads_the_roster_without_a_traceback(
 # ── 5. the Bot Framework Emulator ──────────────────────────────────────────────────────
 
 
-def test_emulator_user_is_the_configured_email_in_anonymous_mode(
-    teams: Callable[..., None], audit: MemoryAudit
-) -> None:
-    async def scenario(h: Harness) -> None:
-        posted = await h.ask(emulator_activity(h, "How many vacation days do I get?"))
-        assert "25 days" in posted[-1].body["text"]
-        assert audit.entries[-1].user == "alice@example.com"
-        assert h.connector.lookups == []  # the Emulator has no directory to ask
-
-    teams(scenario, env={EMULATOR_VAR: "Alice@Example.com"})
-
-
-def test_emulator_without_an_email_is_not_identified(teams: Callable[..., None], audit: MemoryAudit) -> None:
-    async def scenario(h: Harness) -> None:
-        posted = await h.ask(emulator_activity(h, "How many vacation days do I get?"))
-        assert "25 days" not in posted[-1].body["text"]
-        assert audit.entries[-1].decision == "denied" and audit.entries[-1].user != "alice@example.com"
-
-    teams(scenario)
-
-
-def test_emulator_user_id_that_is_an_email_names_the_person(
-    teams: Callable[..., None], audit: MemoryAudit
-) -> None:
-    """Without the variable, an Emulator user id set to an address (Emulator settings) is used."""
-
-    async def scenario(h: Harness) -> None:
-        await h.ask(emulator_activity(h, "How many vacation days do I get?", user="carol@example.com"))
-        assert audit.entries[-1].user == "carol@example.com"
-
-    teams(scenario)
-
-
-def test_the_emulator_email_never_applies_to_teams_activities(
-    teams: Callable[..., None], audit: MemoryAudit
-) -> None:
-    async def scenario(h: Harness) -> None:
-        await h.ask(h.activity("How many vacation days do I get?", user="mallory"))
-        assert audit.entries[-1].user == "mallory@elsewhere.test"  # looked up, not the Emulator's
-
-    teams(scenario, env={EMULATOR_VAR: "alice@example.com"})
+# The Emulator mode's identity rules are in test_emulator_mode.py (reviewer R2, finding 5).
 
 
 def test_the_emulator_email_is_refused_with_an_app_id(tmp_path: Path) -> None:

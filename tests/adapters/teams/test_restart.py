@@ -1,6 +1,6 @@
 """Teams state survives a restart: a new endpoint on the same state folder carries on.
 
-Through the real endpoint (anonymous Emulator mode) and one fake Bot Connector that lives
+Through the real endpoint (authenticated as in production) and one fake Bot Connector that lives
 across both servers, as Teams does. Before the restart: a confidential answer 1:1, a card
 answer in a channel, and a 1:1 chat with carol. After it (a new ``mount`` on the same
 ``state_dir``): the follow-up's history still carries the earlier answer *with its label*,
@@ -33,6 +33,7 @@ from tests.adapters.teams.conftest import (
     Harness,
     make_settings,
     member,
+    secure,
 )
 from tests.fakes import CONFIDENTIAL_DOC, FakeRetriever, MemoryAudit, RecordingGenerator, add_document
 
@@ -44,12 +45,13 @@ async def _serving(
     scenario: Callable[[Harness], Awaitable[None]],
 ) -> None:
     """One server process's lifetime: mount, run, shut down (drain + cleanup hooks)."""
+    settings, auth, issuer = secure(settings)
     app = web.Application()
-    mount(app, assistant=assistant, settings=settings)
+    mount(app, assistant=assistant, settings=settings, auth=auth)
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     try:
-        await scenario(Harness(client=client, connector=connector, app=app))
+        await scenario(Harness(client=client, connector=connector, app=app, issuer=issuer))
     finally:
         await client.close()
 

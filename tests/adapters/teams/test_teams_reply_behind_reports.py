@@ -30,6 +30,7 @@ from tests.adapters.teams.conftest import (
     Harness,
     make_settings,
     member,
+    secure,
 )
 from tests.pg_fixtures import DbBackend
 
@@ -37,11 +38,11 @@ from tests.pg_fixtures import DbBackend
 def test_a_teams_question_is_answered_while_console_reports_hold_their_threads(
     assistant: Assistant, tmp_path: Path, db_backend: DbBackend
 ) -> None:
-    settings = make_settings(tmp_path, db_backend.env)
+    settings, auth, issuer = secure(make_settings(tmp_path, db_backend.env))
     seen: dict[str, Any] = {}
 
     def teams(app: web.Application) -> None:
-        mount(app, assistant=assistant, settings=settings)
+        mount(app, assistant=assistant, settings=settings, auth=auth)
 
     async def scenario() -> None:
         roster = [member(n) for n in ROSTER]
@@ -56,7 +57,7 @@ def test_a_teams_question_is_answered_while_console_reports_hold_their_threads(
         app = build_app(assistant=assistant, settings=settings, mounts=mounts, host="127.0.0.1")
         client = TestClient(TestServer(app, host="127.0.0.1"))
         await client.start_server()
-        h = Harness(client=client, connector=connector, app=app)
+        h = Harness(client=client, connector=connector, app=app, issuer=issuer)
         held, cookies, busy = hold_reports(app)
 
         async def report() -> int:
