@@ -7,6 +7,12 @@ RESTRICTED, so a broken detector can only make routing stricter, and so does an 
 turn that arrives without a label: an adapter that forgets to carry the label (or a
 future one that never did) cannot send a restricted answer to a cloud model as history.
 Adapters build history with ``answer_turns`` so the label travels with the text.
+
+An answer given under a department's ``route: private`` pin, or written by the private
+model for any reason, is held at least CONFIDENTIAL (``held_label``): as history it then
+keeps a follow-up on the private model (or sources only) whatever department the
+follow-up goes to, so the private answer never reaches a cloud model. Labelling rather
+than dropping such turns keeps follow-ups useful where a private model exists.
 """
 
 from __future__ import annotations
@@ -54,6 +60,19 @@ def request_label(
     return label, tuple(reasons)
 
 
+PRIVATE_ONLY = Classification.CONFIDENTIAL
+"""The least label of anything a private pin or the private model produced."""
+
+
+def held_label(label: Classification, *, pin: str | None, route: str = "") -> Classification:
+    """The label an answer carries into history: ``label``, raised to ``PRIVATE_ONLY`` when
+    the department is pinned private (whatever answered: model, extractive, sources only,
+    "I don't know" naming titles) or the private model wrote it (``route == "private"``)."""
+    if pin == "private" or route == "private":
+        return max(label, PRIVATE_ONLY)
+    return label
+
+
 def turn_label(turn: Turn) -> Classification:
     """A turn's recorded label; an assistant turn without one counts as RESTRICTED."""
     if turn.label is not None:
@@ -62,5 +81,6 @@ def turn_label(turn: Turn) -> Classification:
 
 
 def answer_turns(question: str, answer: Answer) -> tuple[Turn, Turn]:
-    """The two history turns for an exchange, the answer carrying its sensitivity label."""
+    """The two history turns for an exchange, the answer carrying its sensitivity label
+    (stores keep the latest turns, so a question never stays without its answer)."""
     return Turn("user", question), Turn("assistant", answer.text, label=answer.classification)

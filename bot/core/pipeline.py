@@ -21,7 +21,7 @@ from bot.config import Company, Department
 from bot.core import citations, confidence, replies, routing, skeleton, templates
 from bot.core.access import CHANNEL_REASONS, AccessPolicy, GroupDirectory
 from bot.core.caching import CacheGate
-from bot.core.labels import DepartmentLabel, request_label
+from bot.core.labels import DepartmentLabel, held_label, request_label
 from bot.core.ports import (
     AdminNotices,
     AnswerCache,
@@ -53,7 +53,14 @@ from bot.core.types import (
     Status,
     Timings,
 )
-from bot.errors import AccessDenied, DeptbotError, ProviderUnavailable, RefreshBusy, UsageError
+from bot.errors import (
+    AccessDenied,
+    DeptbotError,
+    KnowledgeError,
+    ProviderUnavailable,
+    RefreshBusy,
+    UsageError,
+)
 from bot.observability import REQUEST_ID, ObservedIndexer, Observer, notify
 
 if TYPE_CHECKING:
@@ -419,17 +426,29 @@ class Assistant:
             chunks: list[SourceChunk] | None = None
         else:
             query = text
+            compared: list[Department] = []
+            sat_out: list[DeptbotError] = []  # why departments without a usable index sit out
             for dept in routed:
                 try:
                     self._ensure_index(dept)
-                except ProviderUnavailable:
-                    # Its embedder cannot load (the refresh told its admins): compared with the
-                    # index it serves, which the retriever leaves out if it needs that embedder
-                    # (``bot.knowledge.outages``); no index at all: the refusal, as before.
+                except (ProviderUnavailable, KnowledgeError) as exc:
+                    # Its refresh failed (the refresh told its admins). No index at all: compared
+                    # anyway, the retriever leaves it out and tells its admins once (index-missing,
+                    # ``bot.knowledge.outages``). An embedder that cannot load: compared with the
+                    # index it serves, which the retriever leaves out if it needs that embedder.
+                    # Any other failure (its folder gone or unreadable): not searched at all,
+                    # never answered from an index nobody could check (fail closed).
                     if self._retriever.index_version(dept.name) is None:
-                        raise
-            scopes = {d.name: ctx.config.policy.scope(principal, d) for d in routed}
-            route = routing.best_department(query, routed, scopes, self._retriever, top_k=self._top_k)
+                        sat_out.append(exc)
+                    elif not isinstance(exc, ProviderUnavailable):
+                        self._unchecked(dept, exc)
+                        sat_out.append(exc)
+                        continue
+                compared.append(dept)
+            if len(sat_out) == len(routed):
+                raise sat_out[0]  # nobody left to ask: the refusal, as before
+            scopes = {d.name: ctx.config.policy.scope(principal, d) for d in compared}
+            route = routing.best_department(query, compared, scopes, self._retriever, top_k=self._top_k)
             ctx.department = route.department
             ctx.decision = ctx.config.policy.may_ask(principal, route.department, message.channel)
             chunks = list(route.probe)
@@ -487,7 +506,9 @@ class Assistant:
             request_id=ctx.request_id,
             department=dept.name,
             department_title=dept.title,
-            classification=label,
+            # held at least confidential under a private pin or from the private model, so as
+            # history it never reaches a cloud model (``bot.core.labels.held_label``)
+            classification=held_label(label, pin=dept.route, route=generation.route if generation else ""),
             created=self._clock(),
             timings=Timings(got.ms, (time.perf_counter() - t1) * 1000, ctx.elapsed_ms()),
         )
@@ -570,6 +591,22 @@ class Assistant:
                     raise  # nothing to answer from yet: "already refreshing, try again"
                 log.info("%s is refreshing elsewhere; answering from its current index", dept.name)
 
+    def _unchecked(self, dept: Department, exc: DeptbotError) -> None:
+        """``dept`` serves an index its refresh could not check (its folder gone or unreadable):
+        it sits out auto-routed questions; its admins are told (the notice store keeps one a day)."""
+        log.warning("%s left out of an auto-routed question: %s", dept.name, type(exc).__name__)
+        if self._notices is None:
+            return
+        text = (
+            f"{dept.name}: its index could not be checked ({exc.user_message}), so questions "
+            f"routed automatically leave {dept.name} out and questions asked to it are refused "
+            "until a refresh succeeds."
+        )
+        try:
+            self._notices.notify(dept.name, "refresh-failed", text)
+        except Exception:
+            log.exception("could not record an admin notice for %s", dept.name)
+
     def _placed(self, ctx: _Ctx, answer: Answer, used: Sequence[SourceChunk]) -> Answer:
         """Stamp the audiences of every chunk whose text or title reached ``answer`` and
         decide whether everyone in the conversation may read it (a DM always may)."""
@@ -610,7 +647,7 @@ class Assistant:
         label, _ = request_label(self._classifier, text, dept, (), ctx.message.history)
         answer = replace(
             hit,
-            classification=max(label, hit.classification),
+            classification=max(held_label(label, pin=dept.route), hit.classification),
             request_id=ctx.request_id,
             cache_hit=True,
             timings=Timings(0.0, 0.0, ctx.elapsed_ms()),
@@ -682,7 +719,7 @@ class Assistant:
             route="none",
             timings=Timings(got.ms, 0.0, ctx.elapsed_ms()),
             low_confidence=True,
-            classification=label,
+            classification=held_label(label, pin=dept.route),
             created=self._clock(),
             alternative_department=route.alternative.name if route.alternative else None,
         )

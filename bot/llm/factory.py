@@ -4,10 +4,15 @@ router over them, the usage store and the answer cache. Called by ``bot/wiring.p
 A provider is configured when its key (cloud) or URL (private) is in ``Settings.env``;
 nothing here reads ``os.environ``, and keys are never echoed (``provider_status`` shows
 the endpoint host only).
+
+Proxies: the cloud SDKs follow ``HTTP(S)_PROXY``/``ALL_PROXY``/``NO_PROXY`` (a corporate
+egress proxy is legitimate for them, and ``check`` names it); the private endpoint never
+does (``OpenAIProvider(direct=True)``), and ``check`` says so when such a variable is set.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from urllib.parse import urlparse
 
 from bot.core.ports import AnswerCache, Generator
@@ -23,6 +28,43 @@ MAX_RETRY_WAIT = 10.0  # seconds: cap on a server's retry-after within one call
 
 def _host(url: str | None, default: str) -> str:
     return urlparse(url).netloc or url if url else default
+
+
+PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy")
+
+
+def env_proxy(url: str, env: Mapping[str, str]) -> str | None:
+    """The proxy (``host:port``, never credentials) the SDKs' httpx would use for ``url``
+    under ``env``, or None. Lower-case names win, as in ``urllib.request``."""
+    found: dict[str, str] = {}
+    for name, value in env.items():
+        low = name.lower()
+        if value and (low in PROXY_VARS or low == "no_proxy") and (name == low or low not in found):
+            found[low] = value
+    parsed = urlparse(url)
+    proxy = found.get(f"{parsed.scheme or 'https'}_proxy") or found.get("all_proxy")
+    if not proxy:
+        return None
+    if _bypassed(parsed.hostname or "", found.get("no_proxy", "")):
+        return None
+    where = urlparse(proxy if "://" in proxy else f"http://{proxy}")
+    if not where.hostname:
+        return "?"
+    return where.hostname + (f":{where.port}" if where.port else "")
+
+
+def _bypassed(host: str, no_proxy: str) -> bool:
+    """``NO_PROXY`` as curl and httpx read it: ``*``, a host, or a domain suffix."""
+    for entry in (e.strip().lower() for e in no_proxy.split(",")):
+        name = entry.split("://")[-1].split(":")[0].lstrip(".")
+        if entry == "*" or (name and (host == name or host.endswith("." + name))):
+            return True
+    return False
+
+
+def _via(url: str, env: Mapping[str, str]) -> str:
+    proxy = env_proxy(url, env)
+    return f"; via proxy {proxy} (from the environment)" if proxy else ""
 
 
 def build_providers(settings: Settings) -> list[ChatProvider]:
@@ -72,6 +114,7 @@ def build_providers(settings: Settings) -> list[ChatProvider]:
                 max_retries=retries,
                 timeout=timeout,
                 max_retry_wait=wait,
+                direct=True,  # confidential prompts never go through an environment proxy
             )
         )
     return out
@@ -130,20 +173,27 @@ def provider_status(settings: Settings) -> list[tuple[str, bool, str]]:
 
     out: list[tuple[str, bool, str]] = []
     if env.get("ANTHROPIC_API_KEY"):
+        url = env.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com"
         host = _host(env.get("ANTHROPIC_BASE_URL"), "api.anthropic.com")
-        out.append(("anthropic", True, f"{host}; {models('anthropic')}"))
+        out.append(("anthropic", True, f"{host}; {models('anthropic')}{_via(url, env)}"))
     else:
         out.append(("anthropic", False, "set ANTHROPIC_API_KEY to enable"))
     if env.get("OPENAI_API_KEY"):
-        out.append(
-            ("openai", True, f"{_host(env.get('OPENAI_BASE_URL'), 'api.openai.com')}; {models('openai')}")
-        )
+        url = env.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+        host = _host(env.get("OPENAI_BASE_URL"), "api.openai.com")
+        out.append(("openai", True, f"{host}; {models('openai')}{_via(url, env)}"))
     else:
         out.append(("openai", False, "set OPENAI_API_KEY to enable"))
     if env.get("DEPTBOT_PRIVATE_LLM_URL"):
         key = "with key" if env.get("DEPTBOT_PRIVATE_LLM_KEY") else "no key"
+        ignored = [n for n in env if n.lower() in PROXY_VARS and env[n]]
+        direct = f"; direct, ignoring {', '.join(sorted(ignored))}" if ignored else ""
         out.append(
-            ("private", True, f"{_host(env['DEPTBOT_PRIVATE_LLM_URL'], '')} ({key}); {models('private')}")
+            (
+                "private",
+                True,
+                f"{_host(env['DEPTBOT_PRIVATE_LLM_URL'], '')} ({key}); {models('private')}{direct}",
+            )
         )
     else:
         out.append(("private", False, "set DEPTBOT_PRIVATE_LLM_URL to enable (confidential data needs it)"))

@@ -5,12 +5,21 @@ The two differ only in name, trust tier, base URL/key, and the output-limit fiel
 OpenAI's current models take ``max_completion_tokens``; compatible servers reliably
 understand ``max_tokens``. Streaming asks for usage in the last chunk
 (``stream_options.include_usage``); a server that sends none is recorded with estimates.
+
+The private endpoint gets ``direct=True``: its HTTP client ignores ``HTTP(S)_PROXY`` and
+``ALL_PROXY`` from the environment. Confidential prompts go to it precisely so that they
+stay on the company's own network; a machine-wide egress proxy (set for the cloud
+providers) would otherwise receive them in clear text. httpx uses environment proxies
+only when no transport is passed (``allow_env_proxies = trust_env and transport is
+None``), so an explicit transport turns them off while ``SSL_CERT_FILE``/``SSL_CERT_DIR``
+(an internal CA) still apply; ``trust_env=False`` would drop those too.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import httpx2  # the openai SDK's HTTP library (its own dependency): for the transport only
 import openai
 
 from bot.core.ports import DeltaFn
@@ -48,9 +57,15 @@ class OpenAIProvider:
         timeout: float = 30.0,
         max_retry_wait: float = 10.0,
         limit_field: str | None = None,
+        direct: bool = False,
     ) -> None:
         self.name = name
         self.trust = trust
+        self.direct = direct
+        http_client = None
+        if direct:  # never through an environment proxy (module docstring)
+            limits = httpx2.Limits(max_connections=100, max_keepalive_connections=20)
+            http_client = openai.DefaultHttpxClient(transport=httpx2.HTTPTransport(limits=limits))
         # Pass everything explicitly so the SDK never falls back to os.environ.
         self._client = DeptbotOpenAI(
             api_key=api_key,
@@ -59,6 +74,7 @@ class OpenAIProvider:
             project=None,
             max_retries=max_retries,
             timeout=timeout,
+            http_client=http_client,
         )
         self._client.max_retry_wait = max_retry_wait
         self._limit_field = limit_field or ("max_completion_tokens" if trust == "cloud" else "max_tokens")

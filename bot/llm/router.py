@@ -33,6 +33,13 @@ down is not retried within the request).
 Before each provider call the estimated tokens/cost are reserved against the daily
 budgets; over budget raises ``BudgetExceeded`` without calling anyone. Every attempt is
 recorded in the usage store, including refusals and skips (open circuit, deadline).
+
+A failed call is charged as providers bill it (``failed_charge``): a stream cut, our
+deadline or a timeout mid-stream costs the input estimate plus the output streamed so
+far; a non-streaming timeout keeps its whole reservation (the model may have written
+the full answer); only a refusal before any output (auth, unknown model, bad request,
+rate limit, connection, server error) settles at zero. Otherwise repeated failures
+could stream answers forever without ever reaching a budget.
 """
 
 from __future__ import annotations
@@ -51,7 +58,7 @@ from bot.core.ports import DeltaFn, Generator
 from bot.core.types import Classification, Generation, GenerationRequest, Usage
 from bot.errors import BudgetExceeded, ProviderError, ProviderUnavailable
 from bot.llm.config import TIERS, LLMConfig
-from bot.llm.prompts import Prompt, build_prompt, rules
+from bot.llm.prompts import Prompt, build_prompt, count_tokens, rules
 from bot.llm.provider import ChatProvider, CircuitBreaker, Unavailable, failure_kind
 from bot.sensitivity.redact import (
     PII_DETECTORS,
@@ -63,6 +70,27 @@ from bot.sensitivity.redact import (
 from bot.store.usage import Attempt, BudgetLimits, UsageLedger
 
 log = logging.getLogger(__name__)
+
+# Failure kinds a provider refuses before generating anything (not billed by providers).
+NOT_BILLED = frozenset(
+    {"auth", "unknown-model", "bad-request", "too-long", "rate-limited", "connection", "server-error"}
+)
+
+
+def failed_charge(kind: str, *, est_in: int, seen: str, streaming: bool, max_tokens: int) -> tuple[int, int]:
+    """(input, output) tokens to charge for a failed call whose failure kind is ``kind``.
+
+    ``seen``: the output streamed before the failure. Fails closed: an unknown kind is
+    charged, and a non-streaming timeout keeps the whole output reservation. Output is
+    capped at ``max_tokens`` (what the provider may bill, and what was reserved), so a
+    charge never exceeds its reservation and a budget is never overspent.
+    """
+    out = min(count_tokens(seen), max_tokens) if seen else 0
+    if kind in NOT_BILLED and not seen:
+        return 0, 0
+    if kind == "timeout" and not streaming:
+        return est_in, max_tokens
+    return est_in, out
 
 
 @dataclass(frozen=True)
@@ -343,8 +371,10 @@ class Router:
         deadline = self._mono() + remaining
         sink = on_delta
         restorer = redaction.stream(on_delta) if redaction and on_delta is not None else None
+        seen: list[str] = []  # output the model produced before any failure: it is billed
 
         def guarded(delta: str) -> None:
+            seen.append(delta)
             if self._mono() > deadline:
                 raise Unavailable("deadline", "The AI model took too long to answer.")
             assert sink is not None
@@ -363,14 +393,23 @@ class Router:
             error = exc if isinstance(exc, ProviderError) else ProviderError("The AI model failed.")
             if not isinstance(exc, ProviderError):
                 log.exception("provider %s raised an unexpected error", provider.name)
+            kind = failure_kind(error)
+            tokens_in, tokens_out = failed_charge(
+                kind,
+                est_in=est_in,
+                seen="".join(seen),
+                streaming=on_delta is not None,
+                max_tokens=cfg.max_tokens,
+            )
+            charged = Usage(tokens_in, tokens_out, price.cost(tokens_in, tokens_out))
             if reservation is not None and self._usage is not None:
-                self._usage.settle(reservation, tokens=0, cost=0.0)
+                self._usage.settle(reservation, tokens=tokens_in + tokens_out, cost=charged.cost)
             self.breaker.failure(provider.name)
             latency = (self._mono() - started) * 1000
             self._record(
-                request, request_id, plan, provider.name, model, failure_kind(error), latency=latency
+                request, request_id, plan, provider.name, model, kind, usage=charged, latency=latency
             )
-            return error, 0.0
+            return error, charged.cost
         if restorer is not None:
             restorer.flush()
         latency = (self._mono() - started) * 1000
