@@ -354,6 +354,7 @@ class ConfigWatcher:
         self._signature = signature(self._root)
         self._invalid = False
         self._schedules_owed = False  # on_applied failed: call it again at every poll
+        self._owed_polls = 0  # polls since the failure was first logged (one reminder an hour)
         self._first = True  # the first poll checks even without a change: the files may have
         # changed between loading the assistant's configuration and starting the watcher
         self._lock = threading.Lock()
@@ -398,9 +399,12 @@ class ConfigWatcher:
             self._on_applied(self._assistant.company)
         except Exception:
             self._schedules_owed = True
-            if owed:  # told already: keep the log quiet at one line per poll
-                log.warning("still could not apply the configuration's schedules; retrying")
+            if owed:  # told already: one reminder line an hour, not one per poll
+                self._owed_polls += 1
+                if self._owed_polls % max(1, int(3600 / max(self.interval, 1.0))) == 0:
+                    log.warning("still could not apply the configuration's schedules; retrying")
                 return
+            self._owed_polls = 0
             log.exception("could not apply the new configuration's schedules; retrying at every poll")
             self._notify(
                 None,

@@ -177,3 +177,22 @@ def test_a_crashing_server_logs_its_frames_at_error_without_the_text(
     assert records and all(r.levelname == "ERROR" for r in records)
     assert "boom" in caplog.text  # the frame that failed
     assert "PERSONAL-TEXT-7f3a" not in caplog.text
+
+
+def test_a_server_failing_on_a_system_call_logs_its_frames_at_error(
+    run, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    """Review R3: EMFILE/ENOSPC inside ``serve`` took the OSError branch, whose frames were
+    logged only at -vv and whose exit said "usage"; a server's crash may not repeat."""
+    import errno
+
+    def boom(args: object, settings: object) -> int:
+        raise OSError(errno.EMFILE, "Too many open files", "/srv/deptbot/state/cache.db")
+
+    monkeypatch.setattr("bot.cli.parser.cmd_serve", boom)
+    with caplog.at_level("WARNING", logger="bot"):
+        code, _, err = run("serve")
+    assert code == 1
+    _one_line(err)
+    records = [r for r in caplog.records if r.exc_info]
+    assert records and all(r.levelname == "ERROR" for r in records)

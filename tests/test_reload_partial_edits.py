@@ -170,3 +170,27 @@ def test_failed_on_applied_is_retried_at_the_next_poll(
     assert calls == [60, 60]  # and not again once it worked
     kinds = [n.kind for n in notices.items]
     assert kinds == ["config-reloaded", "config-schedules-failed", "config-schedules-applied"]
+
+
+def test_a_schedule_failure_that_persists_is_logged_once_an_hour_not_every_poll(
+    assistant: Assistant, company: Company, notices: MemoryNotices, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Review R3: every 2 s poll logged a warning while the schedules stayed unapplied
+    (~43,000 lines a day); one reminder an hour now, the retries continue."""
+    calls: list[int] = []
+
+    def on_applied(served: Company) -> None:
+        calls.append(1)
+        raise RuntimeError("scheduler down")
+
+    watcher = ConfigWatcher(
+        assistant=assistant, root=company.root, notices=notices, interval=2, on_applied=on_applied
+    )
+    _write(company, "eng.yaml", DEPT["eng"] + "refresh: 60\n")
+    with caplog.at_level("WARNING", logger="bot.reload"):
+        watcher.poll()
+        for _ in range(100):
+            watcher.poll()
+    assert len(calls) == 101  # retried at every poll
+    reminders = [r for r in caplog.records if "still could not apply" in r.getMessage()]
+    assert reminders == []  # 100 polls of 2 s: under an hour

@@ -115,9 +115,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 141
     except OSError as exc:
-        log.debug("command failed on a system call", exc_info=True)  # types and frames only
+        serving = getattr(args, "command", "") == "serve"  # a running server's, not a path typo
+        log.log(logging.ERROR if serving else logging.DEBUG, "command failed on a system call", exc_info=True)
         _err(_system_problem(exc))
-        return EXIT_USAGE if exc.filename is not None and exc.errno in _PATH_ERRNOS else EXIT_ERROR
+        path_error = exc.filename is not None and exc.errno in _PATH_ERRNOS
+        return EXIT_USAGE if path_error and not serving else EXIT_ERROR
     except Exception as exc:
         # A bug. The exception's text may quote a question or a document, so the person
         # sees its type at most in the logs: -vv logs the frames (``bot.logs`` withholds

@@ -434,13 +434,13 @@ class Assistant:
                 except (ProviderUnavailable, KnowledgeError) as exc:
                     # Its refresh failed (the refresh told its admins). No index at all: compared
                     # anyway, the retriever leaves it out and tells its admins once (index-missing,
-                    # ``bot.knowledge.outages``). An embedder that cannot load: compared with the
-                    # index it serves, which the retriever leaves out if it needs that embedder.
-                    # Any other failure (its folder gone or unreadable): not searched at all,
-                    # never answered from an index nobody could check (fail closed).
+                    # ``bot.knowledge.outages``). Otherwise (its folder gone or unreadable, the
+                    # embedder it is now set to unable to load): not searched at all, never
+                    # answered from an index its own check refused, as a question named to it is
+                    # refused (fail closed).
                     if self._retriever.index_version(dept.name) is None:
                         sat_out.append(exc)
-                    elif not isinstance(exc, ProviderUnavailable):
+                    else:
                         self._unchecked(dept, exc)
                         sat_out.append(exc)
                         continue
@@ -581,8 +581,6 @@ class Assistant:
         first = self._check_staleness and dept.name not in self._stale_checked
         if not (missing or first):
             return
-        if first:
-            self._stale_checked.add(dept.name)
         if missing or self._indexer.status(dept).stale:
             try:
                 self._refresher.refresh(dept, progress=self.index_progress)
@@ -590,6 +588,11 @@ class Assistant:
                 if missing:
                     raise  # nothing to answer from yet: "already refreshing, try again"
                 log.info("%s is refreshing elsewhere; answering from its current index", dept.name)
+        if first:
+            # Only once the check passed: a failed one (its folder gone, its embedder unable to
+            # load) is tried again by the next question, which is refused or left out in turn,
+            # never answered from the index nobody could check.
+            self._stale_checked.add(dept.name)
 
     def _unchecked(self, dept: Department, exc: DeptbotError) -> None:
         """``dept`` serves an index its refresh could not check (its folder gone or unreadable):

@@ -177,11 +177,12 @@ def test_a_stale_department_whose_refresh_cannot_embed_still_sits_out(
     world: tuple[World, Unloadable],
 ) -> None:
     """One-shot commands check staleness before the first question: hr's refresh fails on its
-    embedder (admins hear "refresh-failed"), and the question goes on without hr."""
+    embedder (admins hear "refresh-failed"), and the question goes on without hr: it is not
+    searched at all (its own check failed), as a question named to it is refused."""
     w, broken = world
     (w.root / "knowledge" / "hr" / "time-off.md").write_text("# Time off\nEveryone gets 30 days.\n")
     answer = w.ask("carol@example.com", MEALS)
     assert answer.status is Status.ANSWERED and answer.department == "finance"  # type: ignore[attr-defined]
     kinds = {(n.department, n.kind) for n in w.notices.recent(limit=100)}
-    assert {("hr", "refresh-failed"), ("hr", NOTICE_KIND)} <= kinds
-    assert broken.calls >= 2  # the refresh, then the question
+    assert ("hr", "refresh-failed") in kinds
+    assert broken.calls >= 1  # the refresh tried the embedder

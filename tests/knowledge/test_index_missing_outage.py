@@ -173,3 +173,50 @@ def test_an_embedder_that_cannot_load_and_no_index_sits_out_too(
     assert [d for d, _ in w.told()] == ["hr"]
     with pytest.raises(ProviderUnavailable):
         w.ask("How many vacation days do I get?", department="hr")
+
+
+def test_a_gone_folder_keeps_its_department_out_for_every_later_question_too(
+    tmp_path: Path, company: Company, wordllama: Embedder
+) -> None:
+    """Review R3: the one-shot staleness check was recorded before it ran, so only the
+    first question in a process left the department out; the second (and a question named
+    to it) were answered from the index of a folder that no longer exists."""
+    w = World(tmp_path, company)
+    for dept in company:
+        w.kb.refresh(dept)
+    shutil.rmtree(tmp_path / "knowledge" / "hr")
+    question = "How many vacation days can be carried over to next year?"
+    for _ in range(2):
+        assert w.ask(question).department != "hr"  # type: ignore[attr-defined]
+    with pytest.raises(KnowledgeError):
+        w.ask(question, department="hr")
+
+
+class _Unloadable:
+    name, dim, is_cloud = "minilm", 256, False
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        raise ProviderUnavailable("The minilm embedder is not installed.")
+
+
+def test_a_department_whose_new_embedder_cannot_load_sits_out_as_its_named_question_is_refused(
+    tmp_path: Path, wordllama: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review R3: hr switched to an embedder that cannot load keeps its wordllama index. A
+    question named to hr is refused (its refresh cannot run); an auto-routed one used to be
+    answered by hr from that index. Both now agree: hr is left out."""
+    make_company(tmp_path)
+    company = load_company(tmp_path / "departments")
+    w = World(tmp_path, company)
+    for dept in company:
+        w.kb.refresh(dept)
+    hr_file = tmp_path / "departments" / "hr.yaml"
+    hr_file.write_text(hr_file.read_text() + "embedder: minilm\n")
+    monkeypatch.setitem(embedders._INSTANCES, "minilm", _Unloadable())
+    w = World(tmp_path, load_company(tmp_path / "departments"))
+    with pytest.raises(ProviderUnavailable):
+        w.ask("How many vacation days do I get?", department="hr")
+    w = World(tmp_path, load_company(tmp_path / "departments"))
+    auto = w.ask("How many vacation days do I get?")
+    assert auto.department != "hr"  # type: ignore[attr-defined]
+    assert w.told("refresh-failed")
