@@ -6,34 +6,17 @@ in the same edit take effect, and the admins' notices say what was actually appl
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 
 from bot.config import Company
 from bot.core.pipeline import Assistant
-from bot.core.types import Answer, Status
-from bot.core.types import Message as Msg
+from bot.core.types import Status
 from bot.reload import ConfigWatcher
 from bot.store.notices import MemoryNotices
-from tests.fakes import CANARIES, DEPARTMENTS, GROUPS
+from tests.fakes import GROUPS
+from tests.test_reload import DEPT, _ask, _sees_payroll, _write
 
-DEPT = {name: textwrap.dedent(body) for name, body in DEPARTMENTS.items()}
-PAYROLL = "payroll salary band L3 and payroll dates code"
 NO_CAROL = GROUPS.replace("finance-admins: [carol@example.com]", "finance-admins: []")
-
-
-def _ask(assistant: Assistant, user: str, text: str, department: str, **kw: object) -> Answer:
-    return assistant.ask(Msg(user_id=user, email=user, text=text, department=department, **kw))  # type: ignore[arg-type]
-
-
-def _sees_payroll(assistant: Assistant, user: str) -> bool:
-    answer = _ask(assistant, user, PAYROLL, "finance")
-    return answer.status != Status.DENIED and CANARIES["payroll"] in repr(answer)
-
-
-def _write(company: Company, name: str, text: str) -> None:
-    (company.root / name).write_text(textwrap.dedent(text))
 
 
 @pytest.fixture

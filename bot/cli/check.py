@@ -149,10 +149,11 @@ class _Embedders:
     def problem(self, name: str) -> str | None:
         from bot.knowledge.embedders import embedder_problem
 
-        key = name.strip().lower()
-        if key not in self._checked:
-            self._checked[key] = embedder_problem(name)
-        return self._checked[key]
+        # names arrive normalised: department files lower-case them at load, settings
+        # accept only the exact names
+        if name not in self._checked:
+            self._checked[name] = embedder_problem(name)
+        return self._checked[name]
 
     def _settings_source(self) -> tuple[str, Path | str]:
         """(shown, file or variable) of the settings' embedder."""
@@ -196,7 +197,7 @@ class _Embedders:
         """``embedder minilm (hr.yaml)``, ``embedder wordllama (default)``, …, and a note
         when the served index was built with another embedder."""
         if dept.embedder is not None:
-            name = dept.embedder.strip().lower()
+            name = dept.embedder
             where = dept.source_file.name if dept.source_file is not None else "department file"
         else:
             name, where = self.default, self._settings_source()[0]
